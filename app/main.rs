@@ -1,0 +1,92 @@
+//! The teal demo and test app: a tiny std-only HTTP/1.1 server, compiled
+//! statically by build.rs so it runs in a `FROM scratch` image.
+//!
+//! Environment:
+//! - `PORT` (default 8080): port to listen on (all interfaces)
+//! - `VERSION` (default "dev"), `COLOR` (default ""): echoed on `/`
+//! - `HEALTHY` (default "1"): `/healthz` answers 200 when "1", else 503
+//! - `START_DELAY_MS` (default 0): sleep before listening (slow starts)
+//!
+//! `GET /` answers `<VERSION> <COLOR>\n`. Keep-alive is supported so load
+//! tests through a proxy measure the proxy, not connection setup.
+
+use std::env;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::thread;
+use std::time::Duration;
+
+fn main() {
+    let port = env::var("PORT").unwrap_or_else(|_| "8080".into());
+    let delay: u64 = env::var("START_DELAY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    if delay > 0 {
+        thread::sleep(Duration::from_millis(delay));
+    }
+    let bind = env::var("BIND").unwrap_or_else(|_| "0.0.0.0".into());
+    let listener = match TcpListener::bind(format!("{bind}:{port}")) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("app: cannot listen on {bind}:{port}: {e}");
+            std::process::exit(1);
+        }
+    };
+    eprintln!("app: listening on {bind}:{port}");
+    for stream in listener.incoming().flatten() {
+        thread::spawn(move || {
+            let _ = serve(stream);
+        });
+    }
+}
+
+fn serve(stream: TcpStream) -> std::io::Result<()> {
+    let version = env::var("VERSION").unwrap_or_else(|_| "dev".into());
+    let color = env::var("COLOR").unwrap_or_default();
+    let healthy = env::var("HEALTHY").map(|v| v == "1").unwrap_or(true);
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut out = stream;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line)? == 0 {
+            return Ok(());
+        }
+        let mut close = request_line.ends_with("HTTP/1.0\r\n");
+        let mut body_len = 0usize;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header)? == 0 {
+                return Ok(());
+            }
+            let h = header.trim_end().to_ascii_lowercase();
+            if h.is_empty() {
+                break;
+            }
+            if h == "connection: close" {
+                close = true;
+            } else if h == "connection: keep-alive" {
+                close = false;
+            } else if let Some(v) = h.strip_prefix("content-length:") {
+                body_len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        if body_len > 0 {
+            let mut skip = vec![0u8; body_len];
+            std::io::Read::read_exact(&mut reader, &mut skip)?;
+        }
+        let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+        let (status, body) = match path {
+            "/healthz" if healthy => ("200 OK", "ok\n".to_string()),
+            "/healthz" => ("503 Service Unavailable", "unhealthy\n".to_string()),
+            _ => ("200 OK", format!("{version} {color}\n")),
+        };
+        let conn = if close { "close" } else { "keep-alive" };
+        write!(
+            out,
+            "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: {conn}\r\n\r\n{body}",
+            body.len()
+        )?;
+        out.flush()?;
+        if close {
+            return Ok(());
+        }
+    }
+}

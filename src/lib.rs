@@ -1,0 +1,20 @@
+//! teal: GitOps blue/green deploys on Docker hosts.
+//!
+//! The module names are the architecture (DESIGN.md section 4):
+//! - `spec`: desired state: types, loading, validation, schema
+//! - `plan`: pure `plan(desired, observed) -> Plan` and its renderings
+//! - `source`: git2: resolve a revision, read a tree without a checkout
+//! - `drivers`: docker, nginx, haproxy: the only code touching the outside
+//! - `health`: http, tcp and exec probes with thresholds and deadlines
+//! - `engine`: runs a plan step by step through the drivers
+//! - `commands`: one thin module per subcommand
+//! - `app`: the bundled static demo app
+
+pub mod app;
+pub mod commands;
+pub mod drivers;
+pub mod engine;
+pub mod health;
+pub mod plan;
+pub mod source;
+pub mod spec;

@@ -1,0 +1,137 @@
+//! The planner: `plan(desired, observed) -> Plan`, a pure function (no IO, no
+//! async). `diff`, `plan`, `apply` and `daemon` all go through it; they differ
+//! only in where `Observed` comes from and whether the plan is executed.
+
+pub mod observed;
+pub mod render;
+
+use std::time::Duration;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::spec::{Color, Desired, Health, PerColor, Service};
+
+pub use observed::{Observed, ObservedContainer, ObservedService};
+
+/// Everything a reconcile pass (or a merge) would do, service by service,
+/// sorted by service name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Plan {
+    pub services: Vec<ServicePlan>,
+}
+
+impl Plan {
+    /// True when any service has a step or a refusal.
+    pub fn has_changes(&self) -> bool {
+        self.services.iter().any(|s| s.change != Change::None)
+    }
+
+    /// True when any service's change was refused.
+    pub fn has_refusals(&self) -> bool {
+        self.services.iter().any(|s| s.refused.is_some())
+    }
+}
+
+/// What happens to one service.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServicePlan {
+    pub service: String,
+    pub change: Change,
+    /// The color serving traffic before and after.
+    pub active: Transition<Option<Color>>,
+    /// The image of each color before and after (`None`: no containers).
+    pub images: PerColor<Transition<Option<String>>>,
+    /// The checks that must pass before traffic moves, when it moves.
+    pub gate: Option<Health>,
+    /// Ordered; empty when unchanged or refused.
+    pub steps: Vec<Step>,
+    /// Why nothing will be done for this service, when the change is unsafe.
+    pub refused: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    /// Nothing to do.
+    None,
+    /// A service that does not run yet.
+    Create,
+    /// A running service that changes.
+    Update,
+    /// A running service no longer in the repo.
+    Delete,
+    /// A change that would be unsafe; see `ServicePlan::refused`.
+    Refused,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Transition<T> {
+    pub from: T,
+    pub to: T,
+}
+
+impl<T: PartialEq> Transition<T> {
+    pub fn changed(&self) -> bool {
+        self.from != self.to
+    }
+}
+
+/// One idempotent step. The engine looks up the service's full desired spec
+/// by name; steps carry only what a reader of the plan needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    /// Make `image` present locally (pull only when missing).
+    PullImage { color: Color, image: String },
+    /// Ensure `replicas` running containers of `color` with spec `spec_hash`:
+    /// create missing ones, replace ones with another spec, start stopped ones.
+    StartColor {
+        color: Color,
+        image: String,
+        replicas: u32,
+        spec_hash: String,
+    },
+    /// Run the declared checks on every replica of `color`; fail the deploy
+    /// (and stop here) past the deadline.
+    WaitHealthy { color: Color },
+    /// Point the proxy at `to`. `from` is `None` on a first deploy.
+    Switch { from: Option<Color>, to: Color },
+    /// Rewrite the proxy entry without moving traffic to another color
+    /// (route or preview changed, replicas changed, drifted config).
+    Reroute { color: Color },
+    /// Let in-flight requests finish on `color`.
+    Drain {
+        color: Color,
+        #[serde(with = "crate::spec::duration::serde_human")]
+        duration: Duration,
+    },
+    /// Remove replicas of `color` with index >= `keep`.
+    RemoveReplicas { color: Color, keep: u32 },
+    /// Stop (but keep) the containers of `color` (`keep_idle: false`).
+    StopColor { color: Color },
+    /// Remove every container of `color` (its image was removed).
+    RemoveColor { color: Color },
+    /// Remove the proxy entry and every container of a deleted service.
+    RemoveService,
+}
+
+/// Plans every service in `desired` and every service in `observed` that is
+/// no longer desired.
+pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
+    let _ = (desired, observed);
+    todo!("planner")
+}
+
+/// sha256 of what the proxy needs to know about a service's route (host,
+/// path, port, preview), so a changed route is detected without comparing
+/// rendered config text.
+pub fn route_hash(svc: &Service) -> String {
+    let key = serde_json::json!({
+        "host": svc.route.host,
+        "path": svc.route.path,
+        "port": svc.port,
+        "preview": svc.preview,
+    });
+    hex::encode(Sha256::digest(key.to_string().as_bytes()))
+}

@@ -1,0 +1,81 @@
+//! Observed state: what Docker and the proxy report, as plain data. The
+//! drivers fill it on a live host; `diff` synthesises it from the base
+//! revision as if that revision were fully converged.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::spec::container::ContainerSpec;
+use crate::spec::{Color, Desired, PerColor};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Observed {
+    pub services: BTreeMap<String, ObservedService>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ObservedService {
+    /// The color the proxy sends traffic to; `None` when not routed.
+    pub live: Option<Color>,
+    /// Containers teal labelled for this service, per color, sorted by replica.
+    pub containers: PerColor<Vec<ObservedContainer>>,
+    /// Hash of the route the proxy serves for this service (see
+    /// `plan::route_hash`); `None` when the proxy has no entry. A value that
+    /// differs from the desired one means the route must be rewritten
+    /// (changed settings, or a hand-edited file).
+    pub route_hash: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObservedContainer {
+    pub name: String,
+    pub replica: u32,
+    pub image: String,
+    /// The `teal.spec` label.
+    pub spec_hash: String,
+    pub running: bool,
+    /// The `teal.commit` label.
+    pub commit: Option<String>,
+    /// Address on the managed network, when running.
+    pub addr: Option<IpAddr>,
+}
+
+impl Observed {
+    /// What a host would report after fully converging `desired`: each color
+    /// with an image runs its replicas (the idle one only with `keep_idle`),
+    /// and the proxy routes to the active color.
+    pub fn converged(desired: &Desired) -> Observed {
+        let mut services = BTreeMap::new();
+        for (name, svc) in &desired.services {
+            let mut obs = ObservedService {
+                live: Some(svc.active),
+                route_hash: Some(super::route_hash(svc)),
+                ..Default::default()
+            };
+            for color in Color::ALL {
+                if color != svc.active && !svc.switch.keep_idle {
+                    continue;
+                }
+                let Some(spec) = ContainerSpec::of(svc, color) else {
+                    continue;
+                };
+                let hash = spec.hash();
+                *obs.containers.get_mut(color) = (0..svc.replicas)
+                    .map(|n| ObservedContainer {
+                        name: spec.container_name(n),
+                        replica: n,
+                        image: spec.image.clone(),
+                        spec_hash: hash.clone(),
+                        running: true,
+                        commit: None,
+                        addr: None,
+                    })
+                    .collect();
+            }
+            services.insert(name.clone(), obs);
+        }
+        Observed { services }
+    }
+}

@@ -1,0 +1,177 @@
+//! The config files exactly as users write them. These types are the source
+//! of the JSON Schemas in `schemas/`; keep doc comments user-facing, they end
+//! up as schema descriptions shown by editors.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Color, RestartPolicy};
+
+/// `services/<name>.yaml`: one service; its name is the file stem.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "teal service")]
+pub struct ServiceFile {
+    /// The color that must serve traffic: blue or green.
+    pub active: Option<Color>,
+    /// The blue slot. A color with no image has no containers.
+    #[serde(default)]
+    pub blue: Option<ColorFile>,
+    /// The green slot. A color with no image has no containers.
+    #[serde(default)]
+    pub green: Option<ColorFile>,
+    /// The port the app listens on inside the container (1-65535).
+    pub port: Option<i64>,
+    /// Containers per color, 1-64. Default 1.
+    #[serde(default)]
+    pub replicas: Option<i64>,
+    /// Environment variables for both colors.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Overrides the image's command.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// Bind mounts or named volumes, `source:target[:ro]`.
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    /// Extra container labels (keys starting with `teal.` are reserved).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Docker restart policy. Default unless-stopped.
+    #[serde(default)]
+    pub restart: Option<RestartPolicy>,
+    /// Docker network to join; overrides `teal.yaml`. Default `teal`.
+    #[serde(default)]
+    pub network: Option<String>,
+    /// Where the proxy sends traffic for the active color.
+    pub route: Option<RouteFile>,
+    /// Makes the idle color reachable for testing before a switch.
+    #[serde(default)]
+    pub preview: Option<PreviewFile>,
+    /// Checks that gate every switch; fields override `teal.yaml`.
+    #[serde(default)]
+    pub health: Option<HealthFile>,
+    /// How traffic moves; fields override `teal.yaml`.
+    #[serde(default)]
+    pub switch: Option<SwitchFile>,
+}
+
+/// `teal.yaml`: optional repo-wide defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "teal repo defaults")]
+pub struct RepoFile {
+    /// Default health checks for every service.
+    #[serde(default)]
+    pub health: Option<HealthFile>,
+    /// Default switch behaviour for every service.
+    #[serde(default)]
+    pub switch: Option<SwitchFile>,
+    /// Default Docker network for every service.
+    #[serde(default)]
+    pub network: Option<String>,
+}
+
+/// One color's slot.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ColorFile {
+    /// Image reference, e.g. `registry.example.com/shop/web:1.4.2`.
+    #[serde(default)]
+    pub image: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    /// Host name the proxy matches, e.g. `shop.example.com`.
+    pub host: Option<String>,
+    /// Path prefix, starting with `/`. Default `/`.
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewFile {
+    /// Host name that reaches the idle color.
+    pub host: Option<String>,
+    /// CIDRs allowed to reach the preview, e.g. `10.0.0.0/8`. Empty: everyone.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthFile {
+    /// HTTP GET probe.
+    #[serde(default)]
+    pub http: Option<HttpProbeFile>,
+    /// TCP connect probe on the service port.
+    #[serde(default)]
+    pub tcp: Option<TcpProbeFile>,
+    /// Command run inside the container; exit 0 passes.
+    #[serde(default)]
+    pub exec: Option<Vec<String>>,
+    /// Time between probes, e.g. `1s`. Default 1s.
+    #[serde(default)]
+    pub interval: Option<DurationStr>,
+    /// Time one probe may take, e.g. `2s`. Default 2s.
+    #[serde(default)]
+    pub timeout: Option<DurationStr>,
+    /// Consecutive passes needed on every replica. Default 3.
+    #[serde(default)]
+    pub successes: Option<i64>,
+    /// Past it the deploy has failed, e.g. `60s`. Default 60s.
+    #[serde(default)]
+    pub deadline: Option<DurationStr>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpProbeFile {
+    /// Path to GET, starting with `/`.
+    pub path: Option<String>,
+    /// Expected status code. Default 200.
+    #[serde(default)]
+    pub status: Option<i64>,
+    /// Substring the response body must contain.
+    #[serde(default)]
+    pub body: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TcpProbeFile {}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchFile {
+    /// Time in-flight requests get to finish on the old color. Default 5s.
+    #[serde(default)]
+    pub drain: Option<DurationStr>,
+    /// Keep the old color running so a revert is instant. Default true.
+    #[serde(default)]
+    pub keep_idle: Option<bool>,
+}
+
+/// A human duration such as `500ms`, `2s` or `1m`. Kept as text here so that
+/// a bad value becomes a located validation error rather than a parse abort.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DurationStr(pub String);
+
+impl JsonSchema for DurationStr {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A duration such as 500ms, 2s or 1m.",
+            "pattern": "^\\s*[0-9]+\\s*(ns|us|ms|s|m|h|d)(\\s*[0-9]+\\s*(ns|us|ms|s|m|h|d))*\\s*$"
+        })
+    }
+}

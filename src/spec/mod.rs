@@ -1,0 +1,237 @@
+//! Desired state: the types users commit, loading them from a directory or a
+//! git tree, validation with `path:line:col` diagnostics, and JSON Schema.
+//!
+//! Two layers: `file` holds the serde types exactly as written in YAML (with
+//! `deny_unknown_fields`, options left unresolved, so the schema matches what
+//! users type); this module holds the resolved model the planner consumes,
+//! with repo-wide defaults from `teal.yaml` already applied.
+
+pub mod container;
+pub mod diag;
+pub mod duration;
+pub mod file;
+pub mod load;
+pub mod locate;
+pub mod schema;
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use diag::{Diagnostic, Diagnostics};
+pub use load::{load, RepoFiles};
+
+/// One of the two slots a service can run in.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Color {
+    Blue,
+    Green,
+}
+
+impl Color {
+    pub const ALL: [Color; 2] = [Color::Blue, Color::Green];
+
+    /// The other color.
+    pub fn other(self) -> Color {
+        match self {
+            Color::Blue => Color::Green,
+            Color::Green => Color::Blue,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Color::Blue => "blue",
+            Color::Green => "green",
+        }
+    }
+}
+
+impl fmt::Display for Color {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Color {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "blue" => Ok(Color::Blue),
+            "green" => Ok(Color::Green),
+            other => Err(format!("unknown color {other:?}, expected blue or green")),
+        }
+    }
+}
+
+/// A value per color.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PerColor<T> {
+    pub blue: T,
+    pub green: T,
+}
+
+impl<T> PerColor<T> {
+    pub fn get(&self, c: Color) -> &T {
+        match c {
+            Color::Blue => &self.blue,
+            Color::Green => &self.green,
+        }
+    }
+    pub fn get_mut(&mut self, c: Color) -> &mut T {
+        match c {
+            Color::Blue => &mut self.blue,
+            Color::Green => &mut self.green,
+        }
+    }
+}
+
+/// The whole desired state of one revision of the config repo.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Desired {
+    /// Keyed by service name (the file stem of `services/<name>.yaml`).
+    pub services: BTreeMap<String, Service>,
+}
+
+/// One service with every default resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Service {
+    pub name: String,
+    /// Path of the file it came from, relative to the repo root (for messages).
+    pub file: String,
+    pub active: Color,
+    /// The image of each color; `None` means the color has no containers.
+    pub images: PerColor<Option<String>>,
+    pub port: u16,
+    pub replicas: u32,
+    pub env: BTreeMap<String, String>,
+    pub command: Option<Vec<String>>,
+    pub volumes: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub restart: RestartPolicy,
+    /// Docker network the containers join.
+    pub network: String,
+    pub route: Route,
+    pub preview: Option<Preview>,
+    pub health: Health,
+    pub switch: Switch,
+}
+
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    No,
+    Always,
+    #[default]
+    UnlessStopped,
+    OnFailure,
+}
+
+impl RestartPolicy {
+    /// The name Docker uses for this policy.
+    pub fn as_docker(self) -> &'static str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::Always => "always",
+            RestartPolicy::UnlessStopped => "unless-stopped",
+            RestartPolicy::OnFailure => "on-failure",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Route {
+    pub host: String,
+    /// Path prefix, always starting with `/`. Default `/`.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Preview {
+    pub host: String,
+    /// CIDRs allowed to reach the preview; empty means everyone.
+    pub allow: Vec<ipnet::IpNet>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Health {
+    pub probe: Probe,
+    #[serde(with = "duration::serde_human")]
+    pub interval: Duration,
+    #[serde(with = "duration::serde_human")]
+    pub timeout: Duration,
+    /// Consecutive passes needed on every replica.
+    pub successes: u32,
+    /// Past it the deploy has failed and traffic stays where it is.
+    #[serde(with = "duration::serde_human")]
+    pub deadline: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Probe {
+    Http {
+        path: String,
+        status: u16,
+        /// Optional substring the body must contain.
+        body: Option<String>,
+    },
+    Tcp,
+    Exec(Vec<String>),
+}
+
+impl fmt::Display for Probe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Probe::Http { path, status, body } => {
+                write!(f, "http GET {path} -> {status}")?;
+                if let Some(b) = body {
+                    write!(f, " containing {b:?}")?;
+                }
+                Ok(())
+            }
+            Probe::Tcp => f.write_str("tcp connect"),
+            Probe::Exec(cmd) => write!(f, "exec {}", cmd.join(" ")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Switch {
+    #[serde(with = "duration::serde_human")]
+    pub drain: Duration,
+    pub keep_idle: bool,
+}
+
+/// Defaults used when neither the service nor `teal.yaml` says otherwise.
+pub mod defaults {
+    use std::time::Duration;
+    pub const REPLICAS: u32 = 1;
+    pub const NETWORK: &str = "teal";
+    pub const ROUTE_PATH: &str = "/";
+    pub const HTTP_STATUS: u16 = 200;
+    pub const INTERVAL: Duration = Duration::from_secs(1);
+    pub const TIMEOUT: Duration = Duration::from_secs(2);
+    pub const SUCCESSES: u32 = 3;
+    pub const DEADLINE: Duration = Duration::from_secs(60);
+    pub const DRAIN: Duration = Duration::from_secs(5);
+    pub const KEEP_IDLE: bool = true;
+}

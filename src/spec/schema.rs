@@ -1,0 +1,1 @@
+//! JSON Schemas of the config files, generated from the types in `file`.

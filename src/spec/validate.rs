@@ -1,0 +1,1 @@
+//! Semantic rules over the parsed files; every problem is collected.
