@@ -3,3 +3,13 @@
 
 /// The statically linked demo app, ready to copy into an image as `/app`.
 pub static DEMO_APP: &[u8] = include_bytes!(env!("TEAL_DEMO_APP"));
+
+/// Writes the demo app into `dir` as an executable file named `app` and
+/// returns its path (for a docker build context, or to run it locally).
+pub fn write_binary(dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("app");
+    std::fs::write(&path, DEMO_APP)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(path)
+}

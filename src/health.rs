@@ -1,1 +1,409 @@
-//! TODO(owner): see module list in lib.rs
+//! Health checks declared in the commit: http, tcp and exec probes run
+//! against every replica of a color, with interval, per-probe timeout,
+//! consecutive successes and an overall deadline. The result says, per
+//! replica, what failed and why.
+
+use std::fmt;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::spec::{Health, Probe};
+
+/// One replica to check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub container: String,
+    pub addr: IpAddr,
+}
+
+/// How one replica fared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaReport {
+    pub container: String,
+    /// Consecutive passes at the end.
+    pub passes: u32,
+    /// Probes run in all.
+    pub attempts: u32,
+    /// The last failure, if the replica did not pass.
+    pub last_error: Option<String>,
+}
+
+/// The checks did not pass on every replica before the deadline.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct HealthFailure {
+    pub deadline: Duration,
+    pub needed: u32,
+    pub replicas: Vec<ReplicaReport>,
+}
+
+impl fmt::Display for HealthFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let failed: Vec<_> = self
+            .replicas
+            .iter()
+            .filter(|r| r.passes < self.needed)
+            .collect();
+        write!(
+            f,
+            "health checks did not pass within {} ({} of {} replicas failed)",
+            crate::spec::duration::format(self.deadline),
+            failed.len(),
+            self.replicas.len()
+        )?;
+        for r in failed {
+            let why = r.last_error.as_deref().unwrap_or("no probe completed");
+            write!(
+                f,
+                "; {}: {} ({}/{} consecutive passes after {} attempts)",
+                r.container, why, r.passes, self.needed, r.attempts
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `exec` probes inside a container; the Docker driver implements it.
+/// Returns the command's exit code.
+pub trait Exec: Sync {
+    fn exec(
+        &self,
+        container: &str,
+        cmd: &[String],
+        timeout: Duration,
+    ) -> impl Future<Output = Result<i64, String>> + Send;
+}
+
+/// Probes every target until each has `health.successes` consecutive
+/// passes, or fails once `health.deadline` has passed.
+pub async fn wait_healthy<E: Exec>(
+    health: &Health,
+    port: u16,
+    targets: &[Target],
+    exec: &E,
+) -> Result<Vec<ReplicaReport>, HealthFailure> {
+    let client = http_client();
+    let runs = targets
+        .iter()
+        .map(|t| check_replica(health, port, t, exec, &client));
+    let reports = futures_util::future::join_all(runs).await;
+    if reports.iter().all(|r| r.passes >= health.successes) {
+        Ok(reports)
+    } else {
+        Err(HealthFailure {
+            deadline: health.deadline,
+            needed: health.successes,
+            replicas: reports,
+        })
+    }
+}
+
+async fn check_replica<E: Exec>(
+    health: &Health,
+    port: u16,
+    target: &Target,
+    exec: &E,
+    client: &reqwest::Client,
+) -> ReplicaReport {
+    let mut report = ReplicaReport {
+        container: target.container.clone(),
+        passes: 0,
+        attempts: 0,
+        last_error: None,
+    };
+    let deadline = tokio::time::Instant::now() + health.deadline;
+    loop {
+        let started = tokio::time::Instant::now();
+        report.attempts += 1;
+        let probe = probe_once(&health.probe, port, target, health.timeout, exec, client);
+        match tokio::time::timeout(health.timeout, probe).await {
+            Ok(Ok(())) => {
+                report.passes += 1;
+                report.last_error = None;
+            }
+            Ok(Err(e)) => {
+                report.passes = 0;
+                report.last_error = Some(e);
+            }
+            Err(_) => {
+                report.passes = 0;
+                let t = crate::spec::duration::format(health.timeout);
+                report.last_error = Some(format!("{} timed out after {t}", health.probe));
+            }
+        }
+        if report.passes >= health.successes {
+            return report;
+        }
+        let next = started + health.interval;
+        if next >= deadline {
+            return report;
+        }
+        tokio::time::sleep_until(next).await;
+    }
+}
+
+/// Runs one probe against one replica.
+pub async fn probe_once<E: Exec>(
+    probe: &Probe,
+    port: u16,
+    target: &Target,
+    timeout: Duration,
+    exec: &E,
+    client: &reqwest::Client,
+) -> Result<(), String> {
+    let addr = SocketAddr::new(target.addr, port);
+    match probe {
+        Probe::Tcp => {
+            let mut s = TcpStream::connect(addr)
+                .await
+                .map_err(|e| format!("tcp connect {addr}: {e}"))?;
+            let _ = s.shutdown().await;
+            Ok(())
+        }
+        Probe::Http { path, status, body } => {
+            let url = format!("http://{addr}{path}");
+            let resp = client
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| format!("GET {url}: {e}"))?;
+            let got = resp.status().as_u16();
+            if got != *status {
+                return Err(format!("GET {url} -> {got} (expected {status})"));
+            }
+            if let Some(want) = body {
+                let text = resp
+                    .text()
+                    .await
+                    .map_err(|e| format!("GET {url}: body: {e}"))?;
+                if !text.contains(want.as_str()) {
+                    return Err(format!("GET {url}: body does not contain {want:?}"));
+                }
+            }
+            Ok(())
+        }
+        Probe::Exec(cmd) => match exec.exec(&target.container, cmd, timeout).await {
+            Ok(0) => Ok(()),
+            Ok(code) => Err(format!("exec {} exited {code}", cmd.join(" "))),
+            Err(e) => Err(format!("exec {}: {e}", cmd.join(" "))),
+        },
+    }
+}
+
+/// A client for probes: no proxy from the environment (probes go straight
+/// to the container), no connection reuse (each probe is a fresh connect,
+/// as a new client of the app would be).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("static reqwest client configuration")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, TcpListener};
+    use std::process::{Child, Command};
+
+    /// The real demo app as a local process, killed on drop.
+    struct App {
+        child: Child,
+        port: u16,
+        _dir: tempfile::TempDir,
+    }
+
+    impl App {
+        fn start(healthy: bool) -> App {
+            let dir = tempfile::tempdir().unwrap();
+            let bin = crate::app::write_binary(dir.path()).unwrap();
+            let port = free_port();
+            let child = Command::new(bin)
+                .env("BIND", "127.0.0.1")
+                .env("PORT", port.to_string())
+                .env("HEALTHY", if healthy { "1" } else { "0" })
+                .spawn()
+                .unwrap();
+            for _ in 0..100 {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            App {
+                child,
+                port,
+                _dir: dir,
+            }
+        }
+    }
+
+    impl Drop for App {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    struct FixedExec(i64);
+    impl Exec for FixedExec {
+        async fn exec(&self, _: &str, _: &[String], _: Duration) -> Result<i64, String> {
+            Ok(self.0)
+        }
+    }
+
+    fn health(probe: Probe, successes: u32, deadline_ms: u64) -> Health {
+        Health {
+            probe,
+            interval: Duration::from_millis(50),
+            timeout: Duration::from_millis(500),
+            successes,
+            deadline: Duration::from_millis(deadline_ms),
+        }
+    }
+
+    fn http(status: u16, body: Option<&str>) -> Probe {
+        Probe::Http {
+            path: "/healthz".into(),
+            status,
+            body: body.map(Into::into),
+        }
+    }
+
+    fn local(name: &str) -> Vec<Target> {
+        vec![Target {
+            container: name.into(),
+            addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }]
+    }
+
+    #[tokio::test]
+    async fn http_probe_passes_on_a_healthy_app() {
+        let app = App::start(true);
+        let reports = wait_healthy(
+            &health(http(200, Some("ok")), 3, 5000),
+            app.port,
+            &local("a"),
+            &FixedExec(0),
+        )
+        .await
+        .expect("healthy app passes");
+        assert_eq!(reports[0].passes, 3);
+        assert_eq!(reports[0].attempts, 3);
+    }
+
+    #[tokio::test]
+    async fn http_probe_reports_the_status_of_an_unhealthy_app() {
+        let app = App::start(false);
+        let err = wait_healthy(
+            &health(http(200, None), 2, 400),
+            app.port,
+            &local("web-green-0"),
+            &FixedExec(0),
+        )
+        .await
+        .expect_err("503 must fail");
+        let msg = err.to_string();
+        assert!(msg.contains("web-green-0: GET http://127.0.0.1:"), "{msg}");
+        assert!(msg.contains("/healthz -> 503 (expected 200)"), "{msg}");
+        assert!(
+            err.replicas[0].attempts >= 3,
+            "kept probing until the deadline: {err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn http_probe_checks_the_body() {
+        let app = App::start(true);
+        let err = wait_healthy(
+            &health(http(200, Some("ready")), 1, 300),
+            app.port,
+            &local("a"),
+            &FixedExec(0),
+        )
+        .await
+        .expect_err("body lacks 'ready'");
+        assert!(
+            err.to_string().contains("body does not contain \"ready\""),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn tcp_probe_passes_on_listen_and_fails_on_closed_port() {
+        let app = App::start(false);
+        wait_healthy(
+            &health(Probe::Tcp, 2, 2000),
+            app.port,
+            &local("a"),
+            &FixedExec(0),
+        )
+        .await
+        .expect("tcp connect passes even when /healthz says 503");
+        let closed = free_port();
+        let err = wait_healthy(
+            &health(Probe::Tcp, 1, 200),
+            closed,
+            &local("a"),
+            &FixedExec(0),
+        )
+        .await
+        .expect_err("nothing listens");
+        assert!(
+            err.to_string()
+                .contains(&format!("tcp connect 127.0.0.1:{closed}")),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_replica_must_pass() {
+        let good = App::start(true);
+        let h = health(http(200, None), 1, 300);
+        let two = vec![
+            Target {
+                container: "r0".into(),
+                addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            },
+            Target {
+                container: "r1".into(),
+                addr: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)),
+            },
+        ];
+        // 127.0.0.2 has nothing on good.port: r1 fails, r0 passes, color fails.
+        let err = wait_healthy(&h, good.port, &two, &FixedExec(0))
+            .await
+            .expect_err("r1 fails");
+        assert_eq!(err.replicas[0].passes, 1);
+        assert!(err.to_string().contains("1 of 2 replicas failed"), "{err}");
+        assert!(
+            err.to_string().contains("r1: GET http://127.0.0.2:"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn exec_probe_uses_the_exit_code() {
+        let cmd = Probe::Exec(vec!["check".into()]);
+        wait_healthy(&health(cmd.clone(), 2, 1000), 1, &local("a"), &FixedExec(0))
+            .await
+            .unwrap();
+        let err = wait_healthy(&health(cmd, 1, 100), 1, &local("a"), &FixedExec(3))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("exec check exited 3"), "{err}");
+    }
+}
