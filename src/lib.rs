@@ -7,11 +7,13 @@
 //! - `drivers`: docker, nginx, haproxy: the only code touching the outside
 //! - `health`: http, tcp and exec probes with thresholds and deadlines
 //! - `engine`: runs a plan step by step through the drivers
+//! - `config`: the host config (not in git)
 //! - `commands`: one thin module per subcommand
 //! - `app`: the bundled static demo app
 
 pub mod app;
 pub mod commands;
+pub mod config;
 pub mod drivers;
 pub mod engine;
 pub mod health;

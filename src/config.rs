@@ -1,0 +1,254 @@
+//! The host config (`/etc/teal/daemon.yaml`, DESIGN section 2): where the
+//! repo is, how to reach Docker, which proxy to drive, where state lives.
+//! Not in git; secrets are referenced by file path, never inlined.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Default location of the host config.
+pub const DEFAULT_PATH: &str = "/etc/teal/daemon.yaml";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    pub repo: RepoConfig,
+    #[serde(default)]
+    pub docker: DockerConfig,
+    pub proxy: ProxyConfig,
+    /// Where teal keeps its clone, lock and event log.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Address of the status API (status, metrics, webhook).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoConfig {
+    /// A local path, `file://`, `https://` or `ssh://` URL.
+    pub url: String,
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    /// Where `teal.yaml` and `services/` live inside the repo.
+    #[serde(default = "default_repo_path")]
+    pub path: String,
+    #[serde(default = "default_poll", with = "crate::spec::duration::serde_human")]
+    pub poll: Duration,
+    /// Private key for `ssh://` URLs.
+    #[serde(default)]
+    pub ssh_key: Option<PathBuf>,
+    /// File holding a token for `https://` URLs.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// File holding the webhook HMAC secret.
+    #[serde(default)]
+    pub webhook_secret_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerConfig {
+    /// `unix:///var/run/docker.sock` or `tcp://host:2375`; default: the
+    /// `DOCKER_HOST` convention.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// The Docker network teal manages and attaches containers to.
+    #[serde(default = "default_network")]
+    pub network: String,
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        DockerConfig {
+            host: None,
+            network: default_network(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyKind {
+    Haproxy,
+    Nginx,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    pub kind: ProxyKind,
+    /// Address the proxy serves traffic on.
+    #[serde(default = "default_proxy_listen")]
+    pub listen: String,
+    #[serde(default)]
+    pub haproxy: HaproxySettings,
+    #[serde(default)]
+    pub nginx: NginxSettings,
+    /// True: teal starts and owns the proxy process itself (demo, tests).
+    #[serde(default)]
+    pub managed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaproxySettings {
+    pub config: PathBuf,
+    pub socket: PathBuf,
+    pub reload: Vec<String>,
+}
+
+impl Default for HaproxySettings {
+    fn default() -> Self {
+        HaproxySettings {
+            config: "/etc/haproxy/teal.cfg".into(),
+            socket: "/run/haproxy/admin.sock".into(),
+            reload: vec!["systemctl".into(), "reload".into(), "haproxy".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NginxSettings {
+    pub conf_dir: PathBuf,
+    pub test: Vec<String>,
+    pub reload: Vec<String>,
+}
+
+impl Default for NginxSettings {
+    fn default() -> Self {
+        NginxSettings {
+            conf_dir: "/etc/nginx/conf.d".into(),
+            test: vec!["nginx".into(), "-t".into()],
+            reload: vec!["nginx".into(), "-s".into(), "reload".into()],
+        }
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    "/var/lib/teal".into()
+}
+fn default_listen() -> String {
+    "127.0.0.1:9470".into()
+}
+fn default_branch() -> String {
+    "main".into()
+}
+fn default_repo_path() -> String {
+    "/".into()
+}
+fn default_poll() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_network() -> String {
+    crate::spec::defaults::NETWORK.into()
+}
+fn default_proxy_listen() -> String {
+    "0.0.0.0:80".into()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read the host config: {source}; pass --config FILE or create it (see README, 'Host config')")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{col}: {message}")]
+    Parse {
+        path: String,
+        line: usize,
+        col: usize,
+        message: String,
+    },
+}
+
+impl HostConfig {
+    /// Reads and parses a host config file.
+    pub fn load(path: &Path) -> Result<HostConfig, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::parse(&shown, &text)
+    }
+
+    /// Parses host config text; errors carry `path:line:col`.
+    pub fn parse(path: &str, text: &str) -> Result<HostConfig, ConfigError> {
+        serde_yaml::from_str(text).map_err(|e| {
+            let (line, col) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            ConfigError::Parse {
+                path: path.into(),
+                line,
+                col,
+                message: strip_location(&e.to_string()),
+            }
+        })
+    }
+}
+
+/// serde_yaml appends " at line X column Y" to messages; we print the
+/// position as a `path:line:col` prefix instead.
+fn strip_location(msg: &str) -> String {
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = HostConfig::parse("d.yaml", "repo: {url: /srv/deploy}\nproxy: {kind: nginx}\n")
+            .unwrap();
+        assert_eq!(c.repo.branch, "main");
+        assert_eq!(c.repo.poll, Duration::from_secs(15));
+        assert_eq!(c.docker.network, "teal");
+        assert_eq!(c.listen, "127.0.0.1:9470");
+        assert_eq!(c.proxy.nginx.test, ["nginx", "-t"]);
+        assert!(!c.proxy.managed);
+    }
+
+    #[test]
+    fn unknown_field_is_located() {
+        let err = HostConfig::parse(
+            "d.yaml",
+            "repo:\n  url: x\n  brnach: main\nproxy: {kind: nginx}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("d.yaml:3:3: repo: unknown field `brnach`, expected one of"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_duration_and_kind_are_errors() {
+        let err = HostConfig::parse(
+            "d.yaml",
+            "repo: {url: x, poll: soon}\nproxy: {kind: nginx}\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("invalid duration \"soon\""),
+            "{err}"
+        );
+        let err =
+            HostConfig::parse("d.yaml", "repo: {url: x}\nproxy: {kind: traefik}\n").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown variant `traefik`"),
+            "{err}"
+        );
+    }
+}
