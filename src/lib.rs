@@ -18,6 +18,7 @@ pub mod drivers;
 pub mod engine;
 pub mod health;
 pub mod observe;
+
 pub mod plan;
 pub mod source;
 pub mod spec;

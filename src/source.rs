@@ -1,1 +1,3 @@
-//! TODO(owner): see module list in lib.rs
+//! git2: fetch, resolve a revision, read a tree without a checkout.
+
+pub mod fetch;
