@@ -15,9 +15,9 @@ pub mod app;
 pub mod commands;
 pub mod config;
 pub mod drivers;
-pub mod engine;
+// pub mod engine; (waits on drivers)
 pub mod health;
-pub mod observe;
+// pub mod observe;
 
 pub mod plan;
 pub mod source;

@@ -4,7 +4,17 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{Desired, Diagnostics};
+use serde::de::DeserializeOwned;
+
+use super::file::{RepoFile, ServiceFile};
+use super::locate::Locator;
+use super::validate::{resolve_service, Ctx, Source};
+use super::{Desired, Diagnostic, Diagnostics};
+
+/// Path of the optional repo-wide defaults file.
+pub const REPO_FILE: &str = "teal.yaml";
+/// Directory holding one file per service.
+pub const SERVICES_DIR: &str = "services";
 
 /// The files of one revision of a config repo: `teal.yaml` (optional) and
 /// `services/*.yaml`, keyed by path relative to the repo's config root,
@@ -19,13 +29,174 @@ pub struct RepoFiles {
 impl RepoFiles {
     /// Reads `teal.yaml` and `services/*.yaml` under `dir`.
     pub fn from_dir(dir: &Path) -> std::io::Result<RepoFiles> {
-        let _ = dir;
-        todo!("spec loader")
+        let mut files = BTreeMap::new();
+        match std::fs::read_to_string(dir.join(REPO_FILE)) {
+            Ok(t) => {
+                files.insert(REPO_FILE.to_string(), t);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let services = dir.join(SERVICES_DIR);
+        let has_services_dir = services.is_dir();
+        if has_services_dir {
+            for entry in std::fs::read_dir(&services)? {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if is_service_file(&name) && entry.file_type()?.is_file() {
+                    files.insert(
+                        format!("{SERVICES_DIR}/{name}"),
+                        std::fs::read_to_string(entry.path())?,
+                    );
+                }
+            }
+        }
+        Ok(RepoFiles {
+            files,
+            has_services_dir,
+        })
+    }
+
+    /// Adds a file read from elsewhere (a git tree), keeping only the files
+    /// teal reads. `path` is relative to the config root.
+    pub fn insert(&mut self, path: &str, text: String) {
+        if path == REPO_FILE {
+            self.files.insert(path.to_string(), text);
+        } else if let Some(name) = path.strip_prefix("services/") {
+            self.has_services_dir = true;
+            if is_service_file(name) {
+                self.files.insert(path.to_string(), text);
+            }
+        }
     }
 }
 
-/// Parses and validates every file, returning every problem at once.
+/// Files under `services/` that teal reads: `*.yaml`, not hidden, no subdirectories.
+pub fn is_service_file(name: &str) -> bool {
+    name.ends_with(".yaml") && !name.starts_with('.') && !name.contains('/')
+}
+
+/// Parses and validates every file, returning every problem at once, sorted
+/// by file and position.
 pub fn load(files: &RepoFiles) -> Result<Desired, Diagnostics> {
-    let _ = files;
-    todo!("spec loader")
+    let mut diags = Vec::new();
+    if !files.has_services_dir {
+        diags.push(Diagnostic::new(
+            "services/",
+            0,
+            0,
+            "no services directory: create services/<name>.yaml, one file per service",
+        ));
+        return Err(Diagnostics(diags));
+    }
+    let repo_text = files.files.get(REPO_FILE).map(String::as_str).unwrap_or("");
+    let repo_loc = Locator::new(repo_text);
+    let repo: RepoFile = if repo_text.trim().is_empty() {
+        RepoFile::default()
+    } else {
+        parse(REPO_FILE, repo_text, &mut diags).unwrap_or_default()
+    };
+    let mut desired = Desired::default();
+    for (path, text) in &files.files {
+        let Some(file_name) = path.strip_prefix("services/") else {
+            continue;
+        };
+        let name = file_name.trim_end_matches(".yaml");
+        if is_blank(text) {
+            diags.push(Diagnostic::new(path, 1, 1, "empty service file: it needs at least active, a color with an image, port and route"));
+            continue;
+        }
+        let Some(file) = parse::<ServiceFile>(path, text, &mut diags) else {
+            continue;
+        };
+        let loc = Locator::new(text);
+        let mut ctx = Ctx {
+            svc: Source { path, loc: &loc },
+            repo: Source {
+                path: REPO_FILE,
+                loc: &repo_loc,
+            },
+            diags: &mut diags,
+        };
+        if let Some(svc) = resolve_service(&mut ctx, name, &file, &repo) {
+            desired.services.insert(name.to_string(), svc);
+        }
+    }
+    check_routes(&desired, files, &mut diags);
+    diags.sort();
+    diags.dedup();
+    if diags.is_empty() {
+        Ok(desired)
+    } else {
+        Err(Diagnostics(diags))
+    }
+}
+
+fn is_blank(text: &str) -> bool {
+    text.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#') || l == "---"
+    })
+}
+
+/// Deserialises one file; a syntax error, unknown field or wrong type
+/// becomes a located diagnostic.
+fn parse<T: DeserializeOwned>(path: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Option<T> {
+    match serde_yaml::from_str(text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+            diags.push(Diagnostic::new(
+                path,
+                line,
+                col,
+                serde_message(&e.to_string()),
+            ));
+            None
+        }
+    }
+}
+
+/// serde_yaml's message without its trailing " at line X column Y" (the
+/// position is printed as a prefix), with backticks as quotes.
+fn serde_message(msg: &str) -> String {
+    let msg = match msg.find(" at line ") {
+        Some(i) => &msg[..i],
+        None => msg,
+    };
+    msg.replace('`', "\"")
+}
+
+/// Each route host+path serves one service; a preview host is not a route host.
+fn check_routes(desired: &Desired, files: &RepoFiles, diags: &mut Vec<Diagnostic>) {
+    let mut seen: BTreeMap<(String, String), &str> = BTreeMap::new();
+    let route_hosts: BTreeMap<&str, &str> = desired
+        .services
+        .values()
+        .map(|s| (s.route.host.as_str(), s.file.as_str()))
+        .collect();
+    for svc in desired.services.values() {
+        let key = (svc.route.host.clone(), svc.route.path.clone());
+        let loc = || Locator::new(files.files.get(&svc.file).map_or("", |t| t.as_str()));
+        if let Some(other) = seen.get(&key) {
+            let (line, col) = loc().pos(&["route", "host"]);
+            let msg = format!(
+                "route {}{} is already served by {other}: each host and path belongs to one service",
+                key.0, key.1
+            );
+            diags.push(Diagnostic::new(&svc.file, line, col, msg));
+        } else {
+            seen.insert(key, &svc.file);
+        }
+        if let Some(p) = &svc.preview {
+            if let Some(owner) = route_hosts.get(p.host.as_str()).filter(|f| **f != svc.file) {
+                let (line, col) = loc().pos(&["preview", "host"]);
+                let msg = format!(
+                    "preview host {} is the route host of {owner}: use a host of its own",
+                    p.host
+                );
+                diags.push(Diagnostic::new(&svc.file, line, col, msg));
+            }
+        }
+    }
 }

@@ -15,6 +15,9 @@ pub mod locate;
 pub mod schema;
 pub mod validate;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
