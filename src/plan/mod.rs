@@ -4,6 +4,10 @@
 
 pub mod observed;
 pub mod render;
+mod service;
+
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 
@@ -119,8 +123,22 @@ pub enum Step {
 /// Plans every service in `desired` and every service in `observed` that is
 /// no longer desired.
 pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
-    let _ = (desired, observed);
-    todo!("planner")
+    let names: std::collections::BTreeSet<&String> = desired
+        .services
+        .keys()
+        .chain(observed.services.keys())
+        .collect();
+    let services = names
+        .into_iter()
+        .map(|name| {
+            service::plan_service(
+                name,
+                desired.services.get(name),
+                observed.services.get(name),
+            )
+        })
+        .collect();
+    Plan { services }
 }
 
 /// sha256 of what the proxy needs to know about a service's route (host,

@@ -44,8 +44,8 @@ pub struct ObservedContainer {
 
 impl Observed {
     /// What a host would report after fully converging `desired`: each color
-    /// with an image runs its replicas (the idle one only with `keep_idle`),
-    /// and the proxy routes to the active color.
+    /// with an image has its replicas (the idle one stopped unless
+    /// `keep_idle`), and the proxy routes to the active color.
     pub fn converged(desired: &Desired) -> Observed {
         let mut services = BTreeMap::new();
         for (name, svc) in &desired.services {
@@ -55,9 +55,7 @@ impl Observed {
                 ..Default::default()
             };
             for color in Color::ALL {
-                if color != svc.active && !svc.switch.keep_idle {
-                    continue;
-                }
+                let running = color == svc.active || svc.switch.keep_idle;
                 let Some(spec) = ContainerSpec::of(svc, color) else {
                     continue;
                 };
@@ -68,7 +66,7 @@ impl Observed {
                         replica: n,
                         image: spec.image.clone(),
                         spec_hash: hash.clone(),
-                        running: true,
+                        running,
                         commit: None,
                         addr: None,
                     })

@@ -1,0 +1,261 @@
+//! Planning one service: the ordered steps that take what runs to what the
+//! commit asks for, or a refusal when that would disturb live traffic.
+
+use crate::spec::container::ContainerSpec;
+use crate::spec::{Color, PerColor, Service};
+
+use super::{
+    route_hash, Change, ObservedContainer, ObservedService, ServicePlan, Step, Transition,
+};
+
+/// How the containers of one color compare with its desired spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Exactly the desired replicas, all running with the desired spec.
+    Ready,
+    /// Every desired replica exists with the right spec, some are stopped.
+    Stopped,
+    /// Replicas must be created or replaced (a pull may be needed).
+    Create,
+    /// Replicas 0..n are ready, and higher replicas must go (scale down).
+    Extra,
+    /// No desired image and no containers.
+    Absent,
+    /// No desired image but containers exist.
+    Remove,
+}
+
+fn state(svc: &Service, color: Color, have: &[ObservedContainer]) -> State {
+    let Some(spec) = ContainerSpec::of(svc, color) else {
+        return if have.is_empty() {
+            State::Absent
+        } else {
+            State::Remove
+        };
+    };
+    let hash = spec.hash();
+    let want = svc.replicas;
+    let ok = |n: u32| {
+        have.iter()
+            .find(|c| c.replica == n)
+            .filter(|c| c.spec_hash == hash)
+    };
+    if (0..want).any(|n| ok(n).is_none()) {
+        return State::Create;
+    }
+    if (0..want).any(|n| ok(n).is_some_and(|c| !c.running)) {
+        return State::Stopped;
+    }
+    if have.iter().any(|c| c.replica >= want) {
+        return State::Extra;
+    }
+    State::Ready
+}
+
+/// Steps that bring `color` to `Ready` (without health checks).
+fn start(svc: &Service, color: Color, st: State, steps: &mut Vec<Step>) {
+    let Some(spec) = ContainerSpec::of(svc, color) else {
+        return;
+    };
+    if st == State::Create {
+        steps.push(Step::PullImage {
+            color,
+            image: spec.image.clone(),
+        });
+    }
+    if matches!(st, State::Create | State::Stopped) {
+        steps.push(Step::StartColor {
+            color,
+            image: spec.image.clone(),
+            replicas: svc.replicas,
+            spec_hash: spec.hash(),
+        });
+    }
+}
+
+fn image_of(have: &[ObservedContainer]) -> Option<String> {
+    have.first().map(|c| c.image.clone())
+}
+
+/// Plans one service; `desired` or `observed` is `None` for a new or a
+/// deleted service.
+pub(super) fn plan_service(
+    name: &str,
+    desired: Option<&Service>,
+    observed: Option<&ObservedService>,
+) -> ServicePlan {
+    let empty = ObservedService::default();
+    let obs = observed.unwrap_or(&empty);
+    let images = PerColor {
+        blue: Transition {
+            from: image_of(&obs.containers.blue),
+            to: desired.and_then(|d| d.images.blue.clone()),
+        },
+        green: Transition {
+            from: image_of(&obs.containers.green),
+            to: desired.and_then(|d| d.images.green.clone()),
+        },
+    };
+    let mut plan = ServicePlan {
+        service: name.to_string(),
+        change: Change::None,
+        active: Transition {
+            from: obs.live,
+            to: desired.map(|d| d.active),
+        },
+        images,
+        gate: None,
+        steps: vec![],
+        refused: None,
+    };
+    let Some(svc) = desired else {
+        plan.steps.push(Step::RemoveService);
+        plan.change = Change::Delete;
+        return plan;
+    };
+    if let Some(why) = refusal(svc, obs) {
+        plan.change = Change::Refused;
+        plan.refused = Some(why);
+        return plan;
+    }
+    plan.steps = steps(svc, obs);
+    if plan
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::WaitHealthy { .. }))
+    {
+        plan.gate = Some(svc.health.clone());
+    }
+    let exists =
+        obs.live.is_some() || !obs.containers.blue.is_empty() || !obs.containers.green.is_empty();
+    plan.change = match (plan.steps.is_empty(), exists) {
+        (true, _) => Change::None,
+        (false, false) => Change::Create,
+        (false, true) => Change::Update,
+    };
+    plan
+}
+
+/// The live color keeps serving while it is live: a change to its
+/// container spec without a flip would restart it under traffic.
+fn refusal(svc: &Service, obs: &ObservedService) -> Option<String> {
+    let live = obs.live.filter(|l| *l == svc.active)?;
+    let spec = ContainerSpec::of(svc, live)?;
+    let hash = spec.hash();
+    let running = obs.containers.get(live);
+    let stale = running.iter().find(|c| c.spec_hash != hash)?;
+    let idle = live.other();
+    let what = if stale.image != spec.image {
+        format!(
+            "the image of {live}, the color serving traffic, would change from {} to {}",
+            stale.image, spec.image
+        )
+    } else {
+        format!("the container settings (env, command, port, volumes, labels, restart or network) of {live}, the color serving traffic, would change")
+    };
+    let how = if stale.image != spec.image {
+        format!("'teal bump {} {}' does exactly that", svc.name, spec.image)
+    } else {
+        "the idle color picks up the new settings and is checked before traffic moves".to_string()
+    };
+    Some(format!(
+        "{}: {what}: that restarts the live color under traffic. Stage the change on the idle color ({idle}) and flip active in the same commit; {how}.",
+        svc.file
+    ))
+}
+
+fn steps(svc: &Service, obs: &ObservedService) -> Vec<Step> {
+    let target = svc.active;
+    let idle = target.other();
+    let st = state(svc, target, obs.containers.get(target));
+    let mut steps = Vec::new();
+    let route_stale = obs.route_hash.as_deref() != Some(route_hash(svc).as_str());
+    if obs.live != Some(target) {
+        // A new color takes traffic: start what is missing, check, switch.
+        start(svc, target, st, &mut steps);
+        steps.push(Step::WaitHealthy { color: target });
+        steps.push(Step::Switch {
+            from: obs.live,
+            to: target,
+        });
+        if st == State::Extra {
+            steps.push(Step::RemoveReplicas {
+                color: target,
+                keep: svc.replicas,
+            });
+        }
+        if let Some(old) = obs.live {
+            steps.push(Step::Drain {
+                color: old,
+                duration: svc.switch.drain,
+            });
+        }
+    } else {
+        match st {
+            State::Ready if route_stale => steps.push(Step::Reroute { color: target }),
+            State::Ready | State::Absent | State::Remove => {}
+            State::Extra => {
+                steps.push(Step::Reroute { color: target });
+                steps.push(Step::RemoveReplicas {
+                    color: target,
+                    keep: svc.replicas,
+                });
+            }
+            State::Create | State::Stopped => {
+                // Missing or stopped replicas of the live color (scale up,
+                // drift): the ones that run keep serving meanwhile.
+                start(svc, target, st, &mut steps);
+                steps.push(Step::WaitHealthy { color: target });
+                steps.push(Step::Reroute { color: target });
+                if has_extra(svc, obs.containers.get(target)) {
+                    steps.push(Step::RemoveReplicas {
+                        color: target,
+                        keep: svc.replicas,
+                    });
+                }
+            }
+        }
+    }
+    idle_steps(svc, obs, idle, &mut steps);
+    steps
+}
+
+fn has_extra(svc: &Service, have: &[ObservedContainer]) -> bool {
+    have.iter().any(|c| c.replica >= svc.replicas)
+}
+
+/// The color not taking traffic: kept warm and current (`keep_idle`),
+/// stopped, or removed when it has no image.
+fn idle_steps(svc: &Service, obs: &ObservedService, idle: Color, steps: &mut Vec<Step>) {
+    let have = obs.containers.get(idle);
+    let st = state(svc, idle, have);
+    let preview = svc.preview.is_some();
+    match st {
+        State::Absent => {}
+        State::Remove => steps.push(Step::RemoveColor { color: idle }),
+        _ if !svc.switch.keep_idle => {
+            if have.iter().any(|c| c.running) {
+                steps.push(Step::StopColor { color: idle });
+            }
+        }
+        State::Ready => {}
+        State::Extra => steps.push(Step::RemoveReplicas {
+            color: idle,
+            keep: svc.replicas,
+        }),
+        State::Create | State::Stopped => {
+            start(svc, idle, st, steps);
+            steps.push(Step::WaitHealthy { color: idle });
+            if has_extra(svc, have) {
+                steps.push(Step::RemoveReplicas {
+                    color: idle,
+                    keep: svc.replicas,
+                });
+            }
+            if preview {
+                // The preview serves the idle color: point it at the new containers.
+                steps.push(Step::Reroute { color: svc.active });
+            }
+        }
+    }
+}
