@@ -477,3 +477,61 @@ fn plan_fields_describe_the_transition() {
     assert!(p.has_changes() && !p.has_refusals());
     assert!(!plan(&base, &Observed::converged(&base)).has_changes());
 }
+
+mod render_snapshots {
+    use super::*;
+
+    fn api() -> Service {
+        with(|s| {
+            s.name = "api".into();
+            s.file = "services/api.yaml".into();
+            s.images.blue = Some("registry.example.com/shop/api:2.0.0".into());
+            s.route.host = "api.example.com".into();
+            s.replicas = 1;
+            s.health.probe = Probe::Tcp;
+        })
+    }
+
+    fn bumped() -> Service {
+        with(|s| {
+            s.images.green = Some(V2.into());
+            s.active = Green;
+        })
+    }
+
+    fn scenario(name: &str) -> Plan {
+        let (base, head) = match name {
+            "bump" => (vec![web()], vec![bumped()]),
+            "revert" => (
+                vec![bumped()],
+                vec![with(|s| s.images.green = Some(V2.into()))],
+            ),
+            "new" => (vec![web()], vec![web(), api()]),
+            "removed" => (vec![web(), api()], vec![web()]),
+            "refused" => (vec![web()], vec![with(|s| s.images.blue = Some(V2.into()))]),
+            "none" => (vec![web()], vec![web()]),
+            _ => unreachable!(),
+        };
+        plan(&desired(&head), &Observed::converged(&desired(&base)))
+    }
+
+    #[test]
+    fn text_markdown_and_json() {
+        for name in ["bump", "revert", "new", "removed", "refused", "none"] {
+            let p = scenario(name);
+            insta::assert_snapshot!(format!("{name}_text"), render::text(&p, false));
+            insta::assert_snapshot!(format!("{name}_markdown"), render::markdown(&p));
+            insta::assert_json_snapshot!(format!("{name}_json"), render::json(&p));
+        }
+    }
+
+    #[test]
+    fn text_is_coloured_only_when_asked() {
+        let p = scenario("bump");
+        assert!(!render::text(&p, false).contains('\x1b'));
+        insta::assert_snapshot!(
+            "bump_text_colour",
+            render::text(&p, true).replace('\x1b', "\\e")
+        );
+    }
+}
