@@ -4,9 +4,7 @@
 //! - `spec`: desired state: types, loading, validation, schema
 //! - `plan`: pure `plan(desired, observed) -> Plan` and its renderings
 //! - `source`: git2: resolve a revision, read a tree without a checkout
-//! - `drivers`: docker, nginx, haproxy: the only code touching the outside
 //! - `health`: http, tcp and exec probes with thresholds and deadlines
-//! - `engine`: runs a plan step by step through the drivers
 //! - `config`: the host config (not in git)
 //! - `commands`: one thin module per subcommand
 //! - `app`: the bundled static demo app
@@ -14,11 +12,7 @@
 pub mod app;
 pub mod commands;
 pub mod config;
-pub mod drivers;
-// pub mod engine; (waits on drivers)
 pub mod health;
-// pub mod observe;
-
 pub mod plan;
 pub mod source;
 pub mod spec;

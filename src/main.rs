@@ -1,1 +1,54 @@
-fn main() {}
+//! The `teal` command line: a thin clap layer over `teal::commands`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use teal::commands;
+
+/// GitOps blue/green deploys on Docker hosts.
+///
+/// A git repository holds, per service, the image of each color and which
+/// color is active. teal stages new versions on the idle color, checks
+/// them, and moves traffic only when the checks pass.
+#[derive(Debug, Parser)]
+#[command(name = "teal", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check every file of a config repo; errors as path:line:col: message.
+    ///
+    /// Exit 0 valid, 1 invalid. Example: `teal validate --repo examples/config-repo`
+    Validate(commands::validate::Args),
+    /// What merging HEAD into BASE would do; for pull-request checks.
+    ///
+    /// Needs no Docker: the base revision stands in for a converged host.
+    /// Exit 0 no change, 2 changes, 1 error (an invalid head config included).
+    /// Example: `teal diff --base origin/main --format markdown >> $GITHUB_STEP_SUMMARY`
+    Diff(commands::diff::Args),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TEAL_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Validate(a) => commands::validate::run(a),
+        Command::Diff(a) => commands::diff::run(a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(commands::exit::ERROR)
+        }
+    }
+}

@@ -1,3 +1,140 @@
-//! git2: fetch, resolve a revision, read a tree without a checkout.
+//! git2: resolve a revision and read the config files of its tree without
+//! a working checkout (`read`), and fetch a remote branch into a bare mirror
+//! in the state dir (`fetch`). Blocking: async callers use `spawn_blocking`.
 
 pub mod fetch;
+
+use std::path::Path;
+
+use git2::{ObjectType, Repository, Tree};
+
+use crate::spec::RepoFiles;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{path} is not in a git repository: {message}")]
+    NotARepo { path: String, message: String },
+    #[error("revision {rev:?} not found in {repo}: {message}")]
+    NoRevision {
+        repo: String,
+        rev: String,
+        message: String,
+    },
+    #[error(
+        "{rev}: no directory {path:?} in the tree; check --path (repo.path in the host config)"
+    )]
+    NoPath { rev: String, path: String },
+    #[error("{rev}:{path}: {message}")]
+    Read {
+        rev: String,
+        path: String,
+        message: String,
+    },
+}
+
+/// Opens the repository containing `dir` (a work tree or a bare repo),
+/// searching upwards like git does.
+pub fn open(dir: &Path) -> Result<Repository, SourceError> {
+    Repository::discover(dir).map_err(|e| SourceError::NotARepo {
+        path: dir.display().to_string(),
+        message: e.message().to_string(),
+    })
+}
+
+/// Resolves `rev` (`HEAD`, `HEAD~1`, a branch, tag or sha) to a commit id.
+pub fn resolve(repo: &Repository, rev: &str) -> Result<git2::Oid, SourceError> {
+    let not_found = |e: git2::Error| SourceError::NoRevision {
+        repo: repo_name(repo),
+        rev: rev.to_string(),
+        message: e.message().to_string(),
+    };
+    let obj = repo.revparse_single(rev).map_err(not_found)?;
+    let commit = obj.peel_to_commit().map_err(not_found)?;
+    Ok(commit.id())
+}
+
+/// Reads `teal.yaml` and `services/*.yaml` under `path` (`/` or `""` for
+/// the root) in the tree of `rev`, without touching any working tree.
+pub fn read(repo: &Repository, rev: &str, path: &str) -> Result<RepoFiles, SourceError> {
+    let oid = resolve(repo, rev)?;
+    let commit = repo.find_commit(oid).map_err(|e| read_err(rev, path, e))?;
+    let root = commit.tree().map_err(|e| read_err(rev, path, e))?;
+    let sub = path.trim_matches('/');
+    let tree = if sub.is_empty() {
+        root
+    } else {
+        let entry = root
+            .get_path(Path::new(sub))
+            .map_err(|_| SourceError::NoPath {
+                rev: rev.to_string(),
+                path: path.to_string(),
+            })?;
+        let obj = entry.to_object(repo).map_err(|e| read_err(rev, path, e))?;
+        obj.into_tree().map_err(|_| SourceError::NoPath {
+            rev: rev.to_string(),
+            path: path.to_string(),
+        })?
+    };
+    let mut files = RepoFiles::default();
+    if let Some(text) = blob_text(repo, &tree, crate::spec::load::REPO_FILE, rev)? {
+        files.insert(crate::spec::load::REPO_FILE, text);
+    }
+    if let Some(entry) = tree.get_name(crate::spec::load::SERVICES_DIR) {
+        if entry.kind() == Some(ObjectType::Tree) {
+            files.has_services_dir = true;
+            let services = repo
+                .find_tree(entry.id())
+                .map_err(|e| read_err(rev, "services", e))?;
+            for e in services.iter() {
+                let Some(name) = e.name() else { continue };
+                if e.kind() == Some(ObjectType::Blob) && crate::spec::load::is_service_file(name) {
+                    let path = format!("services/{name}");
+                    let text = blob(repo, e.id(), rev, &path)?;
+                    files.insert(&path, text);
+                }
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// Opens the repo at `repo_dir` and reads `rev` under `path`.
+pub fn read_files(repo_dir: &Path, rev: &str, path: &str) -> Result<RepoFiles, SourceError> {
+    read(&open(repo_dir)?, rev, path)
+}
+
+fn blob_text(
+    repo: &Repository,
+    tree: &Tree<'_>,
+    name: &str,
+    rev: &str,
+) -> Result<Option<String>, SourceError> {
+    match tree.get_name(name) {
+        Some(e) if e.kind() == Some(ObjectType::Blob) => blob(repo, e.id(), rev, name).map(Some),
+        _ => Ok(None),
+    }
+}
+
+fn blob(repo: &Repository, id: git2::Oid, rev: &str, path: &str) -> Result<String, SourceError> {
+    let blob = repo.find_blob(id).map_err(|e| read_err(rev, path, e))?;
+    String::from_utf8(blob.content().to_vec()).map_err(|_| SourceError::Read {
+        rev: rev.to_string(),
+        path: path.to_string(),
+        message: "not UTF-8 text".into(),
+    })
+}
+
+fn read_err(rev: &str, path: &str, e: git2::Error) -> SourceError {
+    SourceError::Read {
+        rev: rev.to_string(),
+        path: path.to_string(),
+        message: e.message().to_string(),
+    }
+}
+
+fn repo_name(repo: &Repository) -> String {
+    repo.workdir()
+        .unwrap_or_else(|| repo.path())
+        .display()
+        .to_string()
+}

@@ -1,1 +1,44 @@
 //! One thin module per subcommand, composing spec, source, plan, engine.
+//! Each returns the process exit code; errors carry context for humans.
+
+pub mod diff;
+pub mod validate;
+
+use std::io::IsTerminal;
+
+/// Output formats for plans (`diff`, `plan`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// For a terminal (coloured on a TTY unless NO_COLOR is set).
+    Text,
+    /// For a GitHub step summary or a PR comment.
+    Markdown,
+    /// Stable machine-readable shape (docs/json.md).
+    Json,
+}
+
+/// Exit codes shared by `diff` and `plan` (terraform's convention).
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const ERROR: u8 = 1;
+    pub const CHANGES: u8 = 2;
+}
+
+/// True when stdout is a terminal and the user did not opt out of colour.
+pub fn stdout_colour() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Renders a plan in the chosen format.
+pub fn render(plan: &crate::plan::Plan, format: Format) -> String {
+    match format {
+        Format::Text => crate::plan::render::text(plan, stdout_colour()),
+        Format::Markdown => crate::plan::render::markdown(plan),
+        Format::Json => {
+            let mut s =
+                serde_json::to_string_pretty(&crate::plan::render::json(plan)).expect("json");
+            s.push('\n');
+            s
+        }
+    }
+}

@@ -86,6 +86,15 @@ fn steps(from: Option<Service>, to: Option<Service>) -> (Change, Vec<Step>, Opti
     (sp.change, sp.steps, sp.refused)
 }
 
+/// name, base, head, expected change, expected steps
+type Row = (
+    &'static str,
+    Option<Service>,
+    Option<Service>,
+    Change,
+    Vec<Step>,
+);
+
 #[test]
 fn transitions() {
     let bumped = with(|s| {
@@ -103,7 +112,7 @@ fn transitions() {
         color: c,
         image: img.into(),
     };
-    let table: Vec<(&str, Option<Service>, Option<Service>, Change, Vec<Step>)> = vec![
+    let table: Vec<Row> = vec![
         (
             "first deploy",
             None,

@@ -1,0 +1,54 @@
+//! `teal validate`: parse and check every file of the config repo, either
+//! the directory as it is on disk or a revision read from git.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::spec::{self, RepoFiles};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The config repo (a directory; with --rev, any path inside a git repo).
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub repo: PathBuf,
+    /// Check this git revision instead of the files on disk, e.g. `--rev HEAD~1`.
+    #[arg(long, value_name = "REV")]
+    pub rev: Option<String>,
+    /// Where teal.yaml and services/ live inside the repo, e.g. `--path deploy/`.
+    #[arg(long, default_value = "/", value_name = "PATH")]
+    pub path: String,
+}
+
+/// Exit 0 when valid, 1 with every problem listed as `path:line:col: message`.
+pub fn run(args: &Args) -> anyhow::Result<u8> {
+    let files = match &args.rev {
+        Some(rev) => crate::source::read_files(&args.repo, rev, &args.path)?,
+        None => {
+            let dir = args.repo.join(args.path.trim_start_matches('/'));
+            RepoFiles::from_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+        }
+    };
+    match spec::load(&files) {
+        Ok(desired) => {
+            let names: Vec<&str> = desired.services.keys().map(String::as_str).collect();
+            let n = names.len();
+            println!("ok: {n} service{} valid ({})", plural(n), names.join(", "));
+            Ok(super::exit::OK)
+        }
+        Err(diags) => {
+            println!("{diags}");
+            let n = diags.0.len();
+            println!("{n} error{}", plural(n));
+            Ok(super::exit::ERROR)
+        }
+    }
+}
+
+pub(crate) fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
