@@ -7,6 +7,9 @@
 //! - `HEALTHY` (default "1"): `/healthz` answers 200 when "1", else 503
 //! - `START_DELAY_MS` (default 0): sleep before listening (slow starts)
 //!
+//! `app check` asks the server in the same container for `/healthz` and
+//! exits 0 on 200, 1 otherwise (for `exec` health probes).
+//!
 //! `GET /` answers `<VERSION> <COLOR>\n`. Keep-alive is supported so load
 //! tests through a proxy measure the proxy, not connection setup.
 
@@ -18,6 +21,9 @@ use std::time::Duration;
 
 fn main() {
     let port = env::var("PORT").unwrap_or_else(|_| "8080".into());
+    if env::args().nth(1).as_deref() == Some("check") {
+        std::process::exit(if check(&port) { 0 } else { 1 });
+    }
     let delay: u64 = env::var("START_DELAY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
     if delay > 0 {
         thread::sleep(Duration::from_millis(delay));
@@ -36,6 +42,16 @@ fn main() {
             let _ = serve(stream);
         });
     }
+}
+
+fn check(port: &str) -> bool {
+    let Ok(mut s) = TcpStream::connect(format!("127.0.0.1:{port}")) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).is_ok() && line.starts_with("HTTP/1.1 200")
 }
 
 fn serve(stream: TcpStream) -> std::io::Result<()> {

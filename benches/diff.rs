@@ -14,12 +14,7 @@ const RUNS: usize = 15;
 
 fn git(dir: &Path, args: &[&str]) {
     let ok = Command::new("git")
-        .args([
-            "-c",
-            "user.name=bench",
-            "-c",
-            "user.email=bench@example.com",
-        ])
+        .args(["-c", "user.name=bench", "-c", "user.email=bench@example.com"])
         .args(args)
         .current_dir(dir)
         .status()
@@ -30,10 +25,7 @@ fn git(dir: &Path, args: &[&str]) {
 
 fn service(i: usize, bumped: bool) -> String {
     let (active, green) = if bumped {
-        (
-            "green",
-            format!("green:\n  image: registry.example.com/svc{i}:1.1.0\n"),
-        )
+        ("green", format!("green:\n  image: registry.example.com/svc{i}:1.1.0\n"))
     } else {
         ("blue", String::new())
     };
@@ -44,11 +36,7 @@ fn service(i: usize, bumped: bool) -> String {
 
 fn write_all(dir: &Path, bumped: usize) {
     for i in 0..SERVICES {
-        std::fs::write(
-            dir.join(format!("services/svc{i}.yaml")),
-            service(i, i < bumped),
-        )
-        .unwrap();
+        std::fs::write(dir.join(format!("services/svc{i}.yaml")), service(i, i < bumped)).unwrap();
     }
 }
 
@@ -96,14 +84,10 @@ fn main() {
             t.elapsed()
         })
         .collect();
-    stats(
-        &format!("diff in-process, {SERVICES} services, {BUMPED} bumped"),
-        lib,
-    );
+    stats(&format!("diff in-process, {SERVICES} services, {BUMPED} bumped"), lib);
 
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/teal");
-    let bin =
-        std::env::var_os("CARGO_TARGET_DIR").map_or(bin, |t| Path::new(&t).join("release/teal"));
+    let bin = std::env::var_os("CARGO_TARGET_DIR").map_or(bin, |t| Path::new(&t).join("release/teal"));
     if bin.exists() {
         let cli: Vec<Duration> = (0..RUNS)
             .map(|_| {
@@ -119,8 +103,6 @@ fn main() {
             .collect();
         stats("teal diff process end to end", cli);
     } else {
-        println!(
-            "(build the binary with `cargo build --release` to also time the `teal diff` process)"
-        );
+        println!("(build the binary with `cargo build --release` to also time the `teal diff` process)");
     }
 }

@@ -152,11 +152,10 @@ fn default_proxy_listen() -> String {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read the host config: {source}; pass --config FILE or create it (see README, 'Host config')")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error(
+        "{path}: cannot read the host config: {source}; pass --config FILE or create it (see README, 'Host config')"
+    )]
+    Read { path: String, source: std::io::Error },
     #[error("{path}:{line}:{col}: {message}")]
     Parse {
         path: String,
@@ -180,10 +179,7 @@ impl HostConfig {
     /// Parses host config text; errors carry `path:line:col`.
     pub fn parse(path: &str, text: &str) -> Result<HostConfig, ConfigError> {
         serde_yaml::from_str(text).map_err(|e| {
-            let (line, col) = e
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((0, 0));
+            let (line, col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
             ConfigError::Parse {
                 path: path.into(),
                 line,
@@ -209,8 +205,7 @@ mod tests {
 
     #[test]
     fn minimal_config_gets_defaults() {
-        let c = HostConfig::parse("d.yaml", "repo: {url: /srv/deploy}\nproxy: {kind: nginx}\n")
-            .unwrap();
+        let c = HostConfig::parse("d.yaml", "repo: {url: /srv/deploy}\nproxy: {kind: nginx}\n").unwrap();
         assert_eq!(c.repo.branch, "main");
         assert_eq!(c.repo.poll, Duration::from_secs(15));
         assert_eq!(c.docker.network, "teal");
@@ -221,12 +216,9 @@ mod tests {
 
     #[test]
     fn unknown_field_is_located() {
-        let err = HostConfig::parse(
-            "d.yaml",
-            "repo:\n  url: x\n  brnach: main\nproxy: {kind: nginx}\n",
-        )
-        .unwrap_err()
-        .to_string();
+        let err = HostConfig::parse("d.yaml", "repo:\n  url: x\n  brnach: main\nproxy: {kind: nginx}\n")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("d.yaml:3:3: repo: unknown field `brnach`, expected one of"),
             "{err}"
@@ -235,20 +227,9 @@ mod tests {
 
     #[test]
     fn bad_duration_and_kind_are_errors() {
-        let err = HostConfig::parse(
-            "d.yaml",
-            "repo: {url: x, poll: soon}\nproxy: {kind: nginx}\n",
-        )
-        .unwrap_err();
-        assert!(
-            err.to_string().contains("invalid duration \"soon\""),
-            "{err}"
-        );
-        let err =
-            HostConfig::parse("d.yaml", "repo: {url: x}\nproxy: {kind: traefik}\n").unwrap_err();
-        assert!(
-            err.to_string().contains("unknown variant `traefik`"),
-            "{err}"
-        );
+        let err = HostConfig::parse("d.yaml", "repo: {url: x, poll: soon}\nproxy: {kind: nginx}\n").unwrap_err();
+        assert!(err.to_string().contains("invalid duration \"soon\""), "{err}");
+        let err = HostConfig::parse("d.yaml", "repo: {url: x}\nproxy: {kind: traefik}\n").unwrap_err();
+        assert!(err.to_string().contains("unknown variant `traefik`"), "{err}");
     }
 }

@@ -42,11 +42,7 @@ pub struct HealthFailure {
 
 impl fmt::Display for HealthFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let failed: Vec<_> = self
-            .replicas
-            .iter()
-            .filter(|r| r.passes < self.needed)
-            .collect();
+        let failed: Vec<_> = self.replicas.iter().filter(|r| r.passes < self.needed).collect();
         write!(
             f,
             "health checks did not pass within {} ({} of {} replicas failed)",
@@ -86,9 +82,7 @@ pub async fn wait_healthy<E: Exec>(
     exec: &E,
 ) -> Result<Vec<ReplicaReport>, HealthFailure> {
     let client = http_client();
-    let runs = targets
-        .iter()
-        .map(|t| check_replica(health, port, t, exec, &client));
+    let runs = targets.iter().map(|t| check_replica(health, port, t, exec, &client));
     let reports = futures_util::future::join_all(runs).await;
     if reports.iter().all(|r| r.passes >= health.successes) {
         Ok(reports)
@@ -165,20 +159,13 @@ pub async fn probe_once<E: Exec>(
         }
         Probe::Http { path, status, body } => {
             let url = format!("http://{addr}{path}");
-            let resp = client
-                .get(&url)
-                .send()
-                .await
-                .map_err(|e| format!("GET {url}: {e}"))?;
+            let resp = client.get(&url).send().await.map_err(|e| format!("GET {url}: {e}"))?;
             let got = resp.status().as_u16();
             if got != *status {
                 return Err(format!("GET {url} -> {got} (expected {status})"));
             }
             if let Some(want) = body {
-                let text = resp
-                    .text()
-                    .await
-                    .map_err(|e| format!("GET {url}: body: {e}"))?;
+                let text = resp.text().await.map_err(|e| format!("GET {url}: body: {e}"))?;
                 if !text.contains(want.as_str()) {
                     return Err(format!("GET {url}: body does not contain {want:?}"));
                 }
@@ -235,11 +222,7 @@ mod tests {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            App {
-                child,
-                port,
-                _dir: dir,
-            }
+            App { child, port, _dir: dir }
         }
     }
 
@@ -251,11 +234,7 @@ mod tests {
     }
 
     fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
+        TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
     }
 
     struct FixedExec(i64);
@@ -336,35 +315,21 @@ mod tests {
         )
         .await
         .expect_err("body lacks 'ready'");
-        assert!(
-            err.to_string().contains("body does not contain \"ready\""),
-            "{err}"
-        );
+        assert!(err.to_string().contains("body does not contain \"ready\""), "{err}");
     }
 
     #[tokio::test]
     async fn tcp_probe_passes_on_listen_and_fails_on_closed_port() {
         let app = App::start(false);
-        wait_healthy(
-            &health(Probe::Tcp, 2, 2000),
-            app.port,
-            &local("a"),
-            &FixedExec(0),
-        )
-        .await
-        .expect("tcp connect passes even when /healthz says 503");
+        wait_healthy(&health(Probe::Tcp, 2, 2000), app.port, &local("a"), &FixedExec(0))
+            .await
+            .expect("tcp connect passes even when /healthz says 503");
         let closed = free_port();
-        let err = wait_healthy(
-            &health(Probe::Tcp, 1, 200),
-            closed,
-            &local("a"),
-            &FixedExec(0),
-        )
-        .await
-        .expect_err("nothing listens");
+        let err = wait_healthy(&health(Probe::Tcp, 1, 200), closed, &local("a"), &FixedExec(0))
+            .await
+            .expect_err("nothing listens");
         assert!(
-            err.to_string()
-                .contains(&format!("tcp connect 127.0.0.1:{closed}")),
+            err.to_string().contains(&format!("tcp connect 127.0.0.1:{closed}")),
             "{err}"
         );
     }
@@ -389,10 +354,7 @@ mod tests {
             .expect_err("r1 fails");
         assert_eq!(err.replicas[0].passes, 1);
         assert!(err.to_string().contains("1 of 2 replicas failed"), "{err}");
-        assert!(
-            err.to_string().contains("r1: GET http://127.0.0.2:"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("r1: GET http://127.0.0.2:"), "{err}");
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@
 pub mod app;
 pub mod commands;
 pub mod config;
+pub mod drivers;
 pub mod health;
 pub mod plan;
 pub mod source;

@@ -15,21 +15,11 @@ pub enum SourceError {
     #[error("{path} is not in a git repository: {message}")]
     NotARepo { path: String, message: String },
     #[error("revision {rev:?} not found in {repo}: {message}")]
-    NoRevision {
-        repo: String,
-        rev: String,
-        message: String,
-    },
-    #[error(
-        "{rev}: no directory {path:?} in the tree; check --path (repo.path in the host config)"
-    )]
+    NoRevision { repo: String, rev: String, message: String },
+    #[error("{rev}: no directory {path:?} in the tree; check --path (repo.path in the host config)")]
     NoPath { rev: String, path: String },
     #[error("{rev}:{path}: {message}")]
-    Read {
-        rev: String,
-        path: String,
-        message: String,
-    },
+    Read { rev: String, path: String, message: String },
 }
 
 /// Opens the repository containing `dir` (a work tree or a bare repo),
@@ -63,12 +53,10 @@ pub fn read(repo: &Repository, rev: &str, path: &str) -> Result<RepoFiles, Sourc
     let tree = if sub.is_empty() {
         root
     } else {
-        let entry = root
-            .get_path(Path::new(sub))
-            .map_err(|_| SourceError::NoPath {
-                rev: rev.to_string(),
-                path: path.to_string(),
-            })?;
+        let entry = root.get_path(Path::new(sub)).map_err(|_| SourceError::NoPath {
+            rev: rev.to_string(),
+            path: path.to_string(),
+        })?;
         let obj = entry.to_object(repo).map_err(|e| read_err(rev, path, e))?;
         obj.into_tree().map_err(|_| SourceError::NoPath {
             rev: rev.to_string(),
@@ -82,9 +70,7 @@ pub fn read(repo: &Repository, rev: &str, path: &str) -> Result<RepoFiles, Sourc
     if let Some(entry) = tree.get_name(crate::spec::load::SERVICES_DIR) {
         if entry.kind() == Some(ObjectType::Tree) {
             files.has_services_dir = true;
-            let services = repo
-                .find_tree(entry.id())
-                .map_err(|e| read_err(rev, "services", e))?;
+            let services = repo.find_tree(entry.id()).map_err(|e| read_err(rev, "services", e))?;
             for e in services.iter() {
                 let Some(name) = e.name() else { continue };
                 if e.kind() == Some(ObjectType::Blob) && crate::spec::load::is_service_file(name) {
@@ -103,12 +89,7 @@ pub fn read_files(repo_dir: &Path, rev: &str, path: &str) -> Result<RepoFiles, S
     read(&open(repo_dir)?, rev, path)
 }
 
-fn blob_text(
-    repo: &Repository,
-    tree: &Tree<'_>,
-    name: &str,
-    rev: &str,
-) -> Result<Option<String>, SourceError> {
+fn blob_text(repo: &Repository, tree: &Tree<'_>, name: &str, rev: &str) -> Result<Option<String>, SourceError> {
     match tree.get_name(name) {
         Some(e) if e.kind() == Some(ObjectType::Blob) => blob(repo, e.id(), rev, name).map(Some),
         _ => Ok(None),
@@ -133,8 +114,5 @@ fn read_err(rev: &str, path: &str, e: git2::Error) -> SourceError {
 }
 
 fn repo_name(repo: &Repository) -> String {
-    repo.workdir()
-        .unwrap_or_else(|| repo.path())
-        .display()
-        .to_string()
+    repo.workdir().unwrap_or_else(|| repo.path()).display().to_string()
 }

@@ -40,8 +40,7 @@ fn diff_between_two_commits_shows_the_bump_and_its_gate() {
     let run = teal(repo.path(), &["diff", "--base", "HEAD~1"]);
     assert_eq!(run.code, 2, "{run:?}");
     assert!(
-        run.stdout
-            .starts_with("~ web  update, traffic blue -> green\n"),
+        run.stdout.starts_with("~ web  update, traffic blue -> green\n"),
         "{}",
         run.stdout
     );
@@ -50,16 +49,16 @@ fn diff_between_two_commits_shows_the_bump_and_its_gate() {
         "{}",
         run.stdout
     );
-    assert!(run.stdout.contains("    gate   http GET /healthz -> 200, 3 consecutive passes every 1s, timeout 2s, deadline 1m\n"));
+    assert!(run
+        .stdout
+        .contains("    gate   http GET /healthz -> 200, 3 consecutive passes every 1s, timeout 2s, deadline 1m\n"));
     assert!(
         run.stdout
             .contains("4. switch traffic blue -> green\n           5. drain blue for 2s\n"),
         "{}",
         run.stdout
     );
-    assert!(run
-        .stdout
-        .ends_with("Plan: 0 to create, 1 to update, 0 to remove.\n"));
+    assert!(run.stdout.ends_with("Plan: 0 to create, 1 to update, 0 to remove.\n"));
 }
 
 #[test]
@@ -67,17 +66,11 @@ fn a_revert_commit_switches_back_to_the_warm_color() {
     let repo = shop();
     bump(&repo);
     repo.git(&["revert", "--no-edit", "HEAD"]);
-    let run = teal(
-        repo.path(),
-        &["diff", "--base", "HEAD~1", "--format", "json"],
-    );
+    let run = teal(repo.path(), &["diff", "--base", "HEAD~1", "--format", "json"]);
     assert_eq!(run.code, 2, "{run:?}");
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let web = &v["services"][0];
-    assert_eq!(
-        web["active"],
-        serde_json::json!({"from": "green", "to": "blue"})
-    );
+    assert_eq!(web["active"], serde_json::json!({"from": "green", "to": "blue"}));
     let steps: Vec<&str> = web["steps"]
         .as_array()
         .unwrap()
@@ -95,9 +88,7 @@ fn markdown_is_ready_for_a_step_summary() {
     bump(&repo);
     let run = teal(
         repo.path(),
-        &[
-            "diff", "--base", "HEAD~1", "--head", "HEAD", "--format", "markdown",
-        ],
+        &["diff", "--base", "HEAD~1", "--head", "HEAD", "--format", "markdown"],
     );
     assert_eq!(run.code, 2);
     assert!(
@@ -107,9 +98,8 @@ fn markdown_is_ready_for_a_step_summary() {
         run.stdout
     );
     assert!(
-        run.stdout.contains(&format!(
-            "| ~ | `web` | blue → green | `{V1}` | `(none)` → `{V2}` |"
-        )),
+        run.stdout
+            .contains(&format!("| ~ | `web` | blue → green | `{V1}` | `(none)` → `{V2}` |")),
         "{}",
         run.stdout
     );
@@ -136,14 +126,12 @@ fn a_refused_change_counts_as_a_change_and_says_how_to_fix_it() {
     let run = teal(repo.path(), &["diff", "--base", "HEAD~1"]);
     assert_eq!(run.code, 2);
     assert!(
-        run.stdout
-            .starts_with("! web  refused, traffic stays on blue\n"),
+        run.stdout.starts_with("! web  refused, traffic stays on blue\n"),
         "{}",
         run.stdout
     );
     assert!(
-        run.stdout
-            .contains(&format!("'teal bump web {V2}' does exactly that")),
+        run.stdout.contains(&format!("'teal bump web {V2}' does exactly that")),
         "{}",
         run.stdout
     );
@@ -158,32 +146,23 @@ fn new_and_removed_services() {
             ("services/web.yaml", None),
             (
                 "services/api.yaml",
-                Some(&service(
-                    "blue",
-                    Some("shop/api:1"),
-                    None,
-                    "api.example.com",
-                )),
+                Some(&service("blue", Some("shop/api:1"), None, "api.example.com")),
             ),
         ],
     );
     let run = teal(repo.path(), &["diff", "--base", "HEAD~1"]);
     assert_eq!(run.code, 2);
     assert!(
-        run.stdout
-            .contains("+ api  create, traffic nothing -> blue\n"),
+        run.stdout.contains("+ api  create, traffic nothing -> blue\n"),
         "{}",
         run.stdout
     );
     assert!(
-        run.stdout
-            .contains("- web  remove, traffic blue -> nothing\n"),
+        run.stdout.contains("- web  remove, traffic blue -> nothing\n"),
         "{}",
         run.stdout
     );
-    assert!(run
-        .stdout
-        .ends_with("Plan: 1 to create, 0 to update, 1 to remove.\n"));
+    assert!(run.stdout.ends_with("Plan: 1 to create, 0 to update, 1 to remove.\n"));
 }
 
 #[test]
@@ -192,8 +171,7 @@ fn a_revision_that_does_not_exist_is_a_clear_error() {
     let run = teal(repo.path(), &["diff", "--base", "nope"]);
     assert_eq!(run.code, 1);
     assert!(
-        run.stderr
-            .contains("error: revision \"nope\" not found in "),
+        run.stderr.contains("error: revision \"nope\" not found in "),
         "{}",
         run.stderr
     );
@@ -207,17 +185,13 @@ fn a_repo_without_services_is_a_clear_error() {
     let run = teal(repo.path(), &["diff", "--base", "HEAD", "--head", "HEAD"]);
     assert_eq!(run.code, 1);
     assert!(
-        run.stdout.contains(
-            "services/: no services directory: create services/<name>.yaml, one file per service"
-        ),
+        run.stdout
+            .contains("services/: no services directory: create services/<name>.yaml, one file per service"),
         "{run:?}"
     );
     let run = teal(repo.path(), &["validate", "--rev", "HEAD"]);
     assert_eq!(run.code, 1);
-    assert!(
-        run.stdout.starts_with("services/: no services directory"),
-        "{run:?}"
-    );
+    assert!(run.stdout.starts_with("services/: no services directory"), "{run:?}");
 }
 
 #[test]
@@ -225,25 +199,17 @@ fn an_invalid_head_prints_every_error_with_its_position() {
     let repo = shop();
     repo.commit(
         "typo",
-        &[(
-            "services/web.yaml",
-            Some("active: blue\nblue:\n  imgae: x\nport: 0\n"),
-        )],
+        &[("services/web.yaml", Some("active: blue\nblue:\n  imgae: x\nport: 0\n"))],
     );
     let run = teal(repo.path(), &["diff", "--base", "HEAD~1"]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
-        run.stdout.starts_with(
-            "services/web.yaml:3:3: blue: unknown field \"imgae\", expected \"image\"\n"
-        ),
+        run.stdout
+            .starts_with("services/web.yaml:3:3: blue: unknown field \"imgae\", expected \"image\"\n"),
         "{}",
         run.stdout
     );
-    assert!(
-        run.stdout.contains("HEAD has an invalid config"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains("HEAD has an invalid config"), "{}", run.stdout);
 }
 
 #[test]
@@ -253,24 +219,22 @@ fn an_invalid_base_is_an_error_not_a_diff() {
     bump(&repo);
     let run = teal(repo.path(), &["diff", "--base", "HEAD~1"]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("the base revision HEAD~1 has an invalid config, so a diff against it cannot be trusted"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the base revision HEAD~1 has an invalid config, so a diff against it cannot be trusted"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
 fn validate_the_work_tree_and_a_revision() {
     let repo = shop();
     let run = teal(repo.path(), &["validate"]);
-    assert_eq!(
-        (run.code, run.stdout.as_str()),
-        (0, "ok: 1 service valid (web)\n")
-    );
+    assert_eq!((run.code, run.stdout.as_str()), (0, "ok: 1 service valid (web)\n"));
     // Break the work tree without committing: the work tree is invalid,
     // HEAD still valid.
-    std::fs::write(
-        repo.path().join("services/web.yaml"),
-        "active: blue\nreplicas: 0\n",
-    )
-    .unwrap();
+    std::fs::write(repo.path().join("services/web.yaml"), "active: blue\nreplicas: 0\n").unwrap();
     let run = teal(repo.path(), &["validate"]);
     assert_eq!(run.code, 1);
     assert_eq!(
@@ -307,13 +271,7 @@ fn diff_in_a_bare_repo_and_a_sub_path() {
     let bare_path = bare.path().join("deploy.git");
     common::git_in(
         bare.path(),
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            repo.path().to_str().unwrap(),
-            "deploy.git",
-        ],
+        &["clone", "-q", "--bare", repo.path().to_str().unwrap(), "deploy.git"],
     );
     let run = teal(
         bare.path(),
@@ -330,9 +288,7 @@ fn diff_in_a_bare_repo_and_a_sub_path() {
         ],
     );
     assert_eq!(run.code, 2, "{run:?}");
-    assert!(run
-        .stdout
-        .starts_with("~ web  update, traffic blue -> green"));
+    assert!(run.stdout.starts_with("~ web  update, traffic blue -> green"));
     let run = teal(
         bare.path(),
         &[
@@ -347,8 +303,7 @@ fn diff_in_a_bare_repo_and_a_sub_path() {
     );
     assert_eq!(run.code, 1);
     assert!(
-        run.stderr
-            .contains("main: no directory \"nowhere\" in the tree"),
+        run.stderr.contains("main: no directory \"nowhere\" in the tree"),
         "{}",
         run.stderr
     );

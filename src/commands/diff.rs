@@ -42,9 +42,14 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
             return Ok(super::exit::ERROR);
         }
     };
-    let base = spec::load(&base_files).map_err(|diags| anyhow::anyhow!("{diags}")).with_context(|| {
-        format!("the base revision {} has an invalid config, so a diff against it cannot be trusted", args.base)
-    })?;
+    let base = spec::load(&base_files)
+        .map_err(|diags| anyhow::anyhow!("{diags}"))
+        .with_context(|| {
+            format!(
+                "the base revision {} has an invalid config, so a diff against it cannot be trusted",
+                args.base
+            )
+        })?;
     let plan = plan(&head, &Observed::converged(&base));
     print!("{}", super::render(&plan, args.format));
     Ok(if plan.has_changes() {

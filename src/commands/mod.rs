@@ -35,8 +35,7 @@ pub fn render(plan: &crate::plan::Plan, format: Format) -> String {
         Format::Text => crate::plan::render::text(plan, stdout_colour()),
         Format::Markdown => crate::plan::render::markdown(plan),
         Format::Json => {
-            let mut s =
-                serde_json::to_string_pretty(&crate::plan::render::json(plan)).expect("json");
+            let mut s = serde_json::to_string_pretty(&crate::plan::render::json(plan)).expect("json");
             s.push('\n');
             s
         }

@@ -123,20 +123,10 @@ pub enum Step {
 /// Plans every service in `desired` and every service in `observed` that is
 /// no longer desired.
 pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
-    let names: std::collections::BTreeSet<&String> = desired
-        .services
-        .keys()
-        .chain(observed.services.keys())
-        .collect();
+    let names: std::collections::BTreeSet<&String> = desired.services.keys().chain(observed.services.keys()).collect();
     let services = names
         .into_iter()
-        .map(|name| {
-            service::plan_service(
-                name,
-                desired.services.get(name),
-                observed.services.get(name),
-            )
-        })
+        .map(|name| service::plan_service(name, desired.services.get(name), observed.services.get(name)))
         .collect();
     Plan { services }
 }

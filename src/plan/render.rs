@@ -67,8 +67,7 @@ fn image(t: &Option<String>) -> &str {
 
 /// One color's image line, or `None` when it does not change.
 fn image_change(t: &Transition<Option<String>>) -> Option<String> {
-    t.changed()
-        .then(|| format!("{} -> {}", image(&t.from), image(&t.to)))
+    t.changed().then(|| format!("{} -> {}", image(&t.from), image(&t.to)))
 }
 
 /// The health gate in one line.
@@ -87,12 +86,8 @@ pub fn gate(h: &Health) -> String {
 pub fn step(s: &Step) -> String {
     match s {
         Step::PullImage { color, image } => format!("pull {image} for {color} (if missing)"),
-        Step::StartColor {
-            color, replicas: 1, ..
-        } => format!("start {color} (1 replica)"),
-        Step::StartColor {
-            color, replicas, ..
-        } => format!("start {color} ({replicas} replicas)"),
+        Step::StartColor { color, replicas: 1, .. } => format!("start {color} (1 replica)"),
+        Step::StartColor { color, replicas, .. } => format!("start {color} ({replicas} replicas)"),
         Step::WaitHealthy { color } => format!("check {color}"),
         Step::Switch { from: Some(f), to } => format!("switch traffic {f} -> {to}"),
         Step::Switch { from: None, to } => format!("route traffic to {to}"),
@@ -118,19 +113,11 @@ pub fn text(plan: &Plan, color: bool) -> String {
             _ => "refused",
         };
         let head = format!("{sig} {}", sp.service);
-        let _ = writeln!(
-            out,
-            "{}  {kind}, traffic {}",
-            st.paint(code, &head),
-            traffic(sp)
-        );
+        let _ = writeln!(out, "{}  {kind}, traffic {}", st.paint(code, &head), traffic(sp));
         if let Some(why) = &sp.refused {
             let _ = writeln!(out, "    {}", st.paint("31", why));
         }
-        for (c, t) in [
-            (Color::Blue, &sp.images.blue),
-            (Color::Green, &sp.images.green),
-        ] {
+        for (c, t) in [(Color::Blue, &sp.images.blue), (Color::Green, &sp.images.green)] {
             if let Some(line) = image_change(t) {
                 let _ = writeln!(out, "    {:<6} {line}", c.as_str());
             }
@@ -157,11 +144,7 @@ pub fn text(plan: &Plan, color: bool) -> String {
 /// Markdown for `$GITHUB_STEP_SUMMARY` or a PR comment.
 pub fn markdown(plan: &Plan) -> String {
     let mut out = format!("### teal plan: {}\n\n", summary(plan));
-    let changed: Vec<&ServicePlan> = plan
-        .services
-        .iter()
-        .filter(|s| s.change != Change::None)
-        .collect();
+    let changed: Vec<&ServicePlan> = plan.services.iter().filter(|s| s.change != Change::None).collect();
     if changed.is_empty() {
         out.push_str("Merging this changes nothing that runs.\n");
         return out;

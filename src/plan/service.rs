@@ -4,9 +4,7 @@
 use crate::spec::container::ContainerSpec;
 use crate::spec::{Color, PerColor, Service};
 
-use super::{
-    route_hash, Change, ObservedContainer, ObservedService, ServicePlan, Step, Transition,
-};
+use super::{route_hash, Change, ObservedContainer, ObservedService, ServicePlan, Step, Transition};
 
 /// How the containers of one color compare with its desired spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,19 +25,11 @@ enum State {
 
 fn state(svc: &Service, color: Color, have: &[ObservedContainer]) -> State {
     let Some(spec) = ContainerSpec::of(svc, color) else {
-        return if have.is_empty() {
-            State::Absent
-        } else {
-            State::Remove
-        };
+        return if have.is_empty() { State::Absent } else { State::Remove };
     };
     let hash = spec.hash();
     let want = svc.replicas;
-    let ok = |n: u32| {
-        have.iter()
-            .find(|c| c.replica == n)
-            .filter(|c| c.spec_hash == hash)
-    };
+    let ok = |n: u32| have.iter().find(|c| c.replica == n).filter(|c| c.spec_hash == hash);
     if (0..want).any(|n| ok(n).is_none()) {
         return State::Create;
     }
@@ -79,11 +69,7 @@ fn image_of(have: &[ObservedContainer]) -> Option<String> {
 
 /// Plans one service; `desired` or `observed` is `None` for a new or a
 /// deleted service.
-pub(super) fn plan_service(
-    name: &str,
-    desired: Option<&Service>,
-    observed: Option<&ObservedService>,
-) -> ServicePlan {
+pub(super) fn plan_service(name: &str, desired: Option<&Service>, observed: Option<&ObservedService>) -> ServicePlan {
     let empty = ObservedService::default();
     let obs = observed.unwrap_or(&empty);
     let images = PerColor {
@@ -119,15 +105,10 @@ pub(super) fn plan_service(
         return plan;
     }
     plan.steps = steps(svc, obs);
-    if plan
-        .steps
-        .iter()
-        .any(|s| matches!(s, Step::WaitHealthy { .. }))
-    {
+    if plan.steps.iter().any(|s| matches!(s, Step::WaitHealthy { .. })) {
         plan.gate = Some(svc.health.clone());
     }
-    let exists =
-        obs.live.is_some() || !obs.containers.blue.is_empty() || !obs.containers.green.is_empty();
+    let exists = obs.live.is_some() || !obs.containers.blue.is_empty() || !obs.containers.green.is_empty();
     plan.change = match (plan.steps.is_empty(), exists) {
         (true, _) => Change::None,
         (false, false) => Change::Create,

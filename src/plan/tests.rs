@@ -61,9 +61,7 @@ fn with(f: impl Fn(&mut Service)) -> Service {
 }
 
 fn hash(s: &Service, c: crate::spec::Color) -> String {
-    crate::spec::container::ContainerSpec::of(s, c)
-        .unwrap()
-        .hash()
+    crate::spec::container::ContainerSpec::of(s, c).unwrap().hash()
 }
 
 fn drain() -> Step {
@@ -87,13 +85,7 @@ fn steps(from: Option<Service>, to: Option<Service>) -> (Change, Vec<Step>, Opti
 }
 
 /// name, base, head, expected change, expected steps
-type Row = (
-    &'static str,
-    Option<Service>,
-    Option<Service>,
-    Change,
-    Vec<Step>,
-);
+type Row = (&'static str, Option<Service>, Option<Service>, Change, Vec<Step>);
 
 #[test]
 fn transitions() {
@@ -122,10 +114,7 @@ fn transitions() {
                 pull(Blue, V1),
                 start(Blue, V1, &web()),
                 Step::WaitHealthy { color: Blue },
-                Step::Switch {
-                    from: None,
-                    to: Blue,
-                },
+                Step::Switch { from: None, to: Blue },
             ],
         ),
         ("no change", Some(web()), Some(web()), Change::None, vec![]),
@@ -192,10 +181,7 @@ fn transitions() {
             Change::Update,
             vec![
                 Step::Reroute { color: Blue },
-                Step::RemoveReplicas {
-                    color: Blue,
-                    keep: 1,
-                },
+                Step::RemoveReplicas { color: Blue, keep: 1 },
             ],
         ),
         (
@@ -391,10 +377,7 @@ fn traffic_never_moves_without_a_health_check_first() {
         let (_, steps, _) = steps(from, Some(to));
         for (i, s) in steps.iter().enumerate() {
             if let Step::Switch { to, .. } = s {
-                assert!(
-                    steps[..i].contains(&Step::WaitHealthy { color: *to }),
-                    "{steps:?}"
-                );
+                assert!(steps[..i].contains(&Step::WaitHealthy { color: *to }), "{steps:?}");
             }
         }
     }
@@ -423,10 +406,7 @@ fn drift_on_the_live_color_is_repaired_under_a_health_gate() {
     // A hand-edited proxy entry (hash differs) is re-rendered.
     let mut obs = Observed::converged(&d);
     obs.services.get_mut("web").unwrap().route_hash = Some("drifted".into());
-    assert_eq!(
-        plan(&d, &obs).services[0].steps,
-        vec![Step::Reroute { color: Blue }]
-    );
+    assert_eq!(plan(&d, &obs).services[0].steps, vec![Step::Reroute { color: Blue }]);
 }
 
 #[test]
@@ -441,13 +421,7 @@ fn nothing_serving_is_a_first_switch_even_with_containers() {
     let sp = &plan(&d, &obs).services[0];
     assert_eq!(
         sp.steps,
-        vec![
-            Step::WaitHealthy { color: Blue },
-            Step::Switch {
-                from: None,
-                to: Blue
-            }
-        ]
+        vec![Step::WaitHealthy { color: Blue }, Step::Switch { from: None, to: Blue }]
     );
     assert_eq!(sp.change, Change::Update);
 }
@@ -511,10 +485,7 @@ mod render_snapshots {
     fn scenario(name: &str) -> Plan {
         let (base, head) = match name {
             "bump" => (vec![web()], vec![bumped()]),
-            "revert" => (
-                vec![bumped()],
-                vec![with(|s| s.images.green = Some(V2.into()))],
-            ),
+            "revert" => (vec![bumped()], vec![with(|s| s.images.green = Some(V2.into()))]),
             "new" => (vec![web()], vec![web(), api()]),
             "removed" => (vec![web(), api()], vec![web()]),
             "refused" => (vec![web()], vec![with(|s| s.images.blue = Some(V2.into()))]),
@@ -538,9 +509,6 @@ mod render_snapshots {
     fn text_is_coloured_only_when_asked() {
         let p = scenario("bump");
         assert!(!render::text(&p, false).contains('\x1b'));
-        insta::assert_snapshot!(
-            "bump_text_colour",
-            render::text(&p, true).replace('\x1b', "\\e")
-        );
+        insta::assert_snapshot!("bump_text_colour", render::text(&p, true).replace('\x1b', "\\e"));
     }
 }

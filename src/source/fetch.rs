@@ -28,15 +28,10 @@ pub enum FetchError {
         branch: String,
         message: String,
     },
-    #[error(
-        "branch {branch:?} not found in {url} after fetching; check repo.branch in the host config"
-    )]
+    #[error("branch {branch:?} not found in {url} after fetching; check repo.branch in the host config")]
     NoBranch { url: String, branch: String },
     #[error("reading {path}: {source}")]
-    Secret {
-        path: String,
-        source: std::io::Error,
-    },
+    Secret { path: String, source: std::io::Error },
 }
 
 /// Fetches `remote.branch` into the bare mirror `mirror` (created when
@@ -52,12 +47,10 @@ pub fn fetch(mirror: &Path, remote: &Remote) -> Result<Oid, FetchError> {
         })?,
     };
     let url = normalise_url(&remote.url);
-    let mut origin = repo
-        .remote_anonymous(&url)
-        .map_err(|source| FetchError::Mirror {
-            path: shown.clone(),
-            source,
-        })?;
+    let mut origin = repo.remote_anonymous(&url).map_err(|source| FetchError::Mirror {
+        path: shown.clone(),
+        source,
+    })?;
     let token = match &remote.token_file {
         Some(p) => Some(read_secret(p)?),
         None => None,
@@ -83,12 +76,10 @@ pub fn fetch(mirror: &Path, remote: &Remote) -> Result<Oid, FetchError> {
             branch: remote.branch.clone(),
             message: e.message().to_string(),
         })?;
-    let oid = repo
-        .refname_to_id(&tracking)
-        .map_err(|_| FetchError::NoBranch {
-            url: remote.url.clone(),
-            branch: remote.branch.clone(),
-        })?;
+    let oid = repo.refname_to_id(&tracking).map_err(|_| FetchError::NoBranch {
+        url: remote.url.clone(),
+        branch: remote.branch.clone(),
+    })?;
     Ok(oid)
 }
 
@@ -192,9 +183,7 @@ mod tests {
         let mirror = dir.path().join("mirror.git");
         let head = git(&work, &["rev-parse", "HEAD"]);
         assert_eq!(
-            fetch(&mirror, &remote(work.display().to_string()))
-                .unwrap()
-                .to_string(),
+            fetch(&mirror, &remote(work.display().to_string())).unwrap().to_string(),
             head
         );
         std::fs::write(work.join("a.txt"), "2").unwrap();
@@ -205,9 +194,7 @@ mod tests {
         // A rewritten branch (force push) is followed too.
         git(&work, &["reset", "-q", "--hard", "HEAD~1"]);
         assert_eq!(
-            fetch(&mirror, &remote(work.display().to_string()))
-                .unwrap()
-                .to_string(),
+            fetch(&mirror, &remote(work.display().to_string())).unwrap().to_string(),
             head
         );
     }
@@ -234,9 +221,7 @@ mod tests {
         let (dir, work) = upstream();
         let mut r = remote(work.display().to_string());
         r.token_file = Some("/nonexistent/token".into());
-        let err = fetch(&dir.path().join("m.git"), &r)
-            .unwrap_err()
-            .to_string();
+        let err = fetch(&dir.path().join("m.git"), &r).unwrap_err().to_string();
         assert!(err.starts_with("reading /nonexistent/token: "), "{err}");
     }
 }

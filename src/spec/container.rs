@@ -70,4 +70,6 @@ pub mod labels {
     pub const SPEC: &str = "teal.spec";
     pub const COMMIT: &str = "teal.commit";
     pub const REPLICA: &str = "teal.replica";
+    /// The image reference as written in the spec (the engine may report a digest).
+    pub const IMAGE: &str = "teal.image";
 }

@@ -30,11 +30,7 @@ impl fmt::Display for Diagnostic {
         if self.line == 0 {
             write!(f, "{}: {}", self.path, self.message)
         } else {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.path, self.line, self.col, self.message
-            )
+            write!(f, "{}:{}:{}: {}", self.path, self.line, self.col, self.message)
         }
     }
 }

@@ -44,10 +44,7 @@ impl RepoFiles {
                 let entry = entry?;
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if is_service_file(&name) && entry.file_type()?.is_file() {
-                    files.insert(
-                        format!("{SERVICES_DIR}/{name}"),
-                        std::fs::read_to_string(entry.path())?,
-                    );
+                    files.insert(format!("{SERVICES_DIR}/{name}"), std::fs::read_to_string(entry.path())?);
                 }
             }
         }
@@ -103,7 +100,12 @@ pub fn load(files: &RepoFiles) -> Result<Desired, Diagnostics> {
         };
         let name = file_name.trim_end_matches(".yaml");
         if is_blank(text) {
-            diags.push(Diagnostic::new(path, 1, 1, "empty service file: it needs at least active, a color with an image, port and route"));
+            diags.push(Diagnostic::new(
+                path,
+                1,
+                1,
+                "empty service file: it needs at least active, a color with an image, port and route",
+            ));
             continue;
         }
         let Some(file) = parse::<ServiceFile>(path, text, &mut diags) else {
@@ -146,12 +148,7 @@ fn parse<T: DeserializeOwned>(path: &str, text: &str, diags: &mut Vec<Diagnostic
         Ok(v) => Some(v),
         Err(e) => {
             let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-            diags.push(Diagnostic::new(
-                path,
-                line,
-                col,
-                serde_message(&e.to_string()),
-            ));
+            diags.push(Diagnostic::new(path, line, col, serde_message(&e.to_string())));
             None
         }
     }

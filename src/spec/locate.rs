@@ -160,10 +160,7 @@ impl MarkedEventReceiver for Receiver<'_> {
                 self.stack.pop();
                 return;
             }
-            Event::Scalar(..)
-            | Event::Alias(_)
-            | Event::MappingStart(..)
-            | Event::SequenceStart(..) => {}
+            Event::Scalar(..) | Event::Alias(_) | Event::MappingStart(..) | Event::SequenceStart(..) => {}
             _ => return,
         }
         let Some((path, key)) = self.next_slot(&ev, at) else {
@@ -180,14 +177,7 @@ impl MarkedEventReceiver for Receiver<'_> {
             Event::Scalar(v, style, ..) => Some((style_of(*style), v.clone())),
             _ => None,
         };
-        self.nodes.insert(
-            path.clone(),
-            Node {
-                key,
-                value: at,
-                scalar,
-            },
-        );
+        self.nodes.insert(path.clone(), Node { key, value: at, scalar });
         match ev {
             Event::MappingStart(..) => self.stack.push(Frame::Map { path, key: None }),
             Event::SequenceStart(..) => self.stack.push(Frame::Seq { path, next: 0 }),

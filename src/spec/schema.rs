@@ -15,16 +15,8 @@ const SERVICE_REQUIRED: [&str; 3] = ["active", "port", "route"];
 pub fn service_schema() -> String {
     let mut schema = schema_for!(ServiceFile);
     require(&mut schema, &SERVICE_REQUIRED);
-    set(
-        &mut schema,
-        "active",
-        serde_json::json!({"$ref": "#/$defs/Color"}),
-    );
-    set(
-        &mut schema,
-        "route",
-        serde_json::json!({"$ref": "#/$defs/RouteFile"}),
-    );
+    set(&mut schema, "active", serde_json::json!({"$ref": "#/$defs/Color"}));
+    set(&mut schema, "route", serde_json::json!({"$ref": "#/$defs/RouteFile"}));
     // Range rules the validator enforces, so editors flag them early too.
     set(
         &mut schema,

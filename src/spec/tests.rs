@@ -52,11 +52,7 @@ fn tweak(from: &str, to: &str) -> String {
             }
         })
         .collect();
-    assert_ne!(
-        out.join("\n") + "\n",
-        GOOD,
-        "tweak {from:?} matched nothing"
-    );
+    assert_ne!(out.join("\n") + "\n", GOOD, "tweak {from:?} matched nothing");
     out.join("\n") + "\n"
 }
 
@@ -130,24 +126,14 @@ fn all_problems_are_reported_together_in_order() {
     ]);
     assert_eq!(errs.len(), 2, "{errs:?}");
     assert!(errs[0].starts_with("services/a.yaml:"), "{errs:?}");
-    assert_eq!(
-        errs[1],
-        "services/b.yaml:6:7: port 0 is out of range: use 1-65535"
-    );
+    assert_eq!(errs[1], "services/b.yaml:6:7: port 0 is out of range: use 1-65535");
 }
 
 #[test]
 fn service_names_cannot_escape_container_or_file_names() {
-    let rule = "use 1-63 of a-z, 0-9 and '-', not starting or ending with '-'; it becomes part of container and file names";
-    for name in [
-        "Web",
-        "web_app",
-        "a..b",
-        "-x",
-        "x-",
-        "../etc",
-        &"a".repeat(64),
-    ] {
+    let rule =
+        "use 1-63 of a-z, 0-9 and '-', not starting or ending with '-'; it becomes part of container and file names";
+    for name in ["Web", "web_app", "a..b", "-x", "x-", "../etc", &"a".repeat(64)] {
         let errs = errors(&[(&format!("services/{name}.yaml"), GOOD)]);
         assert_eq!(
             errs,
@@ -167,10 +153,7 @@ fn routes_are_unique_across_services() {
         ["services/b.yaml:7:15: route shop.example.com/ is already served by services/a.yaml: each host and path belongs to one service"]
     );
     // Same host, other path: fine.
-    let other = GOOD.replace(
-        "{host: shop.example.com}",
-        "{host: shop.example.com, path: /api}",
-    );
+    let other = GOOD.replace("{host: shop.example.com}", "{host: shop.example.com, path: /api}");
     assert_eq!(
         errors(&[("services/a.yaml", GOOD), ("services/b.yaml", &other)]),
         Vec::<String>::new()
@@ -193,9 +176,15 @@ fn bad_defaults_point_into_teal_yaml() {
         ("services/web.yaml", GOOD),
         ("services/api.yaml", &GOOD.replace("shop.", "api.")),
     ]);
-    assert_eq!(errs, ["teal.yaml:2:13: invalid duration \"soon\": expected number at 0; write e.g. 500ms, 2s or 1m"]);
+    assert_eq!(
+        errs,
+        ["teal.yaml:2:13: invalid duration \"soon\": expected number at 0; write e.g. 500ms, 2s or 1m"]
+    );
     let errs = errors(&[("teal.yaml", "helth: {}\n"), ("services/web.yaml", GOOD)]);
-    assert_eq!(errs, ["teal.yaml:1:1: unknown field \"helth\", expected one of \"health\", \"switch\", \"network\""]);
+    assert_eq!(
+        errs,
+        ["teal.yaml:1:1: unknown field \"helth\", expected one of \"health\", \"switch\", \"network\""]
+    );
 }
 
 #[test]
@@ -214,10 +203,7 @@ fn good_file_resolves_with_builtin_defaults() {
     let d = load(&files(&[("services/web.yaml", GOOD)])).unwrap();
     let s = &d.services["web"];
     assert_eq!(s.active, Color::Green);
-    assert_eq!(
-        s.images.blue.as_deref(),
-        Some("registry.example.com/shop/web:1.4.1")
-    );
+    assert_eq!(s.images.blue.as_deref(), Some("registry.example.com/shop/web:1.4.1"));
     assert_eq!((s.port, s.replicas, s.network.as_str()), (8080, 1, "teal"));
     assert_eq!(
         s.route,
@@ -249,8 +235,7 @@ fn good_file_resolves_with_builtin_defaults() {
 #[test]
 fn repo_defaults_apply_field_by_field_unless_overridden() {
     let repo = "health:\n  tcp: {}\n  interval: 500ms\n  deadline: 30s\nswitch: {drain: 1s, keep_idle: false}\nnetwork: shop\n";
-    let svc = GOOD.replace("  http: {path: /healthz}\n", "  deadline: 2m\n")
-        + "switch: {keep_idle: true}\n";
+    let svc = GOOD.replace("  http: {path: /healthz}\n", "  deadline: 2m\n") + "switch: {keep_idle: true}\n";
     let d = load(&files(&[("teal.yaml", repo), ("services/web.yaml", &svc)])).unwrap();
     let s = &d.services["web"];
     assert_eq!(s.health.probe, Probe::Tcp, "probe from teal.yaml");
@@ -303,24 +288,17 @@ fn image_references() {
         "web:.1",
         "we b",
     ] {
-        assert!(
-            validate::check_image(bad).is_err(),
-            "{bad} should be refused"
-        );
+        assert!(validate::check_image(bad).is_err(), "{bad} should be refused");
     }
 }
 
 #[test]
 fn bundled_example_is_valid() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config-repo");
-    let d = load(&RepoFiles::from_dir(&dir).unwrap())
-        .unwrap_or_else(|e| panic!("examples/config-repo:\n{e}"));
+    let d = load(&RepoFiles::from_dir(&dir).unwrap()).unwrap_or_else(|e| panic!("examples/config-repo:\n{e}"));
     let names: Vec<&str> = d.services.keys().map(String::as_str).collect();
     assert_eq!(names, ["admin", "api", "web"]);
-    assert_eq!(
-        d.services["web"].health.deadline,
-        std::time::Duration::from_secs(90)
-    );
+    assert_eq!(d.services["web"].health.deadline, std::time::Duration::from_secs(90));
     assert_eq!(
         d.services["api"].health.interval,
         std::time::Duration::from_secs(1),

@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use super::file::{HealthFile, RepoFile, ServiceFile, SwitchFile};
 use super::locate::Locator;
-use super::{
-    defaults, duration, Diagnostic, Health, PerColor, Preview, Probe, Route, Service, Switch,
-};
+use super::{defaults, duration, Diagnostic, Health, PerColor, Preview, Probe, Route, Service, Switch};
 
 /// A parsed file with its locator, for located messages.
 pub struct Source<'a> {
@@ -32,11 +30,7 @@ enum From {
 
 impl Ctx<'_> {
     fn err(&mut self, from: From, path: &[&str], msg: impl Into<String>) {
-        let src = if from == From::Service {
-            &self.svc
-        } else {
-            &self.repo
-        };
+        let src = if from == From::Service { &self.svc } else { &self.repo };
         let (line, col) = src.loc.pos(path);
         self.diags.push(Diagnostic::new(src.path, line, col, msg));
     }
@@ -44,12 +38,7 @@ impl Ctx<'_> {
 
 /// Checks one service file and resolves it with the repo defaults. Returns
 /// `None` when it has errors (all of them pushed to `ctx.diags`).
-pub fn resolve_service(
-    ctx: &mut Ctx<'_>,
-    name: &str,
-    f: &ServiceFile,
-    repo: &RepoFile,
-) -> Option<Service> {
+pub fn resolve_service(ctx: &mut Ctx<'_>, name: &str, f: &ServiceFile, repo: &RepoFile) -> Option<Service> {
     let before = ctx.diags.len();
     check_name(ctx, name);
     let active = f.active;
@@ -61,16 +50,8 @@ pub fn resolve_service(
         );
     }
     let images = PerColor {
-        blue: color_image(
-            ctx,
-            f.blue.as_ref().and_then(|c| c.image.as_deref()),
-            "blue",
-        ),
-        green: color_image(
-            ctx,
-            f.green.as_ref().and_then(|c| c.image.as_deref()),
-            "green",
-        ),
+        blue: color_image(ctx, f.blue.as_ref().and_then(|c| c.image.as_deref()), "blue"),
+        green: color_image(ctx, f.green.as_ref().and_then(|c| c.image.as_deref()), "green"),
     };
     if let Some(a) = active {
         if images.get(a).is_none() {
@@ -80,7 +61,11 @@ pub fn resolve_service(
                 f.green.is_some()
             };
             let path: &[&str] = if declared { &[a.as_str()] } else { &["active"] };
-            ctx.err(From::Service, path, format!("the active color {a} has no image: set {a}.image, or make the color that has one active"));
+            ctx.err(
+                From::Service,
+                path,
+                format!("the active color {a} has no image: set {a}.image, or make the color that has one active"),
+            );
         }
     }
     let port = match f.port {
@@ -134,11 +119,7 @@ pub fn resolve_service(
     check_network(
         ctx,
         &network,
-        if f.network.is_some() {
-            From::Service
-        } else {
-            From::Repo
-        },
+        if f.network.is_some() { From::Service } else { From::Repo },
     );
     let route = resolve_route(ctx, f);
     let preview = resolve_preview(ctx, f, route.as_ref());
@@ -206,14 +187,8 @@ pub fn check_image(s: &str) -> Result<(), String> {
         None => (s, None),
     };
     if let Some(d) = digest {
-        let hex = d
-            .strip_prefix("sha256:")
-            .ok_or("the digest must start with sha256:")?;
-        if hex.len() != 64
-            || !hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
+        let hex = d.strip_prefix("sha256:").ok_or("the digest must start with sha256:")?;
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             return Err("a sha256 digest has 64 lowercase hex digits".into());
         }
     }
@@ -224,25 +199,15 @@ pub fn check_image(s: &str) -> Result<(), String> {
         None => (rest, None),
     };
     if let Some(t) = tag {
-        let first_ok = t
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
-        if !first_ok
-            || t.len() > 128
-            || !t
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-        {
+        let first_ok = t.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !first_ok || t.len() > 128 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
             return Err(format!(
                 "tag {t:?} must be 1-128 of A-Z a-z 0-9 _ . - and not start with . or -"
             ));
         }
     }
     let mut parts: Vec<&str> = name.split('/').collect();
-    if parts.len() > 1
-        && (parts[0].contains('.') || parts[0].contains(':') || parts[0] == "localhost")
-    {
+    if parts.len() > 1 && (parts[0].contains('.') || parts[0].contains(':') || parts[0] == "localhost") {
         let host = parts.remove(0);
         let (h, port) = host.split_once(':').unwrap_or((host, ""));
         if !is_hostname(h) || (!port.is_empty() && port.parse::<u16>().is_err()) {
@@ -302,9 +267,7 @@ fn check_env(ctx: &mut Ctx<'_>, f: &ServiceFile) {
             ctx.err(
                 From::Service,
                 &["env", k],
-                format!(
-                    "invalid environment variable name {k:?}: it must be non-empty without '='"
-                ),
+                format!("invalid environment variable name {k:?}: it must be non-empty without '='"),
             );
         }
     }
@@ -341,11 +304,8 @@ fn check_volumes(ctx: &mut Ctx<'_>, f: &ServiceFile) {
 }
 
 fn check_network(ctx: &mut Ctx<'_>, net: &str, from: From) {
-    let ok = !net.is_empty()
-        && net.len() <= 64
-        && net
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    let ok =
+        !net.is_empty() && net.len() <= 64 && net.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
     if !ok {
         ctx.err(
             from,
@@ -357,7 +317,11 @@ fn check_network(ctx: &mut Ctx<'_>, net: &str, from: From) {
 
 fn resolve_route(ctx: &mut Ctx<'_>, f: &ServiceFile) -> Option<Route> {
     let Some(r) = &f.route else {
-        ctx.err(From::Service, &[], "missing required field \"route\": the host (and optional path) the proxy sends to this service");
+        ctx.err(
+            From::Service,
+            &[],
+            "missing required field \"route\": the host (and optional path) the proxy sends to this service",
+        );
         return None;
     };
     let host = match r.host.as_deref() {
@@ -379,12 +343,15 @@ fn resolve_route(ctx: &mut Ctx<'_>, f: &ServiceFile) -> Option<Route> {
         }
         Some(h) => Some(h.to_ascii_lowercase()),
     };
-    let path = r
-        .path
-        .clone()
-        .unwrap_or_else(|| defaults::ROUTE_PATH.into());
+    let path = r.path.clone().unwrap_or_else(|| defaults::ROUTE_PATH.into());
     if !is_url_path(&path) {
-        ctx.err(From::Service, &["route", "path"], format!("invalid path {path:?}: it must start with '/' and have no spaces, quotes, ';', '{{', '}}', '#' or '?'"));
+        ctx.err(
+            From::Service,
+            &["route", "path"],
+            format!(
+                "invalid path {path:?}: it must start with '/' and have no spaces, quotes, ';', '{{', '}}', '#' or '?'"
+            ),
+        );
         return None;
     }
     Some(Route { host: host?, path })
@@ -392,9 +359,7 @@ fn resolve_route(ctx: &mut Ctx<'_>, f: &ServiceFile) -> Option<Route> {
 
 /// A path prefix safe to put in proxy configs.
 pub fn is_url_path(p: &str) -> bool {
-    p.starts_with('/')
-        && p.bytes()
-            .all(|b| b.is_ascii_graphic() && !b"\"';{}#?\\`$".contains(&b))
+    p.starts_with('/') && p.bytes().all(|b| b.is_ascii_graphic() && !b"\"';{}#?\\`$".contains(&b))
 }
 
 fn resolve_preview(ctx: &mut Ctx<'_>, f: &ServiceFile, route: Option<&Route>) -> Option<Preview> {
@@ -447,8 +412,7 @@ fn resolve_preview(ctx: &mut Ctx<'_>, f: &ServiceFile, route: Option<&Route>) ->
 
 /// A value taken from the service file, else teal.yaml, with its origin.
 fn pick<'v, T>(svc: Option<&'v T>, repo: Option<&'v T>) -> Option<(&'v T, From)> {
-    svc.map(|v| (v, From::Service))
-        .or(repo.map(|v| (v, From::Repo)))
+    svc.map(|v| (v, From::Service)).or(repo.map(|v| (v, From::Repo)))
 }
 
 fn duration_field(
@@ -470,13 +434,8 @@ fn duration_field(
     }
 }
 
-fn resolve_health(
-    ctx: &mut Ctx<'_>,
-    svc: Option<&HealthFile>,
-    repo: Option<&HealthFile>,
-) -> Option<Health> {
-    let declares =
-        |h: &HealthFile| h.http.is_some() as u8 + h.tcp.is_some() as u8 + h.exec.is_some() as u8;
+fn resolve_health(ctx: &mut Ctx<'_>, svc: Option<&HealthFile>, repo: Option<&HealthFile>) -> Option<Health> {
+    let declares = |h: &HealthFile| h.http.is_some() as u8 + h.tcp.is_some() as u8 + h.exec.is_some() as u8;
     let (probe_src, from) = match (svc, repo) {
         (Some(s), _) if declares(s) > 0 => (Some(s), From::Service),
         (_, Some(r)) if declares(r) > 0 => (Some(r), From::Repo),
@@ -498,9 +457,7 @@ fn resolve_health(
         }
         Some(h) => probe_of(ctx, h, from),
     };
-    let g = |f: fn(&HealthFile) -> Option<&super::file::DurationStr>| {
-        (svc.and_then(f), repo.and_then(f))
-    };
+    let g = |f: fn(&HealthFile) -> Option<&super::file::DurationStr>| (svc.and_then(f), repo.and_then(f));
     let (s, r) = g(|h| h.interval.as_ref());
     let interval = duration_field(ctx, s, r, &["health", "interval"], defaults::INTERVAL);
     let (s, r) = g(|h| h.timeout.as_ref());
@@ -525,11 +482,7 @@ fn resolve_health(
     let ((interval, fi), (timeout, ft), (deadline, fd)) = (interval?, timeout?, deadline?);
     let mut ok = true;
     if interval.is_zero() {
-        ctx.err(
-            fi,
-            &["health", "interval"],
-            "interval must be greater than 0",
-        );
+        ctx.err(fi, &["health", "interval"], "interval must be greater than 0");
         ok = false;
     }
     if timeout.is_zero() {
@@ -608,18 +561,11 @@ fn probe_of(ctx: &mut Ctx<'_>, h: &HealthFile, from: From) -> Option<Probe> {
             );
             return None;
         }
-        Some(p)
-            if !p.starts_with('/')
-                || !p
-                    .bytes()
-                    .all(|b| b.is_ascii_graphic() && !b"\"'\\`".contains(&b)) =>
-        {
+        Some(p) if !p.starts_with('/') || !p.bytes().all(|b| b.is_ascii_graphic() && !b"\"'\\`".contains(&b)) => {
             ctx.err(
                 from,
                 &["health", "http", "path"],
-                format!(
-                    "invalid probe path {p:?}: it must start with '/' and have no spaces or quotes"
-                ),
+                format!("invalid probe path {p:?}: it must start with '/' and have no spaces or quotes"),
             );
             return None;
         }
@@ -644,11 +590,7 @@ fn probe_of(ctx: &mut Ctx<'_>, h: &HealthFile, from: From) -> Option<Probe> {
     })
 }
 
-fn resolve_switch(
-    ctx: &mut Ctx<'_>,
-    svc: Option<&SwitchFile>,
-    repo: Option<&SwitchFile>,
-) -> Option<Switch> {
+fn resolve_switch(ctx: &mut Ctx<'_>, svc: Option<&SwitchFile>, repo: Option<&SwitchFile>) -> Option<Switch> {
     let drain = duration_field(
         ctx,
         svc.and_then(|s| s.drain.as_ref()),

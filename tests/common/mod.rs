@@ -106,13 +106,79 @@ impl From<Output> for Run {
 
 /// A service file in the format of DESIGN section 1.
 pub fn service(active: &str, blue: Option<&str>, green: Option<&str>, host: &str) -> String {
-    let color = |c: &str, img: Option<&str>| {
-        img.map(|i| format!("{c}:\n  image: {i}\n"))
-            .unwrap_or_default()
-    };
+    let color = |c: &str, img: Option<&str>| img.map(|i| format!("{c}:\n  image: {i}\n")).unwrap_or_default();
     format!(
         "# the {host} service\nactive: {active}\n{}{}port: 8080\nroute: {{host: {host}}}\nhealth:\n  http: {{path: /healthz}}\n",
         color("blue", blue),
         color("green", green)
     )
+}
+
+/// A name unique to this test process and call: `<prefix>-<pid>-<n>`.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Fails (never skips) when Docker is not reachable, saying how to fix it.
+pub fn docker_or_fail() {
+    let ok = Command::new("docker")
+        .arg("info")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "these tests need a running Docker engine: start it (`dockerd &` or `systemctl start docker`) \
+         and make sure this user can use /var/run/docker.sock; `.ci/run` does this"
+    );
+}
+
+/// Tag of the demo app image, built once per test process from the binary
+/// embedded in teal (FROM scratch, no registry).
+pub async fn app_image(docker: &teal::drivers::docker::DockerDriver) -> String {
+    static BUILT: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    BUILT
+        .get_or_init(|| async {
+            use sha2::Digest;
+            let sum = hex::encode(sha2::Sha256::digest(teal::app::DEMO_APP));
+            let tag = format!("teal-test-app:{}", &sum[..12]);
+            if !docker.image_present(&tag).await.unwrap() {
+                docker
+                    .build_app_image(&tag, teal::app::DEMO_APP)
+                    .await
+                    .expect("build the demo app image");
+            }
+            tag
+        })
+        .await
+        .clone()
+}
+
+/// Removes every container of the given services and the network on drop
+/// (also when the test panics), through the docker CLI.
+pub struct DockerGuard {
+    pub services: Vec<String>,
+    pub network: String,
+}
+
+impl Drop for DockerGuard {
+    fn drop(&mut self) {
+        for s in &self.services {
+            let out = Command::new("docker")
+                .args(["ps", "-aq", "--filter", &format!("label=teal.service={s}")])
+                .output();
+            if let Ok(out) = out {
+                let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect();
+                if !ids.is_empty() {
+                    let _ = Command::new("docker").arg("rm").arg("-f").args(&ids).output();
+                }
+            }
+        }
+        let _ = Command::new("docker").args(["network", "rm", &self.network]).output();
+    }
 }

@@ -1,0 +1,210 @@
+//! Images: presence, pulls with the Docker CLI's credentials, and building
+//! a `FROM scratch` image around one static binary (the demo app).
+
+use base64::Engine as _;
+use bollard::auth::DockerCredentials;
+use bollard::query_parameters::{BuildImageOptions, CreateImageOptions};
+use futures_util::StreamExt;
+
+use super::{is_not_found, message, DockerDriver, DockerError};
+
+impl DockerDriver {
+    /// Whether `image` is present locally.
+    pub async fn image_present(&self, image: &str) -> Result<bool, DockerError> {
+        match self.client.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(DockerError::Api {
+                action: "inspect image",
+                target: image.to_string(),
+                message: message(&e),
+            }),
+        }
+    }
+
+    /// Pulls `image` unless it is present, reporting progress lines. Uses
+    /// the credentials of `$DOCKER_CONFIG/config.json` (or
+    /// `~/.docker/config.json`) for the image's registry, as `docker pull` does.
+    pub async fn pull(&self, image: &str, mut on_progress: impl FnMut(String)) -> Result<(), DockerError> {
+        if self.image_present(image).await? {
+            return Ok(());
+        }
+        let opts = CreateImageOptions {
+            from_image: Some(image.to_string()),
+            ..Default::default()
+        };
+        let mut stream = self.client.create_image(Some(opts), None, credentials(image));
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                        return Err(DockerError::Pull {
+                            image: image.to_string(),
+                            message: e,
+                        });
+                    }
+                    let line = [info.id, info.status, info.progress]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    if !line.is_empty() {
+                        on_progress(line);
+                    }
+                }
+                Err(e) => {
+                    return Err(DockerError::Pull {
+                        image: image.to_string(),
+                        message: message(&e),
+                    })
+                }
+            }
+        }
+        if self.image_present(image).await? {
+            Ok(())
+        } else {
+            Err(DockerError::Pull {
+                image: image.to_string(),
+                message: "the pull ended without the image".into(),
+            })
+        }
+    }
+
+    /// Builds `tag` as a `FROM scratch` image whose entrypoint is `binary`
+    /// (copied to `/app`). Used by `teal demo` and the tests, no registry needed.
+    pub async fn build_app_image(&self, tag: &str, binary: &[u8]) -> Result<(), DockerError> {
+        let dockerfile = b"FROM scratch\nCOPY app /app\nENTRYPOINT [\"/app\"]\n";
+        let context = tar(&[("Dockerfile", dockerfile, 0o644), ("app", binary, 0o755)]);
+        let opts = BuildImageOptions {
+            t: Some(tag.to_string()),
+            dockerfile: "Dockerfile".into(),
+            rm: true,
+            ..Default::default()
+        };
+        let mut stream = self
+            .client
+            .build_image(opts, None, Some(bollard::body_full(context.into())));
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| DockerError::Build {
+                tag: tag.to_string(),
+                message: message(&e),
+            })?;
+            if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                return Err(DockerError::Build {
+                    tag: tag.to_string(),
+                    message: e,
+                });
+            }
+        }
+        match self.image_present(tag).await? {
+            true => Ok(()),
+            false => Err(DockerError::Build {
+                tag: tag.to_string(),
+                message: "the build ended without the image".into(),
+            }),
+        }
+    }
+}
+
+/// The registry an image reference names, as keyed in `config.json`.
+fn registry_of(image: &str) -> &str {
+    match image.split_once('/') {
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => first,
+        _ => "https://index.docker.io/v1/",
+    }
+}
+
+/// Credentials for the image's registry from the Docker CLI config, if any.
+/// Credential helpers (`credsStore`) are not consulted.
+fn credentials(image: &str) -> Option<DockerCredentials> {
+    let path = match std::env::var_os("DOCKER_CONFIG") {
+        Some(d) => std::path::PathBuf::from(d).join("config.json"),
+        None => std::path::PathBuf::from(std::env::var_os("HOME")?).join(".docker/config.json"),
+    };
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let registry = registry_of(image);
+    let auths = config.get("auths")?.as_object()?;
+    let entry = auths
+        .iter()
+        .find(|(k, _)| {
+            k.trim_start_matches("https://").trim_end_matches('/')
+                == registry.trim_start_matches("https://").trim_end_matches('/')
+        })?
+        .1;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(entry.get("auth")?.as_str()?)
+        .ok()?;
+    let (user, pass) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    Some(DockerCredentials {
+        username: Some(user.to_string()),
+        password: Some(pass.to_string()),
+        serveraddress: Some(registry.to_string()),
+        ..Default::default()
+    })
+}
+
+/// A minimal ustar archive of regular files.
+fn tar(files: &[(&str, &[u8], u32)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, data, mode) in files {
+        let mut h = [0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        let octal = |buf: &mut [u8], v: u64| {
+            let s = format!("{:0width$o}\0", v, width = buf.len() - 1);
+            buf.copy_from_slice(s.as_bytes());
+        };
+        octal(&mut h[100..108], *mode as u64);
+        octal(&mut h[108..116], 0);
+        octal(&mut h[116..124], 0);
+        octal(&mut h[124..136], data.len() as u64);
+        octal(&mut h[136..148], 0);
+        h[156] = b'0';
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|b| *b as u32).sum();
+        let s = format!("{sum:06o}\0 ");
+        h[148..156].copy_from_slice(s.as_bytes());
+        out.extend_from_slice(&h);
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.resize(out.len() + 1024, 0);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_of_references() {
+        assert_eq!(registry_of("registry.example.com/shop/web:1"), "registry.example.com");
+        assert_eq!(registry_of("localhost:5000/web"), "localhost:5000");
+        assert_eq!(registry_of("shop/web:1"), "https://index.docker.io/v1/");
+        assert_eq!(registry_of("web"), "https://index.docker.io/v1/");
+    }
+
+    #[test]
+    fn tar_is_readable_by_the_tar_tool() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ctx.tar");
+        std::fs::write(
+            &path,
+            tar(&[("Dockerfile", b"FROM scratch\n", 0o644), ("app", &[7u8; 1000], 0o755)]),
+        )
+        .unwrap();
+        let out = std::process::Command::new("tar")
+            .arg("-tvf")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let list = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(list.contains("-rw-r--r--") && list.contains("Dockerfile"), "{list}");
+        assert!(
+            list.contains("-rwxr-xr-x") && list.contains("1000") && list.contains("app"),
+            "{list}"
+        );
+    }
+}

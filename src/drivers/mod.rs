@@ -1,0 +1,3 @@
+//! The only code that touches the outside: Docker (bollard), nginx, HAProxy.
+
+pub mod docker;
