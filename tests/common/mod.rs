@@ -182,3 +182,78 @@ impl Drop for DockerGuard {
         let _ = Command::new("docker").args(["network", "rm", &self.network]).output();
     }
 }
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The demo app as a local process on 127.0.0.1 (a backend without Docker).
+pub struct LocalApp {
+    child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl LocalApp {
+    pub fn start(version: &str, color: &str) -> LocalApp {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = teal::app::write_binary(dir.path()).unwrap();
+        let port = free_port();
+        let child = Command::new(bin)
+            .env("BIND", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("VERSION", version)
+            .env("COLOR", color)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(addr).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        LocalApp { child, addr, _dir: dir }
+    }
+}
+
+impl Drop for LocalApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GET `path` through a proxy at `proxy` with a Host header: (status,
+/// body). Raw HTTP/1.1, so the request is exactly what the test says.
+pub async fn get_via(proxy: &str, host: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(proxy).await.expect("proxy accepts");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Fails (never skips) when a proxy binary is missing.
+pub fn proxy_or_fail(binary: &str) {
+    let found = ["/usr/sbin", "/usr/bin", "/usr/local/sbin"]
+        .iter()
+        .any(|d| Path::new(d).join(binary).exists());
+    assert!(
+        found,
+        "these tests need {binary}: `apt-get install -y nginx-light haproxy` (`.ci/run` does this)"
+    );
+}
