@@ -3,7 +3,7 @@
 //!
 //! Environment:
 //! - `PORT` (default 8080): port to listen on (all interfaces)
-//! - `VERSION` (default "dev"), `COLOR` (default ""): echoed on `/`
+//! - `VERSION` (default "dev"), `COLOR` (default `TEAL_COLOR`, set by teal): echoed on `/`
 //! - `HEALTHY` (default "1"): `/healthz` answers 200 when "1", else 503
 //! - `START_DELAY_MS` (default 0): sleep before listening (slow starts)
 //!
@@ -19,7 +19,24 @@ use std::net::{TcpListener, TcpStream};
 use std::thread;
 use std::time::Duration;
 
+extern "C" {
+    fn signal(signum: i32, handler: extern "C" fn(i32)) -> usize;
+    fn _exit(code: i32) -> !;
+}
+
+/// As PID 1 in a container, a process without a handler ignores SIGTERM
+/// and `docker stop` waits out its grace period: exit at once instead.
+extern "C" fn on_term(_: i32) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { _exit(0) }
+}
+
 fn main() {
+    // SAFETY: installing a handler that only calls _exit.
+    unsafe {
+        signal(15, on_term);
+        signal(2, on_term);
+    }
     let port = env::var("PORT").unwrap_or_else(|_| "8080".into());
     if env::args().nth(1).as_deref() == Some("check") {
         std::process::exit(if check(&port) { 0 } else { 1 });
@@ -56,7 +73,7 @@ fn check(port: &str) -> bool {
 
 fn serve(stream: TcpStream) -> std::io::Result<()> {
     let version = env::var("VERSION").unwrap_or_else(|_| "dev".into());
-    let color = env::var("COLOR").unwrap_or_default();
+    let color = env::var("COLOR").or_else(|_| env::var("TEAL_COLOR")).unwrap_or_default();
     let healthy = env::var("HEALTHY").map(|v| v == "1").unwrap_or(true);
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut out = stream;

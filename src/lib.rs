@@ -5,6 +5,11 @@
 //! - `plan`: pure `plan(desired, observed) -> Plan` and its renderings
 //! - `source`: git2: resolve a revision, read a tree without a checkout
 //! - `health`: http, tcp and exec probes with thresholds and deadlines
+//! - `drivers`: docker, nginx, haproxy: the only code touching the outside
+//! - `observe`: what Docker and the proxy run, as plain data
+//! - `engine`: runs a plan step by step through the drivers
+//! - `events`: the append-only event log in the state dir
+//! - `reconcile`: one pass (read a commit, observe, plan, execute)
 //! - `config`: the host config (not in git)
 //! - `commands`: one thin module per subcommand
 //! - `app`: the bundled static demo app
@@ -13,7 +18,11 @@ pub mod app;
 pub mod commands;
 pub mod config;
 pub mod drivers;
+pub mod engine;
+pub mod events;
 pub mod health;
+pub mod observe;
 pub mod plan;
+pub mod reconcile;
 pub mod source;
 pub mod spec;

@@ -29,6 +29,17 @@ enum Command {
     /// Exit 0 no change, 2 changes, 1 error (an invalid head config included).
     /// Example: `teal diff --base origin/main --format markdown >> $GITHUB_STEP_SUMMARY`
     Diff(commands::diff::Args),
+    /// What the daemon would do now: the repo's head against the live host.
+    ///
+    /// Changes nothing. Exit 0 nothing to do, 2 changes, 1 error.
+    /// Example: `teal plan --config ./daemon.yaml --format json`
+    Plan(commands::plan::Args),
+    /// One reconcile pass with progress on stderr, then exit.
+    ///
+    /// Stages new versions on the idle color, checks them, and moves
+    /// traffic only when the checks pass. Exit 0 converged, 1 failed.
+    /// Example: `teal apply --config ./daemon.yaml`
+    Apply(commands::apply::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +51,8 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Validate(a) => commands::validate::run(a),
         Command::Diff(a) => commands::diff::run(a),
+        Command::Plan(a) => block_on(commands::plan::run(a)),
+        Command::Apply(a) => block_on(commands::apply::run(a)),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -48,4 +61,9 @@ fn main() -> ExitCode {
             ExitCode::from(commands::exit::ERROR)
         }
     }
+}
+
+/// Runs an async command on a fresh multi-threaded runtime.
+fn block_on(fut: impl std::future::Future<Output = anyhow::Result<u8>>) -> anyhow::Result<u8> {
+    tokio::runtime::Runtime::new()?.block_on(fut)
 }

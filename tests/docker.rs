@@ -49,7 +49,7 @@ impl Fixture {
             volumes: vec![],
             labels: BTreeMap::from([("com.example.team".into(), "shop".into())]),
             restart: RestartPolicy::UnlessStopped,
-            network: self.docker.network().to_string(),
+            network: None,
         }
     }
 }

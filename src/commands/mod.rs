@@ -1,7 +1,10 @@
 //! One thin module per subcommand, composing spec, source, plan, engine.
 //! Each returns the process exit code; errors carry context for humans.
 
+pub mod apply;
 pub mod diff;
+pub mod host;
+pub mod plan;
 pub mod validate;
 
 use std::io::IsTerminal;

@@ -30,7 +30,7 @@ impl Managed {
     }
 }
 
-fn find(binary: &str) -> Result<String, ProxyError> {
+pub(crate) fn find(binary: &str) -> Result<String, ProxyError> {
     for dir in ["/usr/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/bin"] {
         let p = Path::new(dir).join(binary);
         if p.exists() {

@@ -24,7 +24,7 @@ fn web() -> Service {
         volumes: vec![],
         labels: Default::default(),
         restart: RestartPolicy::UnlessStopped,
-        network: "teal".into(),
+        network: None,
         route: Route {
             host: "shop.example.com".into(),
             path: "/".into(),

@@ -24,7 +24,8 @@ pub struct ContainerSpec {
     pub volumes: Vec<String>,
     pub labels: BTreeMap<String, String>,
     pub restart: RestartPolicy,
-    pub network: String,
+    /// `None`: the host's managed network.
+    pub network: Option<String>,
 }
 
 impl ContainerSpec {
@@ -70,6 +71,11 @@ pub mod labels {
     pub const SPEC: &str = "teal.spec";
     pub const COMMIT: &str = "teal.commit";
     pub const REPLICA: &str = "teal.replica";
+    /// Which teal instance owns the container: its managed network's name.
+    /// Each teal observes and touches only its own containers, so two
+    /// instances on one Docker host (a demo next to production, parallel
+    /// tests) never act on each other's services.
+    pub const OWNER: &str = "teal.owner";
     /// The image reference as written in the spec (the engine may report a digest).
     pub const IMAGE: &str = "teal.image";
 }

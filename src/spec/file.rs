@@ -42,7 +42,7 @@ pub struct ServiceFile {
     /// Docker restart policy. Default unless-stopped.
     #[serde(default)]
     pub restart: Option<RestartPolicy>,
-    /// Docker network to join; overrides `teal.yaml`. Default `teal`.
+    /// Docker network to join; overrides `teal.yaml`. Default: the host's managed network.
     #[serde(default)]
     pub network: Option<String>,
     /// Where the proxy sends traffic for the active color.
@@ -69,7 +69,7 @@ pub struct RepoFile {
     /// Default switch behaviour for every service.
     #[serde(default)]
     pub switch: Option<SwitchFile>,
-    /// Default Docker network for every service.
+    /// Docker network for every service; default: the host's managed network (`docker.network` in the host config).
     #[serde(default)]
     pub network: Option<String>,
 }

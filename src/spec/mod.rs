@@ -116,8 +116,9 @@ pub struct Service {
     pub volumes: Vec<String>,
     pub labels: BTreeMap<String, String>,
     pub restart: RestartPolicy,
-    /// Docker network the containers join.
-    pub network: String,
+    /// Docker network the containers join; `None`: the host's managed
+    /// network (`docker.network` in the host config).
+    pub network: Option<String>,
     pub route: Route,
     pub preview: Option<Preview>,
     pub health: Health,

@@ -204,7 +204,11 @@ fn good_file_resolves_with_builtin_defaults() {
     let s = &d.services["web"];
     assert_eq!(s.active, Color::Green);
     assert_eq!(s.images.blue.as_deref(), Some("registry.example.com/shop/web:1.4.1"));
-    assert_eq!((s.port, s.replicas, s.network.as_str()), (8080, 1, "teal"));
+    assert_eq!(
+        (s.port, s.replicas, s.network.as_deref()),
+        (8080, 1, None),
+        "None: the host's managed network"
+    );
     assert_eq!(
         s.route,
         Route {
@@ -256,7 +260,7 @@ fn repo_defaults_apply_field_by_field_unless_overridden() {
             keep_idle: true
         }
     );
-    assert_eq!(s.network, "shop");
+    assert_eq!(s.network.as_deref(), Some("shop"));
     // A service's own probe replaces the default probe kind entirely.
     let d = load(&files(&[("teal.yaml", repo), ("services/web.yaml", GOOD)])).unwrap();
     assert!(matches!(d.services["web"].health.probe, Probe::Http { .. }));

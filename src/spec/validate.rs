@@ -111,16 +111,10 @@ pub fn resolve_service(ctx: &mut Ctx<'_>, name: &str, f: &ServiceFile, repo: &Re
             );
         }
     }
-    let network = f
-        .network
-        .clone()
-        .or_else(|| repo.network.clone())
-        .unwrap_or_else(|| defaults::NETWORK.into());
-    check_network(
-        ctx,
-        &network,
-        if f.network.is_some() { From::Service } else { From::Repo },
-    );
+    let network = f.network.clone().or_else(|| repo.network.clone());
+    if let Some(n) = &network {
+        check_network(ctx, n, if f.network.is_some() { From::Service } else { From::Repo });
+    }
     let route = resolve_route(ctx, f);
     let preview = resolve_preview(ctx, f, route.as_ref());
     let health = resolve_health(ctx, f.health.as_ref(), repo.health.as_ref());

@@ -135,25 +135,32 @@ pub fn docker_or_fail() {
     );
 }
 
-/// Tag of the demo app image, built once per test process from the binary
-/// embedded in teal (FROM scratch, no registry).
+/// Tag of a demo app image (FROM scratch, from the binary embedded in
+/// teal, no registry) that reports `version` and answers /healthz with 200,
+/// or 503 when not `healthy`. Built once per tag.
+pub async fn app_image_version(docker: &teal::drivers::docker::DockerDriver, version: &str, healthy: bool) -> String {
+    use sha2::Digest;
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = LOCK.lock().await;
+    let sum = hex::encode(sha2::Sha256::digest(teal::app::DEMO_APP));
+    let tag = format!(
+        "teal-test-app:{}-{version}{}",
+        &sum[..12],
+        if healthy { "" } else { "-unhealthy" }
+    );
+    if !docker.image_present(&tag).await.unwrap() {
+        let env = [("VERSION", version), ("HEALTHY", if healthy { "1" } else { "0" })];
+        docker
+            .build_app_image(&tag, teal::app::DEMO_APP, &env)
+            .await
+            .expect("build the demo app image");
+    }
+    tag
+}
+
+/// The healthy demo app image at version `1.0`.
 pub async fn app_image(docker: &teal::drivers::docker::DockerDriver) -> String {
-    static BUILT: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-    BUILT
-        .get_or_init(|| async {
-            use sha2::Digest;
-            let sum = hex::encode(sha2::Sha256::digest(teal::app::DEMO_APP));
-            let tag = format!("teal-test-app:{}", &sum[..12]);
-            if !docker.image_present(&tag).await.unwrap() {
-                docker
-                    .build_app_image(&tag, teal::app::DEMO_APP)
-                    .await
-                    .expect("build the demo app image");
-            }
-            tag
-        })
-        .await
-        .clone()
+    app_image_version(docker, "1.0", true).await
 }
 
 /// Removes every container of the given services and the network on drop

@@ -71,10 +71,15 @@ impl DockerDriver {
     }
 
     /// Builds `tag` as a `FROM scratch` image whose entrypoint is `binary`
-    /// (copied to `/app`). Used by `teal demo` and the tests, no registry needed.
-    pub async fn build_app_image(&self, tag: &str, binary: &[u8]) -> Result<(), DockerError> {
-        let dockerfile = b"FROM scratch\nCOPY app /app\nENTRYPOINT [\"/app\"]\n";
-        let context = tar(&[("Dockerfile", dockerfile, 0o644), ("app", binary, 0o755)]);
+    /// (copied to `/app`), with `env` baked in as `ENV` lines. Used by
+    /// `teal demo` and the tests, no registry needed.
+    pub async fn build_app_image(&self, tag: &str, binary: &[u8], env: &[(&str, &str)]) -> Result<(), DockerError> {
+        let mut dockerfile = String::from("FROM scratch\nCOPY app /app\n");
+        for (k, v) in env {
+            dockerfile.push_str(&format!("ENV {k}={v:?}\n"));
+        }
+        dockerfile.push_str("ENTRYPOINT [\"/app\"]\n");
+        let context = tar(&[("Dockerfile", dockerfile.as_bytes(), 0o644), ("app", binary, 0o755)]);
         let opts = BuildImageOptions {
             t: Some(tag.to_string()),
             dockerfile: "Dockerfile".into(),

@@ -91,6 +91,15 @@ fn message(e: &bollard::errors::Error) -> String {
     }
 }
 
+/// The spec's env plus `TEAL_SERVICE` and `TEAL_COLOR`, so an app can say
+/// which color it is.
+fn env(spec: &ContainerSpec) -> Vec<String> {
+    let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    env.push(format!("TEAL_SERVICE={}", spec.service));
+    env.push(format!("TEAL_COLOR={}", spec.color));
+    env
+}
+
 fn is_not_found(e: &bollard::errors::Error) -> bool {
     matches!(
         e,
@@ -144,9 +153,14 @@ impl DockerDriver {
 
     /// Creates the managed bridge network when it does not exist.
     pub async fn ensure_network(&self) -> Result<(), DockerError> {
+        self.ensure_named_network(&self.network).await
+    }
+
+    /// Creates a bridge network labelled as teal's when it does not exist.
+    async fn ensure_named_network(&self, name: &str) -> Result<(), DockerError> {
         match self
             .client
-            .inspect_network(&self.network, None::<bollard::query_parameters::InspectNetworkOptions>)
+            .inspect_network(name, None::<bollard::query_parameters::InspectNetworkOptions>)
             .await
         {
             Ok(_) => return Ok(()),
@@ -154,18 +168,18 @@ impl DockerDriver {
             Err(e) => {
                 return Err(DockerError::Api {
                     action: "inspect network",
-                    target: self.network.clone(),
+                    target: name.to_string(),
                     message: message(&e),
                 })
             }
         }
         let req = NetworkCreateRequest {
-            name: self.network.clone(),
+            name: name.to_string(),
             driver: Some("bridge".into()),
             labels: Some(HashMap::from([("teal.managed".to_string(), "true".to_string())])),
             ..Default::default()
         };
-        call("create network", &self.network, self.client.create_network(req)).await?;
+        call("create network", name, self.client.create_network(req)).await?;
         Ok(())
     }
 
@@ -211,7 +225,10 @@ impl DockerDriver {
 
     /// teal-labelled containers matching extra `label=value` filters.
     async fn list(&self, extra: &[(&str, &str)]) -> Result<Vec<ContainerSummary>, DockerError> {
-        let mut label = vec![labels::SERVICE.to_string()];
+        let mut label = vec![
+            labels::SERVICE.to_string(),
+            format!("{}={}", labels::OWNER, self.network),
+        ];
         label.extend(extra.iter().map(|(k, v)| format!("{k}={v}")));
         let opts = ListContainersOptions {
             all: true,
@@ -220,7 +237,7 @@ impl DockerDriver {
         };
         call(
             "list containers",
-            "labelled teal.service",
+            "owned by this teal",
             self.client.list_containers(Some(opts)),
         )
         .await
@@ -236,8 +253,11 @@ impl DockerDriver {
             .network_settings
             .as_ref()
             .and_then(|n| n.networks.as_ref())
-            .and_then(|n| n.get(&self.network))
-            .and_then(|e| e.ip_address.as_deref())
+            .and_then(|n| {
+                // The managed network, else the one the spec named.
+                let ip = |e: &bollard::models::EndpointSettings| e.ip_address.clone().filter(|ip| !ip.is_empty());
+                n.get(&self.network).and_then(ip).or_else(|| n.values().find_map(ip))
+            })
             .and_then(|ip| ip.parse::<IpAddr>().ok());
         let running = c.state.as_ref().is_some_and(|s| s.to_string() == "running");
         let obs = ObservedContainer {
@@ -306,6 +326,9 @@ impl DockerDriver {
     }
 
     async fn create(&self, spec: &ContainerSpec, n: u32, hash: &str, commit: &str) -> Result<(), DockerError> {
+        if let Some(net) = spec.network.as_deref().filter(|n| *n != self.network) {
+            self.ensure_named_network(net).await?;
+        }
         let name = spec.container_name(n);
         let mut l: HashMap<String, String> = spec.labels.clone().into_iter().collect();
         l.insert(labels::SERVICE.into(), spec.service.clone());
@@ -313,6 +336,7 @@ impl DockerDriver {
         l.insert(labels::SPEC.into(), hash.to_string());
         l.insert(labels::COMMIT.into(), commit.to_string());
         l.insert(labels::REPLICA.into(), n.to_string());
+        l.insert(labels::OWNER.into(), self.network.clone());
         l.insert(labels::IMAGE.into(), spec.image.clone());
         let restart = match spec.restart {
             crate::spec::RestartPolicy::No => RestartPolicyNameEnum::NO,
@@ -322,7 +346,7 @@ impl DockerDriver {
         };
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
-            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            env: Some(env(spec)),
             cmd: spec.command.clone(),
             labels: Some(l),
             host_config: Some(HostConfig {
@@ -331,7 +355,7 @@ impl DockerDriver {
                     maximum_retry_count: None,
                 }),
                 binds: (!spec.volumes.is_empty()).then(|| spec.volumes.clone()),
-                network_mode: Some(spec.network.clone()),
+                network_mode: Some(spec.network.clone().unwrap_or_else(|| self.network.clone())),
                 ..Default::default()
             }),
             ..Default::default()
@@ -362,12 +386,35 @@ impl DockerDriver {
         match self.client.remove_container(name, Some(opts)).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
+            // Docker is already removing it (a restart policy racing a stop):
+            // done once it is gone.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {
+                self.wait_gone(name).await
+            }
             Err(e) => Err(DockerError::Api {
                 action: "remove container",
                 target: name.to_string(),
                 message: message(&e),
             }),
         }
+    }
+
+    async fn wait_gone(&self, name: &str) -> Result<(), DockerError> {
+        for _ in 0..300 {
+            match self
+                .client
+                .inspect_container(name, None::<bollard::query_parameters::InspectContainerOptions>)
+                .await
+            {
+                Err(e) if is_not_found(&e) => return Ok(()),
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        Err(DockerError::Timeout {
+            action: "remove container",
+            target: name.to_string(),
+            secs: 30,
+        })
     }
 
     async fn of_color(&self, service: &str, color: Option<Color>) -> Result<Vec<(String, u32, bool)>, DockerError> {

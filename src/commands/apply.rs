@@ -1,0 +1,67 @@
+//! `teal apply`: one reconcile pass with progress on stderr, then exit.
+
+use std::time::Instant;
+
+use super::host::{fetch, HostArgs};
+use crate::engine::StepEvent;
+use crate::events::{Event, EventLog};
+use crate::plan::render;
+use crate::reconcile::Host;
+use crate::spec::duration;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub host: HostArgs,
+}
+
+/// Exit 0 when the host runs what the commit asks for, 1 otherwise.
+pub async fn run(args: &Args) -> anyhow::Result<u8> {
+    let config = args.host.load()?;
+    let started = Instant::now();
+    let rev = fetch(&config).await?;
+    let short = &rev.commit[..rev.commit.len().min(10)];
+    eprintln!("teal apply: {} at {short}", config.repo.url);
+    let log = EventLog::open(&config.state_dir)?;
+    let host = Host::connect(config).await?;
+    let progress = |e: &StepEvent| {
+        let took = duration::format(std::time::Duration::from_millis(e.duration.as_millis() as u64));
+        match &e.result {
+            Ok(()) => eprintln!("  {}: {} ... ok ({took})", e.service, render::step(&e.step)),
+            Err(why) => eprintln!("  {}: {} ... FAILED ({took}): {why}", e.service, render::step(&e.step)),
+        }
+        if let Err(err) = log.append(&Event::from(e)) {
+            eprintln!("  (could not append to {}: {err})", log.path().display());
+        }
+    };
+    let (plan, outcomes) = host.apply(&rev, &progress).await?;
+    let mut failed = 0;
+    for sp in plan.services.iter().filter(|s| s.refused.is_some()) {
+        failed += 1;
+        eprintln!("  {}: refused: {}", sp.service, sp.refused.as_deref().unwrap_or(""));
+    }
+    for o in &outcomes {
+        if let Err(e) = &o.result {
+            failed += 1;
+            eprintln!(
+                "  {}: deploy of {short} failed, traffic stays where it was: {e}",
+                o.service
+            );
+        }
+    }
+    let took = duration::format(std::time::Duration::from_millis(started.elapsed().as_millis() as u64));
+    if failed == 0 {
+        let n = outcomes.len();
+        eprintln!(
+            "converged: {n} service{} changed, in {took}",
+            super::validate::plural(n)
+        );
+        Ok(super::exit::OK)
+    } else {
+        eprintln!(
+            "not converged: {failed} service{} failed or refused, in {took}",
+            super::validate::plural(failed)
+        );
+        Ok(super::exit::ERROR)
+    }
+}

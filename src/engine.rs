@@ -1,0 +1,240 @@
+//! Runs a `Plan` step by step through the drivers. Every step is idempotent
+//! (the drivers converge to a target rather than replaying an action), so a
+//! pass cut off anywhere is finished by the next one.
+//!
+//! Services run concurrently and independently: one failing deploy stops
+//! only its own service. Whatever the plan says, the engine refuses to move
+//! traffic to a color that has not passed its checks in this run.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::drivers::docker::{DockerDriver, DockerError};
+use crate::drivers::proxy::{PreviewRoute, ProxyDriver, ProxyError, RouteSpec};
+use crate::health::{self, HealthFailure, Target};
+use crate::plan::{route_hash, Plan, ServicePlan, Step};
+use crate::spec::container::ContainerSpec;
+use crate::spec::{Color, Desired, Service};
+
+/// What the engine needs to act.
+pub struct Engine<'a> {
+    pub docker: &'a DockerDriver,
+    pub proxy: &'a ProxyDriver,
+    /// The commit being applied (goes on containers and proxy config).
+    pub commit: &'a str,
+}
+
+/// One step's outcome, for progress output and the event log.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepEvent {
+    pub service: String,
+    pub commit: String,
+    pub step: Step,
+    /// `ok`, or the error.
+    pub result: Result<(), String>,
+    #[serde(with = "crate::spec::duration::serde_human")]
+    pub duration: Duration,
+}
+
+/// How a service's deploy ended.
+#[derive(Debug)]
+pub struct Outcome {
+    pub service: String,
+    pub result: Result<(), DeployError>,
+    pub duration: Duration,
+}
+
+/// A failed deploy: which service, which step, why. Traffic stays where it
+/// was unless the failing step was after the switch (drain, cleanup).
+#[derive(Debug, thiserror::Error)]
+#[error("{service}: {step} failed: {reason}")]
+pub struct DeployError {
+    pub service: String,
+    pub step: String,
+    pub reason: StepError,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
+    #[error(transparent)]
+    Health(#[from] HealthFailure),
+    #[error("refusing to send traffic to {0}: its health checks have not passed in this pass")]
+    Unchecked(Color),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Engine<'_> {
+    /// Runs every service's steps; services in parallel, steps in order.
+    /// `on_step` sees each finished step (progress, event log).
+    pub async fn execute(&self, plan: &Plan, desired: &Desired, on_step: &(dyn Fn(&StepEvent) + Sync)) -> Vec<Outcome> {
+        let runs = plan
+            .services
+            .iter()
+            .filter(|sp| !sp.steps.is_empty())
+            .map(|sp| self.run_service(sp, desired.services.get(&sp.service), on_step));
+        futures_util::future::join_all(runs).await
+    }
+
+    async fn run_service(
+        &self,
+        sp: &ServicePlan,
+        svc: Option<&Service>,
+        on_step: &(dyn Fn(&StepEvent) + Sync),
+    ) -> Outcome {
+        let started = Instant::now();
+        let mut checked = BTreeSet::new();
+        let mut result = Ok(());
+        for step in &sp.steps {
+            let t = Instant::now();
+            let r = self.run_step(&sp.service, svc, step, &mut checked).await;
+            on_step(&StepEvent {
+                service: sp.service.clone(),
+                commit: self.commit.to_string(),
+                step: step.clone(),
+                result: r.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+                duration: t.elapsed(),
+            });
+            if let Err(reason) = r {
+                let step = step_name(step);
+                result = Err(DeployError {
+                    service: sp.service.clone(),
+                    step,
+                    reason,
+                });
+                break;
+            }
+        }
+        Outcome {
+            service: sp.service.clone(),
+            result,
+            duration: started.elapsed(),
+        }
+    }
+
+    async fn run_step(
+        &self,
+        name: &str,
+        svc: Option<&Service>,
+        step: &Step,
+        checked: &mut BTreeSet<Color>,
+    ) -> Result<(), StepError> {
+        let need = || svc.ok_or_else(|| StepError::Invalid(format!("{name}: no desired spec for {step:?}")));
+        match step {
+            Step::PullImage { image, .. } => {
+                self.docker.pull(image, |_| {}).await?;
+            }
+            Step::StartColor { color, replicas, .. } => {
+                let svc = need()?;
+                let spec = container_spec(svc, *color)?;
+                self.docker.ensure_color(&spec, *replicas, self.commit).await?;
+            }
+            Step::WaitHealthy { color } => {
+                let svc = need()?;
+                let targets = self.targets(name, *color).await?;
+                if targets.is_empty() {
+                    return Err(StepError::Invalid(format!(
+                        "{name}/{color} has no running containers to check"
+                    )));
+                }
+                health::wait_healthy(&svc.health, svc.port, &targets, self.docker).await?;
+                checked.insert(*color);
+            }
+            Step::Switch { to, .. } => {
+                if !checked.contains(to) {
+                    return Err(StepError::Unchecked(*to));
+                }
+                let route = self.route(need()?, *to).await?;
+                self.proxy.apply(&route).await?;
+            }
+            Step::Reroute { color } => {
+                let route = self.route(need()?, *color).await?;
+                self.proxy.apply(&route).await?;
+            }
+            Step::Drain { duration, .. } => tokio::time::sleep(*duration).await,
+            Step::RemoveReplicas { color, keep } => self.docker.remove_replicas(name, *color, *keep).await?,
+            Step::StopColor { color } => self.docker.stop_color(name, *color).await?,
+            Step::RemoveColor { color } => self.docker.remove_color(name, *color).await?,
+            Step::RemoveService => {
+                self.proxy.remove(name).await?;
+                self.docker.remove_service(name).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The running replicas of one color, fresh from Docker.
+    async fn targets(&self, name: &str, color: Color) -> Result<Vec<Target>, StepError> {
+        let all = self.docker.observe().await?;
+        let Some(per_color) = all.get(name) else {
+            return Ok(vec![]);
+        };
+        Ok(per_color
+            .get(color)
+            .iter()
+            .filter(|c| c.running)
+            .filter_map(|c| {
+                c.addr.map(|addr| Target {
+                    container: c.name.clone(),
+                    addr,
+                })
+            })
+            .collect())
+    }
+
+    /// The proxy entry for `svc` with traffic on `active` and, if declared,
+    /// the preview on the other color.
+    async fn route(&self, svc: &Service, active: Color) -> Result<RouteSpec, StepError> {
+        let addrs = |targets: Vec<Target>| -> Vec<SocketAddr> {
+            targets.into_iter().map(|t| SocketAddr::new(t.addr, svc.port)).collect()
+        };
+        let active_addrs = addrs(self.targets(&svc.name, active).await?);
+        let preview = match &svc.preview {
+            Some(p) => Some(PreviewRoute {
+                host: p.host.clone(),
+                allow: p.allow.clone(),
+                idle: active.other(),
+                addrs: addrs(self.targets(&svc.name, active.other()).await?),
+            }),
+            None => None,
+        };
+        Ok(RouteSpec {
+            service: svc.name.clone(),
+            host: svc.route.host.clone(),
+            path: svc.route.path.clone(),
+            active,
+            active_addrs,
+            preview,
+            commit: self.commit.to_string(),
+            route_hash: route_hash(svc),
+        })
+    }
+}
+
+fn container_spec(svc: &Service, color: Color) -> Result<ContainerSpec, StepError> {
+    ContainerSpec::of(svc, color)
+        .ok_or_else(|| StepError::Invalid(format!("{}/{color} has no image in the desired state", svc.name)))
+}
+
+/// The step's name as shown in messages and logs (`switch`, `wait_healthy`).
+pub fn step_name(step: &Step) -> String {
+    match serde_json::to_value(step) {
+        Ok(serde_json::Value::Object(m)) => m.get("step").and_then(|v| v.as_str()).unwrap_or("step").to_string(),
+        _ => "step".to_string(),
+    }
+}
+
+impl health::Exec for DockerDriver {
+    async fn exec(&self, container: &str, cmd: &[String], timeout: Duration) -> Result<i64, String> {
+        DockerDriver::exec(self, container, cmd, timeout)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}

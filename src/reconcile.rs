@@ -1,0 +1,156 @@
+//! One reconcile pass, shared by `teal plan`, `teal apply` and the daemon:
+//! read the desired state of a commit, observe the host afresh, plan, and
+//! (unless only planning) execute. Level-triggered: nothing is remembered
+//! between passes except what the caller keeps (backoff, status).
+
+use std::path::Path;
+
+use crate::config::{HostConfig, ProxyKind};
+use crate::drivers::docker::{DockerDriver, DockerError};
+use crate::drivers::haproxy::{Haproxy, HaproxyConfig};
+use crate::drivers::managed::{self, Managed};
+use crate::drivers::nginx::{Nginx, NginxConfig};
+use crate::drivers::proxy::{ProxyDriver, ProxyError};
+use crate::engine::{Engine, Outcome, StepEvent};
+use crate::observe::{observe, ObserveError};
+use crate::plan::{plan, Plan};
+use crate::source::fetch::{self, FetchError, Remote};
+use crate::spec::{Desired, Diagnostics, RepoFiles};
+
+/// The drivers of one host, built from the host config.
+pub struct Host {
+    pub config: HostConfig,
+    pub docker: DockerDriver,
+    pub proxy: ProxyDriver,
+    /// The proxy process teal owns when `proxy.managed` is true.
+    pub managed: Option<Managed>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("connecting to Docker: {0}")]
+    Docker(#[from] DockerError),
+    #[error("setting up the {kind:?} proxy: {source}")]
+    Proxy { kind: ProxyKind, source: ProxyError },
+}
+
+/// Reading the desired state of the repo's branch head.
+#[derive(Debug, thiserror::Error)]
+pub enum DesiredError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error("reading commit {commit}: {message}")]
+    Read { commit: String, message: String },
+    #[error("commit {commit} has an invalid config:\n{diagnostics}")]
+    Invalid { commit: String, diagnostics: Diagnostics },
+}
+
+/// A commit's desired state.
+#[derive(Debug, Clone)]
+pub struct Revision {
+    pub commit: String,
+    pub desired: Desired,
+}
+
+impl Host {
+    /// Connects to Docker, makes sure the managed network exists, and sets
+    /// up the configured proxy driver.
+    pub async fn connect(config: HostConfig) -> Result<Host, HostError> {
+        let docker = DockerDriver::connect(config.docker.host.as_deref(), &config.docker.network).await?;
+        docker.ensure_network().await?;
+        let kind = config.proxy.kind;
+        let (proxy, managed) = proxy_from_config(&config)
+            .await
+            .map_err(|source| HostError::Proxy { kind, source })?;
+        Ok(Host {
+            config,
+            docker,
+            proxy,
+            managed,
+        })
+    }
+
+    /// Observes the host and plans `desired` against it.
+    pub async fn plan(&self, desired: &Desired) -> Result<Plan, ObserveError> {
+        let observed = observe(&self.docker, &self.proxy, desired).await?;
+        Ok(plan(desired, &observed))
+    }
+
+    /// Observes, plans and executes one pass.
+    pub async fn apply(
+        &self,
+        rev: &Revision,
+        on_step: &(dyn Fn(&StepEvent) + Sync),
+    ) -> Result<(Plan, Vec<Outcome>), ObserveError> {
+        let plan = self.plan(&rev.desired).await?;
+        let engine = Engine {
+            docker: &self.docker,
+            proxy: &self.proxy,
+            commit: &rev.commit,
+        };
+        let outcomes = engine.execute(&plan, &rev.desired, on_step).await;
+        Ok((plan, outcomes))
+    }
+}
+
+/// Fetches the configured branch into the mirror in the state dir and reads
+/// its desired state. Blocking: call it from `spawn_blocking`.
+pub fn fetch_desired(config: &HostConfig) -> Result<Revision, DesiredError> {
+    let mirror = config.state_dir.join("repo.git");
+    let remote = Remote {
+        url: config.repo.url.clone(),
+        branch: config.repo.branch.clone(),
+        ssh_key: config.repo.ssh_key.clone(),
+        token_file: config.repo.token_file.clone(),
+    };
+    let oid = fetch::fetch(&mirror, &remote)?;
+    read_desired(&mirror, &oid.to_string(), &config.repo.path)
+}
+
+/// Reads and validates the desired state of `commit` in `repo` under `path`.
+pub fn read_desired(repo: &Path, commit: &str, path: &str) -> Result<Revision, DesiredError> {
+    let read_err = |message: String| DesiredError::Read {
+        commit: commit.to_string(),
+        message,
+    };
+    let files: RepoFiles = crate::source::read_files(repo, commit, path).map_err(|e| read_err(e.to_string()))?;
+    let desired = crate::spec::load(&files).map_err(|diagnostics| DesiredError::Invalid {
+        commit: commit.to_string(),
+        diagnostics,
+    })?;
+    Ok(Revision {
+        commit: commit.to_string(),
+        desired,
+    })
+}
+
+/// The proxy driver the host config asks for; with `managed: true`, teal
+/// starts the proxy itself under `state_dir/proxy`.
+pub async fn proxy_from_config(config: &HostConfig) -> Result<(ProxyDriver, Option<Managed>), ProxyError> {
+    let p = &config.proxy;
+    if p.managed {
+        let dir = config.state_dir.join("proxy");
+        let (m, driver) = match p.kind {
+            ProxyKind::Nginx => managed::start_nginx(&dir, &p.listen)?,
+            ProxyKind::Haproxy => managed::start_haproxy(&dir, &p.listen).await?,
+        };
+        return Ok((driver, Some(m)));
+    }
+    let driver = match p.kind {
+        ProxyKind::Nginx => ProxyDriver::Nginx(Nginx::new(NginxConfig {
+            conf_dir: p.nginx.conf_dir.clone(),
+            test: p.nginx.test.clone(),
+            reload: p.nginx.reload.clone(),
+            listen: p.listen.clone(),
+        })),
+        ProxyKind::Haproxy => ProxyDriver::Haproxy(Haproxy::new(HaproxyConfig {
+            config: p.haproxy.config.clone(),
+            socket: p.haproxy.socket.clone(),
+            reload: p.haproxy.reload.clone(),
+            listen: p.listen.clone(),
+            binary: managed::find("haproxy")?,
+            global: vec![],
+        })),
+    };
+    Ok((driver, None))
+}
