@@ -25,6 +25,8 @@ pub struct Engine<'a> {
     pub proxy: &'a ProxyDriver,
     /// The commit being applied (goes on containers and proxy config).
     pub commit: &'a str,
+    /// Progress lines of long steps (image pulls), as (service, line).
+    pub on_progress: &'a (dyn Fn(&str, &str) + Sync),
 }
 
 /// One step's outcome, for progress output and the event log.
@@ -129,7 +131,7 @@ impl Engine<'_> {
         let need = || svc.ok_or_else(|| StepError::Invalid(format!("{name}: no desired spec for {step:?}")));
         match step {
             Step::PullImage { image, .. } => {
-                self.docker.pull(image, |_| {}).await?;
+                self.docker.pull(image, |line| (self.on_progress)(name, &line)).await?;
             }
             Step::StartColor { color, replicas, .. } => {
                 let svc = need()?;

@@ -81,12 +81,14 @@ impl Host {
         &self,
         rev: &Revision,
         on_step: &(dyn Fn(&StepEvent) + Sync),
+        on_progress: &(dyn Fn(&str, &str) + Sync),
     ) -> Result<(Plan, Vec<Outcome>), ObserveError> {
         let plan = self.plan(&rev.desired).await?;
         let engine = Engine {
             docker: &self.docker,
             proxy: &self.proxy,
             commit: &rev.commit,
+            on_progress,
         };
         let outcomes = engine.execute(&plan, &rev.desired, on_step).await;
         Ok((plan, outcomes))

@@ -34,7 +34,8 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
             eprintln!("  (could not append to {}: {err})", log.path().display());
         }
     };
-    let (plan, outcomes) = host.apply(&rev, &progress).await?;
+    let pulling = |service: &str, line: &str| eprintln!("  {service}: {line}");
+    let (plan, outcomes) = host.apply(&rev, &progress, &pulling).await?;
     let mut failed = 0;
     for sp in plan.services.iter().filter(|s| s.refused.is_some()) {
         failed += 1;
