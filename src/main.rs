@@ -40,6 +40,13 @@ enum Command {
     /// traffic only when the checks pass. Exit 0 converged, 1 failed.
     /// Example: `teal apply --config ./daemon.yaml`
     Apply(commands::apply::Args),
+    /// Deploy a new version: stage IMAGE on the idle color and flip active.
+    ///
+    /// Edits services/SERVICE.yaml in place, changing only the idle color's
+    /// image and `active`: comments and layout are kept. The old color stays
+    /// warm, so `git revert` is an instant rollback.
+    /// Example: `teal bump web registry.example.com/shop/web:1.4.3 --commit`
+    Bump(commands::bump::Args),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +60,7 @@ fn main() -> ExitCode {
         Command::Diff(a) => commands::diff::run(a),
         Command::Plan(a) => block_on(commands::plan::run(a)),
         Command::Apply(a) => block_on(commands::apply::run(a)),
+        Command::Bump(a) => commands::bump::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

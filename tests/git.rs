@@ -318,3 +318,59 @@ fn the_bundled_example_validates_as_a_user_runs_it() {
         (0, "ok: 3 services valid (admin, api, web)\n")
     );
 }
+
+#[test]
+fn bump_edits_two_values_commits_and_diff_shows_the_switch() {
+    let repo = shop();
+    let before = std::fs::read_to_string(repo.path().join("services/web.yaml")).unwrap();
+    let run = teal(repo.path(), &["bump", "web", V2, "--commit"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        format!("services/web.yaml: green now runs {V2} and becomes active (blue keeps {V1} warm)\ncommitted: web: deploy {V2} (was {V1})\n")
+    );
+    let after = std::fs::read_to_string(repo.path().join("services/web.yaml")).unwrap();
+    assert_eq!(
+        after,
+        before.replace("active: blue\n", &format!("active: green\ngreen:\n  image: {V2}\n"))
+    );
+    assert_eq!(
+        repo.git(&["log", "-1", "--format=%s"]),
+        format!("web: deploy {V2} (was {V1})")
+    );
+    let diff = teal(repo.path(), &["diff", "--base", "HEAD~1"]);
+    assert!(
+        diff.stdout.starts_with("~ web  update, traffic blue -> green"),
+        "{}",
+        diff.stdout
+    );
+}
+
+#[test]
+fn bump_refuses_unknown_services_and_invalid_files() {
+    let repo = shop();
+    let run = teal(repo.path(), &["bump", "api", V2]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("error: no service \"api\": ") && run.stderr.contains("(services here: web)"),
+        "{}",
+        run.stderr
+    );
+    std::fs::write(
+        repo.path().join("services/web.yaml"),
+        "active: blue\nblue: {image: x}\nport: 0\n",
+    )
+    .unwrap();
+    let run = teal(repo.path(), &["bump", "web", V2]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("services/web.yaml is invalid, fix it first:\nservices/web.yaml:"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("services/web.yaml")).unwrap(),
+        "active: blue\nblue: {image: x}\nport: 0\n"
+    );
+}

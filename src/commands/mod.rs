@@ -2,6 +2,7 @@
 //! Each returns the process exit code; errors carry context for humans.
 
 pub mod apply;
+pub mod bump;
 pub mod diff;
 pub mod host;
 pub mod plan;

@@ -9,6 +9,7 @@
 pub mod container;
 pub mod diag;
 pub mod duration;
+pub mod edit;
 pub mod file;
 pub mod load;
 pub mod locate;

@@ -1,0 +1,109 @@
+//! `teal bump SERVICE IMAGE`: the everyday deploy. Stages IMAGE on the idle
+//! color and flips `active` in `services/SERVICE.yaml`, changing only those
+//! two values, so a review shows exactly the deploy.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{bail, Context};
+
+use crate::spec::{self, RepoFiles};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The service, i.e. the file stem of services/SERVICE.yaml, e.g. `web`.
+    pub service: String,
+    /// The new image, e.g. `registry.example.com/shop/web:1.4.3`.
+    pub image: String,
+    /// The config repo's work tree.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub repo: PathBuf,
+    /// Where teal.yaml and services/ live inside the repo, e.g. `--path deploy/`.
+    #[arg(long, default_value = "/", value_name = "PATH")]
+    pub path: String,
+    /// Also `git commit` the change, with a message naming the service, the
+    /// old and the new image.
+    #[arg(long)]
+    pub commit: bool,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<u8> {
+    let dir = args.repo.join(args.path.trim_start_matches('/'));
+    let rel = format!("services/{}.yaml", args.service);
+    let file = dir.join(&rel);
+    let mut files = RepoFiles::from_dir(&dir).with_context(|| format!("reading {}", dir.display()))?;
+    let Some(text) = files.files.get(&rel).cloned() else {
+        let known: Vec<&str> = files
+            .files
+            .keys()
+            .filter_map(|k| k.strip_prefix("services/")?.strip_suffix(".yaml"))
+            .collect();
+        bail!(
+            "no service {:?}: {} does not exist (services here: {})",
+            args.service,
+            file.display(),
+            known.join(", ")
+        );
+    };
+    if let Err(diags) = spec::load(&files) {
+        let mine: Vec<String> = diags
+            .0
+            .iter()
+            .filter(|d| d.path == rel)
+            .map(|d| d.to_string())
+            .collect();
+        if !mine.is_empty() {
+            bail!("{rel} is invalid, fix it first:\n{}", mine.join("\n"));
+        }
+    }
+    let b = spec::edit::bump(&rel, &text, &args.image)?;
+    files.files.insert(rel.clone(), b.text.clone());
+    if let Err(diags) = spec::load(&files) {
+        let mine: Vec<String> = diags
+            .0
+            .iter()
+            .filter(|d| d.path == rel)
+            .map(|d| d.to_string())
+            .collect();
+        if !mine.is_empty() {
+            bail!(
+                "the bumped {rel} would be invalid, nothing was written:\n{}",
+                mine.join("\n")
+            );
+        }
+    }
+    let tmp = file.with_extension("yaml.teal-tmp");
+    std::fs::write(&tmp, &b.text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &file).with_context(|| format!("replacing {}", file.display()))?;
+    let (from_color, from_image) = &b.from;
+    let (to_color, to_image) = &b.to;
+    println!("{rel}: {to_color} now runs {to_image} and becomes active ({from_color} keeps {from_image} warm)");
+    if args.commit {
+        let msg = format!("{}: deploy {to_image} (was {from_image})", args.service);
+        git(&dir, &["add", "--", &rel])?;
+        git(&dir, &["commit", "-q", "-m", &msg, "--", &rel])?;
+        println!("committed: {msg}");
+    } else {
+        println!(
+            "next: git commit -am \"{}: deploy {to_image}\" && git push",
+            args.service
+        );
+    }
+    Ok(super::exit::OK)
+}
+
+fn git(dir: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .context("running git")?;
+    if !out.status.success() {
+        bail!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
