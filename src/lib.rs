@@ -11,12 +11,14 @@
 //! - `events`: the append-only event log in the state dir
 //! - `reconcile`: one pass (read a commit, observe, plan, execute)
 //! - `config`: the host config (not in git)
+//! - `daemon`: the long-running loop, its lock and backoff
 //! - `commands`: one thin module per subcommand
 //! - `app`: the bundled static demo app
 
 pub mod app;
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod drivers;
 pub mod engine;
 pub mod events;

@@ -47,6 +47,13 @@ enum Command {
     /// warm, so `git revert` is an instant rollback.
     /// Example: `teal bump web registry.example.com/shop/web:1.4.3 --commit`
     Bump(commands::bump::Args),
+    /// The long-running reconciler: watch the repo, keep the host converged.
+    ///
+    /// Polls the branch (and, for a repo on this machine, reacts to changes
+    /// at once). An invalid commit is not applied; a failed deploy is retried
+    /// with backoff or on the next commit. SIGTERM finishes the pass in flight.
+    /// Example: `teal daemon --config /etc/teal/daemon.yaml`
+    Daemon(commands::daemon::Args),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +68,7 @@ fn main() -> ExitCode {
         Command::Plan(a) => block_on(commands::plan::run(a)),
         Command::Apply(a) => block_on(commands::apply::run(a)),
         Command::Bump(a) => commands::bump::run(a),
+        Command::Daemon(a) => block_on(commands::daemon::run(a)),
     };
     match result {
         Ok(code) => ExitCode::from(code),

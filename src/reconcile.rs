@@ -76,6 +76,23 @@ impl Host {
         Ok(plan(desired, &observed))
     }
 
+    /// Runs an already computed plan.
+    pub async fn execute(
+        &self,
+        plan: &Plan,
+        rev: &Revision,
+        on_step: &(dyn Fn(&StepEvent) + Sync),
+        on_progress: &(dyn Fn(&str, &str) + Sync),
+    ) -> Vec<Outcome> {
+        let engine = Engine {
+            docker: &self.docker,
+            proxy: &self.proxy,
+            commit: &rev.commit,
+            on_progress,
+        };
+        engine.execute(plan, &rev.desired, on_step).await
+    }
+
     /// Observes, plans and executes one pass.
     pub async fn apply(
         &self,

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod bump;
+pub mod daemon;
 pub mod diff;
 pub mod host;
 pub mod plan;

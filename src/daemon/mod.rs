@@ -1,0 +1,186 @@
+//! The long-running reconciler. Each pass fetches the branch, observes the
+//! host afresh and plans again (level-triggered), so a crash anywhere is
+//! recovered by the next pass. An invalid commit is never applied: the last
+//! good desired state keeps being served. A failed deploy is retried with
+//! backoff, or at once on a new commit. Problems are logged once per
+//! change of state, not once per pass.
+
+pub mod backoff;
+pub mod lock;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{watch, Notify};
+use tracing::{error, info, warn};
+
+use crate::config::HostConfig;
+use crate::engine::StepEvent;
+use crate::events::{Event, EventLog};
+use crate::plan::Change;
+use crate::reconcile::{fetch_desired, DesiredError, Host, Revision};
+use backoff::Backoff;
+
+/// The daemon's state between passes (what it must remember is small: the
+/// last good commit, backoff, and what it already reported).
+pub struct Daemon {
+    host: Host,
+    log: EventLog,
+    backoff: Backoff,
+    last_good: Option<Revision>,
+    /// The last problem reported, so each is logged once.
+    last_problem: Option<String>,
+    refused: HashSet<(String, String)>,
+    /// Wakes the loop before the poll interval (file watcher, webhook).
+    pub trigger: Arc<Notify>,
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl Daemon {
+    /// Connects the drivers and, for a repo on a local path, starts a
+    /// watcher that triggers a pass as soon as the repo changes.
+    pub async fn new(config: HostConfig) -> anyhow::Result<Daemon> {
+        let log = EventLog::open(&config.state_dir)?;
+        let trigger = Arc::new(Notify::new());
+        let watcher = watch_local_repo(&config.repo.url, trigger.clone());
+        let host = Host::connect(config).await?;
+        Ok(Daemon {
+            host,
+            log,
+            backoff: Backoff::default(),
+            last_good: None,
+            last_problem: None,
+            refused: HashSet::new(),
+            trigger,
+            _watcher: watcher,
+        })
+    }
+
+    /// The host config in use.
+    pub fn config(&self) -> &HostConfig {
+        &self.host.config
+    }
+
+    /// Passes until `shutdown` turns true; a pass in flight is finished
+    /// first, so no step is cut in half. `ready` is called once, after the
+    /// first pass.
+    pub async fn run(&mut self, mut shutdown: watch::Receiver<bool>, ready: &(dyn Fn() + Sync)) {
+        let mut first = true;
+        while !*shutdown.borrow() {
+            self.pass().await;
+            if first {
+                ready();
+                first = false;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.host.config.repo.poll) => {}
+                _ = self.trigger.notified() => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        info!("stopping: no step was in flight");
+    }
+
+    fn problem(&mut self, p: Option<String>) {
+        if p != self.last_problem {
+            match &p {
+                Some(msg) => warn!(problem = %msg, "still serving the last good state"),
+                None if self.last_problem.is_some() => info!("recovered"),
+                None => {}
+            }
+            self.last_problem = p;
+        }
+    }
+
+    /// One pass: fetch, observe, plan, execute what backoff allows.
+    pub async fn pass(&mut self) {
+        let config = self.host.config.clone();
+        match tokio::task::spawn_blocking(move || fetch_desired(&config)).await {
+            Ok(Ok(rev)) => {
+                if self.last_good.as_ref().map(|r| &r.commit) != Some(&rev.commit) {
+                    info!(commit = %short(&rev.commit), services = rev.desired.services.len(), "new commit");
+                }
+                self.last_good = Some(rev);
+                self.problem(None);
+            }
+            Ok(Err(DesiredError::Invalid { commit, diagnostics })) => {
+                self.problem(Some(format!(
+                    "commit {} has an invalid config, not applied:\n{diagnostics}",
+                    short(&commit)
+                )));
+            }
+            Ok(Err(e)) => self.problem(Some(e.to_string())),
+            Err(e) => self.problem(Some(format!("fetch task: {e}"))),
+        }
+        let Some(rev) = self.last_good.clone() else { return };
+        let mut plan = match self.host.plan(&rev.desired).await {
+            Ok(p) => p,
+            Err(e) => return self.problem(Some(e.to_string())),
+        };
+        let now = Instant::now();
+        for sp in plan.services.iter().filter(|s| s.change == Change::Refused) {
+            if self.refused.insert((sp.service.clone(), rev.commit.clone())) {
+                error!(service = %sp.service, commit = %short(&rev.commit), reason = %sp.refused.as_deref().unwrap_or(""), "refused");
+            }
+        }
+        plan.services
+            .retain(|sp| !sp.steps.is_empty() && self.backoff.allows(&sp.service, &rev.commit, now));
+        if plan.services.is_empty() {
+            return;
+        }
+        let log = self.log.clone();
+        let on_step = move |e: &StepEvent| {
+            let step = crate::plan::render::step(&e.step);
+            match &e.result {
+                Ok(()) => info!(service = %e.service, commit = %short(&e.commit), step = %step, "ok"),
+                Err(why) => {
+                    warn!(service = %e.service, commit = %short(&e.commit), step = %step, error = %why, "failed")
+                }
+            }
+            if let Err(err) = log.append(&Event::from(e)) {
+                warn!(path = %log.path().display(), error = %err, "cannot append to the event log");
+            }
+        };
+        let on_progress = |service: &str, line: &str| info!(service = %service, "{line}");
+        for o in self.host.execute(&plan, &rev, &on_step, &on_progress).await {
+            match o.result {
+                Ok(()) => {
+                    self.backoff.succeeded(&o.service);
+                    info!(service = %o.service, commit = %short(&rev.commit), took = %crate::spec::duration::format(round(o.duration)), "converged");
+                }
+                Err(e) => {
+                    let retry = self.backoff.failed(&o.service, &rev.commit, Instant::now());
+                    error!(service = %o.service, commit = %short(&rev.commit), error = %e, retry_in = %crate::spec::duration::format(retry), "deploy failed, traffic stays where it was");
+                }
+            }
+        }
+    }
+}
+
+fn round(d: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_millis(d.as_millis() as u64)
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(10)]
+}
+
+/// For a repo on this machine, a watcher that wakes the loop on any change
+/// (a commit or push updates its refs), so deploys need not wait a poll.
+fn watch_local_repo(url: &str, trigger: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let path = url.strip_prefix("file://").unwrap_or(url);
+    if path.contains("://") || path.contains('@') {
+        return None;
+    }
+    let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if res.is_ok() {
+            trigger.notify_one();
+        }
+    })
+    .ok()?;
+    w.watch(std::path::Path::new(path), notify::RecursiveMode::Recursive)
+        .ok()?;
+    Some(w)
+}
