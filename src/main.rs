@@ -54,12 +54,25 @@ enum Command {
     /// with backoff or on the next commit. SIGTERM finishes the pass in flight.
     /// Example: `teal daemon --config /etc/teal/daemon.yaml`
     Daemon(commands::daemon::Args),
+    /// A complete blue/green setup on this machine, in the foreground.
+    ///
+    /// Builds demo images locally, creates a config repo in DIR, starts
+    /// HAProxy or nginx on 127.0.0.1:PORT and runs the daemon. It prints
+    /// what to try next. `teal demo --clean` removes everything it created.
+    /// Example: `teal demo --port 8080`
+    Demo(commands::demo::Args),
+    /// Print shell completions, e.g. `teal completions bash > /etc/bash_completion.d/teal`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TEAL_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none())
         .init();
     let cli = Cli::parse();
     let result = match &cli.command {
@@ -69,6 +82,12 @@ fn main() -> ExitCode {
         Command::Apply(a) => block_on(commands::apply::run(a)),
         Command::Bump(a) => commands::bump::run(a),
         Command::Daemon(a) => block_on(commands::daemon::run(a)),
+        Command::Demo(a) => block_on(commands::demo::run(a)),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(*shell, &mut Cli::command(), "teal", &mut std::io::stdout());
+            Ok(commands::exit::OK)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

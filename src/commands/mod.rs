@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod bump;
 pub mod daemon;
+pub mod demo;
 pub mod diff;
 pub mod host;
 pub mod plan;

@@ -1,6 +1,8 @@
 //! Images: presence, pulls with the Docker CLI's credentials, and building
 //! a `FROM scratch` image around one static binary (the demo app).
 
+use std::collections::HashMap;
+
 use base64::Engine as _;
 use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{BuildImageOptions, CreateImageOptions};
@@ -108,6 +110,46 @@ impl DockerDriver {
                 message: "the build ended without the image".into(),
             }),
         }
+    }
+}
+
+impl DockerDriver {
+    /// Removes the local images `repo:*` (for `teal demo --clean`); returns their tags.
+    pub async fn remove_images(&self, repo: &str) -> Result<Vec<String>, DockerError> {
+        use bollard::query_parameters::{ListImagesOptions, RemoveImageOptions};
+        let filters = HashMap::from([("reference".to_string(), vec![format!("{repo}:*")])]);
+        let opts = ListImagesOptions {
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let images = self
+            .client
+            .list_images(Some(opts))
+            .await
+            .map_err(|e| DockerError::Api {
+                action: "list images",
+                target: repo.to_string(),
+                message: message(&e),
+            })?;
+        let mut removed = vec![];
+        for tag in images.into_iter().flat_map(|i| i.repo_tags) {
+            let opts = RemoveImageOptions {
+                force: true,
+                ..Default::default()
+            };
+            match self.client.remove_image(&tag, Some(opts), None).await {
+                Ok(_) => removed.push(tag),
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => {
+                    return Err(DockerError::Api {
+                        action: "remove image",
+                        target: tag,
+                        message: message(&e),
+                    })
+                }
+            }
+        }
+        Ok(removed)
     }
 }
 

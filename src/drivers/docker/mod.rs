@@ -47,6 +47,12 @@ pub enum DockerError {
     },
     #[error("container {name} exists but teal did not create it (no teal.service label): remove or rename it; teal never touches containers it did not create")]
     Foreign { name: String },
+    #[error("container {name} belongs to another teal instance (teal.owner={owner:?}, this one manages network {network:?}); give the service another name or stop that instance")]
+    OtherOwner {
+        name: String,
+        owner: String,
+        network: String,
+    },
     #[error("image {image} is not present locally and could not be pulled: {message}")]
     Pull { image: String, message: String },
     #[error("building image {tag}: {message}")]
@@ -306,6 +312,14 @@ impl DockerDriver {
                     if !l.contains_key(labels::SERVICE) {
                         return Err(DockerError::Foreign { name });
                     }
+                    if l.get(labels::OWNER) != Some(&self.network) {
+                        let owner = l.get(labels::OWNER).cloned().unwrap_or_default();
+                        return Err(DockerError::OtherOwner {
+                            name,
+                            owner,
+                            network: self.network.clone(),
+                        });
+                    }
                     if l.get(labels::SPEC) != Some(&hash) {
                         self.remove(&name).await?;
                         self.create(spec, n, &hash, commit).await?;
@@ -429,6 +443,18 @@ impl DockerDriver {
             .filter_map(|s| self.observed(s))
             .map(|(_, _, o)| (o.name, o.replica, o.running))
             .collect())
+    }
+
+    /// Removes every container this teal owns (for `teal demo --clean`).
+    pub async fn remove_owned(&self) -> Result<Vec<String>, DockerError> {
+        let mut removed = vec![];
+        for c in self.list(&[]).await? {
+            if let Some((_, _, o)) = self.observed(&c) {
+                self.remove(&o.name).await?;
+                removed.push(o.name);
+            }
+        }
+        Ok(removed)
     }
 
     /// Stops and removes replicas of `color` with index `keep` and above.

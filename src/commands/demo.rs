@@ -1,0 +1,239 @@
+//! `teal demo`: a complete blue/green setup on this machine in one command.
+//! Builds the demo app images locally (no registry), makes a config repo,
+//! starts a proxy teal owns on 127.0.0.1, and runs the daemon in the
+//! foreground. `--clean` removes exactly what it created.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context};
+
+use crate::config::{DockerConfig, HaproxySettings, HostConfig, NginxSettings, ProxyConfig, ProxyKind, RepoConfig};
+use crate::daemon::lock::StateLock;
+use crate::daemon::Daemon;
+use crate::drivers::docker::DockerDriver;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where the demo keeps its config repo and state.
+    #[arg(long, default_value = "teal-demo", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Port on 127.0.0.1 the demo proxy listens on.
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Proxy to use; default: HAProxy if installed, else nginx.
+    #[arg(long, value_enum)]
+    pub proxy: Option<ProxyKind>,
+    /// Name of the demo's Docker network, image repository and owner label.
+    #[arg(long, default_value = "teal-demo", value_name = "NAME")]
+    pub name: String,
+    /// Remove everything the demo created (containers, network, images, DIR) and exit.
+    #[arg(long)]
+    pub clean: bool,
+}
+
+/// Marks a directory as the demo's, so `--clean` never deletes anything else.
+const MARKER: &str = ".teal-demo";
+
+pub async fn run(args: &Args) -> anyhow::Result<u8> {
+    let docker = DockerDriver::connect(None, &args.name).await.context(
+        "teal demo needs Docker: start it (`systemctl start docker` or `dockerd &`) and make sure you may use /var/run/docker.sock",
+    )?;
+    if args.clean {
+        return clean(args, &docker).await;
+    }
+    let kind = args.proxy.map_or_else(pick_proxy, Ok)?;
+    if std::net::TcpListener::bind(("127.0.0.1", args.port)).is_err() {
+        bail!(
+            "port {} on 127.0.0.1 is in use: pass --port with a free one, e.g. --port 8081",
+            args.port
+        );
+    }
+    let service = if args.name == "teal-demo" {
+        "demo".to_string()
+    } else {
+        args.name.clone()
+    };
+    let dir = prepare_dir(&args.dir)?;
+    eprintln!(
+        "teal demo: building the demo app images {}:1.0, 1.1, 1.2 and :broken (FROM scratch, no registry)",
+        args.name
+    );
+    for (version, healthy) in [("1.0", true), ("1.1", true), ("1.2", true), ("broken", false)] {
+        let tag = format!("{}:{version}", args.name);
+        if !docker.image_present(&tag).await? {
+            let env = [("VERSION", version), ("HEALTHY", if healthy { "1" } else { "0" })];
+            docker.build_app_image(&tag, crate::app::DEMO_APP, &env).await?;
+        }
+    }
+    let repo = dir.join("config");
+    if !repo.join(".git").exists() {
+        make_repo(&repo, &service, &args.name)?;
+    }
+    let config = host_config(&dir, &repo, kind, args);
+    let _lock = StateLock::acquire(&config.state_dir)?;
+    let mut daemon = Daemon::new(config).await?;
+    let shutdown = super::daemon::shutdown_on_signals();
+    let url = format!("http://localhost:{}/", args.port);
+    let teal = teal_command();
+    let proxy_name = if kind == ProxyKind::Haproxy { "HAProxy" } else { "nginx" };
+    let name = &args.name;
+    let steps = [
+        (format!("curl {url}"), "1.0 blue".to_string()),
+        (format!("cd {}", repo.display()), String::new()),
+        (
+            format!("{teal} bump {service} {name}:1.1 --commit"),
+            "stage 1.1 on green, check it, switch".into(),
+        ),
+        (format!("curl {url}"), "1.1 green".into()),
+        (
+            "git revert --no-edit HEAD".into(),
+            "rollback: blue is still warm, one switch".into(),
+        ),
+        (format!("{teal} diff --base HEAD~1"), "what the last commit did".into()),
+        (
+            format!("{teal} bump {service} {name}:broken --commit"),
+            "a failing build: traffic stays put".into(),
+        ),
+    ];
+    let width = steps.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
+    let mut hints = String::new();
+    for (cmd, why) in &steps {
+        let line = if why.is_empty() {
+            format!("  {cmd}")
+        } else {
+            format!("  {cmd:<width$}   # {why}")
+        };
+        hints.push_str(&line);
+        hints.push('\n');
+    }
+    let ready = || {
+        println!(
+            "\nteal demo is serving {url} through {proxy_name} (started and owned by teal)\nconfig repo: {}\n\nTry, in another terminal:\n{hints}\nCtrl-C stops teal and its proxy (containers keep running); `{teal} demo --clean` removes everything.\n",
+            repo.display()
+        );
+    };
+    daemon.run(shutdown, &ready).await;
+    println!(
+        "teal demo stopped; `{teal} demo --clean` removes its containers, network, images and {}",
+        dir.display()
+    );
+    Ok(super::exit::OK)
+}
+
+fn pick_proxy() -> anyhow::Result<ProxyKind> {
+    if crate::drivers::managed::find("haproxy").is_ok() {
+        Ok(ProxyKind::Haproxy)
+    } else if crate::drivers::managed::find("nginx").is_ok() {
+        Ok(ProxyKind::Nginx)
+    } else {
+        bail!("teal demo needs HAProxy or nginx: `apt-get install -y haproxy` (or nginx-light)")
+    }
+}
+
+fn prepare_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    if dir.exists() && !dir.join(MARKER).exists() && std::fs::read_dir(dir)?.next().is_some() {
+        bail!(
+            "{} exists and is not a teal demo directory: pass --dir with a new or empty one",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join(MARKER),
+        "created by teal demo; `teal demo --clean` removes this directory\n",
+    )?;
+    Ok(std::fs::canonicalize(dir)?)
+}
+
+fn make_repo(repo: &Path, service: &str, name: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all(repo.join("services"))?;
+    std::fs::write(
+        repo.join("teal.yaml"),
+        "# Repo-wide defaults for every service (see examples/config-repo).\nhealth:\n  http: { path: /healthz }\n  interval: 500ms\n  successes: 2\n  deadline: 20s\nswitch:\n  drain: 1s\n  keep_idle: true     # the old color stays warm: git revert is one switch\n",
+    )?;
+    std::fs::write(
+        repo.join(format!("services/{service}.yaml")),
+        format!("# The demo app: it answers its version and color on /.\n# Deploy a new version: teal bump {service} {name}:1.1 --commit\nactive: blue\nblue:\n  image: {name}:1.0\nport: 8080\nreplicas: 2\nroute:\n  host: localhost\n"),
+    )?;
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &["add", "-A"],
+        &["commit", "-q", "-m", "demo 1.0 on blue"],
+    ] {
+        let out = Command::new("git")
+            .args(["-c", "user.name=teal demo", "-c", "user.email=demo@teal.invalid"])
+            .args(args)
+            .current_dir(repo)
+            .output()
+            .context("teal demo needs git on PATH")?;
+        if !out.status.success() {
+            bail!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    Ok(())
+}
+
+fn host_config(dir: &Path, repo: &Path, kind: ProxyKind, args: &Args) -> HostConfig {
+    HostConfig {
+        repo: RepoConfig {
+            url: repo.display().to_string(),
+            branch: "main".into(),
+            path: "/".into(),
+            poll: std::time::Duration::from_secs(2),
+            ssh_key: None,
+            token_file: None,
+            webhook_secret_file: None,
+        },
+        docker: DockerConfig {
+            host: None,
+            network: args.name.clone(),
+        },
+        proxy: ProxyConfig {
+            kind,
+            listen: format!("127.0.0.1:{}", args.port),
+            haproxy: HaproxySettings::default(),
+            nginx: NginxSettings::default(),
+            managed: true,
+        },
+        state_dir: dir.join("state"),
+        listen: "127.0.0.1:0".into(),
+    }
+}
+
+/// How the user should type teal: `teal` when that is this binary on PATH.
+fn teal_command() -> String {
+    let me = std::env::current_exe().ok().and_then(|p| std::fs::canonicalize(p).ok());
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("teal"))
+            .find(|p| p.exists())
+            .and_then(|p| std::fs::canonicalize(p).ok())
+    });
+    match (me, on_path) {
+        (Some(me), Some(p)) if me == p => "teal".into(),
+        (Some(me), _) => me.display().to_string(),
+        _ => "teal".into(),
+    }
+}
+
+async fn clean(args: &Args, docker: &DockerDriver) -> anyhow::Result<u8> {
+    let containers = docker.remove_owned().await?;
+    docker.remove_network().await?;
+    let images = docker.remove_images(&args.name).await?;
+    let dir = if args.dir.join(MARKER).exists() {
+        std::fs::remove_dir_all(&args.dir).with_context(|| format!("removing {}", args.dir.display()))?;
+        format!(", {}", args.dir.display())
+    } else {
+        String::new()
+    };
+    println!(
+        "removed {} container{}, network {}, {} image{}{dir}",
+        containers.len(),
+        super::validate::plural(containers.len()),
+        args.name,
+        images.len(),
+        super::validate::plural(images.len())
+    );
+    Ok(super::exit::OK)
+}

@@ -1,0 +1,124 @@
+//! `teal demo` end to end, as a newcomer runs it: start, see the first
+//! version served, bump and commit, see the switch, stop, clean up.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{docker_or_fail, free_port, get_via, proxy_or_fail, teal_bin, unique};
+
+#[tokio::test]
+async fn demo_serves_switches_on_a_committed_bump_and_cleans_up() {
+    docker_or_fail();
+    proxy_or_fail("haproxy");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let name = unique("teal-demo");
+    let port = free_port().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Command::new(teal_bin())
+        .args(["demo", "--dir", dir.to_str().unwrap(), "--port", &port, "--name", &name])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut printed = String::new();
+    let start = Instant::now();
+    while !printed.contains("is serving") {
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "demo did not start:\n{printed}"
+        );
+        if let Ok(l) = rx.recv_timeout(Duration::from_secs(1)) {
+            printed.push_str(&l);
+            printed.push('\n');
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    while let Ok(l) = rx.try_recv() {
+        printed.push_str(&l);
+        printed.push('\n');
+    }
+    assert!(
+        printed.contains(&format!("bump {name} {name}:1.1 --commit")),
+        "tells what to try:\n{printed}"
+    );
+    assert!(printed.contains("git revert --no-edit HEAD"), "{printed}");
+    assert_eq!(get_via(&listen, "localhost", "/").await, (200, "1.0 blue\n".into()));
+
+    let repo = dir.join("config");
+    let bump = Command::new(teal_bin())
+        .args(["bump", &name, &format!("{name}:1.1"), "--commit"])
+        .current_dir(&repo)
+        .output()
+        .unwrap();
+    assert!(bump.status.success(), "{}", String::from_utf8_lossy(&bump.stderr));
+    let start = Instant::now();
+    loop {
+        let got = get_via(&listen, "localhost", "/").await.1;
+        if got == "1.1 green\n" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never switched, last {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "Ctrl-C stops the demo cleanly: {status}");
+
+    let clean = Command::new(teal_bin())
+        .args(["demo", "--clean", "--dir", dir.to_str().unwrap(), "--name", &name])
+        .output()
+        .unwrap();
+    assert!(clean.status.success(), "{}", String::from_utf8_lossy(&clean.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&clean.stdout),
+        format!("removed 4 containers, network {name}, 4 images, {}\n", dir.display())
+    );
+    let left = |args: &[&str]| {
+        String::from_utf8_lossy(&Command::new("docker").args(args).output().unwrap().stdout)
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        left(&["ps", "-aq", "--filter", &format!("label=teal.owner={name}")]),
+        ""
+    );
+    assert_eq!(
+        left(&["network", "ls", "-q", "--filter", &format!("name=^{name}$")]),
+        ""
+    );
+    assert_eq!(left(&["images", "-q", &name]), "");
+    assert!(!dir.exists());
+}
+
+#[test]
+fn completions_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(teal_bin()).args(["completions", shell]).output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("bump") && text.contains("diff") && text.contains("demo"),
+            "{shell}: {text}"
+        );
+    }
+}
