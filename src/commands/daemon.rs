@@ -6,6 +6,7 @@ use tracing::info;
 
 use super::host::HostArgs;
 use crate::daemon::lock::StateLock;
+use crate::daemon::systemd;
 use crate::daemon::Daemon;
 
 #[derive(Debug, clap::Args)]
@@ -20,7 +21,16 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
     info!(repo = %config.repo.url, branch = %config.repo.branch, poll = %crate::spec::duration::format(config.repo.poll), "teal daemon starting");
     let mut daemon = Daemon::new(config).await?;
     let shutdown = shutdown_on_signals();
-    daemon.run(shutdown, &|| info!("first pass done")).await;
+    // A pass is at most a pull plus a health deadline per step; an hour
+    // without any progress is a hang.
+    systemd::spawn_watchdog(daemon.progress.clone(), std::time::Duration::from_secs(3600));
+    daemon
+        .run(shutdown, &|| {
+            info!("first pass done");
+            systemd::notify("READY=1");
+        })
+        .await;
+    systemd::notify("STOPPING=1");
     Ok(super::exit::OK)
 }
 

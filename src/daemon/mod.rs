@@ -7,6 +7,7 @@
 
 pub mod backoff;
 pub mod lock;
+pub mod systemd;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub struct Daemon {
     refused: HashSet<(String, String)>,
     /// Wakes the loop before the poll interval (file watcher, webhook).
     pub trigger: Arc<Notify>,
+    /// Touched on every step and pass, for the systemd watchdog.
+    pub progress: systemd::Progress,
     _watcher: Option<notify::RecommendedWatcher>,
 }
 
@@ -53,6 +56,7 @@ impl Daemon {
             last_problem: None,
             refused: HashSet::new(),
             trigger,
+            progress: systemd::Progress::default(),
             _watcher: watcher,
         })
     }
@@ -68,7 +72,9 @@ impl Daemon {
     pub async fn run(&mut self, mut shutdown: watch::Receiver<bool>, ready: &(dyn Fn() + Sync)) {
         let mut first = true;
         while !*shutdown.borrow() {
+            self.progress.touch();
             self.pass().await;
+            self.progress.touch();
             if first {
                 ready();
                 first = false;
@@ -130,7 +136,9 @@ impl Daemon {
             return;
         }
         let log = self.log.clone();
+        let progress = self.progress.clone();
         let on_step = move |e: &StepEvent| {
+            progress.touch();
             let step = crate::plan::render::step(&e.step);
             match &e.result {
                 Ok(()) => info!(service = %e.service, commit = %short(&e.commit), step = %step, "ok"),
