@@ -54,6 +54,12 @@ enum Command {
     /// with backoff or on the next commit. SIGTERM finishes the pass in flight.
     /// Example: `teal daemon --config /etc/teal/daemon.yaml`
     Daemon(commands::daemon::Args),
+    /// What the daemon on this host serves: per service the live color, the
+    /// image per color, the last deploy and its error.
+    ///
+    /// Reads the daemon's status API (`listen` in the host config).
+    /// Example: `teal status --format json`
+    Status(commands::status::Args),
     /// A complete blue/green setup on this machine, in the foreground.
     ///
     /// Builds demo images locally, creates a config repo in DIR, starts
@@ -82,6 +88,7 @@ fn main() -> ExitCode {
         Command::Apply(a) => block_on(commands::apply::run(a)),
         Command::Bump(a) => commands::bump::run(a),
         Command::Daemon(a) => block_on(commands::daemon::run(a)),
+        Command::Status(a) => block_on(commands::status::run(a)),
         Command::Demo(a) => block_on(commands::demo::run(a)),
         Command::Completions { shell } => {
             use clap::CommandFactory;

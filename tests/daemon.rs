@@ -80,10 +80,11 @@ async fn the_daemon_follows_pushes_keeps_serving_through_bad_ones_and_backs_off(
     let d = pdir.display();
     let state = dir.path().join("state");
     let config = dir.path().join("daemon.yaml");
+    let api = format!("127.0.0.1:{}", free_port());
     std::fs::write(
         &config,
         format!(
-            "repo: {{url: {}, poll: 1s}}\ndocker: {{network: {network}}}\nproxy:\n  kind: haproxy\n  listen: {listen}\n  haproxy: {{config: {d}/teal.cfg, socket: {d}/admin.sock, reload: [kill, -USR2, '{}']}}\nstate_dir: {}\n",
+            "repo: {{url: {}, poll: 1s}}\ndocker: {{network: {network}}}\nproxy:\n  kind: haproxy\n  listen: {listen}\n  haproxy: {{config: {d}/teal.cfg, socket: {d}/admin.sock, reload: [kill, -USR2, '{}']}}\nstate_dir: {}\nlisten: {api}\n",
             bare.display(),
             m.pid(),
             state.display()
@@ -154,6 +155,16 @@ async fn the_daemon_follows_pushes_keeps_serving_through_bad_ones_and_backs_off(
         1,
         "logged once, not every pass:\n{text}"
     );
+    let status = status_json(&api).await;
+    let errors = status["config_errors"].as_array().unwrap();
+    assert!(
+        errors[0]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("services/{svc}.yaml:3:3: blue: unknown field")),
+        "{status}"
+    );
+    assert_ne!(status["fetched_commit"], status["applied_commit"], "{status}");
 
     // The fix deploys.
     push("fix", &file("green", &v1, Some(&v2)));
@@ -175,5 +186,31 @@ async fn the_daemon_follows_pushes_keeps_serving_through_bad_ones_and_backs_off(
         text.contains("deploy failed, traffic stays where it was") && text.contains("-> 503 (expected 200)"),
         "{text}"
     );
+    let status = status_json(&api).await;
+    let web = &status["services"][&svc];
+    assert_eq!(web["live"], "green", "{status}");
+    assert_eq!(web["last_deploy"]["result"], "failed", "{status}");
+    assert!(
+        web["last_deploy"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("-> 503 (expected 200)"),
+        "{status}"
+    );
+    let cli = Command::new(teal_bin())
+        .args(["status", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&cli.stdout);
+    assert!(
+        out.contains(&format!("{svc}: traffic on green\n")) && out.contains("last deploy failed of"),
+        "{out}"
+    );
     drop(m);
+}
+
+async fn status_json(api: &str) -> serde_json::Value {
+    let (code, body) = get_via(api, "localhost", "/status").await;
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
 }

@@ -1,6 +1,7 @@
 //! `teal daemon`: the long-running reconciler, in the foreground (systemd
 //! runs it as a `Type=notify` service).
 
+use anyhow::Context;
 use tokio::sync::watch;
 use tracing::info;
 
@@ -19,8 +20,34 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
     let config = args.host.load()?;
     let _lock = StateLock::acquire(&config.state_dir)?;
     info!(repo = %config.repo.url, branch = %config.repo.branch, poll = %crate::spec::duration::format(config.repo.poll), "teal daemon starting");
+    let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| {
+        format!(
+            "status API: cannot listen on {}; set listen in the host config or --listen",
+            config.listen
+        )
+    })?;
+    let secret = match &config.repo.webhook_secret_file {
+        Some(p) => Some(
+            std::fs::read(p)
+                .with_context(|| format!("reading the webhook secret {}", p.display()))?
+                .trim_ascii()
+                .to_vec(),
+        ),
+        None => None,
+    };
     let mut daemon = Daemon::new(config).await?;
     let shutdown = shutdown_on_signals();
+    let mut stop_http = shutdown.clone();
+    info!(listen = %listener.local_addr()?, "status API: /status /metrics /healthz /hooks/git");
+    tokio::spawn(crate::daemon::http::serve(
+        listener,
+        daemon.shared.clone(),
+        daemon.trigger.clone(),
+        secret,
+        async move {
+            let _ = stop_http.wait_for(|v| *v).await;
+        },
+    ));
     // A pass is at most a pull plus a health deadline per step; an hour
     // without any progress is a hang.
     systemd::spawn_watchdog(daemon.progress.clone(), std::time::Duration::from_secs(3600));

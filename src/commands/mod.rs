@@ -8,6 +8,7 @@ pub mod demo;
 pub mod diff;
 pub mod host;
 pub mod plan;
+pub mod status;
 pub mod validate;
 
 use std::io::IsTerminal;

@@ -59,6 +59,16 @@ mod tests {
         );
         assert_eq!(err, want);
         drop(held);
-        super::StateLock::acquire(dir.path()).expect("free again after drop");
+        // A process spawned by a concurrent test shares the lock's open file
+        // until its exec closes it (close-on-exec): allow that moment.
+        let mut again = super::StateLock::acquire(dir.path());
+        for _ in 0..50 {
+            if again.is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            again = super::StateLock::acquire(dir.path());
+        }
+        again.expect("free again after drop");
     }
 }

@@ -6,7 +6,9 @@
 //! change of state, not once per pass.
 
 pub mod backoff;
+pub mod http;
 pub mod lock;
+pub mod status;
 pub mod systemd;
 
 use std::collections::HashSet;
@@ -19,6 +21,7 @@ use tracing::{error, info, warn};
 use crate::config::HostConfig;
 use crate::engine::StepEvent;
 use crate::events::{Event, EventLog};
+use crate::observe::observe;
 use crate::plan::Change;
 use crate::reconcile::{fetch_desired, DesiredError, Host, Revision};
 use backoff::Backoff;
@@ -37,6 +40,8 @@ pub struct Daemon {
     pub trigger: Arc<Notify>,
     /// Touched on every step and pass, for the systemd watchdog.
     pub progress: systemd::Progress,
+    /// Status and metrics, read by the HTTP API.
+    pub shared: status::Shared,
     _watcher: Option<notify::RecommendedWatcher>,
 }
 
@@ -57,6 +62,7 @@ impl Daemon {
             refused: HashSet::new(),
             trigger,
             progress: systemd::Progress::default(),
+            shared: status::Shared::default(),
             _watcher: watcher,
         })
     }
@@ -101,40 +107,79 @@ impl Daemon {
 
     /// One pass: fetch, observe, plan, execute what backoff allows.
     pub async fn pass(&mut self) {
-        let config = self.host.config.clone();
-        match tokio::task::spawn_blocking(move || fetch_desired(&config)).await {
-            Ok(Ok(rev)) => {
-                if self.last_good.as_ref().map(|r| &r.commit) != Some(&rev.commit) {
-                    info!(commit = %short(&rev.commit), services = rev.desired.services.len(), "new commit");
-                }
-                self.last_good = Some(rev);
-                self.problem(None);
-            }
-            Ok(Err(DesiredError::Invalid { commit, diagnostics })) => {
-                self.problem(Some(format!(
-                    "commit {} has an invalid config, not applied:\n{diagnostics}",
-                    short(&commit)
-                )));
-            }
-            Ok(Err(e)) => self.problem(Some(e.to_string())),
-            Err(e) => self.problem(Some(format!("fetch task: {e}"))),
-        }
+        let started = Instant::now();
+        let previous = self.last_good.as_ref().map(|r| r.commit.clone());
+        self.fetch().await;
         let Some(rev) = self.last_good.clone() else { return };
-        let mut plan = match self.host.plan(&rev.desired).await {
-            Ok(p) => p,
+        let new_commit = previous.as_deref() != Some(rev.commit.as_str());
+        let observed = match observe(&self.host.docker, &self.host.proxy, &rev.desired).await {
+            Ok(o) => o,
             Err(e) => return self.problem(Some(e.to_string())),
         };
+        let mut plan = crate::plan::plan(&rev.desired, &observed);
         let now = Instant::now();
         for sp in plan.services.iter().filter(|s| s.change == Change::Refused) {
             if self.refused.insert((sp.service.clone(), rev.commit.clone())) {
-                error!(service = %sp.service, commit = %short(&rev.commit), reason = %sp.refused.as_deref().unwrap_or(""), "refused");
+                let why = sp.refused.as_deref().unwrap_or("");
+                error!(service = %sp.service, commit = %short(&rev.commit), reason = %why, "refused");
+                self.record(&sp.service, &rev.commit, "refused", 0, Some(why.to_string()));
             }
         }
         plan.services
             .retain(|sp| !sp.steps.is_empty() && self.backoff.allows(&sp.service, &rev.commit, now));
-        if plan.services.is_empty() {
-            return;
+        if !plan.services.is_empty() {
+            self.execute(&plan, &rev, new_commit).await;
         }
+        let fresh = if plan.services.is_empty() {
+            Ok(observed)
+        } else {
+            observe(&self.host.docker, &self.host.proxy, &rev.desired).await
+        };
+        if let Ok(o) = fresh {
+            self.update_services(&o);
+        }
+        let mut m = self.shared.metrics.write().expect("metrics lock");
+        m.reconcile_count += 1;
+        m.reconcile_seconds_last = started.elapsed().as_secs_f64();
+        m.reconcile_seconds_sum += m.reconcile_seconds_last;
+    }
+
+    async fn fetch(&mut self) {
+        let config = self.host.config.clone();
+        let fetched = tokio::task::spawn_blocking(move || fetch_desired(&config)).await;
+        let mut status = self.shared.status.write().expect("status lock").clone();
+        let problem = match fetched {
+            Ok(Ok(rev)) => {
+                if self.last_good.as_ref().map(|r| &r.commit) != Some(&rev.commit) {
+                    info!(commit = %short(&rev.commit), services = rev.desired.services.len(), "new commit");
+                    self.shared.metrics.write().expect("metrics lock").last_applied_unix = Some(unix_now());
+                }
+                status.fetched_commit = Some(rev.commit.clone());
+                status.applied_commit = Some(rev.commit.clone());
+                status.config_errors.clear();
+                self.last_good = Some(rev);
+                None
+            }
+            Ok(Err(DesiredError::Invalid { commit, diagnostics })) => {
+                status.fetched_commit = Some(commit.clone());
+                status.config_errors = diagnostics.0.iter().map(|d| d.to_string()).collect();
+                Some(format!(
+                    "commit {} has an invalid config, not applied:\n{diagnostics}",
+                    short(&commit)
+                ))
+            }
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(format!("fetch task: {e}")),
+        };
+        if problem.is_some() {
+            self.shared.metrics.write().expect("metrics lock").fetch_errors += 1;
+        }
+        status.last_error = problem.clone();
+        *self.shared.status.write().expect("status lock") = status;
+        self.problem(problem);
+    }
+
+    async fn execute(&mut self, plan: &crate::plan::Plan, rev: &Revision, new_commit: bool) {
         let log = self.log.clone();
         let progress = self.progress.clone();
         let on_step = move |e: &StepEvent| {
@@ -151,19 +196,91 @@ impl Daemon {
             }
         };
         let on_progress = |service: &str, line: &str| info!(service = %service, "{line}");
-        for o in self.host.execute(&plan, &rev, &on_step, &on_progress).await {
+        for o in self.host.execute(plan, rev, &on_step, &on_progress).await {
+            let ms = o.duration.as_millis() as u64;
+            if !new_commit {
+                *self
+                    .shared
+                    .metrics
+                    .write()
+                    .expect("metrics lock")
+                    .drift_corrections
+                    .entry(o.service.clone())
+                    .or_default() += 1;
+            }
             match o.result {
                 Ok(()) => {
                     self.backoff.succeeded(&o.service);
                     info!(service = %o.service, commit = %short(&rev.commit), took = %crate::spec::duration::format(round(o.duration)), "converged");
+                    self.record(&o.service, &rev.commit, "ok", ms, None);
                 }
                 Err(e) => {
                     let retry = self.backoff.failed(&o.service, &rev.commit, Instant::now());
                     error!(service = %o.service, commit = %short(&rev.commit), error = %e, retry_in = %crate::spec::duration::format(retry), "deploy failed, traffic stays where it was");
+                    if e.step == "wait_healthy" {
+                        *self
+                            .shared
+                            .metrics
+                            .write()
+                            .expect("metrics lock")
+                            .failed_checks
+                            .entry(o.service.clone())
+                            .or_default() += 1;
+                    }
+                    self.record(&o.service, &rev.commit, "failed", ms, Some(e.to_string()));
                 }
             }
         }
     }
+
+    /// Records a deploy result in the status and the deploy counter.
+    fn record(&self, service: &str, commit: &str, result: &str, duration_ms: u64, error: Option<String>) {
+        let at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let d = status::Deploy {
+            commit: commit.to_string(),
+            result: result.to_string(),
+            duration_ms,
+            error,
+            at,
+        };
+        self.shared
+            .status
+            .write()
+            .expect("status lock")
+            .services
+            .entry(service.to_string())
+            .or_default()
+            .last_deploy = Some(d);
+        *self
+            .shared
+            .metrics
+            .write()
+            .expect("metrics lock")
+            .deploys
+            .entry((service.to_string(), result.to_string()))
+            .or_default() += 1;
+    }
+
+    /// Live color, images and running replicas from an observation.
+    fn update_services(&self, o: &crate::plan::Observed) {
+        let mut status = self.shared.status.write().expect("status lock");
+        status.services.retain(|name, _| o.services.contains_key(name));
+        for (name, obs) in &o.services {
+            let s = status.services.entry(name.clone()).or_default();
+            s.live = obs.live;
+            for c in crate::spec::Color::ALL {
+                let cs = obs.containers.get(c);
+                *s.images.get_mut(c) = cs.first().map(|x| x.image.clone());
+                *s.running.get_mut(c) = cs.iter().filter(|x| x.running).count() as u32;
+            }
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn round(d: std::time::Duration) -> std::time::Duration {

@@ -1,0 +1,92 @@
+//! `teal status`: what the daemon on this host serves, from its status API.
+
+use std::fmt::Write;
+
+use anyhow::Context;
+
+use super::host::HostArgs;
+use crate::daemon::status::Status;
+use crate::spec::Color;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub host: HostArgs,
+    /// text for people, json for tools (the /status document, docs/status.md).
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub format: StatusFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFormat {
+    Text,
+    Json,
+}
+
+pub async fn run(args: &Args) -> anyhow::Result<u8> {
+    let config = args.host.load()?;
+    let url = format!("http://{}/status", config.listen);
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()?;
+    let status: Status = client
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("no teal daemon answers at {url}: is it running (systemctl status teal)?"))?
+        .text()
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|t| serde_json::from_str(&t).map_err(anyhow::Error::from))
+        .with_context(|| format!("{url} did not return a status document"))?;
+    match args.format {
+        StatusFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
+        StatusFormat::Text => print!("{}", text(&status)),
+    }
+    Ok(super::exit::OK)
+}
+
+/// The status for people: one block per service.
+pub fn text(s: &Status) -> String {
+    let short = |c: &Option<String>| {
+        c.as_deref()
+            .map_or("none".to_string(), |c| c[..c.len().min(10)].to_string())
+    };
+    let mut o = format!("applied commit {}", short(&s.applied_commit));
+    if s.fetched_commit != s.applied_commit {
+        let _ = write!(o, " (newest {} not applied)", short(&s.fetched_commit));
+    }
+    o.push('\n');
+    for e in &s.config_errors {
+        let _ = writeln!(o, "  config error: {e}");
+    }
+    if let Some(e) = &s.last_error {
+        let _ = writeln!(o, "  problem: {}", e.lines().next().unwrap_or(""));
+    }
+    for (name, svc) in &s.services {
+        let live = svc.live.map_or("nothing".to_string(), |c| c.to_string());
+        let _ = writeln!(o, "{name}: traffic on {live}");
+        for c in Color::ALL {
+            if let Some(img) = svc.images.get(c) {
+                let _ = writeln!(o, "  {:<6} {img} ({} running)", c.as_str(), svc.running.get(c));
+            }
+        }
+        if let Some(d) = &svc.last_deploy {
+            let _ = write!(
+                o,
+                "  last deploy {} of {} at {}",
+                d.result,
+                &d.commit[..d.commit.len().min(10)],
+                d.at
+            );
+            match &d.error {
+                Some(e) => {
+                    let _ = writeln!(o, ": {e}");
+                }
+                None => o.push('\n'),
+            }
+        }
+    }
+    o
+}

@@ -1,0 +1,137 @@
+//! What the daemon reports: the status document (`GET /status`, `teal
+//! status`) and Prometheus metrics (`GET /metrics`), updated by the loop.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::spec::{Color, PerColor};
+
+/// The status document. Field meanings are in docs/status.md.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// The commit whose desired state is being served (the last good one).
+    pub applied_commit: Option<String>,
+    /// The newest commit fetched, valid or not.
+    pub fetched_commit: Option<String>,
+    /// Errors of the fetched commit when it was not applied (`path:line:col: message`).
+    pub config_errors: Vec<String>,
+    /// The last repo, Docker or proxy problem, until it clears.
+    pub last_error: Option<String>,
+    pub services: BTreeMap<String, ServiceStatus>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// The color the proxy sends traffic to.
+    pub live: Option<Color>,
+    /// The image each color runs (`None`: no containers).
+    pub images: PerColor<Option<String>>,
+    /// Running replicas per color.
+    pub running: PerColor<u32>,
+    pub last_deploy: Option<Deploy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deploy {
+    pub commit: String,
+    /// `ok`, `failed` or `refused`.
+    pub result: String,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+    /// RFC 3339, UTC.
+    pub at: String,
+}
+
+/// Counters behind `GET /metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    pub deploys: BTreeMap<(String, String), u64>,
+    pub failed_checks: BTreeMap<String, u64>,
+    pub drift_corrections: BTreeMap<String, u64>,
+    pub reconcile_seconds_sum: f64,
+    pub reconcile_count: u64,
+    pub reconcile_seconds_last: f64,
+    pub last_applied_unix: Option<u64>,
+    pub fetch_errors: u64,
+}
+
+/// Shared between the loop (writer) and the HTTP server (readers).
+#[derive(Debug, Clone, Default)]
+pub struct Shared {
+    pub status: Arc<RwLock<Status>>,
+    pub metrics: Arc<RwLock<Metrics>>,
+}
+
+/// A label value escaped per the Prometheus text format.
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+impl Metrics {
+    /// Prometheus text exposition (version 0.0.4).
+    pub fn render(&self) -> String {
+        let mut o = String::new();
+        o.push_str("# HELP teal_deploys_total Deploys by service and result.\n# TYPE teal_deploys_total counter\n");
+        for ((svc, result), n) in &self.deploys {
+            let _ = writeln!(
+                o,
+                "teal_deploys_total{{service=\"{}\",result=\"{}\"}} {n}",
+                esc(svc),
+                esc(result)
+            );
+        }
+        o.push_str("# HELP teal_failed_checks_total Health gates that did not pass.\n# TYPE teal_failed_checks_total counter\n");
+        for (svc, n) in &self.failed_checks {
+            let _ = writeln!(o, "teal_failed_checks_total{{service=\"{}\"}} {n}", esc(svc));
+        }
+        o.push_str("# HELP teal_drift_corrections_total Passes that repaired a service without a new commit.\n# TYPE teal_drift_corrections_total counter\n");
+        for (svc, n) in &self.drift_corrections {
+            let _ = writeln!(o, "teal_drift_corrections_total{{service=\"{}\"}} {n}", esc(svc));
+        }
+        let _ = writeln!(
+            o,
+            "# HELP teal_reconcile_duration_seconds Time of reconcile passes.\n# TYPE teal_reconcile_duration_seconds summary\nteal_reconcile_duration_seconds_sum {}\nteal_reconcile_duration_seconds_count {}",
+            self.reconcile_seconds_sum, self.reconcile_count
+        );
+        let _ = writeln!(o, "# HELP teal_reconcile_last_duration_seconds Time of the last pass.\n# TYPE teal_reconcile_last_duration_seconds gauge\nteal_reconcile_last_duration_seconds {}", self.reconcile_seconds_last);
+        if let Some(t) = self.last_applied_unix {
+            let _ = writeln!(o, "# HELP teal_last_applied_commit_timestamp_seconds When a new commit was last applied.\n# TYPE teal_last_applied_commit_timestamp_seconds gauge\nteal_last_applied_commit_timestamp_seconds {t}");
+        }
+        let _ = writeln!(o, "# HELP teal_fetch_errors_total Failed fetches or invalid commits.\n# TYPE teal_fetch_errors_total counter\nteal_fetch_errors_total {}", self.fetch_errors);
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_text_is_prometheus_exposition() {
+        let mut m = Metrics::default();
+        m.deploys.insert(("web".into(), "ok".into()), 2);
+        m.deploys.insert(("a\"b".into(), "failed".into()), 1);
+        m.failed_checks.insert("web".into(), 1);
+        m.reconcile_count = 3;
+        m.reconcile_seconds_sum = 1.5;
+        let text = m.render();
+        assert!(
+            text.contains("teal_deploys_total{service=\"web\",result=\"ok\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("teal_deploys_total{service=\"a\\\"b\",result=\"failed\"} 1\n"),
+            "escaped: {text}"
+        );
+        assert!(text.contains("teal_failed_checks_total{service=\"web\"} 1\n"));
+        assert!(text.contains("teal_reconcile_duration_seconds_count 3\n"));
+        assert!(
+            text.lines()
+                .all(|l| l.starts_with('#') || l.split_whitespace().count() == 2),
+            "{text}"
+        );
+    }
+}
