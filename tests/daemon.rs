@@ -214,3 +214,67 @@ async fn status_json(api: &str) -> serde_json::Value {
     assert_eq!(code, 200, "{body}");
     serde_json::from_str(&body).unwrap()
 }
+
+#[tokio::test]
+async fn sighup_reloads_the_host_config() {
+    docker_or_fail();
+    proxy_or_fail("haproxy");
+    let network = unique("teal-h");
+    let svc = unique("web");
+    let host = format!("{svc}.test");
+    let docker = DockerDriver::connect(None, &network).await.unwrap();
+    let v1 = app_image_version(&docker, "1.0", true).await;
+    let v2 = app_image_version(&docker, "2.0", true).await;
+    let _guard = DockerGuard {
+        services: vec![svc.clone()],
+        network: network.clone(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(work.join("services")).unwrap();
+    git_in(&work, &["init", "-q", "-b", "main"]);
+    let file = |active: &str, blue: &str, green: &str| {
+        format!("active: {active}\nblue:\n  image: {blue}\ngreen:\n  image: {green}\nport: 8080\nroute: {{host: {host}}}\nhealth:\n  http: {{path: /healthz}}\n  interval: 100ms\n  successes: 2\nswitch: {{drain: 100ms}}\n")
+    };
+    std::fs::write(work.join(format!("services/{svc}.yaml")), file("blue", &v1, &v1)).unwrap();
+    git_in(&work, &["add", "-A"]);
+    git_in(&work, &["commit", "-qm", "main"]);
+    git_in(&work, &["checkout", "-q", "-b", "prod"]);
+    std::fs::write(work.join(format!("services/{svc}.yaml")), file("green", &v1, &v2)).unwrap();
+    git_in(&work, &["commit", "-qam", "prod runs 2.0"]);
+
+    let pdir = dir.path().join("proxy");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (m, _) = managed::start_haproxy(&pdir, &listen).await.unwrap();
+    let d = pdir.display();
+    let config = dir.path().join("daemon.yaml");
+    let write_config = |branch: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "repo: {{url: {}, branch: {branch}, poll: 1s}}\ndocker: {{network: {network}}}\nproxy:\n  kind: haproxy\n  listen: {listen}\n  haproxy: {{config: {d}/teal.cfg, socket: {d}/admin.sock, reload: [kill, -USR2, '{}']}}\nstate_dir: {}/state\nlisten: 127.0.0.1:{}\n",
+                work.display(),
+                m.pid(),
+                dir.path().display(),
+                free_port()
+            ),
+        )
+        .unwrap()
+    };
+    write_config("main");
+    let log = dir.path().join("daemon.log");
+    let child = Command::new(teal_bin())
+        .args(["daemon", "--config", config.to_str().unwrap()])
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let _daemon = Proc(child);
+    until_serves(&listen, &host, "1.0 blue\n", 60, &log).await;
+    write_config("prod");
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    until_serves(&listen, &host, "2.0 green\n", 60, &log).await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("SIGHUP: host config reloaded"), "{text}");
+    drop(m);
+}

@@ -36,6 +36,16 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
         None => None,
     };
     let mut daemon = Daemon::new(config).await?;
+    let host_args = args.host.clone();
+    daemon.config_loader = Some(Box::new(move || host_args.load()));
+    let reload = daemon.reload.clone();
+    tokio::spawn(async move {
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).expect("SIGHUP handler");
+        while hup.recv().await.is_some() {
+            info!("SIGHUP: reloading the host config after the pass in flight");
+            reload.notify_one();
+        }
+    });
     let shutdown = shutdown_on_signals();
     let mut stop_http = shutdown.clone();
     info!(listen = %listener.local_addr()?, "status API: /status /metrics /healthz /hooks/git");

@@ -42,6 +42,10 @@ pub struct Daemon {
     pub progress: systemd::Progress,
     /// Status and metrics, read by the HTTP API.
     pub shared: status::Shared,
+    /// Asks the loop to re-read the host config (SIGHUP).
+    pub reload: Arc<Notify>,
+    /// Reads the host config again, for `reload`.
+    pub config_loader: Option<Box<dyn Fn() -> anyhow::Result<HostConfig> + Send + Sync>>,
     _watcher: Option<notify::RecommendedWatcher>,
 }
 
@@ -63,6 +67,8 @@ impl Daemon {
             trigger,
             progress: systemd::Progress::default(),
             shared: status::Shared::default(),
+            reload: Arc::new(Notify::new()),
+            config_loader: None,
             _watcher: watcher,
         })
     }
@@ -88,10 +94,48 @@ impl Daemon {
             tokio::select! {
                 _ = tokio::time::sleep(self.host.config.repo.poll) => {}
                 _ = self.trigger.notified() => {}
+                _ = self.reload.notified() => self.reconfigure().await,
                 _ = shutdown.changed() => {}
             }
         }
         info!("stopping: no step was in flight");
+    }
+
+    /// Re-reads the host config and reconnects the drivers. A new config
+    /// that does not load, or whose drivers cannot connect, is reported and
+    /// the running one kept. The state dir and the status API address stay
+    /// as they were until a restart.
+    async fn reconfigure(&mut self) {
+        let Some(load) = &self.config_loader else { return };
+        let mut config = match load() {
+            Ok(c) => c,
+            Err(e) => {
+                return error!(error = %format!("{e:#}"), "SIGHUP: the host config does not load; keeping the running one")
+            }
+        };
+        if config == self.host.config {
+            return info!("SIGHUP: host config unchanged");
+        }
+        let old = &self.host.config;
+        if config.state_dir != old.state_dir || config.listen != old.listen || config.proxy.managed || old.proxy.managed
+        {
+            warn!("SIGHUP: state_dir, listen and managed proxies change only on restart");
+            config.state_dir = old.state_dir.clone();
+            config.listen = old.listen.clone();
+            if config.proxy.managed || old.proxy.managed {
+                config.proxy = old.proxy.clone();
+            }
+        }
+        match Host::connect(config).await {
+            Ok(host) => {
+                self._watcher = watch_local_repo(&host.config.repo.url, self.trigger.clone());
+                info!(repo = %host.config.repo.url, branch = %host.config.repo.branch, "SIGHUP: host config reloaded");
+                self.host = host;
+                self.last_good = None;
+                self.trigger.notify_one();
+            }
+            Err(e) => error!(error = %e, "SIGHUP: cannot use the new host config; keeping the running one"),
+        }
     }
 
     fn problem(&mut self, p: Option<String>) {
