@@ -46,6 +46,10 @@ pub struct RepoConfig {
     /// File holding the webhook HMAC secret.
     #[serde(default)]
     pub webhook_secret_file: Option<PathBuf>,
+    /// For a repo on this machine: fetch as soon as it changes, not only
+    /// every `poll`. Default true.
+    #[serde(default = "default_true")]
+    pub watch: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,6 +130,10 @@ impl Default for NginxSettings {
             reload: vec!["nginx".into(), "-s".into(), "reload".into()],
         }
     }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_state_dir() -> PathBuf {

@@ -184,6 +184,7 @@ fn host_config(dir: &Path, repo: &Path, kind: ProxyKind, args: &Args) -> HostCon
             ssh_key: None,
             token_file: None,
             webhook_secret_file: None,
+            watch: true,
         },
         docker: DockerConfig {
             host: None,

@@ -55,7 +55,11 @@ impl Daemon {
     pub async fn new(config: HostConfig) -> anyhow::Result<Daemon> {
         let log = EventLog::open(&config.state_dir)?;
         let trigger = Arc::new(Notify::new());
-        let watcher = watch_local_repo(&config.repo.url, trigger.clone());
+        let watcher = if config.repo.watch {
+            watch_local_repo(&config.repo.url, trigger.clone())
+        } else {
+            None
+        };
         let host = Host::connect(config).await?;
         Ok(Daemon {
             host,
@@ -128,7 +132,11 @@ impl Daemon {
         }
         match Host::connect(config).await {
             Ok(host) => {
-                self._watcher = watch_local_repo(&host.config.repo.url, self.trigger.clone());
+                self._watcher = if host.config.repo.watch {
+                    watch_local_repo(&host.config.repo.url, self.trigger.clone())
+                } else {
+                    None
+                };
                 info!(repo = %host.config.repo.url, branch = %host.config.repo.branch, "SIGHUP: host config reloaded");
                 self.host = host;
                 self.last_good = None;
