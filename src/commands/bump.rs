@@ -45,32 +45,13 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
             known.join(", ")
         );
     };
-    if let Err(diags) = spec::load(&files) {
-        let mine: Vec<String> = diags
-            .0
-            .iter()
-            .filter(|d| d.path == rel)
-            .map(|d| d.to_string())
-            .collect();
-        if !mine.is_empty() {
-            bail!("{rel} is invalid, fix it first:\n{}", mine.join("\n"));
-        }
+    if let Some(errors) = errors_in(&files, &rel) {
+        bail!("{rel} is invalid, fix it first:\n{errors}");
     }
     let b = spec::edit::bump(&rel, &text, &args.image)?;
     files.files.insert(rel.clone(), b.text.clone());
-    if let Err(diags) = spec::load(&files) {
-        let mine: Vec<String> = diags
-            .0
-            .iter()
-            .filter(|d| d.path == rel)
-            .map(|d| d.to_string())
-            .collect();
-        if !mine.is_empty() {
-            bail!(
-                "the bumped {rel} would be invalid, nothing was written:\n{}",
-                mine.join("\n")
-            );
-        }
+    if let Some(errors) = errors_in(&files, &rel) {
+        bail!("the bumped {rel} would be invalid, nothing was written:\n{errors}");
     }
     let tmp = file.with_extension("yaml.teal-tmp");
     std::fs::write(&tmp, &b.text).with_context(|| format!("writing {}", tmp.display()))?;
@@ -90,6 +71,18 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         );
     }
     Ok(super::exit::OK)
+}
+
+/// The validation errors of the file `rel` (others' errors do not block a bump).
+fn errors_in(files: &RepoFiles, rel: &str) -> Option<String> {
+    let diags = spec::load(files).err()?;
+    let mine: Vec<String> = diags
+        .0
+        .iter()
+        .filter(|d| d.path == rel)
+        .map(|d| d.to_string())
+        .collect();
+    (!mine.is_empty()).then(|| mine.join("\n"))
 }
 
 fn git(dir: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
