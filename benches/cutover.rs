@@ -40,13 +40,14 @@ fn app(dir: &std::path::Path, color: &str) -> (App, SocketAddr) {
         teal::app::write_binary(dir).unwrap();
     }
     let port = free_port();
-    let child = Command::new(&bin)
-        .env("BIND", "127.0.0.1")
-        .env("PORT", port.to_string())
-        .env("COLOR", color)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = teal::app::spawn_retrying(
+        Command::new(&bin)
+            .env("BIND", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("COLOR", color)
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     while std::net::TcpStream::connect(addr).is_err() {
         std::thread::sleep(Duration::from_millis(10));

@@ -13,3 +13,19 @@ pub fn write_binary(dir: &std::path::Path) -> std::io::Result<std::path::PathBuf
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
     Ok(path)
 }
+
+/// Spawns `cmd`, retrying briefly on "text file busy": a binary just
+/// written can still be open for writing in a process another thread is
+/// forking, until that process execs.
+pub fn spawn_retrying(cmd: &mut std::process::Command) -> std::io::Result<std::process::Child> {
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}

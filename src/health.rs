@@ -210,12 +210,13 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let bin = crate::app::write_binary(dir.path()).unwrap();
             let port = free_port();
-            let child = Command::new(bin)
-                .env("BIND", "127.0.0.1")
-                .env("PORT", port.to_string())
-                .env("HEALTHY", if healthy { "1" } else { "0" })
-                .spawn()
-                .unwrap();
+            let child = crate::app::spawn_retrying(
+                Command::new(bin)
+                    .env("BIND", "127.0.0.1")
+                    .env("PORT", port.to_string())
+                    .env("HEALTHY", if healthy { "1" } else { "0" }),
+            )
+            .unwrap();
             for _ in 0..100 {
                 if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                     break;

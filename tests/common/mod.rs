@@ -211,14 +211,15 @@ impl LocalApp {
         let dir = tempfile::tempdir().unwrap();
         let bin = teal::app::write_binary(dir.path()).unwrap();
         let port = free_port();
-        let child = Command::new(bin)
-            .env("BIND", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("VERSION", version)
-            .env("COLOR", color)
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let child = teal::app::spawn_retrying(
+            Command::new(bin)
+                .env("BIND", "127.0.0.1")
+                .env("PORT", port.to_string())
+                .env("VERSION", version)
+                .env("COLOR", color)
+                .stderr(std::process::Stdio::null()),
+        )
+        .unwrap();
         let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         for _ in 0..100 {
             if std::net::TcpStream::connect(addr).is_ok() {
