@@ -351,3 +351,35 @@ async fn nginx_hand_edited_file_is_restored() {
     );
     assert_eq!(e.get().await.1, "1.0 blue\n");
 }
+
+#[tokio::test]
+async fn one_failing_service_does_not_block_another() {
+    let e = env(Kind::Haproxy).await;
+    let other = unique("api");
+    let _guard = DockerGuard {
+        services: vec![other.clone()],
+        network: format!("{}-unused", other),
+    };
+    let api = e
+        .service("blue", Some(&e.v2), None, 1)
+        .replace(&e.host, &format!("{other}.test"));
+    e.repo.commit(
+        "web broken, api fine",
+        &[
+            (
+                &format!("services/{}.yaml", e.svc),
+                Some(&e.service("blue", Some(&e.bad), None, 1)),
+            ),
+            (&format!("services/{other}.yaml"), Some(&api)),
+        ],
+    );
+    let run = e.apply();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("{}: deploy of", e.svc)), "{}", run.stderr);
+    assert_eq!(
+        get_via(&e.listen, &format!("{other}.test"), "/").await,
+        (200, "2.0 blue\n".into()),
+        "api deployed anyway"
+    );
+    assert_ne!(get_via(&e.listen, &e.host, "/").await.0, 200, "web never got traffic");
+}
