@@ -41,9 +41,30 @@ impl Backoff {
     }
 }
 
+/// Time to the next pass when the last `failing` passes in a row hit a
+/// repo, Docker or proxy problem: the poll interval, doubling per failure,
+/// capped at five minutes (never below the poll interval).
+pub fn problem_delay(poll: Duration, failing: u32) -> Duration {
+    poll.saturating_mul(1 << failing.min(16)).min(MAX.max(poll))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn problems_slow_the_loop_down_up_to_five_minutes() {
+        let poll = Duration::from_secs(15);
+        assert_eq!(problem_delay(poll, 0), poll);
+        assert_eq!(problem_delay(poll, 1), Duration::from_secs(30));
+        assert_eq!(problem_delay(poll, 3), Duration::from_secs(120));
+        assert_eq!(problem_delay(poll, 30), Duration::from_secs(300));
+        assert_eq!(
+            problem_delay(Duration::from_secs(600), 2),
+            Duration::from_secs(600),
+            "never below the poll"
+        );
+    }
 
     #[test]
     fn failures_back_off_per_commit_and_a_new_commit_goes_at_once() {

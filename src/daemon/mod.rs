@@ -35,6 +35,11 @@ pub struct Daemon {
     last_good: Option<Revision>,
     /// The last problem reported, so each is logged once.
     last_problem: Option<String>,
+    /// Passes in a row that could not reach the remote, Docker or the proxy
+    /// (an invalid commit is not an outage: a fix is picked up at once).
+    failing_passes: u32,
+    /// Whether the current pass hit such an outage.
+    outage: bool,
     refused: HashSet<(String, String)>,
     /// Wakes the loop before the poll interval (file watcher, webhook).
     pub trigger: Arc<Notify>,
@@ -67,6 +72,8 @@ impl Daemon {
             backoff: Backoff::default(),
             last_good: None,
             last_problem: None,
+            failing_passes: 0,
+            outage: false,
             refused: HashSet::new(),
             trigger,
             progress: systemd::Progress::default(),
@@ -95,8 +102,10 @@ impl Daemon {
                 ready();
                 first = false;
             }
+            self.failing_passes = if self.outage { self.failing_passes + 1 } else { 0 };
+            let wait = backoff::problem_delay(self.host.config.repo.poll, self.failing_passes);
             tokio::select! {
-                _ = tokio::time::sleep(self.host.config.repo.poll) => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = self.trigger.notified() => {}
                 _ = self.reload.notified() => self.reconfigure().await,
                 _ = shutdown.changed() => {}
@@ -160,13 +169,17 @@ impl Daemon {
     /// One pass: fetch, observe, plan, execute what backoff allows.
     pub async fn pass(&mut self) {
         let started = Instant::now();
+        self.outage = false;
         let previous = self.last_good.as_ref().map(|r| r.commit.clone());
         self.fetch().await;
         let Some(rev) = self.last_good.clone() else { return };
         let new_commit = previous.as_deref() != Some(rev.commit.as_str());
         let observed = match observe(&self.host.docker, &self.host.proxy, &rev.desired).await {
             Ok(o) => o,
-            Err(e) => return self.problem(Some(e.to_string())),
+            Err(e) => {
+                self.outage = true;
+                return self.problem(Some(e.to_string()));
+            }
         };
         let mut plan = crate::plan::plan(&rev.desired, &observed);
         let now = Instant::now();
@@ -220,8 +233,14 @@ impl Daemon {
                     short(&commit)
                 ))
             }
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(e) => Some(format!("fetch task: {e}")),
+            Ok(Err(e)) => {
+                self.outage = true;
+                Some(e.to_string())
+            }
+            Err(e) => {
+                self.outage = true;
+                Some(format!("fetch task: {e}"))
+            }
         };
         if problem.is_some() {
             self.shared.metrics.write().expect("metrics lock").fetch_errors += 1;
@@ -352,7 +371,10 @@ fn watch_local_repo(url: &str, trigger: Arc<Notify>) -> Option<notify::Recommend
         return None;
     }
     let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.is_ok() {
+        // Only writes: a fetch reads the repo, and reacting to those reads
+        // (inotify reports opens and closes) would start pass after pass.
+        use notify::EventKind::{Create, Modify, Remove};
+        if res.is_ok_and(|e| matches!(e.kind, Create(_) | Modify(_) | Remove(_))) {
             trigger.notify_one();
         }
     })
