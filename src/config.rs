@@ -43,6 +43,10 @@ pub struct RepoConfig {
     /// File holding a token for `https://` URLs.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// OpenSSH known_hosts file pinning the ssh:// remote's host key;
+    /// default: libgit2's check against ~/.ssh/known_hosts.
+    #[serde(default)]
+    pub known_hosts: Option<PathBuf>,
     /// File holding the webhook HMAC secret.
     #[serde(default)]
     pub webhook_secret_file: Option<PathBuf>,

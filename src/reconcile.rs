@@ -121,6 +121,7 @@ pub fn fetch_desired(config: &HostConfig) -> Result<Revision, DesiredError> {
         branch: config.repo.branch.clone(),
         ssh_key: config.repo.ssh_key.clone(),
         token_file: config.repo.token_file.clone(),
+        known_hosts: config.repo.known_hosts.clone(),
     };
     let oid = fetch::fetch(&mirror, &remote)?;
     read_desired(&mirror, &oid.to_string(), &config.repo.path)

@@ -183,6 +183,7 @@ fn host_config(dir: &Path, repo: &Path, kind: ProxyKind, args: &Args) -> HostCon
             poll: std::time::Duration::from_secs(2),
             ssh_key: None,
             token_file: None,
+            known_hosts: None,
             webhook_secret_file: None,
             watch: true,
         },

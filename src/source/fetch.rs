@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use git2::{Cred, CredentialType, FetchOptions, Oid, RemoteCallbacks, Repository};
+use sha2::Digest;
 
 /// Where and how to fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +17,9 @@ pub struct Remote {
     pub ssh_key: Option<PathBuf>,
     /// A file holding `token` or `user:token`.
     pub token_file: Option<PathBuf>,
+    /// An OpenSSH `known_hosts` file pinning the ssh:// host key; `None`:
+    /// libgit2's own check against `~/.ssh/known_hosts`.
+    pub known_hosts: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +69,37 @@ pub fn fetch(mirror: &Path, remote: &Remote) -> Result<Oid, FetchError> {
         tried = true;
         credentials(user, allowed, remote.ssh_key.as_deref(), token.as_deref())
     });
+    // libgit2 replaces a callback's error with its own generic one: keep ours.
+    let rejected = std::rc::Rc::new(std::cell::RefCell::new(None::<String>));
+    if let Some(path) = &remote.known_hosts {
+        let rejected = rejected.clone();
+        let pinned = read_known_hosts(path)?;
+        let shown = path.display().to_string();
+        let port = ssh_port(&remote.url);
+        callbacks.certificate_check(move |cert, host| {
+            let Some(hk) = cert.as_hostkey() else {
+                return Ok(git2::CertificateCheckStatus::CertificatePassthrough);
+            };
+            // libgit2 gives the raw key or at least its sha256.
+            let matches = |k: &Vec<u8>| {
+                hk.hostkey().is_some_and(|raw| raw == k.as_slice())
+                    || hk.hash_sha256().is_some_and(|h| h[..] == sha2::Sha256::digest(k)[..])
+            };
+            let names = [host.to_string(), format!("[{host}]:{port}")];
+            if pinned
+                .iter()
+                .any(|(hosts, k)| matches(k) && hosts.iter().any(|h| names.contains(h)))
+            {
+                Ok(git2::CertificateCheckStatus::CertificateOk)
+            } else {
+                let why = format!(
+                    "the ssh host key of {host} is not in {shown}: add it (ssh-keyscan -p {port} {host} >> {shown})"
+                );
+                *rejected.borrow_mut() = Some(why.clone());
+                Err(git2::Error::from_str(&why))
+            }
+        });
+    }
     let mut options = FetchOptions::new();
     options.remote_callbacks(callbacks);
     let tracking = tracking_ref(&remote.branch);
@@ -74,13 +109,48 @@ pub fn fetch(mirror: &Path, remote: &Remote) -> Result<Oid, FetchError> {
         .map_err(|e| FetchError::Fetch {
             url: remote.url.clone(),
             branch: remote.branch.clone(),
-            message: e.message().to_string(),
+            message: rejected.borrow_mut().take().unwrap_or_else(|| e.message().to_string()),
         })?;
     let oid = repo.refname_to_id(&tracking).map_err(|_| FetchError::NoBranch {
         url: remote.url.clone(),
         branch: remote.branch.clone(),
     })?;
     Ok(oid)
+}
+
+/// Host patterns and raw keys of an OpenSSH known_hosts file (hashed
+/// entries are skipped).
+/// Host patterns of one known_hosts line and its raw public key.
+type KnownHost = (Vec<String>, Vec<u8>);
+
+fn read_known_hosts(path: &Path) -> Result<Vec<KnownHost>, FetchError> {
+    use base64::Engine as _;
+    let text = std::fs::read_to_string(path).map_err(|source| FetchError::Secret {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && !l.starts_with('|'))
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let hosts = f.next()?.split(',').map(String::from).collect();
+            let _kind = f.next()?;
+            let key = base64::engine::general_purpose::STANDARD.decode(f.next()?).ok()?;
+            Some((hosts, key))
+        })
+        .collect())
+}
+
+/// The port of an `ssh://` URL (22 when absent).
+fn ssh_port(url: &str) -> u16 {
+    let rest = url.strip_prefix("ssh://").unwrap_or(url);
+    let authority = rest.split('/').next().unwrap_or("");
+    let hostport = authority.rsplit('@').next().unwrap_or("");
+    hostport
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or(22)
 }
 
 /// The ref a fetched branch is kept under in the mirror.
@@ -174,6 +244,7 @@ mod tests {
             branch: "main".into(),
             ssh_key: None,
             token_file: None,
+            known_hosts: None,
         }
     }
 
@@ -223,5 +294,131 @@ mod tests {
         r.token_file = Some("/nonexistent/token".into());
         let err = fetch(&dir.path().join("m.git"), &r).unwrap_err().to_string();
         assert!(err.starts_with("reading /nonexistent/token: "), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod ssh_tests {
+    use super::*;
+    use std::process::{Child, Command};
+
+    /// An unprivileged sshd on 127.0.0.1 serving a bare repo, stopped on drop.
+    struct Sshd {
+        child: Child,
+        dir: tempfile::TempDir,
+        port: u16,
+    }
+
+    impl Drop for Sshd {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn run(cmd: &mut Command) {
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn sshd() -> Sshd {
+        assert!(
+            std::path::Path::new("/usr/sbin/sshd").exists(),
+            "this test needs sshd: `apt-get install -y openssh-server` (.ci/run does this)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for key in ["hostkey", "client"] {
+            run(Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(d.join(key)));
+        }
+        std::fs::copy(d.join("client.pub"), d.join("authorized_keys")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {0}/hostkey\nAuthorizedKeysFile {0}/authorized_keys\nPidFile {0}/sshd.pid\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nLogLevel ERROR\n",
+            d.display()
+        );
+        std::fs::write(d.join("sshd_config"), config).unwrap();
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        run(Command::new("git")
+            .args(["init", "-q", "--bare", "-b", "main"])
+            .arg(d.join("deploy.git")));
+        run(Command::new("git")
+            .args(["clone", "-q"])
+            .arg(d.join("deploy.git"))
+            .arg(d.join("work")));
+        run(Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.com",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                "one",
+            ])
+            .current_dir(d.join("work")));
+        run(Command::new("git")
+            .args(["push", "-q", "origin", "HEAD:main"])
+            .current_dir(d.join("work")));
+        Sshd { child, dir, port }
+    }
+
+    #[test]
+    fn fetches_over_ssh_with_a_key_file() {
+        let s = sshd();
+        let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+        let url = format!("ssh://{user}@127.0.0.1:{}{}/deploy.git", s.port, s.dir.path().display());
+        let mirror = s.dir.path().join("mirror.git");
+        let known = s.dir.path().join("known_hosts");
+        let mut remote = Remote {
+            url: url.clone(),
+            branch: "main".into(),
+            ssh_key: Some(s.dir.path().join("client")),
+            token_file: None,
+            known_hosts: Some(known.clone()),
+        };
+        // An unknown host key is refused, saying how to pin it.
+        std::fs::write(&known, "").unwrap();
+        let err = fetch(&mirror, &remote).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("the ssh host key of 127.0.0.1 is not in {}", known.display())),
+            "{err}"
+        );
+        let pubkey = std::fs::read_to_string(s.dir.path().join("hostkey.pub")).unwrap();
+        std::fs::write(&known, format!("[127.0.0.1]:{} {pubkey}", s.port)).unwrap();
+        let oid = fetch(&mirror, &remote).unwrap_or_else(|e| panic!("{e}"));
+        let head = Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(s.dir.path().join("work"))
+            .output()
+            .unwrap();
+        assert_eq!(oid.to_string(), String::from_utf8_lossy(&head.stdout).trim());
+        // Without the key the remote refuses, and the error says what to set.
+        remote.ssh_key = None;
+        let err = fetch(&mirror, &remote).unwrap_err().to_string();
+        assert!(err.contains("set repo.ssh_key"), "{err}");
     }
 }
