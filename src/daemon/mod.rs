@@ -257,9 +257,11 @@ impl Daemon {
             progress.touch();
             let step = crate::plan::render::step(&e.step);
             match &e.result {
-                Ok(()) => info!(service = %e.service, commit = %short(&e.commit), step = %step, "ok"),
+                Ok(()) => {
+                    info!(service = %e.service, color = ?e.step.color(), commit = %short(&e.commit), step = %step, "ok")
+                }
                 Err(why) => {
-                    warn!(service = %e.service, commit = %short(&e.commit), step = %step, error = %why, "failed")
+                    warn!(service = %e.service, color = ?e.step.color(), commit = %short(&e.commit), step = %step, error = %why, "failed")
                 }
             }
             if let Err(err) = log.append(&Event::from(e)) {

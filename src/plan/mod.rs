@@ -120,6 +120,24 @@ pub enum Step {
     RemoveService,
 }
 
+impl Step {
+    /// The color a step acts on, when it acts on one.
+    pub fn color(&self) -> Option<Color> {
+        match self {
+            Step::PullImage { color, .. }
+            | Step::StartColor { color, .. }
+            | Step::WaitHealthy { color }
+            | Step::Reroute { color }
+            | Step::Drain { color, .. }
+            | Step::RemoveReplicas { color, .. }
+            | Step::StopColor { color }
+            | Step::RemoveColor { color } => Some(*color),
+            Step::Switch { to, .. } => Some(*to),
+            Step::RemoveService => None,
+        }
+    }
+}
+
 /// Plans every service in `desired` and every service in `observed` that is
 /// no longer desired.
 pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
