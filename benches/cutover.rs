@@ -152,15 +152,16 @@ async fn main() {
     let (g0, c0) = app(dir.path(), "green");
     let (g1, c1) = app(dir.path(), "green");
     let only = std::env::var("TEAL_BENCH_PROXY").ok();
-    for name in ["haproxy", "nginx"] {
-        if only.as_deref().is_some_and(|o| o != name) {
+    for name in ["haproxy", "nginx", "nginx, client_keepalive: false"] {
+        if only.as_deref().is_some_and(|o| !name.starts_with(o)) {
             continue;
         }
-        let pdir = dir.path().join(name);
+        let pdir = dir.path().join(name.replace([',', ' ', ':'], "_"));
         let listen = format!("127.0.0.1:{}", free_port());
         let (m, driver) = match name {
             "nginx" => managed::start_nginx(&pdir, &listen).unwrap(),
-            _ => managed::start_haproxy(&pdir, &listen).await.unwrap(),
+            "haproxy" => managed::start_haproxy(&pdir, &listen).await.unwrap(),
+            _ => managed::start_nginx_with(&pdir, &listen, false).unwrap(),
         };
         let r = run(name, &driver, &listen, vec![a0, a1], vec![c0, c1]).await;
         report(name, &r);

@@ -124,6 +124,12 @@ pub struct NginxSettings {
     pub conf_dir: PathBuf,
     pub test: Vec<String>,
     pub reload: Vec<String>,
+    /// Keep client connections alive (default true). false: every response
+    /// closes its connection, so a reload can cut no keep-alive request: no
+    /// failed requests during a switch, at the cost of a connection per
+    /// request (see BENCHMARKS.md).
+    #[serde(default = "default_true")]
+    pub client_keepalive: bool,
 }
 
 impl Default for NginxSettings {
@@ -132,6 +138,7 @@ impl Default for NginxSettings {
             conf_dir: "/etc/nginx/conf.d".into(),
             test: vec!["nginx".into(), "-t".into()],
             reload: vec!["nginx".into(), "-s".into(), "reload".into()],
+            client_keepalive: true,
         }
     }
 }

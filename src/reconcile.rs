@@ -151,7 +151,7 @@ pub async fn proxy_from_config(config: &HostConfig) -> Result<(ProxyDriver, Opti
     if p.managed {
         let dir = config.state_dir.join("proxy");
         let (m, driver) = match p.kind {
-            ProxyKind::Nginx => managed::start_nginx(&dir, &p.listen)?,
+            ProxyKind::Nginx => managed::start_nginx_with(&dir, &p.listen, p.nginx.client_keepalive)?,
             ProxyKind::Haproxy => managed::start_haproxy(&dir, &p.listen).await?,
         };
         return Ok((driver, Some(m)));
@@ -162,6 +162,7 @@ pub async fn proxy_from_config(config: &HostConfig) -> Result<(ProxyDriver, Opti
             test: p.nginx.test.clone(),
             reload: p.nginx.reload.clone(),
             listen: p.listen.clone(),
+            client_keepalive: p.nginx.client_keepalive,
         })),
         ProxyKind::Haproxy => ProxyDriver::Haproxy(Haproxy::new(HaproxyConfig {
             config: p.haproxy.config.clone(),

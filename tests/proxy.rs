@@ -278,3 +278,27 @@ fn files(p: &Proxy) -> Vec<(String, String)> {
     v.sort();
     v
 }
+
+#[tokio::test]
+async fn nginx_without_client_keepalive_closes_every_response() {
+    proxy_or_fail("nginx");
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (_m, driver) = managed::start_nginx_with(dir.path(), &listen, false).unwrap();
+    let (blue, _) = apps();
+    driver
+        .apply(&route("web", "shop.test", Blue, addrs(&blue)))
+        .await
+        .unwrap();
+    // An HTTP/1.1 request asks for keep-alive by default; nginx must refuse it.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(&listen).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: shop.test\r\n\r\n").await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_string(&mut out))
+        .await
+        .expect("nginx closed the connection")
+        .unwrap();
+    assert!(out.contains("Connection: close"), "{out}");
+    assert!(out.ends_with("1.0 blue\n"), "{out}");
+}

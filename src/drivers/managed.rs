@@ -81,6 +81,15 @@ fn wait_listening(listen: &str, child: &mut Child, what: &str, log: &Path) -> Re
 /// Starts nginx with its own prefix in `dir`, serving teal's files from
 /// `dir/conf.d` on `listen` (e.g. `127.0.0.1:8080`).
 pub fn start_nginx(dir: &Path, listen: &str) -> Result<(Managed, ProxyDriver), ProxyError> {
+    start_nginx_with(dir, listen, true)
+}
+
+/// `start_nginx`, choosing whether client connections are kept alive.
+pub fn start_nginx_with(
+    dir: &Path,
+    listen: &str,
+    client_keepalive: bool,
+) -> Result<(Managed, ProxyDriver), ProxyError> {
     let bin = find("nginx")?;
     let conf_d = dir.join("conf.d");
     std::fs::create_dir_all(&conf_d).map_err(io(&conf_d))?;
@@ -121,6 +130,7 @@ pub fn start_nginx(dir: &Path, listen: &str) -> Result<(Managed, ProxyDriver), P
         test,
         reload,
         listen: listen.to_string(),
+        client_keepalive,
     });
     Ok((
         Managed {

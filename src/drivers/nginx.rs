@@ -30,6 +30,9 @@ pub struct NginxConfig {
     pub reload: Vec<String>,
     /// `listen` address of the generated servers, e.g. `0.0.0.0:80`.
     pub listen: String,
+    /// false: `keepalive_timeout 0` on teal's servers, so reloads never cut
+    /// a keep-alive request.
+    pub client_keepalive: bool,
 }
 
 #[derive(Debug)]
@@ -151,7 +154,12 @@ impl Nginx {
         let token = config_token();
         put(
             &servers_path,
-            Some(&render_servers(&routes, &self.config.listen, &token)),
+            Some(&render_servers(
+                &routes,
+                &self.config.listen,
+                &token,
+                self.config.client_keepalive,
+            )),
         )?;
         if let Err((command, output)) = run(&self.config.test).await {
             for (path, text) in backup.iter().rev() {
@@ -277,7 +285,7 @@ fn location(out: &mut String, path: &str, upstream: &str, allow: Option<&[ipnet:
 
 /// `teal-servers.conf`: one server per host with a location per route.
 /// A reserved server answers with `token`, so a reload can be awaited.
-pub fn render_servers(routes: &[RouteSpec], listen: &str, token: &str) -> String {
+pub fn render_servers(routes: &[RouteSpec], listen: &str, token: &str, client_keepalive: bool) -> String {
     // host -> [(path, upstream, allow)]
     type Loc<'a> = (&'a str, String, Option<&'a [ipnet::IpNet]>);
     let mut hosts: BTreeMap<&str, Vec<Loc<'_>>> = BTreeMap::new();
@@ -297,6 +305,9 @@ pub fn render_servers(routes: &[RouteSpec], listen: &str, token: &str) -> String
     );
     for (host, locs) in hosts {
         let _ = writeln!(body, "server {{\n    listen {listen};\n    server_name {};", q(host));
+        if !client_keepalive {
+            body.push_str("    keepalive_timeout 0;\n");
+        }
         for (path, up, allow) in locs {
             location(&mut body, path, &up, allow);
         }
