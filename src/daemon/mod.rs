@@ -84,11 +84,6 @@ impl Daemon {
         })
     }
 
-    /// The host config in use.
-    pub fn config(&self) -> &HostConfig {
-        &self.host.config
-    }
-
     /// Passes until `shutdown` turns true; a pass in flight is finished
     /// first, so no step is cut in half. `ready` is called once, after the
     /// first pass.

@@ -30,11 +30,6 @@ impl Plan {
     pub fn has_changes(&self) -> bool {
         self.services.iter().any(|s| s.change != Change::None)
     }
-
-    /// True when any service's change was refused.
-    pub fn has_refusals(&self) -> bool {
-        self.services.iter().any(|s| s.refused.is_some())
-    }
 }
 
 /// What happens to one service.

@@ -457,7 +457,7 @@ fn plan_fields_describe_the_transition() {
         }
     );
     assert_eq!(sp.gate.as_ref(), Some(&web().health));
-    assert!(p.has_changes() && !p.has_refusals());
+    assert!(p.has_changes() && p.services.iter().all(|s| s.refused.is_none()));
     assert!(!plan(&base, &Observed::converged(&base)).has_changes());
 }
 

@@ -79,14 +79,6 @@ impl Locator {
         }
         (1, 1)
     }
-
-    /// Position of the key of `path` (falls back like `pos`).
-    pub fn key_pos(&self, path: &[&str]) -> (usize, usize) {
-        match self.node(path).and_then(|n| n.key) {
-            Some(k) => (k.line, k.col),
-            None => self.pos(path),
-        }
-    }
 }
 
 enum Frame {
@@ -205,7 +197,8 @@ mod tests {
     fn finds_values_keys_and_sequence_items() {
         let l = Locator::new(DOC);
         assert_eq!(l.pos(&["active"]), (2, 9));
-        assert_eq!(l.key_pos(&["active"]), (2, 1));
+        let key = l.node(&["active"]).unwrap().key.unwrap();
+        assert_eq!((key.line, key.col), (2, 1));
         assert_eq!(l.pos(&["blue", "image"]), (4, 10));
         assert_eq!(l.pos(&["preview", "allow", "1"]), (6, 23));
         assert_eq!(l.pos(&["health", "http", "path"]), (7, 23));

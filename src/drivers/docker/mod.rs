@@ -152,11 +152,6 @@ impl DockerDriver {
         &self.network
     }
 
-    /// The bollard client, for callers that need a call this driver lacks.
-    pub fn client(&self) -> &Docker {
-        &self.client
-    }
-
     /// Creates the managed bridge network when it does not exist.
     pub async fn ensure_network(&self) -> Result<(), DockerError> {
         self.ensure_named_network(&self.network).await
