@@ -10,9 +10,9 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use teal::drivers::managed;
-use teal::drivers::proxy::{ProxyDriver, RouteSpec};
-use teal::spec::Color;
+use teal::drivers::managed::{self, ManagedSpec};
+use teal::drivers::proxy::{Backend, ProxyDriver, RouteSpec};
+use teal::spec::{Color, PerColor};
 
 const SWITCHES: usize = 50;
 /// Time between switches: the drain a user would configure, kept short.
@@ -75,8 +75,16 @@ async fn run(name: &str, driver: &ProxyDriver, listen: &str, blue: Vec<SocketAdd
         service: "bench".into(),
         host: "bench.test".into(),
         path: "/".into(),
-        active: c,
-        active_addrs: if c == Color::Blue { blue.clone() } else { green.clone() },
+        backends: PerColor {
+            blue: Backend {
+                weight: if c == Color::Blue { 100 } else { 0 },
+                addrs: blue.clone(),
+            },
+            green: Backend {
+                weight: if c == Color::Green { 100 } else { 0 },
+                addrs: green.clone(),
+            },
+        },
         preview: None,
         commit: "bench".into(),
         route_hash: "bench".into(),
@@ -159,9 +167,14 @@ async fn main() {
         let pdir = dir.path().join(name.replace([',', ' ', ':'], "_"));
         let listen = format!("127.0.0.1:{}", free_port());
         let (m, driver) = match name {
-            "nginx" => managed::start_nginx(&pdir, &listen).unwrap(),
-            "haproxy" => managed::start_haproxy(&pdir, &listen).await.unwrap(),
-            _ => managed::start_nginx_with(&pdir, &listen, false).unwrap(),
+            "nginx" => managed::start(&ManagedSpec::nginx(&pdir, &listen)).await.unwrap(),
+            "haproxy" => managed::start(&ManagedSpec::haproxy(&pdir, &listen)).await.unwrap(),
+            _ => managed::start(&ManagedSpec {
+                client_keepalive: false,
+                ..ManagedSpec::nginx(&pdir, &listen)
+            })
+            .await
+            .unwrap(),
         };
         let r = run(name, &driver, &listen, vec![a0, a1], vec![c0, c1]).await;
         report(name, &r);

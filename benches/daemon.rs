@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use hmac::Mac;
 use teal::drivers::docker::DockerDriver;
-use teal::drivers::managed;
+use teal::drivers::managed::{self, ManagedSpec};
 
 struct Proc(Child);
 impl Drop for Proc {
@@ -94,7 +94,7 @@ async fn setup(docker: &DockerDriver, poll: &str, watch: bool, services: &[(Stri
     git(&work, &["commit", "-qm", "init"]);
     git(&work, &["push", "-q", "origin", "HEAD:main"]);
     let listen = format!("127.0.0.1:{}", free_port());
-    let (m, _) = managed::start_haproxy(&dir.path().join("proxy"), &listen)
+    let (m, _) = managed::start(&ManagedSpec::haproxy(&dir.path().join("proxy"), &listen))
         .await
         .unwrap();
     let d = dir.path().join("proxy").display().to_string();

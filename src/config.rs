@@ -84,6 +84,15 @@ pub enum ProxyKind {
     Nginx,
 }
 
+impl std::fmt::Display for ProxyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ProxyKind::Haproxy => "haproxy",
+            ProxyKind::Nginx => "nginx",
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProxyConfig {
@@ -130,6 +139,22 @@ pub struct NginxSettings {
     /// request (see BENCHMARKS.md).
     #[serde(default = "default_true")]
     pub client_keepalive: bool,
+    /// How traffic moves: `balancer` (default) through teal's Lua balancer,
+    /// one call on a unix socket and no reload; `reload` rewrites the
+    /// upstreams and reloads nginx (for an nginx without the Lua module).
+    #[serde(default)]
+    pub switch: NginxSwitch,
+}
+
+/// How the nginx driver moves traffic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NginxSwitch {
+    /// teal's Lua balancer (Debian: libnginx-mod-http-lua, lua-resty-core).
+    #[default]
+    Balancer,
+    /// Rewrite the upstreams and reload nginx.
+    Reload,
 }
 
 impl Default for NginxSettings {
@@ -139,6 +164,7 @@ impl Default for NginxSettings {
             test: vec!["nginx".into(), "-t".into()],
             reload: vec!["nginx".into(), "-s".into(), "reload".into()],
             client_keepalive: true,
+            switch: NginxSwitch::Balancer,
         }
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::drivers::docker::{DockerDriver, DockerError};
-use crate::drivers::proxy::{PreviewRoute, ProxyDriver, ProxyError, RouteSpec};
+use crate::drivers::proxy::{Backend, PreviewRoute, ProxyDriver, ProxyError, RouteSpec};
 use crate::health::{self, HealthFailure, Target};
 use crate::plan::{route_hash, Plan, ServicePlan, Step};
 use crate::spec::container::ContainerSpec;
@@ -140,7 +140,7 @@ impl Engine<'_> {
             }
             Step::WaitHealthy { color } => {
                 let svc = need()?;
-                let targets = self.targets(name, *color).await?;
+                let targets = self.targets(svc, *color).await?;
                 if targets.is_empty() {
                     return Err(StepError::Invalid(format!(
                         "{name}/{color} has no running containers to check"
@@ -173,15 +173,17 @@ impl Engine<'_> {
     }
 
     /// The running replicas of one color, fresh from Docker.
-    async fn targets(&self, name: &str, color: Color) -> Result<Vec<Target>, StepError> {
+    /// Replicas beyond the desired count are left out: they are about to
+    /// be removed, so they get neither checks nor traffic.
+    async fn targets(&self, svc: &Service, color: Color) -> Result<Vec<Target>, StepError> {
         let all = self.docker.observe().await?;
-        let Some(per_color) = all.get(name) else {
+        let Some(per_color) = all.get(&svc.name) else {
             return Ok(vec![]);
         };
         Ok(per_color
             .get(color)
             .iter()
-            .filter(|c| c.running)
+            .filter(|c| c.running && c.replica < svc.replicas)
             .filter_map(|c| {
                 c.addr.map(|addr| Target {
                     container: c.name.clone(),
@@ -191,28 +193,28 @@ impl Engine<'_> {
             .collect())
     }
 
-    /// The proxy entry for `svc` with traffic on `active` and, if declared,
-    /// the preview on the other color.
+    /// The proxy entry for `svc` with all traffic on `active` and, if
+    /// declared, the preview on the other color. Each color lists its
+    /// running replicas.
     async fn route(&self, svc: &Service, active: Color) -> Result<RouteSpec, StepError> {
-        let addrs = |targets: Vec<Target>| -> Vec<SocketAddr> {
-            targets.into_iter().map(|t| SocketAddr::new(t.addr, svc.port)).collect()
-        };
-        let active_addrs = addrs(self.targets(&svc.name, active).await?);
-        let preview = match &svc.preview {
-            Some(p) => Some(PreviewRoute {
-                host: p.host.clone(),
-                allow: p.allow.clone(),
-                idle: active.other(),
-                addrs: addrs(self.targets(&svc.name, active.other()).await?),
-            }),
-            None => None,
-        };
+        let mut backends = crate::spec::PerColor::<Backend>::default();
+        for c in Color::ALL {
+            let targets = self.targets(svc, c).await?;
+            *backends.get_mut(c) = Backend {
+                weight: if c == active { 100 } else { 0 },
+                addrs: targets.into_iter().map(|t| SocketAddr::new(t.addr, svc.port)).collect(),
+            };
+        }
+        let preview = svc.preview.as_ref().map(|p| PreviewRoute {
+            host: p.host.clone(),
+            allow: p.allow.clone(),
+            color: active.other(),
+        });
         Ok(RouteSpec {
             service: svc.name.clone(),
             host: svc.route.host.clone(),
             path: svc.route.path.clone(),
-            active,
-            active_addrs,
+            backends,
             preview,
             commit: self.commit.to_string(),
             route_hash: route_hash(svc),

@@ -35,17 +35,17 @@ pub async fn observe(docker: &DockerDriver, proxy: &ProxyDriver, desired: &Desir
             svc.containers = c.clone();
         }
         if let Some(r) = routes.get(name) {
-            svc.live = r.live;
+            svc.live = r.live();
             svc.route_hash = r.route_hash.clone();
-            if let (Some(live), Some(d)) = (r.live, desired.services.get(name)) {
+            if let (Some(live), Some(d)) = (r.live(), desired.services.get(name)) {
                 let running: BTreeSet<SocketAddr> = svc
                     .containers
                     .get(live)
                     .iter()
-                    .filter(|c| c.running)
+                    .filter(|c| c.running && c.replica < d.replicas)
                     .filter_map(|c| c.addr.map(|a| SocketAddr::new(a, d.port)))
                     .collect();
-                let served: BTreeSet<SocketAddr> = r.addrs.iter().copied().collect();
+                let served: BTreeSet<SocketAddr> = r.addrs.get(live).iter().copied().collect();
                 if !running.is_empty() && running != served {
                     svc.route_hash = Some(STALE_ADDRESSES.to_string());
                 }

@@ -5,10 +5,11 @@
 
 use std::path::Path;
 
-use crate::config::{HostConfig, ProxyKind};
+use crate::config::{HostConfig, NginxSwitch, ProxyKind};
 use crate::drivers::docker::{DockerDriver, DockerError};
 use crate::drivers::haproxy::{Haproxy, HaproxyConfig};
-use crate::drivers::managed::{self, Managed};
+use crate::drivers::managed::{self, Managed, ManagedSpec, Origin};
+use crate::drivers::nginx::balancer::Balancer;
 use crate::drivers::nginx::{Nginx, NginxConfig};
 use crate::drivers::proxy::{ProxyDriver, ProxyError};
 use crate::engine::{Engine, Outcome, StepEvent};
@@ -54,20 +55,79 @@ pub struct Revision {
 
 impl Host {
     /// Connects to Docker, makes sure the managed network exists, and sets
-    /// up the configured proxy driver.
+    /// up the configured proxy driver. A managed proxy an earlier teal
+    /// started is adopted as it runs; otherwise one is started.
     pub async fn connect(config: HostConfig) -> Result<Host, HostError> {
         let docker = DockerDriver::connect(config.docker.host.as_deref(), &config.docker.network).await?;
         docker.ensure_network().await?;
         let kind = config.proxy.kind;
-        let (proxy, managed) = proxy_from_config(&config)
-            .await
-            .map_err(|source| HostError::Proxy { kind, source })?;
+        let err = |source| HostError::Proxy { kind, source };
+        let (proxy, managed) = match managed_spec(&config) {
+            Some(spec) => {
+                let (m, driver, origin) = managed::adopt_or_start(&spec).await.map_err(err)?;
+                match origin {
+                    Origin::Adopted => tracing::info!(pid = m.pid(), kind = %kind, "adopted the running managed proxy"),
+                    Origin::Started => {
+                        tracing::info!(pid = m.pid(), kind = %kind, listen = %spec.listen, "started the managed proxy")
+                    }
+                }
+                (driver, Some(m))
+            }
+            None => (operator_proxy(&config).map_err(err)?, None),
+        };
         Ok(Host {
             config,
             docker,
             proxy,
             managed,
         })
+    }
+
+    /// Like `connect`, but never starts a proxy: a managed proxy that is
+    /// not running is observed as serving nothing. For `teal plan`.
+    pub async fn connect_read_only(config: HostConfig) -> Result<Host, HostError> {
+        let docker = DockerDriver::connect(config.docker.host.as_deref(), &config.docker.network).await?;
+        let kind = config.proxy.kind;
+        let err = |source| HostError::Proxy { kind, source };
+        let (proxy, managed) = match managed_spec(&config) {
+            Some(spec) => match managed::attach(&spec).map_err(err)? {
+                Some((m, driver)) => (driver, Some(m)),
+                None => {
+                    return Err(err(ProxyError::Other(format!(
+                        "the managed {kind} proxy of {} is not running: start `teal daemon` (or `teal apply`) first",
+                        spec.dir.display()
+                    ))))
+                }
+            },
+            None => (operator_proxy(&config).map_err(err)?, None),
+        };
+        Ok(Host {
+            config,
+            docker,
+            proxy,
+            managed,
+        })
+    }
+
+    /// Starts the managed proxy again if it died (it comes back serving
+    /// the routes its files record); true when it did.
+    pub fn revive_proxy(&mut self) -> Result<bool, ProxyError> {
+        let Some(m) = &mut self.managed else { return Ok(false) };
+        match m.revive()? {
+            Some(driver) => {
+                self.proxy = driver;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// A clean stop: the managed proxy (if any) stops with teal.
+    pub fn stop_proxy(&mut self) {
+        if let Some(m) = self.managed.take() {
+            tracing::info!(pid = m.pid(), "stopping the managed proxy");
+            m.stop();
+        }
     }
 
     /// Observes the host and plans `desired` against it.
@@ -144,25 +204,32 @@ pub fn read_desired(repo: &Path, commit: &str, path: &str) -> Result<Revision, D
     })
 }
 
-/// The proxy driver the host config asks for; with `managed: true`, teal
-/// starts the proxy itself under `state_dir/proxy`.
-pub async fn proxy_from_config(config: &HostConfig) -> Result<(ProxyDriver, Option<Managed>), ProxyError> {
+/// The managed proxy's spec, when teal owns the proxy: under
+/// `state_dir/proxy`.
+pub fn managed_spec(config: &HostConfig) -> Option<ManagedSpec> {
     let p = &config.proxy;
-    if p.managed {
-        let dir = config.state_dir.join("proxy");
-        let (m, driver) = match p.kind {
-            ProxyKind::Nginx => managed::start_nginx_with(&dir, &p.listen, p.nginx.client_keepalive)?,
-            ProxyKind::Haproxy => managed::start_haproxy(&dir, &p.listen).await?,
-        };
-        return Ok((driver, Some(m)));
-    }
-    let driver = match p.kind {
+    p.managed.then(|| ManagedSpec {
+        kind: p.kind,
+        dir: config.state_dir.join("proxy"),
+        listen: p.listen.clone(),
+        switch: p.nginx.switch,
+        client_keepalive: p.nginx.client_keepalive,
+    })
+}
+
+/// The driver for an operator's proxy (`managed: false`). The nginx
+/// balancer's socket and peers file live in `state_dir/nginx`.
+fn operator_proxy(config: &HostConfig) -> Result<ProxyDriver, ProxyError> {
+    let p = &config.proxy;
+    Ok(match p.kind {
         ProxyKind::Nginx => ProxyDriver::Nginx(Nginx::new(NginxConfig {
             conf_dir: p.nginx.conf_dir.clone(),
             test: p.nginx.test.clone(),
             reload: p.nginx.reload.clone(),
             listen: p.listen.clone(),
             client_keepalive: p.nginx.client_keepalive,
+            balancer: (p.nginx.switch == NginxSwitch::Balancer)
+                .then(|| Balancer::in_dir(&config.state_dir.join("nginx"))),
         })),
         ProxyKind::Haproxy => ProxyDriver::Haproxy(Haproxy::new(HaproxyConfig {
             config: p.haproxy.config.clone(),
@@ -172,6 +239,5 @@ pub async fn proxy_from_config(config: &HostConfig) -> Result<(ProxyDriver, Opti
             binary: managed::find("haproxy")?,
             global: vec![],
         })),
-    };
-    Ok((driver, None))
+    })
 }

@@ -10,7 +10,7 @@ use common::{
     app_image_version, docker_or_fail, free_port, get_via, proxy_or_fail, teal, unique, DockerGuard, Repo, Run,
 };
 use teal::drivers::docker::DockerDriver;
-use teal::drivers::managed::{self, Managed};
+use teal::drivers::managed::{self, Managed, ManagedSpec};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Kind {
@@ -50,7 +50,9 @@ async fn env(kind: Kind) -> Env {
     let d = proxy_dir.path().display().to_string();
     let (proxy, proxy_yaml) = match kind {
         Kind::Nginx => {
-            let (m, _) = managed::start_nginx(proxy_dir.path(), &listen).unwrap();
+            let (m, _) = managed::start(&ManagedSpec::nginx(proxy_dir.path(), &listen))
+                .await
+                .unwrap();
             let base = format!("[nginx, -p, {d}, -c, {d}/nginx.conf");
             let yaml = format!(
                 "  nginx:\n    conf_dir: {d}/conf.d\n    test: {base}, -t, -q]\n    reload: {base}, -s, reload]\n"
@@ -58,7 +60,9 @@ async fn env(kind: Kind) -> Env {
             (m, yaml)
         }
         Kind::Haproxy => {
-            let (m, _) = managed::start_haproxy(proxy_dir.path(), &listen).await.unwrap();
+            let (m, _) = managed::start(&ManagedSpec::haproxy(proxy_dir.path(), &listen))
+                .await
+                .unwrap();
             let yaml = format!(
                 "  haproxy:\n    config: {d}/teal.cfg\n    socket: {d}/admin.sock\n    reload: [kill, -USR2, '{}']\n",
                 m.pid()

@@ -12,7 +12,7 @@ use common::{
     app_image_version, docker_or_fail, free_port, get_via, git_in, proxy_or_fail, teal_bin, unique, DockerGuard,
 };
 use teal::drivers::docker::DockerDriver;
-use teal::drivers::managed;
+use teal::drivers::managed::{self, ManagedSpec};
 
 fn start_daemon(config: &Path, log: &Path) -> Child {
     let f = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
@@ -80,7 +80,7 @@ async fn kill_9_in_every_phase_then_restart_converges() {
 
     let pdir = dir.path().join("proxy");
     let listen = format!("127.0.0.1:{}", free_port());
-    let (m, _) = managed::start_haproxy(&pdir, &listen).await.unwrap();
+    let (m, _) = managed::start(&ManagedSpec::haproxy(&pdir, &listen)).await.unwrap();
     let d = pdir.display();
     let state = dir.path().join("state");
     let events = state.join("events.jsonl");

@@ -10,7 +10,7 @@ use common::{
     app_image_version, docker_or_fail, free_port, get_via, git_in, proxy_or_fail, teal_bin, unique, DockerGuard,
 };
 use teal::drivers::docker::DockerDriver;
-use teal::drivers::managed;
+use teal::drivers::managed::{self, ManagedSpec};
 
 struct Proc(Child);
 impl Drop for Proc {
@@ -76,7 +76,7 @@ async fn the_daemon_follows_pushes_keeps_serving_through_bad_ones_and_backs_off(
 
     let pdir = dir.path().join("proxy");
     let listen = format!("127.0.0.1:{}", free_port());
-    let (m, _) = managed::start_haproxy(&pdir, &listen).await.unwrap();
+    let (m, _) = managed::start(&ManagedSpec::haproxy(&pdir, &listen)).await.unwrap();
     let d = pdir.display();
     let state = dir.path().join("state");
     let config = dir.path().join("daemon.yaml");
@@ -245,7 +245,7 @@ async fn sighup_reloads_the_host_config() {
 
     let pdir = dir.path().join("proxy");
     let listen = format!("127.0.0.1:{}", free_port());
-    let (m, _) = managed::start_haproxy(&pdir, &listen).await.unwrap();
+    let (m, _) = managed::start(&ManagedSpec::haproxy(&pdir, &listen)).await.unwrap();
     let d = pdir.display();
     let config = dir.path().join("daemon.yaml");
     let write_config = |branch: &str| {

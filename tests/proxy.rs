@@ -4,13 +4,18 @@
 mod common;
 
 use common::{free_port, get_via, proxy_or_fail, LocalApp};
-use teal::drivers::managed::{self, Managed};
-use teal::drivers::proxy::{PreviewRoute, ProxyDriver, RouteSpec, DRIFTED};
+use teal::config::NginxSwitch;
+use teal::drivers::managed::{self, Managed, ManagedSpec};
+use teal::drivers::proxy::{Backend, PreviewRoute, ProxyDriver, RouteSpec, DRIFTED};
 use teal::spec::Color::{self, Blue, Green};
+use teal::spec::PerColor;
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
+    /// nginx switching through teal's Lua balancer.
     Nginx,
+    /// nginx switching by reloads.
+    NginxReload,
     Haproxy,
 }
 
@@ -27,11 +32,21 @@ async fn start(kind: Kind) -> Proxy {
     let (m, driver) = match kind {
         Kind::Nginx => {
             proxy_or_fail("nginx");
-            managed::start_nginx(dir.path(), &listen).unwrap()
+            managed::start(&ManagedSpec::nginx(dir.path(), &listen)).await.unwrap()
+        }
+        Kind::NginxReload => {
+            proxy_or_fail("nginx");
+            let spec = ManagedSpec {
+                switch: NginxSwitch::Reload,
+                ..ManagedSpec::nginx(dir.path(), &listen)
+            };
+            managed::start(&spec).await.unwrap()
         }
         Kind::Haproxy => {
             proxy_or_fail("haproxy");
-            managed::start_haproxy(dir.path(), &listen).await.unwrap()
+            managed::start(&ManagedSpec::haproxy(dir.path(), &listen))
+                .await
+                .unwrap()
         }
     };
     Proxy {
@@ -42,13 +57,15 @@ async fn start(kind: Kind) -> Proxy {
     }
 }
 
+/// A route with all traffic on `active`, served by `addrs`.
 fn route(service: &str, host: &str, active: Color, addrs: Vec<std::net::SocketAddr>) -> RouteSpec {
+    let mut backends = PerColor::<Backend>::default();
+    *backends.get_mut(active) = Backend { weight: 100, addrs };
     RouteSpec {
         service: service.into(),
         host: host.into(),
         path: "/".into(),
-        active,
-        active_addrs: addrs,
+        backends,
         preview: None,
         commit: "c0ffee".into(),
         route_hash: format!("hash-{service}"),
@@ -87,9 +104,10 @@ async fn first_route_switch_observe_remove(kind: Kind) {
         );
     }
     let obs = p.driver.observe().await.unwrap();
-    assert_eq!(obs["web"].live, Some(Blue));
+    assert_eq!(obs["web"].live(), Some(Blue));
+    assert_eq!(obs["web"].weights, PerColor { blue: 100, green: 0 }, "{kind:?}");
     assert_eq!(obs["web"].route_hash.as_deref(), Some("hash-web"));
-    let mut got = obs["web"].addrs.clone();
+    let mut got = obs["web"].addrs.blue.clone();
     got.sort();
     let mut want = addrs(&blue);
     want.sort();
@@ -106,7 +124,7 @@ async fn first_route_switch_observe_remove(kind: Kind) {
             "{kind:?}"
         );
     }
-    assert_eq!(p.driver.observe().await.unwrap()["web"].live, Some(Green));
+    assert_eq!(p.driver.observe().await.unwrap()["web"].live(), Some(Green));
 
     // A second service on the same host under a longer path.
     let mut api = route("api", "shop.test", Blue, vec![blue[0].addr]);
@@ -135,6 +153,11 @@ async fn nginx_routes_switches_observes_and_removes() {
 }
 
 #[tokio::test]
+async fn nginx_reload_routes_switches_observes_and_removes() {
+    first_route_switch_observe_remove(Kind::NginxReload).await;
+}
+
+#[tokio::test]
 async fn haproxy_routes_switches_observes_and_removes() {
     first_route_switch_observe_remove(Kind::Haproxy).await;
 }
@@ -143,11 +166,11 @@ async fn preview(kind: Kind) {
     let p = start(kind).await;
     let (blue, green) = apps();
     let mut r = route("web", "shop.test", Blue, addrs(&blue));
+    r.backends.green.addrs = addrs(&green);
     r.preview = Some(PreviewRoute {
         host: "preview.shop.test".into(),
         allow: vec![],
-        idle: Green,
-        addrs: addrs(&green),
+        color: Green,
     });
     p.driver.apply(&r).await.unwrap();
     assert_eq!(
@@ -176,6 +199,11 @@ async fn nginx_preview_serves_the_idle_color_to_allowed_networks() {
 }
 
 #[tokio::test]
+async fn nginx_reload_preview_serves_the_idle_color_to_allowed_networks() {
+    preview(Kind::NginxReload).await;
+}
+
+#[tokio::test]
 async fn haproxy_preview_serves_the_idle_color_to_allowed_networks() {
     preview(Kind::Haproxy).await;
 }
@@ -191,7 +219,7 @@ async fn haproxy_switches_colors_without_a_reload() {
     let ProxyDriver::Haproxy(h) = &p.driver else {
         unreachable!()
     };
-    let worker = || h.worker_pid();
+    let worker = || h.runtime().worker_pid();
     let before = worker().await.unwrap();
     for (color, apps) in [(Green, &green), (Blue, &blue), (Green, &green)] {
         p.driver
@@ -223,7 +251,7 @@ async fn nginx_hand_edited_file_is_drift() {
     std::fs::write(&file, text.replace("keepalive 32", "keepalive 8")).unwrap();
     let obs = p.driver.observe().await.unwrap();
     assert_eq!(obs["web"].route_hash.as_deref(), Some(DRIFTED));
-    assert_eq!(obs["web"].live, Some(Blue));
+    assert_eq!(obs["web"].live(), Some(Blue));
     // Re-applying restores it.
     p.driver
         .apply(&route("web", "shop.test", Blue, addrs(&blue)))
@@ -284,7 +312,11 @@ async fn nginx_without_client_keepalive_closes_every_response() {
     proxy_or_fail("nginx");
     let dir = tempfile::tempdir().unwrap();
     let listen = format!("127.0.0.1:{}", free_port());
-    let (_m, driver) = managed::start_nginx_with(dir.path(), &listen, false).unwrap();
+    let spec = ManagedSpec {
+        client_keepalive: false,
+        ..ManagedSpec::nginx(dir.path(), &listen)
+    };
+    let (_m, driver) = managed::start(&spec).await.unwrap();
     let (blue, _) = apps();
     driver
         .apply(&route("web", "shop.test", Blue, addrs(&blue)))

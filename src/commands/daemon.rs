@@ -68,6 +68,7 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
         })
         .await;
     systemd::notify("STOPPING=1");
+    daemon.stop_proxy();
     Ok(super::exit::OK)
 }
 

@@ -12,6 +12,7 @@ use crate::config::{DockerConfig, HaproxySettings, HostConfig, NginxSettings, Pr
 use crate::daemon::lock::StateLock;
 use crate::daemon::Daemon;
 use crate::drivers::docker::DockerDriver;
+use crate::drivers::managed::{self, ManagedSpec};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -43,12 +44,6 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
         return clean(args, &docker).await;
     }
     let kind = args.proxy.map_or_else(pick_proxy, Ok)?;
-    if std::net::TcpListener::bind(("127.0.0.1", args.port)).is_err() {
-        bail!(
-            "port {} on 127.0.0.1 is in use: pass --port with a free one, e.g. --port 8081",
-            args.port
-        );
-    }
     let service = if args.name == "teal-demo" {
         "demo".to_string()
     } else {
@@ -72,6 +67,7 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
     }
     let config = host_config(&dir, &repo, kind, args);
     let _lock = StateLock::acquire(&config.state_dir)?;
+    port_free_or_ours(&config, args.port)?;
     let mut daemon = Daemon::new(config).await?;
     let shutdown = super::daemon::shutdown_on_signals();
     let url = format!("http://localhost:{}/", args.port);
@@ -114,6 +110,7 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
         );
     };
     daemon.run(shutdown, &ready).await;
+    daemon.stop_proxy();
     println!(
         "teal demo stopped; `{teal} demo --clean` removes its containers, network, images and {}",
         dir.display()
@@ -121,10 +118,25 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
     Ok(super::exit::OK)
 }
 
+/// The demo's port must be free, or held by the demo's own proxy left
+/// running by an earlier run that was killed (it is adopted).
+fn port_free_or_ours(config: &HostConfig, port: u16) -> anyhow::Result<()> {
+    if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        return Ok(());
+    }
+    let spec = crate::reconcile::managed_spec(config).expect("the demo's proxy is managed");
+    if managed::attach(&spec)?.is_some() {
+        return Ok(());
+    }
+    let holder = managed::process::holder(&std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .map_or_else(|| "another process".to_string(), |h| h.to_string());
+    bail!("port {port} on 127.0.0.1 is held by {holder}: pass --port with a free one, e.g. --port 8081")
+}
+
 fn pick_proxy() -> anyhow::Result<ProxyKind> {
-    if crate::drivers::managed::find("haproxy").is_ok() {
+    if managed::find("haproxy").is_ok() {
         Ok(ProxyKind::Haproxy)
-    } else if crate::drivers::managed::find("nginx").is_ok() {
+    } else if managed::find("nginx").is_ok() {
         Ok(ProxyKind::Nginx)
     } else {
         bail!("teal demo needs HAProxy or nginx: `apt-get install -y haproxy` (or nginx-light)")
@@ -220,6 +232,18 @@ fn teal_command() -> String {
 }
 
 async fn clean(args: &Args, docker: &DockerDriver) -> anyhow::Result<u8> {
+    // A demo killed without Ctrl-C leaves its proxy serving: stop it.
+    let dir = std::fs::canonicalize(&args.dir).unwrap_or_else(|_| args.dir.clone());
+    for kind in [ProxyKind::Haproxy, ProxyKind::Nginx] {
+        let spec = ManagedSpec {
+            kind,
+            ..ManagedSpec::haproxy(&dir.join("state/proxy"), &format!("127.0.0.1:{}", args.port))
+        };
+        if let Some((m, _)) = managed::attach(&spec)? {
+            println!("stopping the demo's {kind} (pid {})", m.pid());
+            m.stop();
+        }
+    }
     let containers = docker.remove_owned().await?;
     docker.remove_network().await?;
     let images = docker.remove_images(&args.name).await?;

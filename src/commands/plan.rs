@@ -18,7 +18,7 @@ pub struct Args {
 pub async fn run(args: &Args) -> anyhow::Result<u8> {
     let config = args.host.load()?;
     let rev = fetch(&config).await?;
-    let host = Host::connect(config).await?;
+    let host = Host::connect_read_only(config).await?;
     let plan = host.plan(&rev.desired).await?;
     print!("{}", super::render(&plan, args.format));
     Ok(if plan.has_changes() {

@@ -262,6 +262,6 @@ pub fn proxy_or_fail(binary: &str) {
         .any(|d| Path::new(d).join(binary).exists());
     assert!(
         found,
-        "these tests need {binary}: `apt-get install -y nginx-light haproxy` (`.ci/run` does this)"
+        "these tests need {binary}: `apt-get install -y nginx-light haproxy libnginx-mod-http-lua lua-resty-core` (`.ci/run` does this)"
     );
 }

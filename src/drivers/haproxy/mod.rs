@@ -1,0 +1,293 @@
+//! HAProxy driver. teal owns one config file: a frontend routing by host and
+//! path prefix, and per service a backend (and a preview backend) with
+//! server slots for both colors. Moving traffic between colors, weights and
+//! addresses go through the runtime API on the stats socket, with no
+//! reload, so no connection is dropped. A reload happens only when the
+//! structure changes (services, routes, slot counts), after `haproxy -c`
+//! accepted the new file. The file always holds the current addresses and
+//! weights too, so a restarted HAProxy comes back serving the same colors.
+
+mod render;
+mod runtime;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use tokio::sync::Mutex;
+
+use super::reload::{config_token, read_opt, run, sha256, wait_for_config, write_atomic};
+use super::route::{Counters, Counts, ObservedRoute, ProxyError, RouteSpec, DRIFTED};
+use crate::spec::{Color, PerColor};
+use render::{backend, structure, switch_commands, PLACEHOLDER, ROUTE};
+
+pub use render::{render, HaproxyConfig};
+pub use runtime::Runtime;
+
+#[derive(Debug)]
+pub struct Haproxy {
+    config: HaproxyConfig,
+    runtime: Runtime,
+    lock: Mutex<()>,
+}
+
+impl Haproxy {
+    pub fn new(config: HaproxyConfig) -> Haproxy {
+        Haproxy {
+            runtime: Runtime::new(&config.socket),
+            config,
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// The runtime API of this HAProxy.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The routes recorded in the file, and whether its body was edited.
+    pub(crate) fn read_routes(&self) -> Result<(BTreeMap<String, RouteSpec>, bool), ProxyError> {
+        let Some(text) = read_opt(&self.config.config)? else {
+            return Ok((BTreeMap::new(), false));
+        };
+        let (header, body) = text.split_once('\n').unwrap_or(("", ""));
+        let drifted = header.rsplit("sha256=").next().map(str::trim) != Some(sha256(body).as_str());
+        let routes = text
+            .lines()
+            .filter_map(|l| l.strip_prefix(ROUTE))
+            .filter_map(|j| serde_json::from_str::<RouteSpec>(j).ok())
+            .map(|r| (r.service.clone(), r))
+            .collect();
+        Ok((routes, drifted))
+    }
+
+    /// Weights and peers from `show servers state`; hashes from the file.
+    pub async fn observe(&self) -> Result<BTreeMap<String, ObservedRoute>, ProxyError> {
+        let (routes, drifted) = self.read_routes()?;
+        if routes.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let state = self.runtime.call(&["show servers state".to_string()]).await?;
+        let running = running_servers(&state);
+        let mut out = BTreeMap::new();
+        for (service, route) in routes {
+            let be = backend(&service);
+            let mut obs = ObservedRoute {
+                route_hash: Some(if drifted { DRIFTED.to_string() } else { route.route_hash }),
+                ..Default::default()
+            };
+            let mut weight = PerColor::<u32>::default();
+            for s in running.iter().filter(|s| s.backend == be) {
+                let Some(c) = color_of(&s.server) else { continue };
+                obs.addrs.get_mut(c).push(s.addr);
+                *weight.get_mut(c) += s.weight;
+            }
+            obs.weights = percent(&weight);
+            out.insert(service, obs);
+        }
+        Ok(out)
+    }
+
+    /// Responses per service and color, from the servers' `hrsp_*` stats.
+    pub async fn counters(&self) -> Result<Counters, ProxyError> {
+        let (routes, _) = self.read_routes()?;
+        let by_backend: BTreeMap<String, String> = routes.keys().map(|s| (backend(s), s.clone())).collect();
+        let stat = self.runtime.call(&["show stat".to_string()]).await?;
+        Ok(parse_stat(&stat, &by_backend))
+    }
+
+    /// Upserts one service: runtime API when only addresses, weights or
+    /// colors change, checked rewrite + reload when the structure changes.
+    pub async fn apply(&self, route: &RouteSpec) -> Result<(), ProxyError> {
+        let _one = self.lock.lock().await;
+        let (mut routes, _) = self.read_routes()?;
+        let before = structure(&routes);
+        routes.insert(route.service.clone(), route.clone());
+        let reload = before != structure(&routes);
+        self.write(&route.service, &routes, reload).await?;
+        if !reload {
+            self.runtime.call(&switch_commands(route)).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes one service's backends and routes (a reload).
+    pub async fn remove(&self, service: &str) -> Result<(), ProxyError> {
+        let _one = self.lock.lock().await;
+        let (mut routes, _) = self.read_routes()?;
+        if routes.remove(service).is_none() {
+            return Ok(());
+        }
+        self.write(service, &routes, true).await
+    }
+
+    /// Renders the whole file again with the current settings and reloads.
+    pub async fn resync(&self) -> Result<(), ProxyError> {
+        let _one = self.lock.lock().await;
+        let (routes, _) = self.read_routes()?;
+        self.write("(all services)", &routes, true).await
+    }
+
+    /// Writes the whole file (checked by `haproxy -c` first when it will be
+    /// reloaded), then reloads if asked.
+    async fn write(&self, service: &str, routes: &BTreeMap<String, RouteSpec>, reload: bool) -> Result<(), ProxyError> {
+        let token = config_token();
+        let text = render(routes, &self.config, &token);
+        if reload {
+            self.check(service, &text).await?;
+        }
+        write_atomic(&self.config.config, &text)?;
+        if reload {
+            run(&self.config.reload)
+                .await
+                .map_err(|(command, output)| ProxyError::Command { command, output })?;
+            wait_for_config(&self.config.listen, &token).await?;
+            self.runtime.wait_ready().await?;
+        }
+        Ok(())
+    }
+
+    /// `haproxy -c` on a copy of the new file.
+    async fn check(&self, service: &str, text: &str) -> Result<(), ProxyError> {
+        let tmp = self.config.config.with_extension("check.cfg");
+        write_atomic(&tmp, text)?;
+        let check = [
+            self.config.binary.clone(),
+            "-c".into(),
+            "-q".into(),
+            "-f".into(),
+            tmp.display().to_string(),
+        ];
+        let checked = run(&check).await;
+        let _ = std::fs::remove_file(&tmp);
+        checked.map(|_| ()).map_err(|(command, output)| ProxyError::Rejected {
+            service: service.to_string(),
+            command,
+            output,
+        })
+    }
+}
+
+/// A server that takes requests.
+struct Running {
+    backend: String,
+    server: String,
+    addr: SocketAddr,
+    weight: u32,
+}
+
+/// Servers that are running, with their weight. Judged by the operational
+/// state (2 = running): a server declared `disabled` keeps its
+/// config-maintenance flag in the admin state after `state ready`.
+fn running_servers(state: &str) -> Vec<Running> {
+    state
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 19 || f[5] != "2" {
+                return None;
+            }
+            let addr: SocketAddr = format!("{}:{}", f[4], f[18]).parse().ok()?;
+            let weight: u32 = f[7].parse().ok()?;
+            (addr.to_string() != PLACEHOLDER && weight > 0).then(|| Running {
+                backend: f[1].to_string(),
+                server: f[3].to_string(),
+                addr,
+                weight,
+            })
+        })
+        .collect()
+}
+
+/// `blue_3` -> blue.
+fn color_of(server: &str) -> Option<Color> {
+    server.split('_').next()?.parse().ok()
+}
+
+/// Server weight sums as percent of the backend (summing to 100).
+fn percent(w: &PerColor<u32>) -> PerColor<u32> {
+    let total = w.blue + w.green;
+    if total == 0 {
+        return PerColor::default();
+    }
+    let blue = ((w.blue as f64 * 100.0) / total as f64).round() as u32;
+    PerColor {
+        blue,
+        green: 100 - blue,
+    }
+}
+
+/// Per-color response counters from `show stat` CSV, summing the servers
+/// of each color of each known backend.
+fn parse_stat(csv: &str, by_backend: &BTreeMap<String, String>) -> Counters {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").trim_start_matches("# ").split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let classes = [
+        (2, "hrsp_2xx"),
+        (3, "hrsp_3xx"),
+        (4, "hrsp_4xx"),
+        (5, "hrsp_5xx"),
+        (2, "hrsp_1xx"),
+    ];
+    let mut out = Counters::new();
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        let (Some(be), Some(srv)) = (f.first(), f.get(1)) else {
+            continue;
+        };
+        let (Some(service), Some(color)) = (by_backend.get(*be), color_of(srv)) else {
+            continue;
+        };
+        let counts: &mut Counts = out.entry(service.clone()).or_default().get_mut(color);
+        for (class, name) in classes {
+            let n = col(name)
+                .and_then(|i| f.get(i))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            counts.add(class, n);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_counters_sum_servers_per_color() {
+        let csv = "# pxname,svname,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,\n\
+                   teal_web,blue_0,0,10,1,2,3,\n\
+                   teal_web,blue_1,0,5,0,0,1,\n\
+                   teal_web,green_0,0,7,0,0,0,\n\
+                   teal_web,BACKEND,0,22,1,2,4,\n\
+                   teal_other,blue_0,0,99,0,0,0,\n";
+        let map = BTreeMap::from([("teal_web".to_string(), "web".to_string())]);
+        let c = parse_stat(csv, &map);
+        assert_eq!(c.len(), 1);
+        assert_eq!(
+            c["web"].blue,
+            Counts {
+                xx2: 15,
+                xx3: 1,
+                xx4: 2,
+                xx5: 4
+            }
+        );
+        assert_eq!(c["web"].green.total(), 7);
+    }
+
+    #[test]
+    fn weights_read_back_as_percent() {
+        assert_eq!(
+            percent(&PerColor { blue: 256, green: 0 }),
+            PerColor { blue: 100, green: 0 }
+        );
+        assert_eq!(
+            percent(&PerColor { blue: 26, green: 230 }),
+            PerColor { blue: 10, green: 90 }
+        );
+        assert_eq!(percent(&PerColor::default()), PerColor::default());
+    }
+}

@@ -1,0 +1,200 @@
+//! The HAProxy config teal owns and the runtime commands that move traffic
+//! within it. Each service has a backend with a fixed number of server
+//! slots per color; traffic moves by setting addresses, weights and states
+//! of those slots, so only a change of structure needs a reload.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::drivers::reload::{sha256, CONFIG_HOST};
+use crate::drivers::route::{Backend, RouteSpec};
+use crate::spec::Color;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaproxyConfig {
+    /// The file teal owns, e.g. `/etc/haproxy/teal.cfg`.
+    pub config: PathBuf,
+    /// The admin stats socket, e.g. `/run/haproxy/admin.sock`.
+    pub socket: PathBuf,
+    /// Reload command, e.g. `[systemctl, reload, haproxy]`.
+    pub reload: Vec<String>,
+    /// Frontend bind address, e.g. `0.0.0.0:80`.
+    pub listen: String,
+    /// The haproxy binary, for `-c` checks.
+    pub binary: String,
+    /// Extra `global` lines (managed mode adds a pidfile and `noreuseport`).
+    pub global: Vec<String>,
+}
+
+/// Line prefix recording a route in the config file.
+pub(super) const ROUTE: &str = "# teal-route ";
+/// Address of an empty slot: nothing listens there.
+pub(super) const PLACEHOLDER: &str = "127.0.0.1:1";
+const MIN_SLOTS: usize = 4;
+/// HAProxy's largest server weight.
+const MAX_WEIGHT: u32 = 256;
+
+pub(super) fn backend(service: &str) -> String {
+    format!("teal_{}", service.replace('-', "_"))
+}
+
+/// Slots per color: enough for every address, at least MIN_SLOTS, a power of two.
+pub(super) fn slots(route: &RouteSpec) -> usize {
+    let most = route.backends.blue.addrs.len().max(route.backends.green.addrs.len());
+    most.max(MIN_SLOTS).next_power_of_two()
+}
+
+/// What forces a reload when it changes: services, routes, slot counts.
+pub(super) fn structure(routes: &BTreeMap<String, RouteSpec>) -> String {
+    let parts: Vec<String> = routes
+        .values()
+        .map(|r| {
+            let pv = r.preview.as_ref().map(|p| format!("{}|{:?}", p.host, p.allow));
+            format!("{}|{}|{}|{:?}|{}", r.service, r.host, r.path, pv, slots(r))
+        })
+        .collect();
+    parts.join("\n")
+}
+
+/// The weight of each server of a color, so that the color's servers
+/// together get `percent` of the backend's requests: HAProxy shares by
+/// the sum of server weights.
+pub(super) fn server_weight(percent: u32, servers: usize) -> u32 {
+    if percent == 0 || servers == 0 {
+        return 0;
+    }
+    let w = (percent * MAX_WEIGHT) as f64 / (100.0 * servers as f64);
+    (w.round() as u32).clamp(1, MAX_WEIGHT)
+}
+
+/// What one slot should serve: an address and weight, or nothing.
+fn slot(b: &Backend, i: usize) -> Option<(SocketAddr, u32)> {
+    let w = server_weight(b.weight, b.addrs.len());
+    b.addrs.get(i).filter(|_| w > 0).map(|a| (*a, w))
+}
+
+/// The backends of a route: the main one by weight, and the preview one
+/// with all of its requests on the preview color.
+fn backends(route: &RouteSpec) -> Vec<(String, [Backend; 2])> {
+    let be = backend(&route.service);
+    let mut out = vec![(be.clone(), [route.backends.blue.clone(), route.backends.green.clone()])];
+    if let Some(p) = &route.preview {
+        let serve = |c: Color| Backend {
+            weight: if c == p.color { 100 } else { 0 },
+            addrs: route.backends.get(c).addrs.clone(),
+        };
+        out.push((format!("{be}_preview"), [serve(Color::Blue), serve(Color::Green)]));
+    }
+    out
+}
+
+/// Runtime commands that make the slots serve the route: servers that
+/// take requests are set and enabled before the others are put in
+/// maintenance, so a request always has a ready server.
+pub(super) fn switch_commands(route: &RouteSpec) -> Vec<String> {
+    let n = slots(route);
+    let mut enable = vec![];
+    let mut disable = vec![];
+    for (be, colors) in backends(route) {
+        for (c, b) in Color::ALL.iter().zip(&colors) {
+            for i in 0..n {
+                let srv = format!("{be}/{c}_{i}");
+                match slot(b, i) {
+                    Some((a, w)) => {
+                        enable.push(format!("set server {srv} addr {} port {}", a.ip(), a.port()));
+                        enable.push(format!("set server {srv} weight {w}"));
+                        enable.push(format!("set server {srv} state ready"));
+                    }
+                    None => disable.push(format!("set server {srv} state maint")),
+                }
+            }
+        }
+    }
+    enable.extend(disable);
+    enable
+}
+
+fn server_lines(out: &mut String, colors: &[Backend; 2], slots: usize) {
+    for (c, b) in Color::ALL.iter().zip(colors) {
+        for i in 0..slots {
+            match slot(b, i) {
+                Some((a, w)) => {
+                    let _ = writeln!(out, "    server {c}_{i} {a} weight {w}");
+                }
+                None => {
+                    let _ = writeln!(out, "    server {c}_{i} {PLACEHOLDER} disabled");
+                }
+            }
+        }
+    }
+}
+
+/// The whole managed config. It records every route and holds the current
+/// addresses and weights too, so a restarted HAProxy serves as before.
+/// `token` is served on the reserved config host so a reload can be awaited.
+pub fn render(routes: &BTreeMap<String, RouteSpec>, cfg: &HaproxyConfig, token: &str) -> String {
+    let mut b = String::new();
+    for r in routes.values() {
+        let _ = writeln!(b, "{ROUTE}{}", serde_json::to_string(r).expect("route serialises"));
+    }
+    let _ = writeln!(
+        b,
+        "global\n    stats socket {} mode 600 level admin expose-fd listeners",
+        cfg.socket.display()
+    );
+    for g in &cfg.global {
+        let _ = writeln!(b, "    {g}");
+    }
+    b.push_str("defaults\n    mode http\n    option http-keep-alive\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n    timeout http-keep-alive 60s\n");
+    let _ = writeln!(b, "frontend teal\n    bind {}", cfg.listen);
+    b.push_str("    http-request set-var(txn.host) req.hdr(host),field(1,:),lower\n");
+    let _ = writeln!(b, "    http-request return status 200 content-type text/plain string {token} if {{ var(txn.host) -m str {CONFIG_HOST} }}");
+    // Longest path first, so /api wins over / on a shared host.
+    let mut by_path: Vec<&RouteSpec> = routes.values().collect();
+    by_path.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
+    for r in &by_path {
+        let be = backend(&r.service);
+        if let Some(p) = &r.preview {
+            let _ = writeln!(b, "    acl {be}_pv var(txn.host) -m str {}", p.host);
+            if !p.allow.is_empty() {
+                let nets: Vec<String> = p.allow.iter().map(|n| n.to_string()).collect();
+                let _ = writeln!(b, "    http-request deny if {be}_pv !{{ src {} }}", nets.join(" "));
+            }
+            let _ = writeln!(b, "    use_backend {be}_preview if {be}_pv");
+        }
+        let _ = writeln!(
+            b,
+            "    use_backend {be} if {{ var(txn.host) -m str {} }} {{ path_beg {} }}",
+            r.host, r.path
+        );
+    }
+    b.push_str("    default_backend teal_no_route\nbackend teal_no_route\n    http-request return status 404 content-type text/plain string \"no teal route for this host\"\n");
+    for r in routes.values() {
+        let n = slots(r);
+        for (be, colors) in backends(r) {
+            let _ = writeln!(b, "backend {be}");
+            server_lines(&mut b, &colors, n);
+        }
+    }
+    format!("# teal: managed by teal; do not edit. sha256={}\n{b}", sha256(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_weights_share_requests_by_color_percent() {
+        // One replica at 100 %: the largest weight HAProxy takes.
+        assert_eq!(server_weight(100, 1), 256);
+        assert_eq!(server_weight(0, 3), 0);
+        // 10 % on 1 server against 90 % on 2: 26 / (26 + 2 * 115) = 10.2 %.
+        let (a, b) = (server_weight(10, 1), server_weight(90, 2));
+        let share = a as f64 / (a + 2 * b) as f64;
+        assert!((share - 0.10).abs() < 0.01, "{a} {b} {share}");
+        // Tiny shares over many servers keep at least weight 1.
+        assert_eq!(server_weight(1, 64), 1);
+    }
+}

@@ -1,0 +1,212 @@
+-- teal's nginx balancer: per pool (a service's route, or its preview) the
+-- peers and weight of each color live in a shared dict that teal sets over
+-- a unix socket, so a switch or a weight change needs no reload. Responses
+-- are counted per pool, color and status class for analysis.
+--
+-- Text format of a pool set (the PUT body and the peers file alike):
+--   pool web
+--   blue 100 10.0.0.2:8080 10.0.0.3:8080
+--   green 0
+local M = {}
+local dict = ngx.shared.teal_balancer
+local cache = {}
+
+local function parse_pool(text)
+  local pool = { blue = { w = 0, peers = {} }, green = { w = 0, peers = {} } }
+  for line in text:gmatch("[^\n]+") do
+    local color, w, rest = line:match("^(%a+) (%d+)(.*)$")
+    if not color or not pool[color] then
+      return nil, "bad line: " .. line
+    end
+    local weight = tonumber(w)
+    if weight > 100 then
+      return nil, "weight above 100: " .. line
+    end
+    local peers = {}
+    for peer in rest:gmatch("%S+") do
+      local host, port = peer:match("^%[?([^%]]+)%]?:(%d+)$")
+      if not host then
+        return nil, "bad peer: " .. peer
+      end
+      peers[#peers + 1] = { host, tonumber(port) }
+    end
+    pool[color] = { w = weight, peers = peers }
+  end
+  return pool
+end
+
+local function split_pools(text)
+  local pools, order, cur = {}, {}, nil
+  for line in text:gmatch("[^\n]+") do
+    local name = line:match("^pool (%S+)$")
+    if name then
+      cur = name
+      pools[name] = ""
+      order[#order + 1] = name
+    elseif cur then
+      pools[cur] = pools[cur] .. line .. "\n"
+    else
+      return nil, nil, "a line before the first pool: " .. line
+    end
+  end
+  return pools, order
+end
+
+-- Replaces the whole set of pools; validated before anything is written.
+function M.set(text)
+  local pools, order, err = split_pools(text)
+  if not pools then
+    return nil, err
+  end
+  for _, name in ipairs(order) do
+    local ok, perr = parse_pool(pools[name])
+    if not ok then
+      return nil, "pool " .. name .. ": " .. perr
+    end
+  end
+  for _, name in ipairs(order) do
+    local ok, serr = dict:safe_set("pool:" .. name, pools[name])
+    if not ok then
+      return nil, "shared dict: " .. serr
+    end
+  end
+  local old = dict:get("names") or ""
+  local keep = {}
+  for _, name in ipairs(order) do
+    keep[name] = true
+  end
+  for name in old:gmatch("%S+") do
+    if not keep[name] then
+      dict:delete("pool:" .. name)
+    end
+  end
+  dict:set("names", table.concat(order, " "))
+  return true
+end
+
+local function get_pool(name)
+  local text = dict:get("pool:" .. name)
+  if not text then
+    return nil
+  end
+  local c = cache[name]
+  if c and c.text == text then
+    return c.pool
+  end
+  local pool = parse_pool(text)
+  cache[name] = { text = text, pool = pool }
+  return pool
+end
+
+-- access phase: choose the color by weight and remember it for the
+-- balancer and the log phase. No pool, or no weight: 503, never a guess.
+function M.pick(name)
+  local pool = get_pool(name)
+  if not pool then
+    return ngx.exit(503)
+  end
+  local bw = #pool.blue.peers > 0 and pool.blue.w or 0
+  local gw = #pool.green.peers > 0 and pool.green.w or 0
+  local total = bw + gw
+  if total == 0 then
+    return ngx.exit(503)
+  end
+  -- 37 is prime to 100: consecutive requests spread over the 100 slots.
+  local n = dict:incr("rr:" .. name, 1, 0)
+  local color = ((n * 37) % 100) * total < bw * 100 and "blue" or "green"
+  local ctx = ngx.ctx
+  ctx.teal_pool = name
+  ctx.teal_color = color
+  ctx.teal_peers = pool[color].peers
+  ctx.teal_i = dict:incr("rr:" .. name .. ":" .. color, 1, 0)
+end
+
+-- balancer phase: the next peer of the chosen color; a retry (an
+-- unreachable peer) moves on to another peer of the same color.
+function M.balance()
+  local balancer = require("ngx.balancer")
+  local ctx = ngx.ctx
+  local peers = ctx.teal_peers
+  if not peers then
+    return ngx.exit(ngx.ERROR)
+  end
+  local tries = ctx.teal_tries or 0
+  if tries == 0 and #peers > 1 then
+    balancer.set_more_tries(#peers - 1)
+  end
+  ctx.teal_tries = tries + 1
+  local p = peers[((ctx.teal_i + tries) % #peers) + 1]
+  local ok, err = balancer.set_current_peer(p[1], p[2])
+  if not ok then
+    ngx.log(ngx.ERR, "teal balancer: ", err)
+    return ngx.exit(ngx.ERROR)
+  end
+end
+
+-- log phase: one count per response of a chosen color.
+function M.log()
+  local ctx = ngx.ctx
+  if not ctx.teal_color then
+    return
+  end
+  local s = ngx.status
+  local class = (s >= 500 and "5xx") or (s >= 400 and "4xx") or (s >= 300 and "3xx") or "2xx"
+  dict:incr("n:" .. ctx.teal_pool .. ":" .. ctx.teal_color .. ":" .. class, 1, 0)
+end
+
+-- The control API on teal's unix socket.
+function M.pools()
+  local method = ngx.req.get_method()
+  if method == "PUT" then
+    ngx.req.read_body()
+    if ngx.req.get_body_file() then
+      ngx.status = 413
+      return ngx.say("body larger than client_body_buffer_size")
+    end
+    -- No body: the empty set (every pool removed).
+    local body = ngx.req.get_body_data() or ""
+    local ok, err = M.set(body)
+    if not ok then
+      ngx.status = 400
+      return ngx.say(err)
+    end
+    return ngx.say("ok")
+  end
+  local out = {}
+  for name in (dict:get("names") or ""):gmatch("%S+") do
+    out[#out + 1] = "pool " .. name .. "\n" .. (dict:get("pool:" .. name) or "")
+  end
+  ngx.print(table.concat(out))
+end
+
+function M.counters()
+  local out = {}
+  for _, key in ipairs(dict:get_keys(0)) do
+    local pool, color, class = key:match("^n:(.+):(%a+):(%dxx)$")
+    if pool then
+      out[#out + 1] = pool .. " " .. color .. " " .. class .. " " .. tostring(dict:get(key) or 0) .. "\n"
+    end
+  end
+  ngx.print(table.concat(out))
+end
+
+-- At (re)load, in the master: after a restart the dict is empty, so load
+-- what teal last set (only checked peers are ever written there). After a
+-- reload the dict carried over and is newer than or equal to the file.
+function M.load_file(path)
+  if dict:get("names") then
+    return
+  end
+  local f = io.open(path, "r")
+  if not f then
+    return
+  end
+  local text = f:read("*a")
+  f:close()
+  local ok, err = M.set(text)
+  if not ok then
+    ngx.log(ngx.ERR, "teal balancer: ", path, ": ", err)
+  end
+end
+
+return M

@@ -1,0 +1,214 @@
+//! The client of teal's Lua balancer inside nginx (`balancer.lua`): pools
+//! of peers with a weight per color, set and read over HTTP on a unix
+//! socket in the state dir (never TCP), and the per-color response
+//! counters. What teal sets is also written to a peers file first, which
+//! nginx loads when it starts with an empty dict (after a restart).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+use crate::drivers::reload::write_atomic;
+use crate::drivers::route::{Backend, Counters, ProxyError};
+use crate::spec::{Color, PerColor};
+
+/// The Lua module, embedded in the generated `teal-balancer.conf`.
+pub const LUA: &str = include_str!("balancer.lua");
+
+/// Pools by name: a service's main route is its name, its preview
+/// `<name>@preview`.
+pub type Pools = BTreeMap<String, PerColor<Backend>>;
+
+/// The pool name of a service's preview route.
+pub fn preview_pool(service: &str) -> String {
+    format!("{service}@preview")
+}
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where the balancer listens and where its peers file is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Balancer {
+    pub socket: PathBuf,
+    pub peers_file: PathBuf,
+}
+
+impl Balancer {
+    /// The balancer files in `dir` (created 0700: the socket nginx makes
+    /// there is world-writable until teal narrows it).
+    pub fn in_dir(dir: &Path) -> Balancer {
+        Balancer {
+            socket: dir.join("balancer.sock"),
+            peers_file: dir.join("balancer.peers"),
+        }
+    }
+
+    fn err(&self, message: impl Into<String>) -> ProxyError {
+        ProxyError::Balancer {
+            socket: self.socket.display().to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Creates the directory of the socket and the peers file, mode 0700.
+    pub fn prepare(&self) -> Result<(), ProxyError> {
+        let dir = self.socket.parent().unwrap_or(Path::new("."));
+        let io = |source| ProxyError::Io {
+            path: dir.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)
+    }
+
+    /// The pools nginx serves now.
+    pub async fn pools(&self) -> Result<Pools, ProxyError> {
+        let text = self.request("GET", "/pools", "").await?;
+        parse_pools(&text).map_err(|e| self.err(format!("unreadable answer to GET /pools: {e}")))
+    }
+
+    /// Replaces the whole set of pools: the peers file first, then nginx.
+    pub async fn set_pools(&self, pools: &Pools) -> Result<(), ProxyError> {
+        let text = render_pools(pools);
+        write_atomic(&self.peers_file, &text)?;
+        self.request("PUT", "/pools", &text).await.map(|_| ())
+    }
+
+    /// Responses counted per pool and color since the counters were created.
+    pub async fn counters(&self) -> Result<Counters, ProxyError> {
+        let text = self.request("GET", "/counters", "").await?;
+        let mut out = Counters::new();
+        for line in text.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let [pool, color, class, n] = f[..] else { continue };
+            let (Ok(color), Ok(n)) = (color.parse::<Color>(), n.parse::<u64>()) else {
+                continue;
+            };
+            let class = class.chars().next().and_then(|c| c.to_digit(10)).unwrap_or(2) as u16;
+            out.entry(pool.to_string()).or_default().get_mut(color).add(class, n);
+        }
+        Ok(out)
+    }
+
+    /// One HTTP/1.0 exchange on the socket (nginx answers and closes, with
+    /// no chunking), bounded in time.
+    async fn request(&self, method: &str, path: &str, body: &str) -> Result<String, ProxyError> {
+        self.narrow_socket();
+        let talk = async {
+            let mut s = UnixStream::connect(&self.socket).await?;
+            let req = format!(
+                "{method} {path} HTTP/1.0\r\nHost: teal\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(req.as_bytes()).await?;
+            let mut out = String::new();
+            s.read_to_string(&mut out).await?;
+            Ok::<_, std::io::Error>(out)
+        };
+        let out = tokio::time::timeout(TIMEOUT, talk)
+            .await
+            .map_err(|_| self.err(format!("no answer within {}s to {method} {path}", TIMEOUT.as_secs())))?
+            .map_err(|e| {
+                self.err(format!(
+                    "{method} {path}: {e} (is nginx running with teal's teal-balancer.conf included?)"
+                ))
+            })?;
+        let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+        let status = head.split_whitespace().nth(1).unwrap_or("");
+        if status != "200" {
+            return Err(self.err(format!("{method} {path} -> {status}: {}", body.trim())));
+        }
+        Ok(body.to_string())
+    }
+
+    /// nginx creates its unix sockets world-writable; only teal's user
+    /// may talk to the balancer.
+    fn narrow_socket(&self) {
+        if let Ok(m) = std::fs::metadata(&self.socket) {
+            if m.permissions().mode() & 0o077 != 0 {
+                let _ = std::fs::set_permissions(&self.socket, std::fs::Permissions::from_mode(0o600));
+            }
+        }
+    }
+}
+
+/// The text form the Lua side reads (see `balancer.lua`).
+pub fn render_pools(pools: &Pools) -> String {
+    let mut out = String::new();
+    for (name, colors) in pools {
+        out.push_str(&format!("pool {name}\n"));
+        for c in Color::ALL {
+            let b = colors.get(c);
+            out.push_str(&format!("{c} {}", b.weight));
+            for a in &b.addrs {
+                out.push_str(&format!(" {a}"));
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Parses `render_pools` text back.
+pub fn parse_pools(text: &str) -> Result<Pools, String> {
+    let mut pools = Pools::new();
+    let mut cur: Option<String> = None;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        if let Some(name) = line.strip_prefix("pool ") {
+            cur = Some(name.trim().to_string());
+            pools.entry(name.trim().to_string()).or_default();
+            continue;
+        }
+        let Some(name) = &cur else {
+            return Err(format!("a line before the first pool: {line}"));
+        };
+        let mut f = line.split_whitespace();
+        let color: Color = f.next().unwrap_or("").parse()?;
+        let weight: u32 = f
+            .next()
+            .and_then(|w| w.parse().ok())
+            .ok_or_else(|| format!("no weight: {line}"))?;
+        let addrs = f
+            .map(|a| a.parse::<SocketAddr>().map_err(|e| format!("{a}: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        *pools.get_mut(name).expect("inserted").get_mut(color) = Backend { weight, addrs };
+    }
+    Ok(pools)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pools_round_trip_through_the_text_form() {
+        let mut pools = Pools::new();
+        pools.insert(
+            "web".into(),
+            PerColor {
+                blue: Backend {
+                    weight: 90,
+                    addrs: vec!["10.0.0.2:8080".parse().unwrap(), "10.0.0.3:8080".parse().unwrap()],
+                },
+                green: Backend {
+                    weight: 10,
+                    addrs: vec!["[fd00::1]:8080".parse().unwrap()],
+                },
+            },
+        );
+        pools.insert(preview_pool("web"), PerColor::default());
+        let text = render_pools(&pools);
+        assert_eq!(
+            text,
+            "pool web\nblue 90 10.0.0.2:8080 10.0.0.3:8080\ngreen 10 [fd00::1]:8080\npool web@preview\nblue 0\ngreen 0\n"
+        );
+        assert_eq!(parse_pools(&text).unwrap(), pools);
+        assert!(parse_pools("blue 1\n").is_err());
+        assert!(parse_pools("pool a\npurple 1\n").is_err());
+    }
+}

@@ -1,0 +1,338 @@
+//! nginx driver. Each service gets `teal-<service>.conf` in the configured
+//! directory, the servers of every host live in `teal-servers.conf`
+//! (several services may share a host under different paths). A change of
+//! structure (a service, host, path or preview) is written atomically,
+//! checked with the configured test command (`nginx -t`) and only then
+//! reloaded; a rejected config is rolled back so the serving nginx never
+//! sees it.
+//!
+//! Traffic moves one of two ways (`proxy.nginx.switch`): through teal's Lua
+//! balancer (`balancer`, the default), one call on a unix socket with no
+//! reload, so keep-alive clients lose nothing; or by rewriting the
+//! upstreams and reloading (`reload`), for an nginx without the Lua module.
+
+pub mod balancer;
+mod render;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use tokio::sync::Mutex;
+
+use super::reload::{config_token, read_opt, run, sha256, wait_for_config, write_atomic};
+use super::route::{Counters, ObservedRoute, ProxyError, RouteSpec, DRIFTED};
+use balancer::{preview_pool, Balancer, Pools};
+use render::{Meta, HEADER};
+
+/// Where the managed files go and how nginx is checked and reloaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NginxConfig {
+    pub conf_dir: PathBuf,
+    /// e.g. `[nginx, -t]`
+    pub test: Vec<String>,
+    /// e.g. `[nginx, -s, reload]`
+    pub reload: Vec<String>,
+    /// `listen` address of the generated servers, e.g. `0.0.0.0:80`.
+    pub listen: String,
+    /// false: `keepalive_timeout 0` on teal's servers, so reloads never cut
+    /// a keep-alive request.
+    pub client_keepalive: bool,
+    /// Some: traffic moves through the Lua balancer; None: by reloads.
+    pub balancer: Option<Balancer>,
+}
+
+#[derive(Debug)]
+pub struct Nginx {
+    config: NginxConfig,
+    /// One change at a time: services converge concurrently.
+    lock: Mutex<()>,
+}
+
+const SERVERS: &str = "teal-servers.conf";
+const BALANCER: &str = "teal-balancer.conf";
+
+impl Nginx {
+    pub fn new(config: NginxConfig) -> Nginx {
+        Nginx {
+            config,
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// The balancer, when traffic moves through it.
+    pub fn balancer(&self) -> Option<&Balancer> {
+        self.config.balancer.as_ref()
+    }
+
+    fn service_path(&self, service: &str) -> PathBuf {
+        self.config.conf_dir.join(format!("teal-{service}.conf"))
+    }
+
+    /// Every managed service file's route; a file whose body no longer
+    /// matches its recorded hash (or a drifted servers file) is reported as
+    /// drifted. Weights and peers come from the balancer when there is one.
+    pub async fn observe(&self) -> Result<BTreeMap<String, ObservedRoute>, ProxyError> {
+        let dir = &self.config.conf_dir;
+        let mut shared_drift = !verified(&read_opt(&dir.join(SERVERS))?);
+        if self.config.balancer.is_some() {
+            shared_drift |= !verified(&read_opt(&dir.join(BALANCER))?);
+        }
+        let files = self.service_files()?;
+        let pools = match &self.config.balancer {
+            Some(b) if !files.is_empty() => Some(b.pools().await?),
+            _ => None,
+        };
+        let mut out = BTreeMap::new();
+        for (service, text) in files {
+            let meta = parse_header(&text);
+            let drifted = shared_drift
+                || meta
+                    .as_ref()
+                    .is_none_or(|m| body_of(&text).map(sha256) != Some(m.sha256.clone()));
+            let mut obs = ObservedRoute {
+                route_hash: match (&meta, drifted) {
+                    (Some(m), false) => Some(m.route.route_hash.clone()),
+                    _ => Some(DRIFTED.into()),
+                },
+                ..Default::default()
+            };
+            let backends = match (&pools, &meta) {
+                (Some(p), _) => p.get(&service).cloned(),
+                (None, Some(m)) => Some(m.route.backends.clone()),
+                (None, None) => None,
+            };
+            if let Some(b) = backends {
+                obs.weights = crate::spec::PerColor {
+                    blue: b.blue.weight,
+                    green: b.green.weight,
+                };
+                obs.addrs = crate::spec::PerColor {
+                    blue: b.blue.addrs,
+                    green: b.green.addrs,
+                };
+            }
+            out.insert(service, obs);
+        }
+        Ok(out)
+    }
+
+    /// Responses per service and color, from the balancer's counters.
+    pub async fn counters(&self) -> Result<Counters, ProxyError> {
+        match &self.config.balancer {
+            Some(b) => Ok(b
+                .counters()
+                .await?
+                .into_iter()
+                .filter(|(pool, _)| !pool.ends_with("@preview"))
+                .collect()),
+            None => Err(ProxyError::Other(
+                "nginx with switch: reload counts no responses per color; set proxy.nginx.switch: balancer".into(),
+            )),
+        }
+    }
+
+    fn service_files(&self) -> Result<Vec<(String, String)>, ProxyError> {
+        let dir = &self.config.conf_dir;
+        let io = |source| ProxyError::Io {
+            path: dir.display().to_string(),
+            source,
+        };
+        let mut out = vec![];
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let name = entry.map_err(io)?.file_name().to_string_lossy().into_owned();
+            let Some(service) = name.strip_prefix("teal-").and_then(|n| n.strip_suffix(".conf")) else {
+                continue;
+            };
+            if name == SERVERS || name == BALANCER {
+                continue;
+            }
+            if let Some(text) = read_opt(&dir.join(&name))? {
+                out.push((service.to_string(), text));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes the service's files (a checked reload only when their
+    /// structure changed), then, with the balancer, sets its peers.
+    pub async fn apply(&self, route: &RouteSpec) -> Result<(), ProxyError> {
+        let _one = self.lock.lock().await;
+        let text = render::service(route, self.config.balancer.is_some());
+        self.change(&route.service, vec![(self.service_path(&route.service), Some(text))])
+            .await?;
+        if let Some(b) = &self.config.balancer {
+            let mut pools = b.pools().await?;
+            set_pools_of(&mut pools, &route.service, Some(route));
+            b.set_pools(&pools).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes the service's file and its servers, then its peers.
+    pub async fn remove(&self, service: &str) -> Result<(), ProxyError> {
+        let _one = self.lock.lock().await;
+        let path = self.service_path(service);
+        if path.exists() {
+            self.change(service, vec![(path, None)]).await?;
+        }
+        if let Some(b) = &self.config.balancer {
+            let mut pools = b.pools().await?;
+            if pools.contains_key(service) || pools.contains_key(&preview_pool(service)) {
+                set_pools_of(&mut pools, service, None);
+                b.set_pools(&pools).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Renders the shared files again with the current settings and
+    /// reloads when they changed.
+    pub async fn resync(&self) -> Result<(), ProxyError> {
+        let _one = self.lock.lock().await;
+        self.change("(all services)", vec![]).await
+    }
+
+    /// Applies file changes plus regenerated shared files. When only
+    /// headers changed (a switch through the balancer) the files are
+    /// written with no reload; otherwise `nginx -t` checks them first and
+    /// all are rolled back when it rejects them.
+    async fn change(&self, service: &str, files: Vec<(PathBuf, Option<String>)>) -> Result<(), ProxyError> {
+        let dir = &self.config.conf_dir;
+        let mut backup = vec![];
+        let mut structural = false;
+        for (path, text) in &files {
+            let old = read_opt(path)?;
+            structural |= old.as_deref().and_then(body_of) != text.as_deref().and_then(body_of);
+            put(path, text.as_deref())?;
+            backup.push((path.clone(), old));
+        }
+        // Routes from every header, drifted bodies included: a hand-edited
+        // upstream must not make its server disappear.
+        let routes: Vec<RouteSpec> = self
+            .service_files()?
+            .iter()
+            .filter_map(|(_, t)| parse_header(t).map(|m| m.route))
+            .collect();
+        let token = config_token();
+        let balanced = self.config.balancer.is_some();
+        let servers = render::servers(
+            &routes,
+            &self.config.listen,
+            &token,
+            self.config.client_keepalive,
+            balanced,
+        );
+        let mut shared = vec![(dir.join(SERVERS), Some(servers))];
+        if let Some(b) = &self.config.balancer {
+            b.prepare()?;
+            shared.push((dir.join(BALANCER), Some(render::balancer(b))));
+        }
+        for (path, text) in &shared {
+            let old = read_opt(path)?;
+            // The servers file carries a fresh token: compare without it.
+            structural |= old.as_deref().map(without_token) != text.as_deref().map(without_token);
+            structural |= !verified(&old);
+        }
+        if !structural {
+            return Ok(());
+        }
+        for (path, text) in shared {
+            backup.push((path.clone(), read_opt(&path)?));
+            put(&path, text.as_deref())?;
+        }
+        if let Err((command, output)) = run(&self.config.test).await {
+            for (path, text) in backup.iter().rev() {
+                put(path, text.as_deref())?;
+            }
+            if is_missing_lua(&output) {
+                return Err(ProxyError::NoLua {
+                    detail: first_error_line(&output),
+                });
+            }
+            return Err(ProxyError::Rejected {
+                service: service.to_string(),
+                command,
+                output,
+            });
+        }
+        run(&self.config.reload)
+            .await
+            .map_err(|(command, output)| ProxyError::Command { command, output })?;
+        wait_for_config(&self.config.listen, &token).await
+    }
+}
+
+/// Sets (or, with `None`, removes) the pools of one service: its main
+/// route by weight, and its preview with all requests on the preview color.
+fn set_pools_of(pools: &mut Pools, service: &str, route: Option<&RouteSpec>) {
+    pools.remove(service);
+    pools.remove(&preview_pool(service));
+    let Some(r) = route else { return };
+    pools.insert(service.to_string(), r.backends.clone());
+    if let Some(p) = &r.preview {
+        let mut pv = r.backends.clone();
+        for c in crate::spec::Color::ALL {
+            pv.get_mut(c).weight = if c == p.color { 100 } else { 0 };
+        }
+        pools.insert(preview_pool(service), pv);
+    }
+}
+
+fn put(path: &Path, text: Option<&str>) -> Result<(), ProxyError> {
+    match text {
+        Some(t) => write_atomic(path, t),
+        None => match std::fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(ProxyError::Io {
+                path: path.display().to_string(),
+                source,
+            }),
+        },
+    }
+}
+
+/// The text after the header line.
+fn body_of(text: &str) -> Option<&str> {
+    text.split_once('\n').map(|(_, b)| b)
+}
+
+/// True when the file is absent or its body matches its header's hash.
+fn verified(text: &Option<String>) -> bool {
+    let Some(text) = text else { return true };
+    let Some((header, body)) = text.split_once('\n') else {
+        return false;
+    };
+    header.rsplit("sha256=").next().map(str::trim) == Some(sha256(body).as_str())
+}
+
+/// The servers file with its reload token blanked, to compare structure.
+fn without_token(text: &str) -> String {
+    let mut out: Vec<&str> = text.lines().skip(1).collect();
+    out.retain(|l| !l.trim_start().starts_with("return 200 "));
+    out.join("\n")
+}
+
+/// The header's record, whether or not the body still matches it.
+fn parse_header(text: &str) -> Option<Meta> {
+    let header = text.lines().next()?;
+    serde_json::from_str(header.strip_prefix(HEADER)?).ok()
+}
+
+/// `nginx -t` output of an nginx that lacks the Lua module or resty.core.
+fn is_missing_lua(output: &str) -> bool {
+    output.contains("unknown directive \"lua_shared_dict\"")
+        || output.contains("unknown directive \"init_by_lua_block\"")
+        || output.contains("unknown directive \"access_by_lua_block\"")
+        || output.contains("unknown directive \"balancer_by_lua_block\"")
+        || output.contains("resty.core")
+}
+
+fn first_error_line(output: &str) -> String {
+    output
+        .lines()
+        .find(|l| l.contains("[emerg]") || l.contains("[error]"))
+        .unwrap_or(output.lines().next().unwrap_or(""))
+        .trim()
+        .to_string()
+}

@@ -1,0 +1,157 @@
+//! What the proxy drivers share: the route of one service as teal asks for
+//! it, what a proxy reports back (weights, peers and response counters per
+//! color), and the driver error. Both drivers import this module; the
+//! dispatch over them (`proxy`) sits above.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::spec::{Color, PerColor};
+
+/// Everything the proxy needs for one service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteSpec {
+    pub service: String,
+    pub host: String,
+    /// Path prefix, starting with `/`.
+    pub path: String,
+    /// Share of requests and running replicas per color. A color with
+    /// weight 0 gets no request on the main route.
+    pub backends: PerColor<Backend>,
+    pub preview: Option<PreviewRoute>,
+    pub commit: String,
+    /// `plan::route_hash` of the service, recorded for observation.
+    pub route_hash: String,
+}
+
+/// One color of a route.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backend {
+    /// Percent of the route's requests, 0..=100; the two colors sum to 100
+    /// (or both are 0: nothing serves).
+    pub weight: u32,
+    /// Replicas (`ip:port`) whose checks passed.
+    pub addrs: Vec<SocketAddr>,
+}
+
+impl RouteSpec {
+    /// The color taking most of the traffic, if any takes some.
+    pub fn primary(&self) -> Option<Color> {
+        primary(&self.weights())
+    }
+
+    /// The weight of each color.
+    pub fn weights(&self) -> PerColor<u32> {
+        PerColor {
+            blue: self.backends.blue.weight,
+            green: self.backends.green.weight,
+        }
+    }
+}
+
+/// The color with the larger weight; `None` when neither has any or on a
+/// tie (a canary half way: no single color is live).
+pub fn primary(weights: &PerColor<u32>) -> Option<Color> {
+    match weights.blue.cmp(&weights.green) {
+        std::cmp::Ordering::Greater => Some(Color::Blue),
+        std::cmp::Ordering::Less => Some(Color::Green),
+        std::cmp::Ordering::Equal => None,
+    }
+}
+
+/// The idle color, reachable on its own host from allowed networks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewRoute {
+    pub host: String,
+    /// Empty: everyone may reach it.
+    pub allow: Vec<ipnet::IpNet>,
+    /// The color the preview host serves (its replicas are the route's
+    /// backend of that color).
+    pub color: Color,
+}
+
+/// What the proxy serves for one service, as the proxy itself reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObservedRoute {
+    /// Share of requests per color.
+    pub weights: PerColor<u32>,
+    /// Peers that may receive requests, per color.
+    pub addrs: PerColor<Vec<SocketAddr>>,
+    /// The recorded route hash; `Some(DRIFTED)` when the managed config was
+    /// edited by hand, which makes the planner rewrite it.
+    pub route_hash: Option<String>,
+}
+
+impl ObservedRoute {
+    /// The color traffic goes to (most of it, during a canary).
+    pub fn live(&self) -> Option<Color> {
+        primary(&self.weights)
+    }
+}
+
+/// Route hash reported for a hand-edited entry: never equal to a real hash.
+pub const DRIFTED: &str = "drifted";
+
+/// Responses a proxy counted for one color of one service since it
+/// started (HAProxy) or since the counters were created (nginx balancer).
+/// Monotonic: analysis judges the difference of two snapshots.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub xx2: u64,
+    pub xx3: u64,
+    pub xx4: u64,
+    pub xx5: u64,
+}
+
+impl Counts {
+    /// Every counted response.
+    pub fn total(&self) -> u64 {
+        self.xx2 + self.xx3 + self.xx4 + self.xx5
+    }
+
+    /// Adds one response of `status` (1xx are counted as 2xx: they are
+    /// never an error).
+    pub fn add(&mut self, status_class: u16, n: u64) {
+        match status_class {
+            5 => self.xx5 += n,
+            4 => self.xx4 += n,
+            3 => self.xx3 += n,
+            _ => self.xx2 += n,
+        }
+    }
+}
+
+/// Counters per service and color.
+pub type Counters = BTreeMap<String, PerColor<Counts>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error(
+        "the new config for {service} was rejected by `{command}`, so the serving config was left as it was:\n{output}"
+    )]
+    Rejected {
+        service: String,
+        command: String,
+        output: String,
+    },
+    #[error("`{command}` failed: {output}")]
+    Command { command: String, output: String },
+    #[error("HAProxy runtime API at {socket}: {message}")]
+    Runtime { socket: String, message: String },
+    #[error("nginx balancer at {socket}: {message}")]
+    Balancer { socket: String, message: String },
+    #[error(
+        "nginx has no Lua module for `switch: balancer` ({detail}): install Debian's libnginx-mod-http-lua and lua-resty-core (`apt-get install -y libnginx-mod-http-lua lua-resty-core`), or set proxy.nginx.switch: reload in the host config"
+    )]
+    NoLua { detail: String },
+    #[error(
+        "proxy.listen {listen} is held by {holder}, which is not teal's proxy: stop it, or set another proxy.listen"
+    )]
+    PortHeld { listen: String, holder: String },
+    #[error("{0}")]
+    Other(String),
+}
