@@ -6,6 +6,11 @@
 //! - `VERSION` (default "dev"), `COLOR` (default `TEAL_COLOR`, set by teal): echoed on `/`
 //! - `HEALTHY` (default "1"): `/healthz` answers 200 when "1", else 503
 //! - `START_DELAY_MS` (default 0): sleep before listening (slow starts)
+//! - `FAIL_PERCENT` (default 0): this share of `GET /` answers 500, spread
+//!   evenly and deterministically (request n fails when n * 37 mod 100 is
+//!   below it), for tests of analysis
+//!
+//! `GET /status/<code>` answers with that status, e.g. `/status/404`.
 //!
 //! `app check` asks the server in the same container for `/healthz` and
 //! exits 0 on 200, 1 otherwise (for `exec` health probes).
@@ -16,6 +21,7 @@
 use std::env;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -71,6 +77,13 @@ fn check(port: &str) -> bool {
     BufReader::new(s).read_line(&mut line).is_ok() && line.starts_with("HTTP/1.1 200")
 }
 
+/// Whether this request is one of the `FAIL_PERCENT` that answer 500.
+fn failing() -> bool {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let percent: u64 = env::var("FAIL_PERCENT").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    percent > 0 && (N.fetch_add(1, Ordering::Relaxed) * 37) % 100 < percent
+}
+
 fn serve(stream: TcpStream) -> std::io::Result<()> {
     let version = env::var("VERSION").unwrap_or_else(|_| "dev".into());
     let color = env::var("COLOR").or_else(|_| env::var("TEAL_COLOR")).unwrap_or_default();
@@ -108,9 +121,14 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
         }
         let path = request_line.split_whitespace().nth(1).unwrap_or("/");
         let (status, body) = match path {
-            "/healthz" if healthy => ("200 OK", "ok\n".to_string()),
-            "/healthz" => ("503 Service Unavailable", "unhealthy\n".to_string()),
-            _ => ("200 OK", format!("{version} {color}\n")),
+            "/healthz" if healthy => ("200 OK".to_string(), "ok\n".to_string()),
+            "/healthz" => ("503 Service Unavailable".to_string(), "unhealthy\n".to_string()),
+            p if p.starts_with("/status/") => {
+                let code = p.trim_start_matches("/status/");
+                (format!("{code} As Asked"), format!("{version} {color} {code}\n"))
+            }
+            _ if failing() => ("500 Internal Server Error".to_string(), format!("{version} {color} failing\n")),
+            _ => ("200 OK".to_string(), format!("{version} {color}\n")),
         };
         let conn = if close { "close" } else { "keep-alive" };
         // One write per response: several small writes would wait on

@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::config::{HostConfig, NginxSwitch, ProxyKind};
 use crate::drivers::docker::{DockerDriver, DockerError};
 use crate::drivers::haproxy::{Haproxy, HaproxyConfig};
-use crate::drivers::managed::{self, Managed, ManagedSpec, Origin};
+use crate::drivers::managed::{self, ManagedSpec, Origin, Supervised};
 use crate::drivers::nginx::balancer::Balancer;
 use crate::drivers::nginx::{Nginx, NginxConfig};
 use crate::drivers::proxy::{ProxyDriver, ProxyError};
@@ -23,8 +23,9 @@ pub struct Host {
     pub config: HostConfig,
     pub docker: DockerDriver,
     pub proxy: ProxyDriver,
-    /// The proxy process teal owns when `proxy.managed` is true.
-    pub managed: Option<Managed>,
+    /// The proxy process teal owns when `proxy.managed` is true, watched
+    /// and started again if it dies.
+    pub managed: Option<Supervised>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +72,7 @@ impl Host {
                         tracing::info!(pid = m.pid(), kind = %kind, listen = %spec.listen, "started the managed proxy")
                     }
                 }
-                (driver, Some(m))
+                (driver, Some(Supervised::new(m)))
             }
             None => (operator_proxy(&config).map_err(err)?, None),
         };
@@ -91,7 +92,7 @@ impl Host {
         let err = |source| HostError::Proxy { kind, source };
         let (proxy, managed) = match managed_spec(&config) {
             Some(spec) => match managed::attach(&spec).map_err(err)? {
-                Some((m, driver)) => (driver, Some(m)),
+                Some((_, driver)) => (driver, None),
                 None => {
                     return Err(err(ProxyError::Other(format!(
                         "the managed {kind} proxy of {} is not running: start `teal daemon` (or `teal apply`) first",
@@ -107,19 +108,6 @@ impl Host {
             proxy,
             managed,
         })
-    }
-
-    /// Starts the managed proxy again if it died (it comes back serving
-    /// the routes its files record); true when it did.
-    pub fn revive_proxy(&mut self) -> Result<bool, ProxyError> {
-        let Some(m) = &mut self.managed else { return Ok(false) };
-        match m.revive()? {
-            Some(driver) => {
-                self.proxy = driver;
-                Ok(true)
-            }
-            None => Ok(false),
-        }
     }
 
     /// A clean stop: the managed proxy (if any) stops with teal.

@@ -150,20 +150,6 @@ impl Daemon {
         }
     }
 
-    /// A managed proxy that died (a crash, a kill) is started again from
-    /// its files, serving the routes teal last set; the pass then observes
-    /// it afresh.
-    fn revive_proxy(&mut self) -> Result<(), String> {
-        match tokio::task::block_in_place(|| self.host.revive_proxy()) {
-            Ok(true) => {
-                warn!("the managed proxy had stopped; started it again from its files");
-                Ok(())
-            }
-            Ok(false) => Ok(()),
-            Err(e) => Err(format!("the managed proxy is down and could not be started again: {e}")),
-        }
-    }
-
     /// A clean stop: stops the managed proxy teal owns, if any. (A crash
     /// leaves it serving, for the next teal to adopt.)
     pub fn stop_proxy(&mut self) {
@@ -189,10 +175,6 @@ impl Daemon {
         self.fetch().await;
         let Some(rev) = self.last_good.clone() else { return };
         let new_commit = previous.as_deref() != Some(rev.commit.as_str());
-        if let Err(e) = self.revive_proxy() {
-            self.outage = true;
-            return self.problem(Some(e));
-        }
         let observed = match observe(&self.host.docker, &self.host.proxy, &rev.desired).await {
             Ok(o) => o,
             Err(e) => {

@@ -2,6 +2,9 @@
 //! built `teal` binary.
 #![allow(dead_code)]
 
+pub mod host;
+pub mod wrk;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -241,18 +244,25 @@ impl Drop for LocalApp {
 /// GET `path` through a proxy at `proxy` with a Host header: (status,
 /// body). Raw HTTP/1.1, so the request is exactly what the test says.
 pub async fn get_via(proxy: &str, host: &str, path: &str) -> (u16, String) {
+    try_get_via(proxy, host, path)
+        .await
+        .unwrap_or_else(|e| panic!("GET {path} for {host} through {proxy}: {e}"))
+}
+
+/// `get_via`, with a connection error as a value (nothing listens yet).
+pub async fn try_get_via(proxy: &str, host: &str, path: &str) -> std::io::Result<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(proxy).await.expect("proxy accepts");
+    let mut s = tokio::net::TcpStream::connect(proxy).await?;
     let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
+    s.write_all(req.as_bytes()).await?;
     let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
+    s.read_to_string(&mut out).await?;
     let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = out
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
-    (status, body)
+    Ok((status, body))
 }
 
 /// Fails (never skips) when a proxy binary is missing.

@@ -61,8 +61,9 @@ pub(super) fn spawn(spec: &ManagedSpec) -> Result<Child, ProxyError> {
     Ok(child)
 }
 
-/// The driver for the running proxy of `spec` whose master is `pid`.
-pub(super) fn driver(spec: &ManagedSpec, pid: u32) -> Result<ProxyDriver, ProxyError> {
+/// The driver for the running proxy of `spec`. It finds the master through
+/// the pid file, so it stays valid when the proxy is started again.
+pub(super) fn driver(spec: &ManagedSpec) -> Result<ProxyDriver, ProxyError> {
     Ok(match spec.kind {
         ProxyKind::Nginx => {
             let bin = find("nginx")?;
@@ -87,10 +88,16 @@ pub(super) fn driver(spec: &ManagedSpec, pid: u32) -> Result<ProxyDriver, ProxyE
                 balancer: (spec.switch == NginxSwitch::Balancer).then(|| Balancer::in_dir(&spec.dir)),
             }))
         }
-        // Master-worker: SIGUSR2 to the master reloads seamlessly (the
-        // listening sockets pass to the new worker).
+        // Master-worker: SIGUSR2 to the master (its pid is in the pid
+        // file) reloads seamlessly: the listening sockets pass to the new
+        // worker.
         ProxyKind::Haproxy => ProxyDriver::Haproxy(Haproxy::new(HaproxyConfig {
-            reload: vec!["kill".into(), "-USR2".into(), pid.to_string()],
+            reload: vec![
+                "pkill".into(),
+                "-USR2".into(),
+                "-F".into(),
+                spec.dir.join("haproxy.pid").display().to_string(),
+            ],
             ..haproxy_config(spec)?
         })),
     })
@@ -133,6 +140,10 @@ fn nginx_command(spec: &ManagedSpec) -> Result<(Command, PathBuf), ProxyError> {
     }
     let conf = spec.config_path();
     std::fs::write(&conf, nginx_conf(spec)?).map_err(io(&conf))?;
+    // A killed nginx leaves its unix socket behind, and a new one cannot
+    // bind over it. The proxy of this dir is not running (the caller
+    // checked), so the file is stale.
+    let _ = std::fs::remove_file(Balancer::in_dir(&spec.dir).socket);
     // Errors before nginx opens its error_log go to stderr: the same file.
     let log = spec.dir.join("error.log");
     let logf = std::fs::OpenOptions::new()
@@ -195,12 +206,13 @@ pub(super) fn rewrite_nginx_conf(spec: &ManagedSpec) -> Result<(), ProxyError> {
     std::fs::write(&conf, nginx_conf(spec)?).map_err(io(&conf))
 }
 
-/// Waits until something accepts connections on `listen`, or the child
-/// exits (then its log says why).
+/// Waits until the proxy answers HTTP on `listen`, or the child exits
+/// (then its log says why). An accepted connection is not enough: nginx
+/// binds its TCP port before it has finished starting, and may still fail.
 fn wait_listening(listen: &str, child: &mut Child, log: &Path) -> Result<(), ProxyError> {
     let what = child.id();
     for _ in 0..200 {
-        if std::net::TcpStream::connect(crate::drivers::reload::loopback(listen)).is_ok() {
+        if answers_http(&crate::drivers::reload::loopback(listen)) {
             return Ok(());
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -220,6 +232,20 @@ fn wait_listening(listen: &str, child: &mut Child, log: &Path) -> Result<(), Pro
     Err(ProxyError::Other(format!(
         "the proxy (pid {what}) did not listen on {listen} within 5s"
     )))
+}
+
+fn answers_http(addr: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    let req = format!(
+        "GET / HTTP/1.0\r\nHost: {}\r\n\r\n",
+        crate::drivers::reload::CONFIG_HOST
+    );
+    let mut head = [0u8; 8];
+    s.write_all(req.as_bytes()).is_ok() && s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
 }
 
 fn is_root() -> bool {

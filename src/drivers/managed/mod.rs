@@ -8,6 +8,7 @@
 
 mod launch;
 pub mod process;
+mod supervise;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use super::proxy::ProxyDriver;
 use super::route::ProxyError;
 use crate::config::{NginxSwitch, ProxyKind};
 pub use launch::{find, lua_modules};
+pub use supervise::Supervised;
 
 /// What to run, and where its files live.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,17 +153,24 @@ impl Managed {
     }
 
     /// Starts the proxy again from its files when it died (it then serves
-    /// the routes they record); returns the driver for the new process.
-    pub fn revive(&mut self) -> Result<Option<ProxyDriver>, ProxyError> {
+    /// the routes they record); true when it did. The driver stays valid.
+    pub fn revive(&mut self) -> Result<bool, ProxyError> {
         if self.running() {
-            return Ok(None);
+            return Ok(false);
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+        // Workers of the dead master may still hold the port.
+        if process::group(self.pid).is_none() {
+            process::signal(-(self.pid as i32), libc::SIGKILL);
         }
         refuse_held(&self.spec)?;
         let child = launch::spawn(&self.spec)?;
         self.pid = child.id();
         self.child = Some(child);
         write_record(&self.spec, self.pid)?;
-        launch::driver(&self.spec, self.pid).map(Some)
+        Ok(true)
     }
 }
 
@@ -184,7 +193,7 @@ fn start_new(spec: &ManagedSpec) -> Result<(Managed, ProxyDriver), ProxyError> {
         spec: spec.clone(),
     };
     write_record(spec, pid)?;
-    let driver = launch::driver(spec, pid)?;
+    let driver = launch::driver(spec)?;
     Ok((m, driver))
 }
 
@@ -225,7 +234,7 @@ pub async fn adopt_or_start(spec: &ManagedSpec) -> Result<(Managed, ProxyDriver,
 /// for commands that only read (`teal plan`).
 pub fn attach(spec: &ManagedSpec) -> Result<Option<(Managed, ProxyDriver)>, ProxyError> {
     let Some(pid) = find_ours(spec) else { return Ok(None) };
-    let driver = launch::driver(spec, pid)?;
+    let driver = launch::driver(spec)?;
     let m = Managed {
         pid,
         child: None,

@@ -1,0 +1,236 @@
+//! A host for daemon tests: a Docker network of its own, a bare config
+//! repo with a work tree the test pushes from, a state dir and a host
+//! config, and `teal daemon` runs whose logs a failing assertion prints.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{docker_or_fail, free_port, git_in, teal_bin, try_get_via, unique, DockerGuard};
+use teal::drivers::docker::DockerDriver;
+
+pub struct TestHost {
+    pub dir: tempfile::TempDir,
+    pub bare: PathBuf,
+    pub work: PathBuf,
+    /// The service under test and the host name it is routed on.
+    pub svc: String,
+    pub host: String,
+    pub network: String,
+    pub docker: DockerDriver,
+    /// Where the proxy serves traffic.
+    pub listen: String,
+    /// The status API.
+    pub api: String,
+    pub state: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    _guard: DockerGuard,
+}
+
+/// A `teal daemon` process, killed on drop.
+pub struct Daemon(pub Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Daemon {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// `kill -9`: no handler runs, nothing is cleaned up.
+    pub fn kill_9(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+
+    /// SIGTERM, then waits (at most 30 s) for a clean exit; its status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: kill(2) with plain integers.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "teal did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl TestHost {
+    /// A fresh host; fails (never skips) without Docker.
+    pub async fn new(prefix: &str) -> TestHost {
+        docker_or_fail();
+        let network = unique(&format!("teal-{prefix}"));
+        let svc = unique("web");
+        let docker = DockerDriver::connect(None, &network).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let bare = dir.path().join("deploy.git");
+        git_in(
+            dir.path(),
+            &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
+        );
+        git_in(dir.path(), &["clone", "-q", bare.to_str().unwrap(), "work"]);
+        TestHost {
+            work: dir.path().join("work"),
+            state: dir.path().join("state"),
+            config: dir.path().join("daemon.yaml"),
+            log: dir.path().join("daemon.log"),
+            host: format!("{svc}.test"),
+            listen: format!("127.0.0.1:{}", free_port()),
+            api: format!("127.0.0.1:{}", free_port()),
+            _guard: DockerGuard {
+                services: vec![svc.clone()],
+                network: network.clone(),
+            },
+            bare,
+            svc,
+            network,
+            docker,
+            dir,
+        }
+    }
+
+    /// The service file: `active`, an image per color, fast checks.
+    pub fn service(&self, active: &str, blue: &str, green: Option<&str>, extra: &str) -> String {
+        let green = green.map(|g| format!("green:\n  image: {g}\n")).unwrap_or_default();
+        format!(
+            "active: {active}\nblue:\n  image: {blue}\n{green}port: 8080\nroute: {{host: {}}}\nhealth:\n  http: {{path: /healthz}}\n  interval: 100ms\n  successes: 2\n  deadline: 10s\nswitch: {{drain: 100ms}}\n{extra}",
+            self.host
+        )
+    }
+
+    /// Commits the service file and pushes it to the bare repo.
+    pub fn push(&self, msg: &str, text: &str) {
+        std::fs::create_dir_all(self.work.join("services")).unwrap();
+        std::fs::write(self.work.join(format!("services/{}.yaml", self.svc)), text).unwrap();
+        git_in(&self.work, &["add", "-A"]);
+        git_in(&self.work, &["commit", "-qm", msg]);
+        git_in(&self.work, &["push", "-q", "origin", "HEAD:main"]);
+    }
+
+    /// Writes the host config with `proxy` (YAML lines under `proxy:`).
+    pub fn write_config(&self, proxy: &str) {
+        std::fs::write(
+            &self.config,
+            format!(
+                "repo: {{url: {}, poll: 500ms}}\ndocker: {{network: {}}}\nproxy:\n{proxy}state_dir: {}\nlisten: {}\n",
+                self.bare.display(),
+                self.network,
+                self.state.display(),
+                self.api
+            ),
+        )
+        .unwrap();
+    }
+
+    /// A managed proxy of `kind` (`haproxy` or `nginx`) on `self.listen`.
+    pub fn managed_config(&self, kind: &str) {
+        self.write_config(&format!("  kind: {kind}\n  listen: {}\n  managed: true\n", self.listen));
+    }
+
+    /// Starts `teal daemon`, its stderr appended to the log.
+    pub fn start_daemon(&self) -> Daemon {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(teal_bin())
+            .args(["daemon", "--config", self.config.to_str().unwrap()])
+            .env("NO_COLOR", "1")
+            .stderr(f)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        Daemon(child)
+    }
+
+    /// The daemon log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Polls until the proxy answers `want`, or fails after `secs`.
+    pub async fn until_serves(&self, want: &str, secs: u64) {
+        let start = Instant::now();
+        let mut last = Ok((0, String::new()));
+        while start.elapsed() < Duration::from_secs(secs) {
+            last = try_get_via(&self.listen, &self.host, "/").await;
+            if last.as_ref().is_ok_and(|(_, body)| body == want) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "proxy never served {want:?} (last {last:?}); daemon log:\n{}",
+            self.log_text()
+        );
+    }
+
+    /// Polls until the daemon log contains `text`, or fails after `secs`.
+    pub async fn until_logged(&self, text: &str, secs: u64) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(secs) {
+            if self.log_text().contains(text) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the daemon never logged {text:?}; log:\n{}", self.log_text());
+    }
+
+    /// The managed proxy's dir.
+    pub fn proxy_dir(&self) -> PathBuf {
+        self.state.join("proxy")
+    }
+
+    /// The pid recorded for the managed proxy.
+    pub fn proxy_pid(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(self.proxy_dir().join("managed.json")).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        v["pid"].as_u64().map(|p| p as u32)
+    }
+}
+
+/// Every process whose command line names `dir` (a proxy master started
+/// there) or that is in the process group of one: workers included.
+pub fn processes_of(dir: &Path) -> Vec<(u32, String)> {
+    let needle = dir.display().to_string();
+    let all: Vec<(u32, u32, String)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let rest = stat.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            if f.first() == Some(&"Z") {
+                return None;
+            }
+            let pgid: u32 = f.get(2)?.parse().ok()?;
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            Some((pid, pgid, cmd))
+        })
+        .collect();
+    let groups: Vec<u32> = all
+        .iter()
+        .filter(|(_, _, c)| c.contains(&needle))
+        .map(|(_, g, _)| *g)
+        .collect();
+    all.into_iter()
+        .filter(|(_, g, _)| groups.contains(g))
+        .map(|(p, _, c)| (p, c))
+        .collect()
+}

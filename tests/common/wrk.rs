@@ -1,0 +1,83 @@
+//! `wrk` keep-alive load through a proxy, and what it counted: requests,
+//! socket errors and non-2xx answers. Shared by the tests and benches
+//! (benches include this file by path).
+
+use std::process::{Child, Command, Stdio};
+
+/// A running `wrk -t2 -c32` against one host behind a proxy.
+pub struct Wrk {
+    child: Child,
+}
+
+/// What wrk counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WrkResult {
+    pub requests: u64,
+    pub socket_errors: u64,
+    pub non_2xx: u64,
+    /// Requests per second, as wrk reports it.
+    pub rps: u64,
+}
+
+impl WrkResult {
+    pub fn failed(&self) -> u64 {
+        self.socket_errors + self.non_2xx
+    }
+}
+
+impl Wrk {
+    /// Starts `wrk -t2 -c32 -d{secs}s -H 'Host: {host}' http://{listen}/`.
+    /// Panics with how to install wrk when it is missing.
+    pub fn start(listen: &str, host: &str, secs: u64) -> Wrk {
+        let child = Command::new("wrk")
+            .args([
+                "-t2",
+                "-c32",
+                &format!("-d{secs}s"),
+                "-H",
+                &format!("Host: {host}"),
+                &format!("http://{listen}/"),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("this needs wrk: `apt-get install -y wrk` (`.ci/run` does this)");
+        Wrk { child }
+    }
+
+    /// Waits for wrk to finish and parses its report.
+    pub fn finish(self) -> WrkResult {
+        let out = self.child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let r = parse(&text);
+        assert!(r.requests > 0, "wrk printed no request count:\n{text}");
+        r
+    }
+}
+
+fn number_after(text: &str, key: &str) -> u64 {
+    text.split(key)
+        .nth(1)
+        .and_then(|r| r.trim_start().split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Parses wrk's text report.
+pub fn parse(text: &str) -> WrkResult {
+    let socket_errors = ["connect ", "read ", "write ", "timeout "]
+        .iter()
+        .map(|k| text.split("Socket errors:").nth(1).map_or(0, |s| number_after(s, k)))
+        .sum();
+    WrkResult {
+        requests: text
+            .split(" requests in")
+            .next()
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+        socket_errors,
+        non_2xx: number_after(text, "Non-2xx or 3xx responses:"),
+        rps: number_after(text, "Requests/sec:"),
+    }
+}
