@@ -12,6 +12,7 @@
 //! - `reconcile`: one pass (read a commit, observe, plan, execute)
 //! - `config`: the host config (not in git)
 //! - `daemon`: the long-running loop, its lock and backoff
+//! - `logs`: log lines as text or JSON
 //! - `commands`: one thin module per subcommand
 //! - `app`: the bundled static demo app
 
@@ -23,6 +24,7 @@ pub mod drivers;
 pub mod engine;
 pub mod events;
 pub mod health;
+pub mod logs;
 pub mod observe;
 pub mod plan;
 pub mod reconcile;

@@ -75,12 +75,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TEAL_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none())
-        .init();
     let cli = Cli::parse();
+    let log_format = match &cli.command {
+        Command::Daemon(a) => a.log_format,
+        _ => teal::logs::LogFormat::Text,
+    };
+    teal::logs::init(log_format);
     let result = match &cli.command {
         Command::Validate(a) => commands::validate::run(a),
         Command::Diff(a) => commands::diff::run(a),

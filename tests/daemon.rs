@@ -186,6 +186,9 @@ async fn the_daemon_follows_pushes_keeps_serving_through_bad_ones_and_backs_off(
         text.contains("deploy failed, traffic stays where it was") && text.contains("-> 503 (expected 200)"),
         "{text}"
     );
+    // Fields print plain values: `color=green`, never `color=Some(Green)`.
+    assert!(text.contains(&format!("service={svc} color=green ")), "{text}");
+    assert!(!text.contains("Some("), "{text}");
     let status = status_json(&api).await;
     let web = &status["services"][&svc];
     assert_eq!(web["live"], "green", "{status}");

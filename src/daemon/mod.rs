@@ -250,15 +250,7 @@ impl Daemon {
         let progress = self.progress.clone();
         let on_step = move |e: &StepEvent| {
             progress.touch();
-            let step = crate::plan::render::step(&e.step);
-            match &e.result {
-                Ok(()) => {
-                    info!(service = %e.service, color = ?e.step.color(), commit = %short(&e.commit), step = %step, "ok")
-                }
-                Err(why) => {
-                    warn!(service = %e.service, color = ?e.step.color(), commit = %short(&e.commit), step = %step, error = %why, "failed")
-                }
-            }
+            log_step(e);
             if let Err(err) = log.append(&Event::from(e)) {
                 warn!(path = %log.path().display(), error = %err, "cannot append to the event log");
             }
@@ -341,6 +333,19 @@ impl Daemon {
                 *s.images.get_mut(c) = cs.first().map(|x| x.image.clone());
                 *s.running.get_mut(c) = cs.iter().filter(|x| x.running).count() as u32;
             }
+        }
+    }
+}
+
+/// One log line per finished step. A step without a color (removing a
+/// service) has no `color` field at all, rather than an empty one.
+pub(crate) fn log_step(e: &StepEvent) {
+    let step = crate::plan::render::step(&e.step);
+    let color = e.step.color().map(tracing::field::display);
+    match &e.result {
+        Ok(()) => info!(service = %e.service, color, commit = %short(&e.commit), step = %step, "ok"),
+        Err(why) => {
+            warn!(service = %e.service, color, commit = %short(&e.commit), step = %step, error = %why, "failed")
         }
     }
 }
