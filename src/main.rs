@@ -109,3 +109,62 @@ fn main() -> ExitCode {
 fn block_on(fut: impl std::future::Future<Output = anyhow::Result<u8>>) -> anyhow::Result<u8> {
     tokio::runtime::Runtime::new()?.block_on(fut)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every subcommand's flags, as (command, flag, help text, default values).
+    fn flags() -> Vec<(String, String, String, usize)> {
+        let mut cli = Cli::command();
+        cli.build();
+        let mut out = vec![];
+        for sub in cli.get_subcommands() {
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                let help = arg
+                    .get_long_help()
+                    .or(arg.get_help())
+                    .map(|h| h.to_string())
+                    .unwrap_or_default();
+                let takes_value = arg.get_num_args().is_some_and(|n| n.takes_values());
+                let flag = if arg.is_positional() || !takes_value || arg.is_required_set() {
+                    format!("{id} (positional, switch or required)")
+                } else {
+                    format!("--{}", arg.get_long().unwrap_or(id))
+                };
+                out.push((sub.get_name().to_string(), flag, help, arg.get_default_values().len()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_flag_says_what_it_does_and_its_default_without_internal_documents() {
+        let all = flags();
+        assert!(all.len() > 30, "{all:?}");
+        for (cmd, flag, help, defaults) in all {
+            assert!(help.len() > 10, "teal {cmd} {flag}: no help text");
+            assert!(
+                !help.contains("DESIGN") && !help.contains("section "),
+                "teal {cmd} {flag} points at a document users do not have: {help}"
+            );
+            if flag.starts_with("--") && defaults == 0 {
+                assert!(
+                    help.to_lowercase().contains("default"),
+                    "teal {cmd} {flag} does not say what happens without it: {help}"
+                );
+            }
+        }
+    }
+}

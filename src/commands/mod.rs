@@ -20,7 +20,8 @@ pub enum Format {
     Text,
     /// For a GitHub step summary or a PR comment.
     Markdown,
-    /// Stable machine-readable shape (docs/json.md).
+    /// A stable machine-readable shape, described in docs/json.md of the
+    /// teal repository.
     Json,
 }
 
