@@ -215,6 +215,19 @@ async fn first_deploy_then_bump_then_revert(kind: Kind) {
         "{}",
         plan.stderr
     );
+
+    // A setting of the live color changed without a flip: refused, naming
+    // the field (read back from the running containers' labels).
+    let env_changed = e.service("blue", Some(&e.v1), None, 2) + "env: {GREETING: hi}\n";
+    e.commit("env on the live color", Some(&env_changed));
+    let plan = teal(e.repo.path(), &["plan", "--config", e.config.to_str().unwrap()]);
+    assert_eq!(plan.code, 2, "{plan:?}");
+    assert!(
+        plan.stdout
+            .contains("the setting env.GREETING of blue, the color serving traffic, would change"),
+        "{kind:?}: {}",
+        plan.stdout
+    );
 }
 
 async fn an_unhealthy_color_never_gets_traffic(kind: Kind) {

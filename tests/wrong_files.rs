@@ -33,3 +33,22 @@ fn a_yml_file_is_an_error_naming_it_in_validate_and_diff() {
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stdout.contains("api"), "{run:?}");
 }
+
+#[test]
+fn a_refused_change_of_the_live_color_names_the_fields() {
+    let repo = Repo::new();
+    let web = service("blue", Some("registry.example.com/web:1"), None, "web.example.com");
+    let base = repo.commit("web", &[("services/web.yaml", Some(&web))]);
+    let changed = web.replace("port: 8080\n", "port: 9090\nenv: {RUST_LOG: debug}\nrestart: always\n");
+    assert_ne!(changed, web);
+    repo.commit("settings of the live color", &[("services/web.yaml", Some(&changed))]);
+    let run = teal(repo.path(), &["diff", "--base", &base]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stdout.contains(
+            "services/web.yaml: the settings port, env.RUST_LOG and restart of blue, the color serving traffic, would change"
+        ),
+        "{run:?}"
+    );
+    assert!(!run.stdout.contains("debug"), "env values are not shown: {run:?}");
+}
