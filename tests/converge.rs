@@ -257,9 +257,16 @@ async fn an_unhealthy_color_never_gets_traffic(kind: Kind) {
     }
     let events = teal::events::read(&e.state.path().join("state/events.jsonl")).unwrap();
     let failed: Vec<_> = events.iter().filter(|ev| ev.result == "failed").collect();
-    assert_eq!(failed.len(), 1, "{events:?}");
-    assert_eq!(failed[0].step, "wait_healthy");
-    assert!(failed[0].service == e.svc && failed[0].commit.len() == 40);
+    assert_eq!(
+        failed.len(),
+        2,
+        "the failed step, then the deploy's outcome: {events:?}"
+    );
+    assert_eq!(
+        (failed[0].step.as_str(), failed[1].step.as_str()),
+        ("wait_healthy", "deploy")
+    );
+    assert!(failed.iter().all(|f| f.service == e.svc && f.commit.len() == 40));
 }
 
 async fn replicas_drift_and_delete(kind: Kind) {

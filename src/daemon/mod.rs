@@ -293,8 +293,12 @@ impl Daemon {
         }
     }
 
-    /// Records a deploy result in the status and the deploy counter.
+    /// Records a deploy result in the event log, the status and the deploy counter.
     fn record(&self, service: &str, commit: &str, result: &str, duration_ms: u64, error: Option<String>) {
+        let outcome = Event::outcome(service, commit, result, duration_ms, error.clone());
+        if let Err(err) = self.log.append(&outcome) {
+            warn!(path = %self.log.path().display(), error = %err, "cannot append to the event log");
+        }
         let at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         let d = status::Deploy {
             commit: commit.to_string(),
