@@ -60,6 +60,13 @@ enum Command {
     /// Reads the daemon's status API (`listen` in the host config).
     /// Example: `teal status --format json`
     Status(commands::status::Args),
+    /// What happened on this host: each deploy, rollback and refusal, oldest first.
+    ///
+    /// Read from events.jsonl in the state directory: per line the start
+    /// time, service, commit, what it was, its result, how long it took and
+    /// what moved (images started, traffic switched) or why it failed.
+    /// Example: `teal history web --since 1d`
+    History(commands::history::Args),
     /// A complete blue/green setup on this machine, in the foreground.
     ///
     /// Builds demo images locally, creates a config repo in DIR, starts
@@ -89,6 +96,7 @@ fn main() -> ExitCode {
         Command::Bump(a) => commands::bump::run(a),
         Command::Daemon(a) => block_on(commands::daemon::run(a)),
         Command::Status(a) => block_on(commands::status::run(a)),
+        Command::History(a) => commands::history::run(a),
         Command::Demo(a) => block_on(commands::demo::run(a)),
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -2,7 +2,7 @@
 //! `daemon`, `status`): the host config file, and an override for each
 //! field users change often.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -52,7 +52,7 @@ pub struct HostArgs {
 impl HostArgs {
     /// The host config file with the flags applied on top.
     pub fn load(&self) -> anyhow::Result<HostConfig> {
-        let mut c = HostConfig::load(&self.config).context("loading the host config")?;
+        let mut c = load_file(&self.config)?;
         if let Some(v) = &self.repo_url {
             c.repo.url = v.clone();
         }
@@ -79,6 +79,11 @@ impl HostArgs {
         }
         Ok(c)
     }
+}
+
+/// The host config in `path`, as the commands report it when it does not load.
+pub fn load_file(path: &Path) -> anyhow::Result<HostConfig> {
+    HostConfig::load(path).context("loading the host config")
 }
 
 /// Fetches the configured branch and reads its desired state, off the runtime.

@@ -6,6 +6,7 @@ pub mod bump;
 pub mod daemon;
 pub mod demo;
 pub mod diff;
+pub mod history;
 pub mod host;
 pub mod plan;
 pub mod status;
