@@ -1,7 +1,9 @@
 //! The event log: every applied step appended to `events.jsonl` in the
 //! state dir, one JSON object per line (time, commit, service, step,
-//! result, duration). A torn last line (a crash mid-write) is skipped by
-//! the reader and fenced off by the writer.
+//! result, duration), and after a service's steps one `deploy` line with
+//! the outcome (or a refusal). A torn last line (a crash mid-write) is
+//! skipped by the reader and fenced off by the writer. `teal history`
+//! reads it back; the line format is documented in docs/history.md.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,6 +12,12 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{step_name, StepEvent};
+use crate::plan::Step;
+use crate::spec::Color;
+
+/// The `step` of the line that ends a service's run of steps: its outcome
+/// (`ok`, `failed`) and total duration, or `refused` with the reason.
+pub const DEPLOY: &str = "deploy";
 
 /// One line of `events.jsonl`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,23 +27,62 @@ pub struct Event {
     pub commit: String,
     pub service: String,
     pub step: String,
-    /// `ok` or `failed`.
+    /// `ok` or `failed`; a `deploy` line also `refused`.
     pub result: String,
     pub duration_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The color the step acted on; for a switch, the color traffic moved to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<Color>,
+    /// A switch: the color traffic moved from (none on a first deploy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Color>,
+    /// Pulling or starting a color: its image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+impl Event {
+    /// The `deploy` line ending a service's run at `commit`, now.
+    pub fn outcome(service: &str, commit: &str, result: &str, duration_ms: u64, error: Option<String>) -> Event {
+        Event {
+            time: now(),
+            commit: commit.to_string(),
+            service: service.to_string(),
+            step: DEPLOY.to_string(),
+            result: result.to_string(),
+            duration_ms,
+            error,
+            color: None,
+            from: None,
+            image: None,
+        }
+    }
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
 impl From<&StepEvent> for Event {
     fn from(e: &StepEvent) -> Event {
+        let (from, image) = match &e.step {
+            Step::Switch { from, .. } => (*from, None),
+            Step::PullImage { image, .. } | Step::StartColor { image, .. } => (None, Some(image.clone())),
+            _ => (None, None),
+        };
         Event {
-            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            time: now(),
             commit: e.commit.clone(),
             service: e.service.clone(),
             step: step_name(&e.step),
             result: if e.result.is_ok() { "ok" } else { "failed" }.into(),
             duration_ms: e.duration.as_millis() as u64,
             error: e.result.clone().err(),
+            color: e.step.color(),
+            from,
+            image,
         }
     }
 }
@@ -76,8 +123,33 @@ impl EventLog {
 
 /// Reads every complete event; lines that do not parse (a torn write) are skipped.
 pub fn read(path: &Path) -> std::io::Result<Vec<Event>> {
-    let text = std::fs::read_to_string(path)?;
-    Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
+    Ok(read_checked(path)?.events)
+}
+
+/// What `read_checked` found.
+#[derive(Debug, Default)]
+pub struct Log {
+    pub events: Vec<Event>,
+    /// Lines that are not events, as (1-based line number, why).
+    pub skipped: Vec<(usize, String)>,
+}
+
+/// Reads every event and says which lines were skipped and why, so a
+/// reader can warn about them (blank lines are not worth a warning).
+pub fn read_checked(path: &Path) -> std::io::Result<Log> {
+    let bytes = std::fs::read(path)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let mut log = Log::default();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(line) {
+            Ok(e) => log.events.push(e),
+            Err(err) => log.skipped.push((i + 1, err.to_string())),
+        }
+    }
+    Ok(log)
 }
 
 #[cfg(test)]
@@ -93,6 +165,9 @@ mod tests {
             result: "ok".into(),
             duration_ms: 5,
             error: None,
+            color: None,
+            from: None,
+            image: None,
         }
     }
 
@@ -112,5 +187,43 @@ mod tests {
         log.append(&event("switch")).unwrap();
         let got: Vec<String> = read(log.path()).unwrap().into_iter().map(|e| e.step).collect();
         assert_eq!(got, ["pull_image", "start_color", "switch"]);
+    }
+
+    #[test]
+    fn a_step_line_carries_its_colors_and_image_and_old_lines_still_read() {
+        let switch = StepEvent {
+            service: "web".into(),
+            commit: "abc".into(),
+            step: Step::Switch {
+                from: Some(Color::Blue),
+                to: Color::Green,
+            },
+            result: Ok(()),
+            duration: std::time::Duration::from_millis(3),
+        };
+        let line = serde_json::to_value(Event::from(&switch)).unwrap();
+        assert_eq!(
+            (line["step"].as_str(), line["color"].as_str(), line["from"].as_str()),
+            (Some("switch"), Some("green"), Some("blue"))
+        );
+        assert!(line.get("image").is_none() && line.get("error").is_none(), "{line}");
+        let old = r#"{"time":"2026-11-22T17:00:00.000Z","commit":"abc","service":"web","step":"switch","result":"ok","duration_ms":5}"#;
+        let e: Event = serde_json::from_str(old).unwrap();
+        assert_eq!((e.color, e.from), (None, None));
+    }
+
+    #[test]
+    fn read_checked_names_the_lines_it_skips() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path()).unwrap();
+        log.append(&event("pull_image")).unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(log.path()).unwrap();
+        f.write_all(b"not json\n\n").unwrap();
+        log.append(&Event::outcome("web", "abc", "ok", 9, None)).unwrap();
+        let got = read_checked(log.path()).unwrap();
+        let steps: Vec<&str> = got.events.iter().map(|e| e.step.as_str()).collect();
+        assert_eq!(steps, ["pull_image", "deploy"]);
+        assert_eq!(got.skipped.len(), 1);
+        assert_eq!(got.skipped[0].0, 2, "{:?}", got.skipped);
     }
 }

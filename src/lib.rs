@@ -9,9 +9,11 @@
 //! - `observe`: what Docker and the proxy run, as plain data
 //! - `engine`: runs a plan step by step through the drivers
 //! - `events`: the append-only event log in the state dir
+//! - `history`: the event log grouped into deploys, for `teal history`
 //! - `reconcile`: one pass (read a commit, observe, plan, execute)
 //! - `config`: the host config (not in git)
 //! - `daemon`: the long-running loop, its lock and backoff
+//! - `logs`: log lines as text or JSON
 //! - `commands`: one thin module per subcommand
 //! - `app`: the bundled static demo app
 
@@ -23,6 +25,8 @@ pub mod drivers;
 pub mod engine;
 pub mod events;
 pub mod health;
+pub mod history;
+pub mod logs;
 pub mod observe;
 pub mod plan;
 pub mod reconcile;

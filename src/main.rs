@@ -60,6 +60,13 @@ enum Command {
     /// Reads the daemon's status API (`listen` in the host config).
     /// Example: `teal status --format json`
     Status(commands::status::Args),
+    /// What happened on this host: each deploy, rollback and refusal, oldest first.
+    ///
+    /// Read from events.jsonl in the state directory: per line the start
+    /// time, service, commit, what it was, its result, how long it took and
+    /// what moved (images started, traffic switched) or why it failed.
+    /// Example: `teal history web --since 1d`
+    History(commands::history::Args),
     /// A complete blue/green setup on this machine, in the foreground.
     ///
     /// Builds demo images locally, creates a config repo in DIR, starts
@@ -75,12 +82,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TEAL_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none())
-        .init();
     let cli = Cli::parse();
+    let log_format = match &cli.command {
+        Command::Daemon(a) => a.log_format,
+        _ => teal::logs::LogFormat::Text,
+    };
+    teal::logs::init(log_format);
     let result = match &cli.command {
         Command::Validate(a) => commands::validate::run(a),
         Command::Diff(a) => commands::diff::run(a),
@@ -89,6 +96,7 @@ fn main() -> ExitCode {
         Command::Bump(a) => commands::bump::run(a),
         Command::Daemon(a) => block_on(commands::daemon::run(a)),
         Command::Status(a) => block_on(commands::status::run(a)),
+        Command::History(a) => commands::history::run(a),
         Command::Demo(a) => block_on(commands::demo::run(a)),
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -108,4 +116,63 @@ fn main() -> ExitCode {
 /// Runs an async command on a fresh multi-threaded runtime.
 fn block_on(fut: impl std::future::Future<Output = anyhow::Result<u8>>) -> anyhow::Result<u8> {
     tokio::runtime::Runtime::new()?.block_on(fut)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every subcommand's flags, as (command, flag, help text, default values).
+    fn flags() -> Vec<(String, String, String, usize)> {
+        let mut cli = Cli::command();
+        cli.build();
+        let mut out = vec![];
+        for sub in cli.get_subcommands() {
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                let help = arg
+                    .get_long_help()
+                    .or(arg.get_help())
+                    .map(|h| h.to_string())
+                    .unwrap_or_default();
+                let takes_value = arg.get_num_args().is_some_and(|n| n.takes_values());
+                let flag = if arg.is_positional() || !takes_value || arg.is_required_set() {
+                    format!("{id} (positional, switch or required)")
+                } else {
+                    format!("--{}", arg.get_long().unwrap_or(id))
+                };
+                out.push((sub.get_name().to_string(), flag, help, arg.get_default_values().len()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_flag_says_what_it_does_and_its_default_without_internal_documents() {
+        let all = flags();
+        assert!(all.len() > 30, "{all:?}");
+        for (cmd, flag, help, defaults) in all {
+            assert!(help.len() > 10, "teal {cmd} {flag}: no help text");
+            assert!(
+                !help.contains("DESIGN") && !help.contains("section "),
+                "teal {cmd} {flag} points at a document users do not have: {help}"
+            );
+            if flag.starts_with("--") && defaults == 0 {
+                assert!(
+                    help.to_lowercase().contains("default"),
+                    "teal {cmd} {flag} does not say what happens without it: {help}"
+                );
+            }
+        }
+    }
 }

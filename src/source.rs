@@ -8,6 +8,7 @@ use std::path::Path;
 
 use git2::{ObjectType, Repository, Tree};
 
+use crate::spec::load::{service_entry, ServiceEntry};
 use crate::spec::RepoFiles;
 
 #[derive(Debug, thiserror::Error)]
@@ -73,10 +74,20 @@ pub fn read(repo: &Repository, rev: &str, path: &str) -> Result<RepoFiles, Sourc
             let services = repo.find_tree(entry.id()).map_err(|e| read_err(rev, "services", e))?;
             for e in services.iter() {
                 let Some(name) = e.name() else { continue };
-                if e.kind() == Some(ObjectType::Blob) && crate::spec::load::is_service_file(name) {
-                    let path = format!("services/{name}");
-                    let text = blob(repo, e.id(), rev, &path)?;
-                    files.insert(&path, text);
+                if e.kind() != Some(ObjectType::Blob) {
+                    continue;
+                }
+                let path = format!("services/{name}");
+                match service_entry(name) {
+                    ServiceEntry::Service => {
+                        let text = blob(repo, e.id(), rev, &path)?;
+                        files.insert(&path, text);
+                    }
+                    // Named, not read: it may not even be text.
+                    ServiceEntry::Misnamed => {
+                        files.misnamed.insert(path);
+                    }
+                    ServiceEntry::Ignored => {}
                 }
             }
         }

@@ -219,6 +219,19 @@ async fn first_deploy_then_bump_then_revert(kind: Kind) {
         "{}",
         plan.stderr
     );
+
+    // A setting of the live color changed without a flip: refused, naming
+    // the field (read back from the running containers' labels).
+    let env_changed = e.service("blue", Some(&e.v1), None, 2) + "env: {GREETING: hi}\n";
+    e.commit("env on the live color", Some(&env_changed));
+    let plan = teal(e.repo.path(), &["plan", "--config", e.config.to_str().unwrap()]);
+    assert_eq!(plan.code, 2, "{plan:?}");
+    assert!(
+        plan.stdout
+            .contains("the setting env.GREETING of blue, the color serving traffic, would change"),
+        "{kind:?}: {}",
+        plan.stdout
+    );
 }
 
 async fn an_unhealthy_color_never_gets_traffic(kind: Kind) {
@@ -248,9 +261,16 @@ async fn an_unhealthy_color_never_gets_traffic(kind: Kind) {
     }
     let events = teal::events::read(&e.state.path().join("state/events.jsonl")).unwrap();
     let failed: Vec<_> = events.iter().filter(|ev| ev.result == "failed").collect();
-    assert_eq!(failed.len(), 1, "{events:?}");
-    assert_eq!(failed[0].step, "wait_healthy");
-    assert!(failed[0].service == e.svc && failed[0].commit.len() == 40);
+    assert_eq!(
+        failed.len(),
+        2,
+        "the failed step, then the deploy's outcome: {events:?}"
+    );
+    assert_eq!(
+        (failed[0].step.as_str(), failed[1].step.as_str()),
+        ("wait_healthy", "deploy")
+    );
+    assert!(failed.iter().all(|f| f.service == e.svc && f.commit.len() == 40));
 }
 
 async fn replicas_drift_and_delete(kind: Kind) {

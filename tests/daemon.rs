@@ -7,7 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    app_image_version, docker_or_fail, free_port, get_via, git_in, proxy_or_fail, teal_bin, unique, DockerGuard,
+    app_image_version, docker_or_fail, free_port, get_via, git_in, promtool_check, proxy_or_fail, teal_bin, unique,
+    DockerGuard,
 };
 use teal::drivers::docker::DockerDriver;
 use teal::drivers::managed::{self, ManagedSpec};
@@ -186,6 +187,9 @@ async fn the_daemon_follows_pushes_keeps_serving_through_bad_ones_and_backs_off(
         text.contains("deploy failed, traffic stays where it was") && text.contains("-> 503 (expected 200)"),
         "{text}"
     );
+    // Fields print plain values: `color=green`, never `color=Some(Green)`.
+    assert!(text.contains(&format!("service={svc} color=green ")), "{text}");
+    assert!(!text.contains("Some("), "{text}");
     let status = status_json(&api).await;
     let web = &status["services"][&svc];
     assert_eq!(web["live"], "green", "{status}");
@@ -206,6 +210,14 @@ async fn the_daemon_follows_pushes_keeps_serving_through_bad_ones_and_backs_off(
         out.contains(&format!("{svc}: traffic on green\n")) && out.contains("last deploy failed of"),
         "{out}"
     );
+    // The live daemon's metrics, after deploys, a failed check and an
+    // invalid commit, pass promtool.
+    let (code, metrics) = get_via(&api, "localhost", "/metrics").await;
+    assert_eq!(code, 200, "{metrics}");
+    assert!(metrics.contains("teal_failed_checks_total{service="), "{metrics}");
+    if let Err(e) = promtool_check(&metrics) {
+        panic!("{metrics}\n{e}");
+    }
     drop(m);
 }
 

@@ -36,18 +36,36 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
     };
     let pulling = |service: &str, line: &str| eprintln!("  {service}: {line}");
     let (plan, outcomes) = host.apply(&rev, &progress, &pulling).await?;
+    let record = |e: Event| {
+        if let Err(err) = log.append(&e) {
+            eprintln!("  (could not append to {}: {err})", log.path().display());
+        }
+    };
     let mut failed = 0;
     for sp in plan.services.iter().filter(|s| s.refused.is_some()) {
         failed += 1;
-        eprintln!("  {}: refused: {}", sp.service, sp.refused.as_deref().unwrap_or(""));
+        let why = sp.refused.clone().unwrap_or_default();
+        eprintln!("  {}: refused: {why}", sp.service);
+        record(Event::outcome(&sp.service, &rev.commit, "refused", 0, Some(why)));
     }
     for o in &outcomes {
-        if let Err(e) = &o.result {
-            failed += 1;
-            eprintln!(
-                "  {}: deploy of {short} failed, traffic stays where it was: {e}",
-                o.service
-            );
+        let ms = o.duration.as_millis() as u64;
+        match &o.result {
+            Ok(()) => record(Event::outcome(&o.service, &rev.commit, "ok", ms, None)),
+            Err(e) => {
+                failed += 1;
+                eprintln!(
+                    "  {}: deploy of {short} failed, traffic stays where it was: {e}",
+                    o.service
+                );
+                record(Event::outcome(
+                    &o.service,
+                    &rev.commit,
+                    "failed",
+                    ms,
+                    Some(e.to_string()),
+                ));
+            }
         }
     }
     let took = duration::format(std::time::Duration::from_millis(started.elapsed().as_millis() as u64));

@@ -22,7 +22,7 @@ pub struct Args {
     #[arg(long, default_value = "/", value_name = "PATH")]
     pub path: String,
     /// Also `git commit` the change, with a message naming the service, the
-    /// old and the new image.
+    /// old and the new image. Default: only edit the file.
     #[arg(long)]
     pub commit: bool,
 }

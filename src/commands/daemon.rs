@@ -14,6 +14,10 @@ use crate::daemon::Daemon;
 pub struct Args {
     #[command(flatten)]
     pub host: HostArgs,
+    /// Log line format on stderr: text (`key=value`, for people and
+    /// journald) or json (one object per line, for log shippers).
+    #[arg(long = "log-format", value_enum, default_value_t = crate::logs::LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: crate::logs::LogFormat,
 }
 
 pub async fn run(args: &Args) -> anyhow::Result<u8> {

@@ -6,6 +6,7 @@ pub mod bump;
 pub mod daemon;
 pub mod demo;
 pub mod diff;
+pub mod history;
 pub mod host;
 pub mod plan;
 pub mod status;
@@ -20,7 +21,8 @@ pub enum Format {
     Text,
     /// For a GitHub step summary or a PR comment.
     Markdown,
-    /// Stable machine-readable shape (docs/json.md).
+    /// A stable machine-readable shape, described in docs/json.md of the
+    /// teal repository.
     Json,
 }
 

@@ -12,14 +12,17 @@ use crate::spec::Color;
 pub struct Args {
     #[command(flatten)]
     pub host: HostArgs,
-    /// text for people, json for tools (the /status document, docs/status.md).
+    /// Output format: text for people, json for tools.
     #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
     pub format: StatusFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StatusFormat {
+    /// One block per service: live color, image and replicas per color, last deploy.
     Text,
+    /// The daemon's /status document as it is (described in docs/status.md of
+    /// the teal repository).
     Json,
 }
 

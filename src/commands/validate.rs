@@ -12,7 +12,8 @@ pub struct Args {
     /// The config repo (a directory; with --rev, any path inside a git repo).
     #[arg(long, default_value = ".", value_name = "DIR")]
     pub repo: PathBuf,
-    /// Check this git revision instead of the files on disk, e.g. `--rev HEAD~1`.
+    /// Check this git revision, e.g. `--rev HEAD~1`. Default: the files on
+    /// disk, committed or not.
     #[arg(long, value_name = "REV")]
     pub rev: Option<String>,
     /// Where teal.yaml and services/ live inside the repo, e.g. `--path deploy/`.

@@ -53,7 +53,7 @@ async fn status(State(app): State<App>) -> impl IntoResponse {
 
 async fn metrics(State(app): State<App>) -> impl IntoResponse {
     let text = app.shared.metrics.read().expect("metrics lock").render();
-    ([("content-type", "text/plain; version=0.0.4")], text)
+    ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], text)
 }
 
 async fn hook(State(app): State<App>, headers: HeaderMap, body: Bytes) -> impl IntoResponse {

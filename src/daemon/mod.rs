@@ -256,15 +256,7 @@ impl Daemon {
         let progress = self.progress.clone();
         let on_step = move |e: &StepEvent| {
             progress.touch();
-            let step = crate::plan::render::step(&e.step);
-            match &e.result {
-                Ok(()) => {
-                    info!(service = %e.service, color = ?e.step.color(), commit = %short(&e.commit), step = %step, "ok")
-                }
-                Err(why) => {
-                    warn!(service = %e.service, color = ?e.step.color(), commit = %short(&e.commit), step = %step, error = %why, "failed")
-                }
-            }
+            log_step(e);
             if let Err(err) = log.append(&Event::from(e)) {
                 warn!(path = %log.path().display(), error = %err, "cannot append to the event log");
             }
@@ -307,8 +299,12 @@ impl Daemon {
         }
     }
 
-    /// Records a deploy result in the status and the deploy counter.
+    /// Records a deploy result in the event log, the status and the deploy counter.
     fn record(&self, service: &str, commit: &str, result: &str, duration_ms: u64, error: Option<String>) {
+        let outcome = Event::outcome(service, commit, result, duration_ms, error.clone());
+        if let Err(err) = self.log.append(&outcome) {
+            warn!(path = %self.log.path().display(), error = %err, "cannot append to the event log");
+        }
         let at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         let d = status::Deploy {
             commit: commit.to_string(),
@@ -347,6 +343,19 @@ impl Daemon {
                 *s.images.get_mut(c) = cs.first().map(|x| x.image.clone());
                 *s.running.get_mut(c) = cs.iter().filter(|x| x.running).count() as u32;
             }
+        }
+    }
+}
+
+/// One log line per finished step. A step without a color (removing a
+/// service) has no `color` field at all, rather than an empty one.
+pub(crate) fn log_step(e: &StepEvent) {
+    let step = crate::plan::render::step(&e.step);
+    let color = e.step.color().map(tracing::field::display);
+    match &e.result {
+        Ok(()) => info!(service = %e.service, color, commit = %short(&e.commit), step = %step, "ok"),
+        Err(why) => {
+            warn!(service = %e.service, color, commit = %short(&e.commit), step = %step, error = %why, "failed")
         }
     }
 }

@@ -40,6 +40,10 @@ pub struct ObservedContainer {
     pub commit: Option<String>,
     /// Address on the managed network, when running.
     pub addr: Option<IpAddr>,
+    /// The spec it was created from (the `teal.spec.json` label), so a
+    /// refusal can name the fields that changed; `None` when absent.
+    #[serde(skip)]
+    pub spec: Option<ContainerSpec>,
 }
 
 impl Observed {
@@ -69,6 +73,7 @@ impl Observed {
                         running,
                         commit: None,
                         addr: None,
+                        spec: Some(spec.clone()),
                     })
                     .collect();
             }

@@ -118,7 +118,9 @@ pub(super) fn plan_service(name: &str, desired: Option<&Service>, observed: Opti
 }
 
 /// The live color keeps serving while it is live: a change to its
-/// container spec without a flip would restart it under traffic.
+/// container spec without a flip would restart it under traffic. The
+/// message names the fields that changed when the container carries the
+/// spec it was created from.
 fn refusal(svc: &Service, obs: &ObservedService) -> Option<String> {
     let live = obs.live.filter(|l| *l == svc.active)?;
     let spec = ContainerSpec::of(svc, live)?;
@@ -126,13 +128,26 @@ fn refusal(svc: &Service, obs: &ObservedService) -> Option<String> {
     let running = obs.containers.get(live);
     let stale = running.iter().find(|c| c.spec_hash != hash)?;
     let idle = live.other();
+    let mut fields = stale.spec.as_ref().map(|old| old.changes(&spec)).unwrap_or_default();
+    fields.retain(|f| f != "image");
     let what = if stale.image != spec.image {
+        let also = if fields.is_empty() {
+            String::new()
+        } else {
+            format!(", and so would {}", and_list(&fields))
+        };
         format!(
-            "the image of {live}, the color serving traffic, would change from {} to {}",
+            "the image of {live}, the color serving traffic, would change from {} to {}{also}",
             stale.image, spec.image
         )
-    } else {
+    } else if fields.is_empty() {
         format!("the container settings (env, command, port, volumes, labels, restart or network) of {live}, the color serving traffic, would change")
+    } else {
+        let s = if fields.len() == 1 { "" } else { "s" };
+        format!(
+            "the setting{s} {} of {live}, the color serving traffic, would change",
+            and_list(&fields)
+        )
     };
     let how = if stale.image != spec.image {
         format!("'teal bump {} {}' does exactly that", svc.name, spec.image)
@@ -143,6 +158,15 @@ fn refusal(svc: &Service, obs: &ObservedService) -> Option<String> {
         "{}: {what}: that restarts the live color under traffic. Stage the change on the idle color ({idle}) and flip active in the same commit; {how}.",
         svc.file
     ))
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 fn steps(svc: &Service, obs: &ObservedService) -> Vec<Step> {

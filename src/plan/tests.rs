@@ -349,7 +349,35 @@ fn changing_the_live_color_is_refused() {
         })),
     );
     assert_eq!(change, Change::Refused);
-    assert!(why.unwrap().contains("the container settings (env, command, port, volumes, labels, restart or network) of blue, the color serving traffic, would change"));
+    assert_eq!(
+        why.unwrap(),
+        "services/web.yaml: the setting env.A of blue, the color serving traffic, would change: that restarts the live color under traffic. Stage the change on the idle color (green) and flip active in the same commit; the idle color picks up the new settings and is checked before traffic moves."
+    );
+}
+
+#[test]
+fn a_refusal_names_every_changed_field_or_the_group_without_a_recorded_spec() {
+    let changed = with(|s| {
+        s.images.blue = Some(V2.into());
+        s.port = 9090;
+        s.env.insert("A".into(), "1".into());
+    });
+    let (_, _, why) = steps(Some(web()), Some(changed.clone()));
+    assert!(
+        why.as_deref().unwrap().contains("would change from registry.example.com/shop/web:1.4.1 to registry.example.com/shop/web:1.4.2, and so would port and env.A: "),
+        "{why:?}"
+    );
+    // Containers created before teal recorded their spec: the group is named.
+    let mut obs = Observed::converged(&desired(&[web()]));
+    for c in obs.services.get_mut("web").unwrap().containers.blue.iter_mut() {
+        c.spec = None;
+    }
+    let changed = with(|s| s.volumes = vec!["/srv:/data".into()]);
+    let why = plan(&desired(&[changed]), &obs).services[0].refused.clone().unwrap();
+    assert!(
+        why.contains("the container settings (env, command, port, volumes, labels, restart or network) of blue"),
+        "{why}"
+    );
 }
 
 #[test]

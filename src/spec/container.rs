@@ -8,12 +8,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Color, RestartPolicy, Service};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerSpec {
     pub service: String,
     pub color: Color,
@@ -57,6 +57,49 @@ impl ContainerSpec {
     pub fn container_name(&self, n: u32) -> String {
         container_name(&self.service, self.color, n)
     }
+
+    /// The canonical JSON, for the `teal.spec.json` label: a container
+    /// carries what it was created from, so a refused change can name the
+    /// fields that differ (the hash alone says only that something does).
+    pub fn to_label(&self) -> String {
+        serde_json::to_string(self).expect("container spec serialises")
+    }
+
+    /// The spec in a `teal.spec.json` label, when it parses and matches the
+    /// container's `teal.spec` hash (a label from another teal version, or
+    /// edited by hand, is not trusted to say what changed).
+    pub fn from_label(json: Option<&String>, hash: &str) -> Option<ContainerSpec> {
+        let spec: ContainerSpec = serde_json::from_str(json?).ok()?;
+        (spec.hash() == hash).then_some(spec)
+    }
+
+    /// The fields that differ from `self` in `to`, as users write them in a
+    /// service file: `image`, `port`, `env.RUST_LOG`, `command`, `volumes`,
+    /// `labels.com.example.team`, `restart`, `network`. Env values are not
+    /// shown (they may be secrets), only their names.
+    pub fn changes(&self, to: &ContainerSpec) -> Vec<String> {
+        let field = |changed: bool, name: &str| if changed { vec![name.to_string()] } else { vec![] };
+        [
+            field(self.image != to.image, "image"),
+            field(self.port != to.port, "port"),
+            changed_keys("env", &self.env, &to.env),
+            field(self.command != to.command, "command"),
+            field(self.volumes != to.volumes, "volumes"),
+            changed_keys("labels", &self.labels, &to.labels),
+            field(self.restart != to.restart, "restart"),
+            field(self.network != to.network, "network"),
+        ]
+        .concat()
+    }
+}
+
+/// `prefix.KEY` for each key added, removed or changed between two maps.
+fn changed_keys(prefix: &str, a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> Vec<String> {
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| format!("{prefix}.{k}"))
+        .collect()
 }
 
 /// Docker container name of replica `n`: `teal-<service>-<color>-<n>`.
@@ -78,4 +121,61 @@ pub mod labels {
     pub const OWNER: &str = "teal.owner";
     /// The image reference as written in the spec (the engine may report a digest).
     pub const IMAGE: &str = "teal.image";
+    /// The canonical spec as JSON (see `ContainerSpec::to_label`).
+    pub const SPEC_JSON: &str = "teal.spec.json";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::RestartPolicy;
+
+    fn spec() -> ContainerSpec {
+        ContainerSpec {
+            service: "web".into(),
+            color: Color::Blue,
+            image: "web:1".into(),
+            port: 8080,
+            env: BTreeMap::from([("A".into(), "1".into()), ("TOKEN".into(), "s3cret".into())]),
+            command: None,
+            volumes: vec![],
+            labels: BTreeMap::new(),
+            restart: RestartPolicy::UnlessStopped,
+            network: None,
+        }
+    }
+
+    #[test]
+    fn changes_name_each_field_as_users_write_it_without_env_values() {
+        let a = spec();
+        assert_eq!(a.changes(&a), Vec::<String>::new());
+        let mut b = spec();
+        b.port = 9090;
+        b.env.insert("TOKEN".into(), "n3w".into());
+        b.env.remove("A");
+        b.env.insert("B".into(), "2".into());
+        b.labels.insert("team".into(), "shop".into());
+        b.restart = RestartPolicy::Always;
+        assert_eq!(
+            a.changes(&b),
+            ["port", "env.A", "env.B", "env.TOKEN", "labels.team", "restart"]
+        );
+        assert!(!a.changes(&b).concat().contains("n3w"));
+        let mut c = spec();
+        c.image = "web:2".into();
+        c.command = Some(vec!["/app".into()]);
+        c.volumes = vec!["/srv:/data".into()];
+        c.network = Some("shop".into());
+        assert_eq!(a.changes(&c), ["image", "command", "volumes", "network"]);
+    }
+
+    #[test]
+    fn a_label_is_trusted_only_when_it_matches_the_hash() {
+        let a = spec();
+        let label = a.to_label();
+        assert_eq!(ContainerSpec::from_label(Some(&label), &a.hash()), Some(a.clone()));
+        assert_eq!(ContainerSpec::from_label(Some(&label), "other"), None);
+        assert_eq!(ContainerSpec::from_label(Some(&"{".to_string()), &a.hash()), None);
+        assert_eq!(ContainerSpec::from_label(None, &a.hash()), None);
+    }
 }

@@ -1,7 +1,7 @@
 //! Loading a config repo: from a directory or from files read out of a git
 //! tree (see `source`), into a validated `Desired`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
@@ -24,6 +24,9 @@ pub struct RepoFiles {
     pub files: BTreeMap<String, String>,
     /// Whether a `services/` directory exists (an empty one is valid).
     pub has_services_dir: bool,
+    /// Other files in `services/` (`web.yml`, `notes.txt`), by path. Each is
+    /// an error: a file meant as a service must never be skipped silently.
+    pub misnamed: BTreeSet<String>,
 }
 
 impl RepoFiles {
@@ -39,18 +42,30 @@ impl RepoFiles {
         }
         let services = dir.join(SERVICES_DIR);
         let has_services_dir = services.is_dir();
+        let mut misnamed = BTreeSet::new();
         if has_services_dir {
             for entry in std::fs::read_dir(&services)? {
                 let entry = entry?;
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if is_service_file(&name) && entry.file_type()?.is_file() {
-                    files.insert(format!("{SERVICES_DIR}/{name}"), std::fs::read_to_string(entry.path())?);
+                if !entry.file_type()?.is_file() {
+                    continue;
+                }
+                let path = format!("{SERVICES_DIR}/{name}");
+                match service_entry(&name) {
+                    ServiceEntry::Service => {
+                        files.insert(path, std::fs::read_to_string(entry.path())?);
+                    }
+                    ServiceEntry::Misnamed => {
+                        misnamed.insert(path);
+                    }
+                    ServiceEntry::Ignored => {}
                 }
             }
         }
         Ok(RepoFiles {
             files,
             has_services_dir,
+            misnamed,
         })
     }
 
@@ -61,16 +76,51 @@ impl RepoFiles {
             self.files.insert(path.to_string(), text);
         } else if let Some(name) = path.strip_prefix("services/") {
             self.has_services_dir = true;
-            if is_service_file(name) {
-                self.files.insert(path.to_string(), text);
+            match service_entry(name) {
+                ServiceEntry::Service => {
+                    self.files.insert(path.to_string(), text);
+                }
+                ServiceEntry::Misnamed => {
+                    self.misnamed.insert(path.to_string());
+                }
+                ServiceEntry::Ignored => {}
             }
         }
     }
 }
 
-/// Files under `services/` that teal reads: `*.yaml`, not hidden, no subdirectories.
-pub fn is_service_file(name: &str) -> bool {
-    name.ends_with(".yaml") && !name.starts_with('.') && !name.contains('/')
+/// What teal makes of a file name directly under `services/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceEntry {
+    /// `<name>.yaml`: one service.
+    Service,
+    /// A dotfile (`.gitkeep`), or a path in a subdirectory: not read.
+    Ignored,
+    /// Anything else (`web.yml`, `web.yaml.bak`, `notes.txt`): an error.
+    Misnamed,
+}
+
+/// Classifies `name`, a file name relative to `services/`.
+pub fn service_entry(name: &str) -> ServiceEntry {
+    if name.starts_with('.') || name.contains('/') {
+        ServiceEntry::Ignored
+    } else if name.ends_with(".yaml") {
+        ServiceEntry::Service
+    } else {
+        ServiceEntry::Misnamed
+    }
+}
+
+/// What to tell the user about a misnamed file in `services/`.
+fn misnamed(path: &str) -> Diagnostic {
+    let stem = [".yml", ".YML", ".YAML", ".Yaml", ".Yml"]
+        .iter()
+        .find_map(|ext| path.strip_suffix(ext));
+    let msg = match stem {
+        Some(stem) => format!("teal reads only files ending in .yaml in services/: rename it to {stem}.yaml"),
+        None => "not a service file: services/ holds one <name>.yaml per service; rename it to end in .yaml if it is one, or move it out of services/".to_string(),
+    };
+    Diagnostic::new(path, 0, 0, msg)
 }
 
 /// Parses and validates every file, returning every problem at once, sorted
@@ -86,6 +136,7 @@ pub fn load(files: &RepoFiles) -> Result<Desired, Diagnostics> {
         ));
         return Err(Diagnostics(diags));
     }
+    diags.extend(files.misnamed.iter().map(|p| misnamed(p)));
     let repo_text = files.files.get(REPO_FILE).map(String::as_str).unwrap_or("");
     let repo_loc = Locator::new(repo_text);
     let repo: RepoFile = if repo_text.trim().is_empty() {

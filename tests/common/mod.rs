@@ -275,3 +275,34 @@ pub fn proxy_or_fail(binary: &str) {
         "these tests need {binary}: `apt-get install -y nginx-light haproxy libnginx-mod-http-lua lua-resty-core` (`.ci/run` does this)"
     );
 }
+
+/// `promtool check metrics` on a Prometheus exposition: `Err` with
+/// promtool's complaints. Fails (never skips) when promtool is missing.
+pub fn promtool_check(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => panic!(
+            "promtool is needed to check /metrics ({e}): `apt-get install -y prometheus` \
+             (Debian's package has promtool; `.ci/run` installs it)"
+        ),
+    };
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() && said.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(format!("promtool check metrics ({}): {said}", out.status))
+    }
+}

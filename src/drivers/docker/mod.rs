@@ -273,6 +273,7 @@ impl DockerDriver {
             running,
             commit: l.get(labels::COMMIT).cloned(),
             addr: addr.filter(|_| running),
+            spec: ContainerSpec::from_label(l.get(labels::SPEC_JSON), l.get(labels::SPEC).map_or("", |h| h)),
         };
         Some((service, color, obs))
     }
@@ -347,6 +348,7 @@ impl DockerDriver {
         l.insert(labels::REPLICA.into(), n.to_string());
         l.insert(labels::OWNER.into(), self.network.clone());
         l.insert(labels::IMAGE.into(), spec.image.clone());
+        l.insert(labels::SPEC_JSON.into(), spec.to_label());
         let restart = match spec.restart {
             crate::spec::RestartPolicy::No => RestartPolicyNameEnum::NO,
             crate::spec::RestartPolicy::Always => RestartPolicyNameEnum::ALWAYS,

@@ -1,0 +1,161 @@
+//! `teal history` output: aligned text for a terminal (ANSI colours only
+//! when asked) and a JSON array for tools (shape in docs/history.md).
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use super::{Entry, Kind};
+use crate::events::Event;
+use crate::spec::Color;
+
+/// Version of the JSON shape; bumped only on incompatible changes.
+pub const JSON_VERSION: u32 = 1;
+
+/// One line per entry under a header, oldest first; `color` paints the
+/// result and marks rollbacks.
+pub fn text(entries: &[Entry], color: bool) -> String {
+    let rows: Vec<[String; 7]> = entries.iter().map(row).collect();
+    let header = ["TIME (UTC)", "SERVICE", "COMMIT", "WHAT", "RESULT", "TOOK", "DETAIL"].map(String::from);
+    let mut width = header.clone().map(|h| h.len());
+    for r in &rows {
+        for (w, cell) in width.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, cells: &[String; 7], paint: &dyn Fn(usize, &str) -> String| {
+        let mut l = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            let pad = if i == 6 { 0 } else { width[i] - cell.chars().count() + 2 };
+            let _ = write!(l, "{}{}", paint(i, cell), " ".repeat(pad));
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(&mut out, &header, &|_, c| paint(color, "1", c));
+    for r in &rows {
+        line(&mut out, r, &|i, c| match i {
+            2 => paint(color, "2", c),
+            3 if c == "rollback" => paint(color, "35", c),
+            4 => paint(color, result_code(c), c),
+            _ => c.to_string(),
+        });
+    }
+    out
+}
+
+fn paint(on: bool, code: &str, s: &str) -> String {
+    if on && !s.is_empty() {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_string()
+    }
+}
+
+fn result_code(result: &str) -> &'static str {
+    match result {
+        "ok" => "32",
+        "failed" => "31",
+        _ => "33",
+    }
+}
+
+fn row(e: &Entry) -> [String; 7] {
+    let kind = match e.kind {
+        Kind::Deploy => "deploy",
+        Kind::Rollback => "rollback",
+        Kind::Refused => "refused",
+    };
+    let took = if e.kind == Kind::Refused {
+        "-".to_string()
+    } else {
+        took(Duration::from_millis(e.duration_ms))
+    };
+    [
+        e.time.get(..19).unwrap_or(&e.time).replace('T', " "),
+        e.service.clone(),
+        e.commit.get(..10).unwrap_or(&e.commit).to_string(),
+        kind.to_string(),
+        e.result.clone(),
+        took,
+        detail(e),
+    ]
+}
+
+/// `850ms`, `12.3s`, `1m 5s`: precise where it matters, short otherwise.
+fn took(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        crate::spec::duration::format(Duration::from_secs(d.as_secs()))
+    }
+}
+
+/// What a reader needs on one line: what started, where traffic went,
+/// what was stopped or removed, or why it failed or was refused.
+fn detail(e: &Entry) -> String {
+    let mut parts: Vec<String> = e
+        .started
+        .iter()
+        .map(|s| format!("started {} {}", s.color, s.image))
+        .collect();
+    if let Some(sw) = e.switch {
+        parts.push(match sw.from {
+            Some(from) => format!("traffic {from} -> {}", sw.to),
+            None => format!("traffic to {}", sw.to),
+        });
+    }
+    let ok = |s: &&Event| s.result == "ok";
+    parts.extend(e.steps.iter().filter(ok).filter_map(|s| removal(&s.step, s.color)));
+    if parts.is_empty() {
+        // Nothing started, switched or removed: say what was done (a reroute).
+        parts.extend(e.steps.iter().filter(ok).map(|s| done(&s.step, s.color)));
+        parts.dedup();
+    }
+    if let Some(err) = &e.error {
+        // One line per entry: a reason with a line per replica is joined.
+        let why = err.lines().map(str::trim).collect::<Vec<_>>().join("; ");
+        parts.push(match e.steps.iter().find(|s| s.result != "ok") {
+            Some(s) => format!("{} failed: {why}", done(&s.step, s.color)),
+            None => why,
+        });
+    }
+    if e.result == "unfinished" {
+        parts.push("no outcome recorded: still running, or teal stopped mid-deploy".into());
+    }
+    parts.join(", ")
+}
+
+/// Steps that take something away, always worth a mention.
+fn removal(step: &str, color: Option<Color>) -> Option<String> {
+    let c = color.map_or(String::new(), |c| c.to_string());
+    Some(match step {
+        "stop_color" => format!("stopped {c}"),
+        "remove_color" => format!("removed {c} containers"),
+        "remove_replicas" => format!("removed extra {c} replicas"),
+        "remove_service" => "removed the service".to_string(),
+        _ => return None,
+    })
+}
+
+/// A step in words; `events.jsonl` keeps the step's name, not its details.
+fn done(step: &str, color: Option<Color>) -> String {
+    let c = color.map_or(String::new(), |c| c.to_string());
+    match step {
+        "pull_image" => format!("pull for {c}"),
+        "start_color" => format!("start {c}"),
+        "wait_healthy" => format!("check {c}"),
+        "switch" => format!("switch to {c}"),
+        "reroute" => format!("proxy entry updated (traffic on {c})"),
+        "drain" => format!("drain {c}"),
+        other => removal(other, color).unwrap_or_else(|| format!("{other} {c}").trim_end().to_string()),
+    }
+}
+
+/// `{"version": 1, "entries": [...]}`, entries oldest first.
+pub fn json(entries: &[Entry]) -> serde_json::Value {
+    serde_json::json!({ "version": JSON_VERSION, "entries": entries })
+}
