@@ -48,6 +48,16 @@ pub(crate) fn write_atomic(path: &Path, text: &str) -> Result<(), ProxyError> {
     std::fs::rename(&tmp, path).map_err(io)
 }
 
+/// `write_atomic` off the async runtime: a rename can wait seconds on the
+/// filesystem's journal (seen on ext4 under load), which must stall
+/// neither the reconcile loop nor a switch that already happened.
+pub(crate) async fn persist(path: &Path, text: String) -> Result<(), ProxyError> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || write_atomic(&path, &text))
+        .await
+        .map_err(|e| ProxyError::Other(format!("writing a proxy file: {e}")))?
+}
+
 /// Reads a file that may not exist.
 pub(crate) fn read_opt(path: &Path) -> Result<Option<String>, ProxyError> {
     match std::fs::read_to_string(path) {

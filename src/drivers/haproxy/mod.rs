@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 
 use tokio::sync::Mutex;
 
-use super::reload::{config_token, read_opt, run, sha256, wait_for_config, write_atomic};
+use super::reload::{config_token, persist, read_opt, run, sha256, wait_for_config};
 use super::route::{Counters, Counts, ObservedRoute, ProxyError, RouteSpec, DRIFTED};
 use crate::spec::{Color, PerColor};
 use render::{backend, structure, switch_commands, PLACEHOLDER, ROUTE};
@@ -102,12 +102,15 @@ impl Haproxy {
         let (mut routes, _) = self.read_routes()?;
         let before = structure(&routes);
         routes.insert(route.service.clone(), route.clone());
-        let reload = before != structure(&routes);
-        self.write(&route.service, &routes, reload).await?;
-        if !reload {
-            self.runtime.call(&switch_commands(route)).await?;
+        if before != structure(&routes) {
+            return self.write(&route.service, &routes).await;
         }
-        Ok(())
+        // Traffic moves through the runtime API first; then the file that a
+        // restarted HAProxy would load records it. A rename can stall on
+        // the filesystem's journal for seconds (seen on ext4 under load:
+        // the cause of the rare multi-second switch), a switch must not.
+        self.runtime.call(&switch_commands(route)).await?;
+        persist(&self.config.config, render(&routes, &self.config, &config_token())).await
     }
 
     /// Removes one service's backends and routes (a reload).
@@ -117,39 +120,34 @@ impl Haproxy {
         if routes.remove(service).is_none() {
             return Ok(());
         }
-        self.write(service, &routes, true).await
+        self.write(service, &routes).await
     }
 
     /// Renders the whole file again with the current settings and reloads.
     pub async fn resync(&self) -> Result<(), ProxyError> {
         let _one = self.lock.lock().await;
         let (routes, _) = self.read_routes()?;
-        self.write("(all services)", &routes, true).await
+        self.write("(all services)", &routes).await
     }
 
-    /// Writes the whole file (checked by `haproxy -c` first when it will be
-    /// reloaded), then reloads if asked.
-    async fn write(&self, service: &str, routes: &BTreeMap<String, RouteSpec>, reload: bool) -> Result<(), ProxyError> {
+    /// Writes the whole file, checked by `haproxy -c` first, reloads, and
+    /// waits until the new config serves.
+    async fn write(&self, service: &str, routes: &BTreeMap<String, RouteSpec>) -> Result<(), ProxyError> {
         let token = config_token();
         let text = render(routes, &self.config, &token);
-        if reload {
-            self.check(service, &text).await?;
-        }
-        write_atomic(&self.config.config, &text)?;
-        if reload {
-            run(&self.config.reload)
-                .await
-                .map_err(|(command, output)| ProxyError::Command { command, output })?;
-            wait_for_config(&self.config.listen, &token).await?;
-            self.runtime.wait_ready().await?;
-        }
-        Ok(())
+        self.check(service, &text).await?;
+        persist(&self.config.config, text).await?;
+        run(&self.config.reload)
+            .await
+            .map_err(|(command, output)| ProxyError::Command { command, output })?;
+        wait_for_config(&self.config.listen, &token).await?;
+        self.runtime.wait_ready().await
     }
 
     /// `haproxy -c` on a copy of the new file.
     async fn check(&self, service: &str, text: &str) -> Result<(), ProxyError> {
         let tmp = self.config.config.with_extension("check.cfg");
-        write_atomic(&tmp, text)?;
+        persist(&tmp, text.to_string()).await?;
         let check = [
             self.config.binary.clone(),
             "-c".into(),

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-use crate::drivers::reload::write_atomic;
+use crate::drivers::reload::persist;
 use crate::drivers::route::{Backend, Counters, ProxyError};
 use crate::spec::{Color, PerColor};
 
@@ -72,11 +72,15 @@ impl Balancer {
         parse_pools(&text).map_err(|e| self.err(format!("unreadable answer to GET /pools: {e}")))
     }
 
-    /// Replaces the whole set of pools: the peers file first, then nginx.
+    /// Replaces the whole set of pools in nginx, then records them in the
+    /// peers file (what a restarted nginx loads). nginx first: the file is
+    /// only a restart record, and a rename may stall on the filesystem.
+    /// Only checked peers are ever set, so a crash between the two leaves
+    /// the file on an earlier set of checked peers.
     pub async fn set_pools(&self, pools: &Pools) -> Result<(), ProxyError> {
         let text = render_pools(pools);
-        write_atomic(&self.peers_file, &text)?;
-        self.request("PUT", "/pools", &text).await.map(|_| ())
+        self.request("PUT", "/pools", &text).await?;
+        persist(&self.peers_file, text).await
     }
 
     /// Responses counted per pool and color since the counters were created.
@@ -184,6 +188,31 @@ pub fn parse_pools(text: &str) -> Result<Pools, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_socket_that_accepts_but_never_answers_is_an_error_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = Balancer::in_dir(dir.path());
+        let listener = tokio::net::UnixListener::bind(&b.socket).unwrap();
+        let hold = tokio::spawn(async move {
+            let (conn, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            drop(conn);
+        });
+        let err = b.pools().await.unwrap_err().to_string();
+        assert!(err.contains("no answer within 5s to GET /pools"), "{err}");
+        hold.abort();
+    }
+
+    #[tokio::test]
+    async fn a_missing_socket_names_the_likely_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Balancer::in_dir(dir.path()).pools().await.unwrap_err().to_string();
+        assert!(
+            err.contains("is nginx running with teal's teal-balancer.conf included?"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn pools_round_trip_through_the_text_form() {

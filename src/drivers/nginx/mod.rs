@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::sync::Mutex;
 
-use super::reload::{config_token, read_opt, run, sha256, wait_for_config, write_atomic};
+use super::reload::{config_token, persist, read_opt, run, sha256, wait_for_config, write_atomic};
 use super::route::{Counters, ObservedRoute, ProxyError, RouteSpec, DRIFTED};
 use balancer::{preview_pool, Balancer, Pools};
 use render::{Meta, HEADER};
@@ -158,12 +158,18 @@ impl Nginx {
     pub async fn apply(&self, route: &RouteSpec) -> Result<(), ProxyError> {
         let _one = self.lock.lock().await;
         let text = render::service(route, self.config.balancer.is_some());
-        self.change(&route.service, vec![(self.service_path(&route.service), Some(text))])
+        let unwritten = self
+            .change(&route.service, vec![(self.service_path(&route.service), Some(text))])
             .await?;
         if let Some(b) = &self.config.balancer {
             let mut pools = b.pools().await?;
             set_pools_of(&mut pools, &route.service, Some(route));
             b.set_pools(&pools).await?;
+        }
+        // The record of the route, after traffic moved: a rename can stall
+        // on the filesystem's journal for seconds, a switch must not.
+        for (path, text) in unwritten {
+            persist(&path, text).await?;
         }
         Ok(())
     }
@@ -189,30 +195,42 @@ impl Nginx {
     /// reloads when they changed.
     pub async fn resync(&self) -> Result<(), ProxyError> {
         let _one = self.lock.lock().await;
-        self.change("(all services)", vec![]).await
+        self.change("(all services)", vec![]).await.map(|_| ())
     }
 
-    /// Applies file changes plus regenerated shared files. When only
-    /// headers changed (a switch through the balancer) the files are
-    /// written with no reload; otherwise `nginx -t` checks them first and
-    /// all are rolled back when it rejects them.
-    async fn change(&self, service: &str, files: Vec<(PathBuf, Option<String>)>) -> Result<(), ProxyError> {
+    /// Applies a change of service files plus the regenerated shared
+    /// files. A change of structure is written, checked by `nginx -t` (all
+    /// rolled back when it is rejected), reloaded and awaited. When only
+    /// headers differ (a switch through the balancer), nothing is written:
+    /// the files are returned, to be recorded once traffic has moved.
+    async fn change(
+        &self,
+        service: &str,
+        files: Vec<(PathBuf, Option<String>)>,
+    ) -> Result<Vec<(PathBuf, String)>, ProxyError> {
         let dir = &self.config.conf_dir;
-        let mut backup = vec![];
         let mut structural = false;
+        let mut olds = vec![];
         for (path, text) in &files {
             let old = read_opt(path)?;
             structural |= old.as_deref().and_then(body_of) != text.as_deref().and_then(body_of);
-            put(path, text.as_deref())?;
-            backup.push((path.clone(), old));
+            olds.push(old);
         }
-        // Routes from every header, drifted bodies included: a hand-edited
-        // upstream must not make its server disappear.
-        let routes: Vec<RouteSpec> = self
+        // Routes from every header, drifted bodies included (a hand-edited
+        // upstream must not make its server disappear), with the change.
+        let changed = |p: &Path| files.iter().any(|(f, _)| f == p);
+        let mut routes: Vec<RouteSpec> = self
             .service_files()?
             .iter()
+            .filter(|(svc, _)| !changed(&self.service_path(svc)))
             .filter_map(|(_, t)| parse_header(t).map(|m| m.route))
             .collect();
+        routes.extend(
+            files
+                .iter()
+                .filter_map(|(_, t)| parse_header(t.as_deref()?).map(|m| m.route)),
+        );
+        routes.sort_by(|a, b| a.service.cmp(&b.service));
         let token = config_token();
         let balanced = self.config.balancer.is_some();
         let servers = render::servers(
@@ -234,7 +252,11 @@ impl Nginx {
             structural |= !verified(&old);
         }
         if !structural {
-            return Ok(());
+            return Ok(files.into_iter().filter_map(|(p, t)| Some((p, t?))).collect());
+        }
+        let mut backup: Vec<(PathBuf, Option<String>)> = files.iter().map(|(p, _)| p.clone()).zip(olds).collect();
+        for (path, text) in &files {
+            put(path, text.as_deref())?;
         }
         for (path, text) in shared {
             backup.push((path.clone(), read_opt(&path)?));
@@ -258,7 +280,8 @@ impl Nginx {
         run(&self.config.reload)
             .await
             .map_err(|(command, output)| ProxyError::Command { command, output })?;
-        wait_for_config(&self.config.listen, &token).await
+        wait_for_config(&self.config.listen, &token).await?;
+        Ok(vec![])
     }
 }
 
