@@ -83,6 +83,41 @@ fn route(c: Color, blue: &[SocketAddr], green: &[SocketAddr]) -> RouteSpec {
     }
 }
 
+/// The color a fresh request through the proxy reaches.
+async fn color_served(listen: &str) -> Option<Color> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(listen).await.ok()?;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: bench.test\r\nConnection: close\r\n\r\n")
+        .await
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.ok()?;
+    out.split("\r\n\r\n").nth(1)?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Milliseconds from `since` until requests reach `to`.
+async fn until_served(listen: &str, to: Color, since: Instant) -> f64 {
+    while color_served(listen).await != Some(to) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Per switch: milliseconds until traffic moved, and until the call
+/// returned (which includes recording the route on disk).
+#[derive(Default)]
+struct Times {
+    moved: Vec<f64>,
+    call: Vec<f64>,
+}
+
+/// "median / max" of a list of milliseconds.
+fn spread(ms: &[f64]) -> String {
+    let mut ms = ms.to_vec();
+    ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    format!("{:.1} / {:.1} ms", ms[ms.len() / 2], ms[ms.len() - 1])
+}
+
 /// wrk for the time `switches` switches take, switching when asked.
 async fn run(
     driver: &ProxyDriver,
@@ -90,40 +125,41 @@ async fn run(
     addrs: &[Vec<SocketAddr>; 2],
     switches: usize,
     switch: bool,
-) -> (WrkResult, Vec<f64>) {
+) -> (WrkResult, Times) {
     let [blue, green] = addrs;
     driver.apply(&route(Color::Blue, blue, green)).await.unwrap();
     let secs = (switches as f64 * (PAUSE.as_secs_f64() + 0.05) + 3.0).ceil() as u64;
     let load = Wrk::start(listen, "bench.test", secs);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let mut switch_ms = vec![];
+    let mut times = Times::default();
     for i in 0..switches {
         if switch {
             let to = if i % 2 == 0 { Color::Green } else { Color::Blue };
             let t = Instant::now();
-            if let Err(e) = driver.apply(&route(to, blue, green)).await {
-                println!(
-                    "  switch {i} failed after {:.1} ms: {e}",
-                    t.elapsed().as_secs_f64() * 1000.0
-                );
+            let call = async {
+                let r = driver.apply(&route(to, blue, green)).await;
+                (r, t.elapsed().as_secs_f64() * 1000.0)
+            };
+            let ((r, call_ms), moved_ms) = tokio::join!(call, until_served(listen, to, t));
+            if let Err(e) = r {
+                println!("  switch {i} failed after {call_ms:.1} ms: {e}");
             }
-            switch_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            times.call.push(call_ms);
+            times.moved.push(moved_ms);
         }
         tokio::time::sleep(PAUSE).await;
     }
-    (load.finish(), switch_ms)
+    (load.finish(), times)
 }
 
-fn report(name: &str, r: &WrkResult, ms: &[f64], switches: usize) {
-    let mut ms = ms.to_vec();
-    ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let calls = if ms.is_empty() {
+fn report(name: &str, r: &WrkResult, t: &Times, switches: usize) {
+    let calls = if t.call.is_empty() {
         "no switches".to_string()
     } else {
         format!(
-            "{switches} switches, call median {:.1} ms, max {:.1} ms",
-            ms[ms.len() / 2],
-            ms[ms.len() - 1]
+            "{switches} switches, traffic moved (median / max) {}, call returned {}",
+            spread(&t.moved),
+            spread(&t.call)
         )
     };
     println!(

@@ -9,7 +9,6 @@
 --   green 0
 local M = {}
 local dict = ngx.shared.teal_balancer
-local cache = {}
 
 local function parse_pool(text)
   local pool = { blue = { w = 0, peers = {} }, green = { w = 0, peers = {} } }
@@ -81,21 +80,38 @@ function M.set(text)
     end
   end
   dict:set("names", table.concat(order, " "))
+  dict:incr("gen", 1, 0)
   return true
 end
 
+-- Per worker: the parsed pools of the dict's generation `seen`. A set
+-- bumps the generation, so one number is read per request, and the round
+-- robin counters stay in the worker (no lock on the shared dict).
+local seen, pools = -1, {}
+
 local function get_pool(name)
-  local text = dict:get("pool:" .. name)
-  if not text then
-    return nil
+  local gen = dict:get("gen") or 0
+  if gen ~= seen then
+    seen, pools = gen, {}
   end
-  local c = cache[name]
-  if c and c.text == text then
-    return c.pool
+  local p = pools[name]
+  if p == nil then
+    local text = dict:get("pool:" .. name)
+    p = text and parse_pool(text) or false
+    if p then
+      p.rr = 0
+      for _, color in ipairs({ "blue", "green" }) do
+        local c = p[color]
+        c.rr = 0
+        c.keys = {}
+        for _, class in ipairs({ "2xx", "3xx", "4xx", "5xx" }) do
+          c.keys[class] = "n:" .. name .. ":" .. color .. ":" .. class
+        end
+      end
+    end
+    pools[name] = p
   end
-  local pool = parse_pool(text)
-  cache[name] = { text = text, pool = pool }
-  return pool
+  return p or nil
 end
 
 -- access phase: choose the color by weight and remember it for the
@@ -112,13 +128,12 @@ function M.pick(name)
     return ngx.exit(503)
   end
   -- 37 is prime to 100: consecutive requests spread over the 100 slots.
-  local n = dict:incr("rr:" .. name, 1, 0)
-  local color = ((n * 37) % 100) * total < bw * 100 and "blue" or "green"
+  pool.rr = pool.rr + 1
+  local c = ((pool.rr * 37) % 100) * total < bw * 100 and pool.blue or pool.green
+  c.rr = c.rr + 1
   local ctx = ngx.ctx
-  ctx.teal_pool = name
-  ctx.teal_color = color
-  ctx.teal_peers = pool[color].peers
-  ctx.teal_i = dict:incr("rr:" .. name .. ":" .. color, 1, 0)
+  ctx.teal = c
+  ctx.teal_i = c.rr
 end
 
 -- balancer phase: the next peer of the chosen color; a retry (an
@@ -126,10 +141,11 @@ end
 function M.balance()
   local balancer = require("ngx.balancer")
   local ctx = ngx.ctx
-  local peers = ctx.teal_peers
-  if not peers then
+  local c = ctx.teal
+  if not c then
     return ngx.exit(ngx.ERROR)
   end
+  local peers = c.peers
   local tries = ctx.teal_tries or 0
   if tries == 0 and #peers > 1 then
     balancer.set_more_tries(#peers - 1)
@@ -145,13 +161,13 @@ end
 
 -- log phase: one count per response of a chosen color.
 function M.log()
-  local ctx = ngx.ctx
-  if not ctx.teal_color then
+  local c = ngx.ctx.teal
+  if not c then
     return
   end
   local s = ngx.status
   local class = (s >= 500 and "5xx") or (s >= 400 and "4xx") or (s >= 300 and "3xx") or "2xx"
-  dict:incr("n:" .. ctx.teal_pool .. ":" .. ctx.teal_color .. ":" .. class, 1, 0)
+  dict:incr(c.keys[class], 1, 0)
 end
 
 -- The control API on teal's unix socket.
