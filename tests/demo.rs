@@ -83,6 +83,14 @@ async fn demo_serves_switches_on_a_committed_bump_and_cleans_up() {
         .success());
     let status = child.wait().unwrap();
     assert!(status.success(), "Ctrl-C stops the demo cleanly: {status}");
+    // ... and the proxy it started: nothing of it keeps running.
+    let proxy_dir = std::fs::canonicalize(&dir).unwrap().join("state/proxy");
+    let left = common::host::processes_of(&proxy_dir);
+    assert!(left.is_empty(), "the demo's proxy outlived Ctrl-C: {left:?}");
+    assert!(
+        std::net::TcpStream::connect(&listen).is_err(),
+        "nothing listens on {listen}"
+    );
 
     let clean = Command::new(teal_bin())
         .args(["demo", "--clean", "--dir", dir.to_str().unwrap(), "--name", &name])

@@ -177,3 +177,44 @@ async fn a_dead_haproxy_comes_back_serving_only_checked_colors() {
 async fn a_dead_nginx_comes_back_serving_only_checked_colors() {
     a_dead_proxy_comes_back_serving_only_checked_colors("nginx").await;
 }
+
+/// A restarted teal with a new `proxy.listen` keeps the same process and
+/// moves it over by a seamless reload: never a second proxy.
+async fn a_new_listen_address_is_taken_by_the_adopted_proxy(kind: &str) {
+    proxy_or_fail(kind);
+    let mut h = TestHost::new("relisten").await;
+    let v1 = app_image_version(&h.docker, "1.0", true).await;
+    h.push("web 1.0", &h.service("blue", &v1, None, ""));
+    h.managed_config(kind);
+    let mut daemon = h.start_daemon();
+    h.until_serves("1.0 blue\n", 60).await;
+    let pid = h.proxy_pid().unwrap();
+    daemon.kill_9();
+
+    let old = h.listen.clone();
+    h.listen = format!("127.0.0.1:{}", common::free_port());
+    h.managed_config(kind);
+    let mut daemon = h.start_daemon();
+    h.until_logged("adopted the running managed proxy", 30).await;
+    h.until_serves("1.0 blue\n", 30).await;
+    assert_eq!(h.proxy_pid(), Some(pid), "{kind}: the same process");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&old).is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(std::net::TcpStream::connect(&old).is_err(), "{kind}: {old} was let go");
+    daemon.terminate();
+    assert!(processes_of(&h.proxy_dir()).is_empty());
+}
+
+#[tokio::test]
+async fn haproxy_moves_to_a_new_listen_address_in_place() {
+    a_new_listen_address_is_taken_by_the_adopted_proxy("haproxy").await;
+}
+
+#[tokio::test]
+async fn nginx_moves_to_a_new_listen_address_in_place() {
+    a_new_listen_address_is_taken_by_the_adopted_proxy("nginx").await;
+}
