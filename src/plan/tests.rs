@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::spec::{Color::*, Health, Preview, Probe, RestartPolicy, Route, Service, Switch};
+use crate::spec::{Color::*, Health, Preview, Probe, RestartPolicy, Route, Service, Strategy, Switch};
 
 const V1: &str = "registry.example.com/shop/web:1.4.1";
 const V2: &str = "registry.example.com/shop/web:1.4.2";
@@ -45,6 +45,8 @@ fn web() -> Service {
             drain: Duration::from_secs(5),
             keep_idle: true,
         },
+        strategy: Strategy::BlueGreen,
+        analysis: None,
     }
 }
 
