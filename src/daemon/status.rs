@@ -31,6 +31,16 @@ pub struct ServiceStatus {
     pub images: PerColor<Option<String>>,
     /// Running replicas per color.
     pub running: PerColor<u32>,
+    /// Share of requests per color, as the proxy reports it.
+    #[serde(default)]
+    pub weights: PerColor<u32>,
+    /// The rollout in progress or last finished (canary step, verify
+    /// window, done, rolled back), as recorded.
+    #[serde(default)]
+    pub rollout: Option<crate::strategy::Progress>,
+    /// Set while the desired service is held after analysis rolled it back.
+    #[serde(default)]
+    pub rolled_back: Option<super::rollouts::RolledBackStatus>,
     pub last_deploy: Option<Deploy>,
 }
 
@@ -49,6 +59,8 @@ pub struct Deploy {
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
     pub deploys: BTreeMap<(String, String), u64>,
+    /// Rollbacks by analysis, by (service, reason).
+    pub rollbacks: BTreeMap<(String, String), u64>,
     pub failed_checks: BTreeMap<String, u64>,
     pub drift_corrections: BTreeMap<String, u64>,
     pub reconcile_seconds_sum: f64,
@@ -81,6 +93,15 @@ impl Metrics {
                 "teal_deploys_total{{service=\"{}\",result=\"{}\"}} {n}",
                 esc(svc),
                 esc(result)
+            );
+        }
+        o.push_str("# HELP teal_rollbacks_total Rollouts that analysis rolled back, by service and reason (errors, no_traffic).\n# TYPE teal_rollbacks_total counter\n");
+        for ((svc, reason), n) in &self.rollbacks {
+            let _ = writeln!(
+                o,
+                "teal_rollbacks_total{{service=\"{}\",reason=\"{}\"}} {n}",
+                esc(svc),
+                esc(reason)
             );
         }
         o.push_str("# HELP teal_failed_checks_total Health gates that did not pass.\n# TYPE teal_failed_checks_total counter\n");

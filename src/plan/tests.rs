@@ -6,9 +6,9 @@ use super::*;
 use crate::spec::{Color::*, Health, Preview, Probe, RestartPolicy, Route, Service, Strategy, Switch};
 
 const V1: &str = "registry.example.com/shop/web:1.4.1";
-const V2: &str = "registry.example.com/shop/web:1.4.2";
+pub(super) const V2: &str = "registry.example.com/shop/web:1.4.2";
 
-fn web() -> Service {
+pub(super) fn web() -> Service {
     Service {
         name: "web".into(),
         file: "services/web.yaml".into(),
@@ -50,13 +50,13 @@ fn web() -> Service {
     }
 }
 
-fn desired(list: &[Service]) -> Desired {
+pub(super) fn desired(list: &[Service]) -> Desired {
     Desired {
         services: list.iter().map(|s| (s.name.clone(), s.clone())).collect(),
     }
 }
 
-fn with(f: impl Fn(&mut Service)) -> Service {
+pub(super) fn with(f: impl Fn(&mut Service)) -> Service {
     let mut s = web();
     f(&mut s);
     s
