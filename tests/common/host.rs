@@ -190,6 +190,46 @@ impl TestHost {
         panic!("the daemon never logged {text:?}; log:\n{}", self.log_text());
     }
 
+    /// The service's rollout record, as JSON, if any.
+    pub fn rollout(&self) -> Option<serde_json::Value> {
+        let text = std::fs::read_to_string(self.state.join(format!("rollouts/{}.json", self.svc))).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// The phase of the rollout record: `step`, `verify`, `done`,
+    /// `rolled_back`, with the step index for a step.
+    pub fn phase(&self) -> Option<String> {
+        let r = self.rollout()?;
+        let phase = r["phase"]["phase"].as_str()?.to_string();
+        Some(match r["phase"]["index"].as_u64() {
+            Some(i) => format!("{phase} {i}"),
+            None => phase,
+        })
+    }
+
+    /// Polls until the rollout record is in `phase`, or fails after `secs`.
+    pub async fn until_phase(&self, phase: &str, secs: u64) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(secs) {
+            if self.phase().as_deref() == Some(phase) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "the rollout never reached {phase:?} (now {:?}); log:\n{}",
+            self.phase(),
+            self.log_text()
+        );
+    }
+
+    /// `GET /status` of the daemon, as JSON.
+    pub async fn status(&self) -> serde_json::Value {
+        let (code, body) = try_get_via(&self.api, "localhost", "/status").await.expect("the status API answers");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
     /// The managed proxy's dir.
     pub fn proxy_dir(&self) -> PathBuf {
         self.state.join("proxy")
