@@ -11,7 +11,6 @@
 //! module, HAProxy and wrk). `TEAL_BENCH_PROXY=haproxy|nginx` runs one.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::sync::{Arc, Mutex};
@@ -63,8 +62,17 @@ async fn rollback_once(kind: &str) -> (f64, usize) {
     }
     daemon.terminate();
     let seen = seen.lock().unwrap();
-    let first_5xx = seen.iter().find(|(_, _, s)| *s >= 500).map(|(t, _, _)| *t).expect("a 5xx was seen");
-    let last_bad = seen.iter().filter(|(_, v, _)| v == "3.0").map(|(t, _, _)| *t).max().unwrap();
+    let first_5xx = seen
+        .iter()
+        .find(|(_, _, s)| *s >= 500)
+        .map(|(t, _, _)| *t)
+        .expect("a 5xx was seen");
+    let last_bad = seen
+        .iter()
+        .filter(|(_, v, _)| v == "3.0")
+        .map(|(t, _, _)| *t)
+        .max()
+        .unwrap();
     ((last_bad - first_5xx).as_secs_f64() * 1000.0, seen.len())
 }
 

@@ -80,6 +80,7 @@ fn stale(svc: &ObservedService, r: &ObservedRoute, d: &Service) -> bool {
             .get(*c)
             .iter()
             .filter(|x| x.running && x.replica < d.replicas)
+            .filter(|x| x.name == crate::spec::container::container_name(&d.name, *c, x.replica))
             .filter_map(|x| x.addr.map(|a| SocketAddr::new(a, d.port)))
             .collect();
         let served: BTreeSet<SocketAddr> = r.addrs.get(*c).iter().copied().collect();

@@ -25,7 +25,11 @@ async fn sample_until_finished(h: &TestHost, secs: u64) -> Vec<(String, Instant,
         if phase == "done" || phase == "rolled_back" {
             return out;
         }
-        assert!(start.elapsed() < Duration::from_secs(secs), "no end of the rollout:\n{}", h.log_text());
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "no end of the rollout:\n{}",
+            h.log_text()
+        );
         if let Ok((_, body)) = try_get_via(&h.listen, &h.host, "/").await {
             let version = body.split_whitespace().next().unwrap_or("").to_string();
             out.push((phase, Instant::now(), version));
@@ -62,13 +66,27 @@ async fn a_good_canary_walks_its_steps(kind: &str) {
     for (phase, weight) in [("step 0", 20.0), ("step 1", 50.0)] {
         let (n, new, first, last) = per[phase];
         let share = new as f64 * 100.0 / n as f64;
-        eprintln!("{kind}: {phase}: {share:.1} % of {n} samples to 2.0 (want {weight} %), held {:?}", last - first);
+        eprintln!(
+            "{kind}: {phase}: {share:.1} % of {n} samples to 2.0 (want {weight} %), held {:?}",
+            last - first
+        );
         assert!(n >= 20, "{kind}: {phase}: only {n} samples");
-        assert!((share - weight).abs() <= 8.0, "{kind}: {phase}: {share:.1} % to 2.0, want {weight} %");
-        assert!(last - first >= Duration::from_millis(2500), "{kind}: {phase} held {:?}", last - first);
+        assert!(
+            (share - weight).abs() <= 8.0,
+            "{kind}: {phase}: {share:.1} % to 2.0, want {weight} %"
+        );
+        assert!(
+            last - first >= Duration::from_millis(2500),
+            "{kind}: {phase} held {:?}",
+            last - first
+        );
     }
     for _ in 0..20 {
-        assert_eq!(get_via(&h.listen, &h.host, "/").await.1, "2.0 green\n", "{kind}: 100 % at the end");
+        assert_eq!(
+            get_via(&h.listen, &h.host, "/").await.1,
+            "2.0 green\n",
+            "{kind}: 100 % at the end"
+        );
     }
     let status = h.status().await;
     assert_eq!(status["services"][&h.svc]["rollout"]["phase"]["phase"], "done");
@@ -101,14 +119,28 @@ async fn a_bad_canary_is_rolled_back_and_not_retried(kind: &str) {
     h.until_phase("rolled_back", 60).await;
     let _ = load.finish();
     for _ in 0..20 {
-        assert_eq!(get_via(&h.listen, &h.host, "/").await.1, "1.0 blue\n", "{kind}: all traffic back");
+        assert_eq!(
+            get_via(&h.listen, &h.host, "/").await.1,
+            "1.0 blue\n",
+            "{kind}: all traffic back"
+        );
     }
     let figures = h.rollout().unwrap()["phase"]["figures"].as_str().unwrap().to_string();
-    assert!(figures.starts_with("5xx ") && figures.ends_with("responses > 5 %"), "{figures}");
+    assert!(
+        figures.starts_with("5xx ") && figures.ends_with("responses > 5 %"),
+        "{figures}"
+    );
     // The failed color keeps running, idle, for inspection.
     let running = |color: &str| {
         let out = std::process::Command::new("docker")
-            .args(["ps", "-q", "--filter", &format!("label=teal.service={}", h.svc), "--filter", &format!("label=teal.color={color}")])
+            .args([
+                "ps",
+                "-q",
+                "--filter",
+                &format!("label=teal.service={}", h.svc),
+                "--filter",
+                &format!("label=teal.color={color}"),
+            ])
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).lines().count()
@@ -120,10 +152,18 @@ async fn a_bad_canary_is_rolled_back_and_not_retried(kind: &str) {
     let s = &status["services"][&h.svc];
     assert_eq!(s["rolled_back"]["figures"].as_str(), Some(figures.as_str()), "{status}");
     let events = std::fs::read_to_string(h.state.join("events.jsonl")).unwrap();
-    assert!(events.lines().any(|l| l.contains("\"rolled back\"") && l.contains(&figures)), "{events}");
+    assert!(
+        events
+            .lines()
+            .any(|l| l.contains("\"rolled back\"") && l.contains(&figures)),
+        "{events}"
+    );
     let metrics = try_get_via(&h.api, "localhost", "/metrics").await.unwrap().1;
     assert!(
-        metrics.contains(&format!("teal_rollbacks_total{{service=\"{}\",reason=\"errors\"}} 1", h.svc)),
+        metrics.contains(&format!(
+            "teal_rollbacks_total{{service=\"{}\",reason=\"errors\"}} 1",
+            h.svc
+        )),
         "{metrics}"
     );
     assert!(h.log_text().contains("rolled back by analysis"), "{}", h.log_text());
@@ -137,10 +177,7 @@ async fn a_bad_canary_is_rolled_back_and_not_retried(kind: &str) {
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(h.rollout(), record, "{kind}: no new rollout after a restart");
     assert_eq!(get_via(&h.listen, &h.host, "/").await.1, "1.0 blue\n");
-    let plan = common::teal(
-        h.dir.path(),
-        &["plan", "--config", h.config.to_str().unwrap()],
-    );
+    let plan = common::teal(h.dir.path(), &["plan", "--config", h.config.to_str().unwrap()]);
     assert!(
         plan.stdout.contains("rolled back by analysis at ") && plan.stdout.contains("revert or push a fix"),
         "{kind}: teal plan says so:\n{}{}",
@@ -165,15 +202,21 @@ async fn blue_green_verify_switches_back_on_errors() {
     let h = TestHost::new("verify").await;
     let v1 = app_image_version(&h.docker, "1.0", true).await;
     let bad = failing_app_image(&h.docker, "3.0", 30).await;
-    let verify = "analysis: {max_errors: 5%, min_requests: 10, verify: 20s}\nswitch: {drain: 100ms, keep_idle: false}\n";
-    h.push("web 1.0", &h.service("blue", &v1, None, verify).replace("switch: {drain: 100ms}\n", ""));
+    let verify =
+        "analysis: {max_errors: 5%, min_requests: 10, verify: 20s}\nswitch: {drain: 100ms, keep_idle: false}\n";
+    h.push(
+        "web 1.0",
+        &h.service("blue", &v1, None, verify)
+            .replace("switch: {drain: 100ms}\n", ""),
+    );
     h.managed_config("haproxy");
     let _daemon = h.start_daemon();
     h.until_serves("1.0 blue\n", 60).await;
     let load = Wrk::start(&h.listen, &h.host, 8);
     h.push(
         "web 3.0",
-        &h.service("green", &v1, Some(&bad), verify).replace("switch: {drain: 100ms}\n", ""),
+        &h.service("green", &v1, Some(&bad), verify)
+            .replace("switch: {drain: 100ms}\n", ""),
     );
     h.until_phase("rolled_back", 60).await;
     let _ = load.finish();
@@ -226,7 +269,11 @@ async fn kill_9_mid_canary_resumes_from_the_recorded_step() {
     h.until_phase("done", 60).await;
     let r = load.finish();
     assert_eq!(r.failed(), 0, "{r:?}");
-    assert!(h.log_text().matches("canary step 2: 50 %").count() >= 2, "resumed step 2:\n{}", h.log_text());
+    assert!(
+        h.log_text().matches("canary step 2: 50 %").count() >= 2,
+        "resumed step 2:\n{}",
+        h.log_text()
+    );
     for _ in 0..10 {
         assert_eq!(get_via(&h.listen, &h.host, "/").await.1, "2.0 green\n");
     }

@@ -7,6 +7,7 @@
 //! traffic to a color that has not passed its checks in this run.
 
 pub mod record;
+mod rolling;
 mod rollout;
 
 use std::collections::BTreeSet;
@@ -175,6 +176,7 @@ impl Engine<'_> {
                 self.rollout(need()?, step).await?;
             }
             Step::Verify { .. } => self.rollout(need()?, step).await?,
+            Step::Roll { color, max_surge, .. } => self.roll(need()?, *color, *max_surge).await?,
             Step::Reroute { color } => {
                 let route = self.route(need()?, &all_on(*color), color.other()).await?;
                 self.proxy.apply(&route).await?;
@@ -202,7 +204,10 @@ impl Engine<'_> {
         Ok(per_color
             .get(color)
             .iter()
+            // A rolling update's `-next` container is routed only by the
+            // update itself, once checked.
             .filter(|c| c.running && c.replica < svc.replicas)
+            .filter(|c| c.name == crate::spec::container::container_name(&svc.name, color, c.replica))
             .filter_map(|c| {
                 c.addr.map(|addr| Target {
                     container: c.name.clone(),

@@ -109,6 +109,15 @@ pub enum Step {
         to: Color,
         steps: Vec<crate::spec::CanaryStep>,
     },
+    /// Replace the replicas of the live `color` in place, `max_surge` at a
+    /// time: each new one is checked and takes traffic before an old one
+    /// drains (strategy: rolling).
+    Roll {
+        color: Color,
+        image: String,
+        replicas: u32,
+        max_surge: u32,
+    },
     /// After the switch, judge `color` for `duration`; errors above the
     /// budget switch back to `from`.
     Verify {
@@ -149,7 +158,7 @@ impl Step {
             | Step::StopColor { color }
             | Step::RemoveColor { color } => Some(*color),
             Step::Switch { to, .. } | Step::Canary { to, .. } => Some(*to),
-            Step::Verify { color, .. } => Some(*color),
+            Step::Verify { color, .. } | Step::Roll { color, .. } => Some(*color),
             Step::RemoveService => None,
         }
     }

@@ -106,6 +106,15 @@ pub fn step(s: &Step) -> String {
             };
             format!("canary {from} -> {to}: {}, {holds}", shares.join(" -> "))
         }
+        Step::Roll {
+            color,
+            image,
+            replicas,
+            max_surge,
+        } => format!(
+            "rolling update of {color} to {image}: {replicas} replica{}, {max_surge} at a time",
+            if *replicas == 1 { "" } else { "s" }
+        ),
         Step::Verify {
             color,
             from,

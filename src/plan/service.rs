@@ -135,6 +135,11 @@ pub(super) fn plan_service(name: &str, desired: Option<&Service>, observed: Opti
 /// message names the fields that changed when the container carries the
 /// spec it was created from.
 fn refusal(svc: &Service, obs: &ObservedService) -> Option<String> {
+    if matches!(svc.strategy, Strategy::Rolling { .. }) {
+        // Replacing the live color in place is what rolling does, a few
+        // checked replicas at a time.
+        return None;
+    }
     let live = obs.live.filter(|l| *l == svc.active)?;
     let spec = ContainerSpec::of(svc, live)?;
     let hash = spec.hash();
@@ -205,6 +210,8 @@ fn steps(svc: &Service, obs: &ObservedService) -> Vec<Step> {
                 duration: svc.switch.drain,
             });
         }
+    } else if let Some(roll) = rolling(svc, target, st, obs.containers.get(target)) {
+        steps.extend(roll);
     } else {
         match st {
             State::Ready if route_stale => steps.push(Step::Reroute { color: target }),
@@ -233,6 +240,30 @@ fn steps(svc: &Service, obs: &ObservedService) -> Vec<Step> {
     }
     idle_steps(svc, obs, idle, &mut steps);
     steps
+}
+
+/// A rolling service whose live color needs new or replaced replicas, or
+/// has one left half swapped (a `-next` container): pull, then roll.
+fn rolling(svc: &Service, color: Color, st: State, have: &[ObservedContainer]) -> Option<Vec<Step>> {
+    let Strategy::Rolling { max_surge, .. } = svc.strategy else {
+        return None;
+    };
+    let spec = ContainerSpec::of(svc, color)?;
+    let half_swapped = have.iter().any(|c| c.name != spec.container_name(c.replica));
+    (st == State::Create || half_swapped).then(|| {
+        vec![
+            Step::PullImage {
+                color,
+                image: spec.image.clone(),
+            },
+            Step::Roll {
+                color,
+                image: spec.image.clone(),
+                replicas: svc.replicas,
+                max_surge,
+            },
+        ]
+    })
 }
 
 /// How traffic gets to `to`: by the canary's steps when there is an old

@@ -123,3 +123,51 @@ fn a_rolled_back_service_is_held_until_a_commit_changes_it() {
     });
     assert_eq!(steps_of(&base, &fixed, held).change, Change::Update);
 }
+
+#[test]
+fn a_rolling_service_replaces_its_live_color_in_place() {
+    let rolling = |image: &str| {
+        with(|s| {
+            s.images.blue = Some(image.into());
+            s.strategy = Strategy::Rolling {
+                max_surge: 2,
+                hold: Duration::from_secs(10),
+            };
+        })
+    };
+    let base = rolling("registry.example.com/shop/web:1.4.1");
+    let head = rolling(V2);
+    let sp = steps_of(&base, &head, |_| {});
+    assert_eq!(
+        sp.change,
+        Change::Update,
+        "not refused: rolling changes the live color by design"
+    );
+    assert_eq!(
+        sp.steps,
+        [
+            Step::PullImage {
+                color: Blue,
+                image: V2.into()
+            },
+            Step::Roll {
+                color: Blue,
+                image: V2.into(),
+                replicas: 2,
+                max_surge: 2
+            }
+        ]
+    );
+    assert_eq!(
+        render::step(&sp.steps[1]),
+        format!("rolling update of blue to {V2}: 2 replicas, 2 at a time")
+    );
+    // A replica left half swapped by a crash is finished by a roll too.
+    let sp = steps_of(&head, &head, |o| {
+        let c = &mut o.services.get_mut("web").unwrap().containers.blue[1];
+        c.name = format!("{}-next", c.name);
+    });
+    assert!(matches!(sp.steps.last(), Some(Step::Roll { .. })), "{:?}", sp.steps);
+    // At rest: nothing to do.
+    assert!(steps_of(&head, &head, |_| {}).steps.is_empty());
+}

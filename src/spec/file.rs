@@ -108,6 +108,10 @@ pub struct RollingFile {
     /// drains (1-64). Default 1.
     #[serde(default)]
     pub max_surge: Option<i64>,
+    /// With analysis: how long each batch is judged before the next one
+    /// starts, e.g. `10s` (1s or more). Default 10s.
+    #[serde(default)]
+    pub hold: Option<DurationStr>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

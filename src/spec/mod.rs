@@ -226,8 +226,13 @@ pub enum Strategy {
     BlueGreen,
     /// A growing share of requests, each step held (and judged).
     Canary { steps: Vec<CanaryStep> },
-    /// One color; replicas replaced `max_surge` at a time.
-    Rolling { max_surge: u32 },
+    /// One color; replicas replaced `max_surge` at a time, each batch
+    /// judged for `hold` when analysis is declared.
+    Rolling {
+        max_surge: u32,
+        #[serde(with = "duration::serde_human")]
+        hold: Duration,
+    },
 }
 
 impl Strategy {
@@ -276,6 +281,7 @@ pub mod defaults {
     /// Canary steps when `canary.steps` is not given: (percent, hold).
     pub const CANARY_STEPS: [(u32, Duration); 2] = [(10, Duration::from_secs(30)), (50, Duration::from_secs(30))];
     pub const MAX_SURGE: u32 = 1;
+    pub const ROLLING_HOLD: Duration = Duration::from_secs(10);
     pub const MAX_ERRORS_PERCENT: f64 = 1.0;
     pub const MIN_REQUESTS: u64 = 20;
 }

@@ -151,6 +151,31 @@ fn rolling(ctx: &mut Ctx<'_>, f: &ServiceFile, active: Option<Color>) -> Option<
         }
         Some(m) => m as u32,
     };
+    let hold = match f.rolling.as_ref().and_then(|r| r.hold.as_ref()) {
+        None => defaults::ROLLING_HOLD,
+        Some(h) => match duration::parse(&h.0) {
+            Ok(d) if d >= Duration::from_secs(1) => d,
+            Ok(d) => {
+                ctx.err(
+                    From::Service,
+                    &["rolling", "hold"],
+                    format!(
+                        "hold {} is under 1s: a batch must last long enough to be judged",
+                        duration::format(d)
+                    ),
+                );
+                defaults::ROLLING_HOLD
+            }
+            Err(e) => {
+                ctx.err(
+                    From::Service,
+                    &["rolling", "hold"],
+                    format!("{e}; write e.g. 10s or 1m"),
+                );
+                defaults::ROLLING_HOLD
+            }
+        },
+    };
     if let Some(a) = active {
         let idle = a.other();
         let idle_file = if idle == Color::Blue { &f.blue } else { &f.green };
@@ -176,7 +201,7 @@ fn rolling(ctx: &mut Ctx<'_>, f: &ServiceFile, active: Option<Color>) -> Option<
             "a rolling service has no idle color to preview: remove preview, or use strategy: blue-green or canary",
         );
     }
-    (ctx.diags.len() == before).then_some(Strategy::Rolling { max_surge })
+    (ctx.diags.len() == before).then_some(Strategy::Rolling { max_surge, hold })
 }
 
 /// The analysis, when declared; its errors are pushed.
@@ -287,7 +312,10 @@ mod tests {
         f.files.insert("services/web.yaml".into(), rolling.into());
         assert_eq!(
             load(&f).unwrap().services["web"].strategy,
-            Strategy::Rolling { max_surge: 2 }
+            Strategy::Rolling {
+                max_surge: 2,
+                hold: std::time::Duration::from_secs(10)
+            }
         );
     }
 

@@ -225,7 +225,9 @@ impl TestHost {
 
     /// `GET /status` of the daemon, as JSON.
     pub async fn status(&self) -> serde_json::Value {
-        let (code, body) = try_get_via(&self.api, "localhost", "/status").await.expect("the status API answers");
+        let (code, body) = try_get_via(&self.api, "localhost", "/status")
+            .await
+            .expect("the status API answers");
         assert_eq!(code, 200, "{body}");
         serde_json::from_str(&body).unwrap()
     }

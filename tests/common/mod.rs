@@ -164,7 +164,11 @@ pub async fn app_image_version(docker: &teal::drivers::docker::DockerDriver, ver
 /// A healthy demo app image at `version` whose `GET /` answers 500 for
 /// `fail_percent` % of requests (deterministically spread): passes its
 /// health checks, fails analysis.
-pub async fn failing_app_image(docker: &teal::drivers::docker::DockerDriver, version: &str, fail_percent: u32) -> String {
+pub async fn failing_app_image(
+    docker: &teal::drivers::docker::DockerDriver,
+    version: &str,
+    fail_percent: u32,
+) -> String {
     use sha2::Digest;
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _one = LOCK.lock().await;
@@ -172,7 +176,11 @@ pub async fn failing_app_image(docker: &teal::drivers::docker::DockerDriver, ver
     let tag = format!("teal-test-app:{}-{version}-fail{fail_percent}", &sum[..12]);
     if !docker.image_present(&tag).await.unwrap() {
         let percent = fail_percent.to_string();
-        let env = [("VERSION", version), ("HEALTHY", "1"), ("FAIL_PERCENT", percent.as_str())];
+        let env = [
+            ("VERSION", version),
+            ("HEALTHY", "1"),
+            ("FAIL_PERCENT", percent.as_str()),
+        ];
         docker
             .build_app_image(&tag, teal::app::DEMO_APP, &env)
             .await
