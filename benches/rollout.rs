@@ -4,8 +4,9 @@
 //!    500, under a client load of 8 concurrent request loops; the time from
 //!    the first 5xx of the bad version to the last response it served
 //!    (after which all traffic is back on the old version). 3 runs each.
-//! 2. a good canary (20 % then 50 %, 5 s each) under `wrk -t2 -c32`:
-//!    failed requests of all requests.
+//! 2. a good canary (20 % then 50 %, 5 s each) and a rolling update (3
+//!    replicas, one at a time) under `wrk -t2 -c32`: failed requests of
+//!    all requests.
 //!
 //! Run: `cargo bench --bench rollout` (needs Docker, nginx with its Lua
 //! module, HAProxy and wrk). `TEAL_BENCH_PROXY=haproxy|nginx` runs one.
@@ -94,6 +95,25 @@ async fn good_canary(kind: &str) -> common::wrk::WrkResult {
     r
 }
 
+async fn rolling_update(kind: &str) -> common::wrk::WrkResult {
+    let h = TestHost::new("bench-roll").await;
+    let v1 = app_image_version(&h.docker, "1.0", true).await;
+    let v2 = app_image_version(&h.docker, "2.0", true).await;
+    let rolling = "replicas: 3\nstrategy: rolling\nrolling: {max_surge: 1}\n";
+    let file = |image: &str| h.service("blue", image, None, rolling);
+    h.push("1.0", &file(&v1));
+    h.managed_config(kind);
+    let mut daemon = h.start_daemon();
+    h.until_serves("1.0 blue\n", 60).await;
+    let load = Wrk::start(&h.listen, &h.host, 12);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    h.push("2.0", &file(&v2));
+    h.until_logged("rolling: 3 of 3 replicas run", 60).await;
+    let r = load.finish();
+    daemon.terminate();
+    r
+}
+
 #[tokio::main]
 async fn main() {
     if !std::env::args().any(|a| a == "--bench") {
@@ -117,14 +137,18 @@ async fn main() {
             ms[RUNS / 2],
             ms[RUNS - 1]
         );
-        let r = good_canary(kind).await;
-        println!(
-            "{kind}: good canary (20 % -> 50 % -> 100 %) under wrk -t2 -c32: {} requests, {} failed ({} socket errors, {} non-2xx), {} req/s",
-            r.requests,
-            r.failed(),
-            r.socket_errors,
-            r.non_2xx,
-            r.rps
-        );
+        for (what, r) in [
+            ("good canary (20 % -> 50 % -> 100 %)", good_canary(kind).await),
+            ("rolling update (3 replicas, 1 at a time)", rolling_update(kind).await),
+        ] {
+            println!(
+                "{kind}: {what} under wrk -t2 -c32: {} requests, {} failed ({} socket errors, {} non-2xx), {} req/s",
+                r.requests,
+                r.failed(),
+                r.socket_errors,
+                r.non_2xx,
+                r.rps
+            );
+        }
     }
 }
