@@ -29,6 +29,7 @@ pub mod history;
 pub mod logs;
 pub mod observe;
 pub mod plan;
+pub mod policy;
 pub mod reconcile;
 pub mod source;
 pub mod spec;

@@ -3,6 +3,7 @@
 //! in the state dir (`fetch`). Blocking: async callers use `spawn_blocking`.
 
 pub mod fetch;
+pub mod verify;
 
 use std::path::Path;
 

@@ -1,0 +1,232 @@
+//! Who may deploy: the head commit must carry a good signature by a key the
+//! host's owner allows, and (optionally) descend from the commit applied
+//! before. As in Argo CD and Flux, the head commit is what is verified: its
+//! tree is what gets applied, so its signer vouches for the whole tree.
+//!
+//! SSH signatures are verified in Rust with RustCrypto's `ssh-key` (SSHSIG
+//! for ed25519, ECDSA P-256/P-384 and RSA keys), against an
+//! `allowed_signers` file in ssh-keygen's format: no process per check and
+//! no dependence on the host's OpenSSH version. OpenPGP signatures go to
+//! `gpgv --keyring`, the verifier GnuPG ships for exactly this: a Rust
+//! OpenPGP stack would be a large dependency for one call.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use git2::{Oid, Repository};
+use ssh_key::{HashAlg, PublicKey, SshSig};
+
+/// What the host config asks of the head commit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verify {
+    /// `ssh-keygen` allowed-signers file: SSH signatures by its keys.
+    pub allowed_signers: Option<PathBuf>,
+    /// OpenPGP keyring: signatures by its keys (checked with gpgv).
+    pub gpg_keyring: Option<PathBuf>,
+}
+
+impl Verify {
+    pub fn required(&self) -> bool {
+        self.allowed_signers.is_some() || self.gpg_keyring.is_some()
+    }
+}
+
+/// Why a head commit is not applied: "no signature", "signed by ... which
+/// is not in ...", "history rewound ...".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(pub String);
+
+/// Checks the signature of `commit`; Ok names the signer.
+pub fn verify_commit(repo: &Repository, commit: Oid, v: &Verify) -> Result<String, Refusal> {
+    let (sig, data) = match repo.extract_signature(&commit, None) {
+        Ok((sig, data)) => (sig.to_vec(), data.to_vec()),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => return Err(Refusal("no signature".into())),
+        Err(e) => return Err(Refusal(format!("unreadable signature: {}", e.message()))),
+    };
+    let sig = String::from_utf8_lossy(&sig).to_string();
+    if sig.contains("-----BEGIN SSH SIGNATURE-----") {
+        let Some(file) = &v.allowed_signers else {
+            return Err(Refusal(
+                "an SSH signature, but repo.verify has no allowed_signers to check it against".into(),
+            ));
+        };
+        verify_ssh(&sig, &data, file)
+    } else if sig.contains("-----BEGIN PGP SIGNATURE-----") {
+        let Some(keyring) = &v.gpg_keyring else {
+            return Err(Refusal(
+                "an OpenPGP signature, but repo.verify has no gpg_keyring to check it against".into(),
+            ));
+        };
+        verify_gpg(&sig, &data, keyring)
+    } else {
+        Err(Refusal("a signature of an unknown kind".into()))
+    }
+}
+
+/// One line of an allowed-signers file.
+#[derive(Debug, Clone)]
+struct Signer {
+    principals: String,
+    namespaces: Option<Vec<String>>,
+    key: PublicKey,
+}
+
+/// Parses `principals [options] keytype base64 [comment]` lines; comments
+/// and blank lines are skipped, a line that does not parse is an error
+/// naming it.
+fn parse_signers(text: &str, file: &Path) -> Result<Vec<Signer>, Refusal> {
+    let mut out = vec![];
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = |why: &str| Refusal(format!("{}:{}: {why}", file.display(), i + 1));
+        let mut words = line.split_whitespace();
+        let principals = words.next().unwrap_or("").trim_matches('"').to_string();
+        let rest: Vec<&str> = words.collect();
+        let key_at = rest
+            .iter()
+            .position(|w| w.starts_with("ssh-") || w.starts_with("ecdsa-") || w.starts_with("sk-"))
+            .ok_or_else(|| bad("no public key (ssh-ed25519, ecdsa-sha2-..., ssh-rsa) on this line"))?;
+        let options = rest[..key_at].join(" ");
+        if options.contains("cert-authority") {
+            return Err(bad("cert-authority lines are not supported; list the signers' keys"));
+        }
+        let namespaces = options
+            .split(',')
+            .find_map(|o| o.trim().strip_prefix("namespaces="))
+            .map(|n| n.trim_matches('"').split(',').map(|s| s.trim().to_string()).collect());
+        let key_text = rest[key_at..].iter().take(2).copied().collect::<Vec<_>>().join(" ");
+        let key = PublicKey::from_openssh(&key_text).map_err(|e| bad(&format!("unreadable public key: {e}")))?;
+        out.push(Signer {
+            principals,
+            namespaces,
+            key,
+        });
+    }
+    Ok(out)
+}
+
+fn verify_ssh(sig: &str, data: &[u8], file: &Path) -> Result<String, Refusal> {
+    let sig = SshSig::from_pem(sig.trim()).map_err(|e| Refusal(format!("unreadable SSH signature: {e}")))?;
+    let fingerprint = sig.public_key().fingerprint(HashAlg::Sha256);
+    let text = std::fs::read_to_string(file).map_err(|e| Refusal(format!("{}: {e}", file.display())))?;
+    let signers = parse_signers(&text, file)?;
+    let allowed = signers.iter().find(|s| {
+        s.key.key_data() == sig.public_key() && s.namespaces.as_ref().is_none_or(|n| n.iter().any(|n| n == "git"))
+    });
+    let Some(signer) = allowed else {
+        return Err(Refusal(format!(
+            "signed by {fingerprint} which is not in {} for the git namespace",
+            file.display()
+        )));
+    };
+    signer
+        .key
+        .verify("git", data, &sig)
+        .map_err(|_| Refusal(format!("bad signature by {fingerprint}: the commit does not match it")))?;
+    Ok(format!("{} ({fingerprint})", signer.principals))
+}
+
+fn verify_gpg(sig: &str, data: &[u8], keyring: &Path) -> Result<String, Refusal> {
+    // gpgv reads a detached signature from a file, the data from stdin.
+    let sig_path = std::env::temp_dir().join(format!("teal-{}-{}.sig", std::process::id(), {
+        use sha2::Digest;
+        hex::encode(&sha2::Sha256::digest(sig.as_bytes())[..8])
+    }));
+    std::fs::write(&sig_path, sig).map_err(|e| Refusal(format!("{}: {e}", sig_path.display())))?;
+    let _cleanup = RemoveOnDrop(sig_path.clone());
+    let mut child = Command::new("gpgv")
+        .arg("--keyring")
+        .arg(keyring)
+        .arg(&sig_path)
+        .arg("-")
+        .env("LANG", "C")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            Refusal(format!(
+                "cannot run gpgv ({e}): install it with `apt-get install -y gpgv`"
+            ))
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(data);
+    }
+    let out = child.wait_with_output().map_err(|e| Refusal(format!("gpgv: {e}")))?;
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    let key = text
+        .lines()
+        .find_map(|l| l.split("using ").nth(1))
+        .map(|k| k.trim().to_string())
+        .unwrap_or_else(|| "an unknown key".into());
+    if out.status.success() {
+        let who = text
+            .lines()
+            .find_map(|l| l.split("Good signature from ").nth(1))
+            .map(|w| w.trim().trim_matches('"').to_string())
+            .unwrap_or_default();
+        return Ok(format!("{who} ({key})"));
+    }
+    if text.contains("No public key") {
+        return Err(Refusal(format!(
+            "signed by {key} which is not in {}",
+            keyring.display()
+        )));
+    }
+    Err(Refusal(format!("bad OpenPGP signature by {key}: {}", text.trim())))
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The head must descend from (or be) the applied commit.
+pub fn fast_forward(repo: &Repository, head: Oid, applied: Oid) -> Result<(), Refusal> {
+    if head == applied {
+        return Ok(());
+    }
+    match repo.graph_descendant_of(head, applied) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Refusal(format!(
+            "history rewound, it does not descend from the applied {}",
+            &applied.to_string()[..7]
+        ))),
+        Err(e) => Err(Refusal(format!(
+            "cannot tell whether it descends from the applied {}: {}",
+            &applied.to_string()[..7],
+            e.message()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowed_signers_lines_parse_with_and_without_options() {
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEICg3q9/JQwE0e9W8IMUeAUp9/JPfM/SpuZeaEtXCao";
+        let text = format!("# deployers\nalice@example.com namespaces=\"git\" {key} alice\n\nbob,carol {key}\n");
+        let s = parse_signers(&text, Path::new("allowed")).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].namespaces.as_deref(), Some(&["git".to_string()][..]));
+        assert_eq!(s[1].principals, "bob,carol");
+        assert!(s[1].namespaces.is_none());
+        let err = parse_signers("eve cert-authority ssh-ed25519 AAAA\n", Path::new("allowed")).unwrap_err();
+        assert_eq!(
+            err.0,
+            "allowed:1: cert-authority lines are not supported; list the signers' keys"
+        );
+        let err = parse_signers("eve\n", Path::new("allowed")).unwrap_err();
+        assert!(err.0.starts_with("allowed:1: no public key"), "{err}");
+    }
+}
