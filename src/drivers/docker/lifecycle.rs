@@ -1,0 +1,237 @@
+//! Container lifecycle: create, start, replace, stop and remove the
+//! replicas of one color, idempotently. Only containers carrying teal's
+//! labels and this teal's owner id are ever touched.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::models::{ContainerCreateBody, HostConfig, RestartPolicy, RestartPolicyNameEnum};
+use bollard::query_parameters::{
+    CreateContainerOptions, RemoveContainerOptions, StartContainerOptions, StopContainerOptions,
+};
+
+use super::{call, is_not_found, message, DockerDriver, DockerError};
+use crate::plan::ObservedContainer;
+use crate::spec::container::{labels, ContainerSpec};
+use crate::spec::Color;
+
+/// Grace period for a container to stop before it is killed.
+const STOP_GRACE_SECS: i32 = 10;
+
+/// The spec's env plus `TEAL_SERVICE` and `TEAL_COLOR`, so an app can say
+/// which color it is.
+fn env(spec: &ContainerSpec) -> Vec<String> {
+    let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    env.push(format!("TEAL_SERVICE={}", spec.service));
+    env.push(format!("TEAL_COLOR={}", spec.color));
+    env
+}
+
+impl DockerDriver {
+    /// Makes replicas `0..replicas` of `spec` exist and run: creates missing
+    /// ones, replaces those whose `teal.spec` differs, starts stopped ones.
+    /// Idempotent. Returns the color's containers afterwards.
+    pub async fn ensure_color(
+        &self,
+        spec: &ContainerSpec,
+        replicas: u32,
+        commit: &str,
+    ) -> Result<Vec<ObservedContainer>, DockerError> {
+        let hash = spec.hash();
+        for n in 0..replicas {
+            let name = spec.container_name(n);
+            match self
+                .client
+                .inspect_container(&name, None::<bollard::query_parameters::InspectContainerOptions>)
+                .await
+            {
+                Err(e) if is_not_found(&e) => self.create(spec, n, &hash, commit).await?,
+                Err(e) => {
+                    return Err(DockerError::Api {
+                        action: "inspect container",
+                        target: name,
+                        message: message(&e),
+                    })
+                }
+                Ok(c) => {
+                    let l = c.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+                    if !l.contains_key(labels::SERVICE) {
+                        return Err(DockerError::Foreign { name });
+                    }
+                    if l.get(labels::OWNER) != Some(&self.network) {
+                        let owner = l.get(labels::OWNER).cloned().unwrap_or_default();
+                        return Err(DockerError::OtherOwner {
+                            name,
+                            owner,
+                            network: self.network.clone(),
+                        });
+                    }
+                    if l.get(labels::SPEC) != Some(&hash) {
+                        self.remove(&name).await?;
+                        self.create(spec, n, &hash, commit).await?;
+                    } else if !c.state.as_ref().and_then(|s| s.running).unwrap_or(false) {
+                        call(
+                            "start container",
+                            &name,
+                            self.client.start_container(&name, None::<StartContainerOptions>),
+                        )
+                        .await?;
+                    }
+                }
+            }
+        }
+        let svc = spec.service.as_str();
+        let all = self.observe().await?;
+        Ok(all.get(svc).map(|p| p.get(spec.color).clone()).unwrap_or_default())
+    }
+
+    async fn create(&self, spec: &ContainerSpec, n: u32, hash: &str, commit: &str) -> Result<(), DockerError> {
+        if let Some(net) = spec.network.as_deref().filter(|n| *n != self.network) {
+            self.ensure_named_network(net).await?;
+        }
+        let name = spec.container_name(n);
+        let mut l: HashMap<String, String> = spec.labels.clone().into_iter().collect();
+        l.insert(labels::SERVICE.into(), spec.service.clone());
+        l.insert(labels::COLOR.into(), spec.color.to_string());
+        l.insert(labels::SPEC.into(), hash.to_string());
+        l.insert(labels::COMMIT.into(), commit.to_string());
+        l.insert(labels::REPLICA.into(), n.to_string());
+        l.insert(labels::OWNER.into(), self.network.clone());
+        l.insert(labels::IMAGE.into(), spec.image.clone());
+        l.insert(labels::SPEC_JSON.into(), spec.to_label());
+        let restart = match spec.restart {
+            crate::spec::RestartPolicy::No => RestartPolicyNameEnum::NO,
+            crate::spec::RestartPolicy::Always => RestartPolicyNameEnum::ALWAYS,
+            crate::spec::RestartPolicy::UnlessStopped => RestartPolicyNameEnum::UNLESS_STOPPED,
+            crate::spec::RestartPolicy::OnFailure => RestartPolicyNameEnum::ON_FAILURE,
+        };
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            env: Some(env(spec)),
+            cmd: spec.command.clone(),
+            labels: Some(l),
+            host_config: Some(HostConfig {
+                restart_policy: Some(RestartPolicy {
+                    name: Some(restart),
+                    maximum_retry_count: None,
+                }),
+                binds: (!spec.volumes.is_empty()).then(|| spec.volumes.clone()),
+                network_mode: Some(spec.network.clone().unwrap_or_else(|| self.network.clone())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptions {
+            name: Some(name.clone()),
+            ..Default::default()
+        };
+        call(
+            "create container",
+            &name,
+            self.client.create_container(Some(opts), body),
+        )
+        .await?;
+        call(
+            "start container",
+            &name,
+            self.client.start_container(&name, None::<StartContainerOptions>),
+        )
+        .await
+    }
+
+    async fn remove(&self, name: &str) -> Result<(), DockerError> {
+        let opts = RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        match self.client.remove_container(name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            // Docker is already removing it (a restart policy racing a stop):
+            // done once it is gone.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {
+                self.wait_gone(name).await
+            }
+            Err(e) => Err(DockerError::Api {
+                action: "remove container",
+                target: name.to_string(),
+                message: message(&e),
+            }),
+        }
+    }
+
+    async fn wait_gone(&self, name: &str) -> Result<(), DockerError> {
+        for _ in 0..300 {
+            match self
+                .client
+                .inspect_container(name, None::<bollard::query_parameters::InspectContainerOptions>)
+                .await
+            {
+                Err(e) if is_not_found(&e) => return Ok(()),
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        Err(DockerError::Timeout {
+            action: "remove container",
+            target: name.to_string(),
+            secs: 30,
+        })
+    }
+
+    /// Removes every container this teal owns (for `teal demo --clean`).
+    pub async fn remove_owned(&self) -> Result<Vec<String>, DockerError> {
+        let mut removed = vec![];
+        for c in self.list(&[]).await? {
+            if let Some((_, _, o)) = self.observed(&c) {
+                self.remove(&o.name).await?;
+                removed.push(o.name);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Stops and removes replicas of `color` with index `keep` and above.
+    pub async fn remove_replicas(&self, service: &str, color: Color, keep: u32) -> Result<(), DockerError> {
+        for (name, replica, _) in self.of_color(service, Some(color)).await? {
+            if replica >= keep {
+                self.stop(&name).await?;
+                self.remove(&name).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops every container of `color`, keeping them for a fast restart.
+    pub async fn stop_color(&self, service: &str, color: Color) -> Result<(), DockerError> {
+        for (name, _, running) in self.of_color(service, Some(color)).await? {
+            if running {
+                self.stop(&name).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every container of `color`.
+    pub async fn remove_color(&self, service: &str, color: Color) -> Result<(), DockerError> {
+        for (name, _, _) in self.of_color(service, Some(color)).await? {
+            self.remove(&name).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes every container of the service.
+    pub async fn remove_service(&self, service: &str) -> Result<(), DockerError> {
+        for (name, _, _) in self.of_color(service, None).await? {
+            self.remove(&name).await?;
+        }
+        Ok(())
+    }
+
+    async fn stop(&self, name: &str) -> Result<(), DockerError> {
+        let opts = StopContainerOptions {
+            t: Some(STOP_GRACE_SECS),
+            ..Default::default()
+        };
+        call("stop container", name, self.client.stop_container(name, Some(opts))).await
+    }
+}

@@ -1,0 +1,102 @@
+//! Reading what runs: every container teal labelled, as plain observed
+//! data per service and color. Containers of other owners are invisible.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use bollard::models::ContainerSummary;
+use bollard::query_parameters::ListContainersOptions;
+
+use super::{call, Containers, DockerDriver, DockerError};
+use crate::plan::ObservedContainer;
+use crate::spec::container::{labels, ContainerSpec};
+use crate::spec::Color;
+
+impl DockerDriver {
+    /// Every container teal labelled, in any state.
+    pub async fn observe(&self) -> Result<Containers, DockerError> {
+        let mut out = Containers::new();
+        for c in self.list(&[]).await? {
+            if let Some((service, color, obs)) = self.observed(&c) {
+                out.entry(service).or_default().get_mut(color).push(obs);
+            }
+        }
+        for per in out.values_mut() {
+            per.blue.sort_by_key(|c| c.replica);
+            per.green.sort_by_key(|c| c.replica);
+        }
+        Ok(out)
+    }
+
+    /// teal-labelled containers matching extra `label=value` filters.
+    pub(super) async fn list(&self, extra: &[(&str, &str)]) -> Result<Vec<ContainerSummary>, DockerError> {
+        let mut label = vec![
+            labels::SERVICE.to_string(),
+            format!("{}={}", labels::OWNER, self.network),
+        ];
+        label.extend(extra.iter().map(|(k, v)| format!("{k}={v}")));
+        let opts = ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([("label".to_string(), label)])),
+            ..Default::default()
+        };
+        call(
+            "list containers",
+            "owned by this teal",
+            self.client.list_containers(Some(opts)),
+        )
+        .await
+    }
+
+    pub(super) fn observed(&self, c: &ContainerSummary) -> Option<(String, Color, ObservedContainer)> {
+        let l = c.labels.as_ref()?;
+        let service = l.get(labels::SERVICE)?.clone();
+        let color: Color = l.get(labels::COLOR)?.parse().ok()?;
+        let replica = l.get(labels::REPLICA).and_then(|r| r.parse().ok()).unwrap_or(u32::MAX);
+        let name = c.names.as_ref()?.first()?.trim_start_matches('/').to_string();
+        let addr = c
+            .network_settings
+            .as_ref()
+            .and_then(|n| n.networks.as_ref())
+            .and_then(|n| {
+                // The managed network, else the one the spec named.
+                let ip = |e: &bollard::models::EndpointSettings| e.ip_address.clone().filter(|ip| !ip.is_empty());
+                n.get(&self.network).and_then(ip).or_else(|| n.values().find_map(ip))
+            })
+            .and_then(|ip| ip.parse::<IpAddr>().ok());
+        let running = c.state.as_ref().is_some_and(|s| s.to_string() == "running");
+        let obs = ObservedContainer {
+            name,
+            replica,
+            image: l
+                .get(labels::IMAGE)
+                .cloned()
+                .or_else(|| c.image.clone())
+                .unwrap_or_default(),
+            spec_hash: l.get(labels::SPEC).cloned().unwrap_or_default(),
+            running,
+            commit: l.get(labels::COMMIT).cloned(),
+            addr: addr.filter(|_| running),
+            spec: ContainerSpec::from_label(l.get(labels::SPEC_JSON), l.get(labels::SPEC).map_or("", |h| h)),
+        };
+        Some((service, color, obs))
+    }
+
+    pub(super) async fn of_color(
+        &self,
+        service: &str,
+        color: Option<Color>,
+    ) -> Result<Vec<(String, u32, bool)>, DockerError> {
+        let c = color.map(|c| c.to_string());
+        let mut filters = vec![(labels::SERVICE, service)];
+        if let Some(c) = &c {
+            filters.push((labels::COLOR, c.as_str()));
+        }
+        let found = self.list(&filters).await?;
+        Ok(found
+            .iter()
+            .filter_map(|s| self.observed(s))
+            .map(|(_, _, o)| (o.name, o.replica, o.running))
+            .collect())
+    }
+}
