@@ -39,6 +39,7 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
         ),
         None => None,
     };
+    let state_dir = config.state_dir.clone();
     let mut daemon = Daemon::new(config).await?;
     let host_args = args.host.clone();
     daemon.config_loader = Some(Box::new(move || host_args.load()));
@@ -51,17 +52,7 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
         }
     });
     let shutdown = shutdown_on_signals();
-    let mut stop_http = shutdown.clone();
-    info!(listen = %listener.local_addr()?, "status API: /status /metrics /healthz /hooks/git");
-    tokio::spawn(crate::daemon::http::serve(
-        listener,
-        daemon.shared.clone(),
-        daemon.trigger.clone(),
-        secret,
-        async move {
-            let _ = stop_http.wait_for(|v| *v).await;
-        },
-    ));
+    serve_api(listener, &daemon, secret, state_dir, shutdown.clone())?;
     // A pass is at most a pull plus a health deadline per step; an hour
     // without any progress is a hang.
     systemd::spawn_watchdog(daemon.progress.clone(), std::time::Duration::from_secs(3600));
@@ -74,6 +65,28 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
     systemd::notify("STOPPING=1");
     daemon.stop_proxy();
     Ok(super::exit::OK)
+}
+
+/// Serves the status API and dashboard of `daemon` on `listener` in the
+/// background, until `shutdown` turns true.
+pub fn serve_api(
+    listener: tokio::net::TcpListener,
+    daemon: &Daemon,
+    secret: Option<Vec<u8>>,
+    state_dir: std::path::PathBuf,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    info!(listen = %listener.local_addr()?, "status API: / (dashboard) /events /status /metrics /healthz /hooks/git");
+    let api = crate::daemon::http::Api {
+        shared: daemon.shared.clone(),
+        trigger: daemon.trigger.clone(),
+        secret,
+        state_dir,
+    };
+    tokio::spawn(crate::daemon::http::serve(listener, api, async move {
+        let _ = shutdown.wait_for(|v| *v).await;
+    }));
+    Ok(())
 }
 
 /// A flag that turns true on SIGTERM or Ctrl-C.

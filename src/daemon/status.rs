@@ -3,10 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 
+use crate::events::Event;
+use crate::history::{Kind, Switch};
+use crate::source::CommitInfo;
 use crate::spec::{Color, PerColor};
 
 /// The status document. Field meanings are in docs/status.md.
@@ -21,6 +26,10 @@ pub struct Status {
     /// The last repo, Docker or proxy problem, until it clears.
     pub last_error: Option<String>,
     pub services: BTreeMap<String, ServiceStatus>,
+    /// The applied commit's subject, author and time, read from the repo
+    /// mirror when the status is served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<CommitInfo>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -32,6 +41,61 @@ pub struct ServiceStatus {
     /// Running replicas per color.
     pub running: PerColor<u32>,
     pub last_deploy: Option<Deploy>,
+    /// Share of requests per color in percent, as the proxy reports it.
+    #[serde(default)]
+    pub weights: PerColor<u32>,
+    /// Running replicas per color that passed one probe of the commit's
+    /// health check after the last pass.
+    #[serde(default)]
+    pub healthy: PerColor<u32>,
+    /// The tag of each color's image (`1.4.2`; `latest` when it has none).
+    #[serde(default)]
+    pub versions: PerColor<Option<String>>,
+    /// The newest deploys, rollbacks and refusals from the event log,
+    /// newest first.
+    #[serde(default)]
+    pub history: Vec<Recent>,
+    /// The progressive rollout in flight (canary or rolling steps and their
+    /// analysis). Absent while none runs, which today is always.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+}
+
+/// One entry of `teal history`, without its steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recent {
+    /// When its first step started, RFC 3339 UTC.
+    pub time: String,
+    pub commit: String,
+    pub kind: Kind,
+    /// `ok`, `failed`, `refused` or `unfinished`.
+    pub result: String,
+    pub duration_ms: u64,
+    pub switch: Option<Switch>,
+    pub error: Option<String>,
+    /// In words: what started, where traffic went, what failed and why.
+    #[serde(default)]
+    pub detail: String,
+    /// The commit's subject and author, when the repo mirror has it.
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub author: Option<String>,
+}
+
+/// A progressive rollout in flight; filled by the canary and rolling
+/// strategies when they report progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollout {
+    /// `canary` or `rolling`.
+    pub strategy: String,
+    /// The step in progress (1-based) of `steps`.
+    pub step: u32,
+    pub steps: u32,
+    /// What the step does, e.g. `10 % for 30s`.
+    pub detail: String,
+    /// The step's analysis as measured, e.g. `5xx 0.4 % of 212 responses`.
+    pub analysis: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +107,11 @@ pub struct Deploy {
     pub error: Option<String>,
     /// RFC 3339, UTC.
     pub at: String,
+    /// The commit's subject and author, when the repo mirror has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
 }
 
 /// Counters behind `GET /metrics`.
@@ -59,10 +128,28 @@ pub struct Metrics {
 }
 
 /// Shared between the loop (writer) and the HTTP server (readers).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Shared {
     pub status: Arc<RwLock<Status>>,
     pub metrics: Arc<RwLock<Metrics>>,
+    /// Every event appended to the event log, as it is appended (the
+    /// dashboard's live stream).
+    pub events: broadcast::Sender<Event>,
+    /// A health probe of the running replicas is in flight.
+    pub probing: Arc<AtomicBool>,
+}
+
+impl Default for Shared {
+    fn default() -> Shared {
+        // Enough for a burst of steps; a slower reader skips ahead.
+        let (events, _) = broadcast::channel(256);
+        Shared {
+            status: Arc::default(),
+            metrics: Arc::default(),
+            events,
+            probing: Arc::default(),
+        }
+    }
 }
 
 /// A label value escaped per the Prometheus text format.
