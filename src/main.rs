@@ -69,9 +69,11 @@ enum Command {
     History(commands::history::Args),
     /// A complete blue/green setup on this machine, in the foreground.
     ///
-    /// Builds demo images locally, creates a config repo in DIR, starts
-    /// HAProxy or nginx on 127.0.0.1:PORT and runs the daemon. It prints
-    /// what to try next. `teal demo --clean` removes everything it created.
+    /// Builds demo images locally, creates a config repo and a host config
+    /// (DIR/daemon.yaml) in DIR, starts HAProxy or nginx on 127.0.0.1:PORT
+    /// and runs the daemon, with its dashboard and status API on
+    /// 127.0.0.1:9470 (or the next free port). It prints what to try next.
+    /// `teal demo --clean` removes everything it created.
     /// Example: `teal demo --port 8080`
     Demo(commands::demo::Args),
     /// The host config: print every default, or check a file.
