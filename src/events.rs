@@ -141,7 +141,9 @@ pub fn read(path: &Path) -> std::io::Result<Vec<Event>> {
 
 /// The events in the last `bytes` of the log (the first, partial line
 /// dropped), for views of what happened lately without reading it all.
-pub fn read_tail(path: &Path, bytes: u64) -> std::io::Result<Vec<Event>> {
+/// Lines that are not events are counted in `skipped`, numbered from the
+/// start of that window.
+pub fn read_tail(path: &Path, bytes: u64) -> std::io::Result<Log> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(path)?;
     let len = f.metadata()?.len();
@@ -156,7 +158,7 @@ pub fn read_tail(path: &Path, bytes: u64) -> std::io::Result<Vec<Event>> {
     } else {
         text.split_once('\n').map_or("", |(_, rest)| rest)
     };
-    Ok(whole.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
+    Ok(parse(whole))
 }
 
 /// What `read_checked` found.
@@ -171,7 +173,10 @@ pub struct Log {
 /// reader can warn about them (blank lines are not worth a warning).
 pub fn read_checked(path: &Path) -> std::io::Result<Log> {
     let bytes = std::fs::read(path)?;
-    let text = String::from_utf8_lossy(&bytes);
+    Ok(parse(&String::from_utf8_lossy(&bytes)))
+}
+
+fn parse(text: &str) -> Log {
     let mut log = Log::default();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -182,7 +187,7 @@ pub fn read_checked(path: &Path) -> std::io::Result<Log> {
             Err(err) => log.skipped.push((i + 1, err.to_string())),
         }
     }
-    Ok(log)
+    log
 }
 
 #[cfg(test)]
@@ -262,18 +267,15 @@ mod tests {
             .unwrap()
             .len() as u64;
         // A window that cuts the second line in half yields only the third.
-        let tail: Vec<String> = read_tail(log.path(), line + 10)
-            .unwrap()
-            .into_iter()
-            .map(|e| e.step)
-            .collect();
-        assert_eq!(tail, ["switch"]);
-        let all: Vec<String> = read_tail(log.path(), 1 << 20)
-            .unwrap()
-            .into_iter()
-            .map(|e| e.step)
-            .collect();
-        assert_eq!(all, ["pull_image", "start_color", "switch"]);
+        let tail = read_tail(log.path(), line + 10).unwrap();
+        let steps: Vec<&str> = tail.events.iter().map(|e| e.step.as_str()).collect();
+        assert_eq!(steps, ["switch"]);
+        let mut f = std::fs::OpenOptions::new().append(true).open(log.path()).unwrap();
+        f.write_all(b"not json\n").unwrap();
+        let all = read_tail(log.path(), 1 << 20).unwrap();
+        let steps: Vec<&str> = all.events.iter().map(|e| e.step.as_str()).collect();
+        assert_eq!(steps, ["pull_image", "start_color", "switch"]);
+        assert_eq!(all.skipped.len(), 1, "{:?}", all.skipped);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::browser::Browser;
 use common::host::TestHost;
-use common::{app_image_version, get_via, git_in, proxy_or_fail};
+use common::{app_image_version, free_port, get_via, git_in, proxy_or_fail, teal};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A host serving 1.0 on blue, and the 2.0 image for the next deploy.
@@ -133,4 +133,27 @@ async fn a_browser_sees_a_deploy_and_a_rollback_without_reloading() {
         std::fs::write(&path, &png).unwrap();
     }
     b.client.clone().close().await.unwrap();
+}
+
+#[test]
+fn a_status_address_in_use_stops_the_daemon_at_start_naming_who_holds_it() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("daemon.yaml"),
+        format!(
+            "repo: {{url: {d}/repo}}\nproxy: {{kind: haproxy, listen: '127.0.0.1:{}', managed: true}}\nstate_dir: {d}/state\nlisten: '{addr}'\n",
+            free_port(),
+            d = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let run = teal(dir.path(), &["daemon", "--config", "daemon.yaml"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let want = format!(
+        "status API and dashboard: cannot listen on {addr} (held by pid {}",
+        std::process::id()
+    );
+    assert!(run.stderr.contains(&want), "{}", run.stderr);
 }

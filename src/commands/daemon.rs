@@ -25,8 +25,15 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
     let _lock = StateLock::acquire(&config.state_dir)?;
     info!(repo = %config.repo.url, branch = %config.repo.branch, poll = %crate::spec::duration::format(config.repo.poll), "teal daemon starting");
     let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| {
+        let holder = config
+            .listen
+            .parse()
+            .ok()
+            .and_then(|a| crate::drivers::managed::process::holder(&a))
+            .map(|h| format!(" (held by {h})"))
+            .unwrap_or_default();
         format!(
-            "status API: cannot listen on {}; set listen in the host config or --listen",
+            "status API and dashboard: cannot listen on {}{holder}; set listen in the host config or --listen",
             config.listen
         )
     })?;

@@ -71,47 +71,54 @@ pub fn text(s: &Status) -> String {
         let _ = writeln!(o, "  problem: {}", e.lines().next().unwrap_or(""));
     }
     for (name, svc) in &s.services {
-        let live = svc.live.map_or("nothing".to_string(), |c| c.to_string());
-        let _ = writeln!(o, "{name}: traffic on {live}");
-        for c in Color::ALL {
-            if let Some(img) = svc.images.get(c) {
-                let _ = writeln!(
-                    o,
-                    "  {:<6} {img} ({} running, {} healthy, {} % of traffic)",
-                    c.as_str(),
-                    svc.running.get(c),
-                    svc.healthy.get(c),
-                    svc.weights.get(c)
-                );
-            }
-        }
-        if let Some(d) = &svc.last_deploy {
-            let _ = write!(
-                o,
-                "  last deploy {} of {}{} at {}",
-                d.result,
-                &d.commit[..d.commit.len().min(10)],
-                d.message.as_ref().map(|m| format!(" {m:?}")).unwrap_or_default(),
-                d.at
-            );
-            match &d.error {
-                Some(e) => {
-                    let _ = writeln!(o, ": {e}");
-                }
-                None => o.push('\n'),
-            }
-        } else if let Some(r) = svc.history.iter().find(|r| r.kind != crate::history::Kind::Refused) {
-            // The daemon restarted since: the event log still knows.
+        o.push_str(&service(name, svc));
+    }
+    o
+}
+
+/// One service: where traffic goes, each color, the last deploy.
+fn service(name: &str, svc: &crate::daemon::status::ServiceStatus) -> String {
+    let mut o = String::new();
+    let live = svc.live.map_or("nothing".to_string(), |c| c.to_string());
+    let _ = writeln!(o, "{name}: traffic on {live}");
+    for c in Color::ALL {
+        if let Some(img) = svc.images.get(c) {
             let _ = writeln!(
                 o,
-                "  last deploy {} of {}{} started {}: {}",
-                r.result,
-                &r.commit[..r.commit.len().min(10)],
-                r.message.as_ref().map(|m| format!(" {m:?}")).unwrap_or_default(),
-                r.time,
-                r.detail
+                "  {:<6} {img} ({} running, {} healthy, {} % of traffic)",
+                c.as_str(),
+                svc.running.get(c),
+                svc.healthy.get(c),
+                svc.weights.get(c)
             );
         }
+    }
+    if let Some(d) = &svc.last_deploy {
+        let _ = write!(
+            o,
+            "  last deploy {} of {}{} at {}",
+            d.result,
+            &d.commit[..d.commit.len().min(10)],
+            d.message.as_ref().map(|m| format!(" {m:?}")).unwrap_or_default(),
+            d.at
+        );
+        match &d.error {
+            Some(e) => {
+                let _ = writeln!(o, ": {e}");
+            }
+            None => o.push('\n'),
+        }
+    } else if let Some(r) = svc.history.iter().find(|r| r.kind != crate::history::Kind::Refused) {
+        // The daemon restarted since: the event log still knows.
+        let _ = writeln!(
+            o,
+            "  last deploy {} of {}{} started {}: {}",
+            r.result,
+            &r.commit[..r.commit.len().min(10)],
+            r.message.as_ref().map(|m| format!(" {m:?}")).unwrap_or_default(),
+            r.time,
+            r.detail
+        );
     }
     o
 }

@@ -53,135 +53,50 @@ enum Line {
     Off(&'static str, &'static str),
 }
 
-/// The full default host config as commented YAML.
-pub fn commented_yaml() -> String {
+/// Each line of the defaults file with why, at its depth. A table, kept
+/// one row a line.
+#[rustfmt::skip]
+fn lines() -> Vec<(usize, Line, &'static str)> {
+    use Line::{Off, Section, Value};
     let d = HostConfig::new(EXAMPLE_URL.into(), ProxyKind::Haproxy);
     let (h, n) = (&d.proxy.haproxy, &d.proxy.nginx);
     let list = |v: &[String]| format!("[{}]", v.join(", "));
-    let switch = serde_yaml::to_value(n.switch)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default();
-    use Line::{Off, Section, Value};
-    let lines: Vec<(usize, Line, &str)> = vec![
+    let switch = serde_yaml::to_value(n.switch).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+    vec![
         (0, Section("repo"), ""),
-        (
-            1,
-            Value("url", d.repo.url.clone()),
-            "required (an example): a path, file://, https:// or ssh:// URL",
-        ),
+        (1, Value("url", d.repo.url.clone()), "required (an example): a path, file://, https:// or ssh:// URL"),
         (1, Value("branch", d.repo.branch.clone()), "the branch to deploy"),
-        (
-            1,
-            Value("path", d.repo.path.clone()),
-            "where teal.yaml and services/ are in the repo",
-        ),
-        (
-            1,
-            Value("poll", crate::spec::duration::format(d.repo.poll)),
-            "how often the branch is fetched",
-        ),
-        (
-            1,
-            Off("ssh_key", "/etc/teal/deploy_key"),
-            "ssh://: the private key; default: none (the remote must not ask)",
-        ),
-        (
-            1,
-            Off("known_hosts", "/etc/teal/known_hosts"),
-            "ssh://: pins the host key; default: ~/.ssh/known_hosts",
-        ),
-        (
-            1,
-            Off("token_file", "/etc/teal/token"),
-            "https://: \"token\" or \"user:token\"; default: none",
-        ),
-        (
-            1,
-            Off("webhook_secret_file", "/etc/teal/webhook_secret"),
-            "turns on POST /hooks/git; default: none (off)",
-        ),
-        (
-            1,
-            Value("watch", d.repo.watch.to_string()),
-            "a repo on this machine: fetch as soon as it changes",
-        ),
+        (1, Value("path", d.repo.path.clone()), "where teal.yaml and services/ are in the repo"),
+        (1, Value("poll", crate::spec::duration::format(d.repo.poll)), "how often the branch is fetched"),
+        (1, Off("ssh_key", "/etc/teal/deploy_key"), "ssh://: the private key; default: none (the remote must not ask)"),
+        (1, Off("known_hosts", "/etc/teal/known_hosts"), "ssh://: pins the host key; default: ~/.ssh/known_hosts"),
+        (1, Off("token_file", "/etc/teal/token"), "https://: \"token\" or \"user:token\"; default: none"),
+        (1, Off("webhook_secret_file", "/etc/teal/webhook_secret"), "turns on POST /hooks/git; default: none (off)"),
+        (1, Value("watch", d.repo.watch.to_string()), "a repo on this machine: fetch as soon as it changes"),
         (0, Section("docker"), ""),
-        (
-            1,
-            Off("host", "unix:///var/run/docker.sock"),
-            "default: $DOCKER_HOST, else the local socket",
-        ),
-        (
-            1,
-            Value("network", d.docker.network.clone()),
-            "created when missing; services join it; names teal's containers",
-        ),
+        (1, Off("host", "unix:///var/run/docker.sock"), "default: $DOCKER_HOST, else the local socket"),
+        (1, Value("network", d.docker.network.clone()), "created when missing; services join it; names teal's containers"),
         (0, Section("proxy"), ""),
-        (
-            1,
-            Value("kind", d.proxy.kind.to_string()),
-            "required, no default: haproxy or nginx",
-        ),
-        (
-            1,
-            Value("listen", d.proxy.listen.clone()),
-            "where the proxy serves traffic",
-        ),
-        (
-            1,
-            Value("managed", d.proxy.managed.to_string()),
-            "true: teal runs the proxy itself, files under state_dir/proxy",
-        ),
-        (
-            1,
-            Section("haproxy"),
-            "an operator's HAProxy (managed: false), as Debian installs it",
-        ),
-        (
-            2,
-            Value("config", h.config.display().to_string()),
-            "teal owns this file; load it with -f",
-        ),
-        (
-            2,
-            Value("socket", h.socket.display().to_string()),
-            "runtime API: the stats socket of Debian's haproxy.cfg",
-        ),
+        (1, Value("kind", d.proxy.kind.to_string()), "required, no default: haproxy or nginx"),
+        (1, Value("listen", d.proxy.listen.clone()), "where the proxy serves traffic"),
+        (1, Value("managed", d.proxy.managed.to_string()), "true: teal runs the proxy itself, files under state_dir/proxy"),
+        (1, Section("haproxy"), "an operator's HAProxy (managed: false), as Debian installs it"),
+        (2, Value("config", h.config.display().to_string()), "teal owns this file; load it with -f"),
+        (2, Value("socket", h.socket.display().to_string()), "runtime API: the stats socket of Debian's haproxy.cfg"),
         (2, Value("reload", list(&h.reload)), "Debian's service command"),
-        (
-            1,
-            Section("nginx"),
-            "an operator's nginx (managed: false), as Debian installs it",
-        ),
-        (
-            2,
-            Value("conf_dir", n.conf_dir.display().to_string()),
-            "teal writes teal-*.conf here; Debian's nginx.conf includes it",
-        ),
+        (1, Section("nginx"), "an operator's nginx (managed: false), as Debian installs it"),
+        (2, Value("conf_dir", n.conf_dir.display().to_string()), "teal writes teal-*.conf here; Debian's nginx.conf includes it"),
         (2, Value("test", list(&n.test)), "checks a new config before a reload"),
         (2, Value("reload", list(&n.reload)), "Debian's service command"),
-        (
-            2,
-            Value("switch", switch),
-            "balancer: teal's Lua balancer, no reload (managed too); or reload",
-        ),
-        (
-            2,
-            Value("client_keepalive", n.client_keepalive.to_string()),
-            "switch: reload only; false: reloads cut no request",
-        ),
-        (
-            0,
-            Value("state_dir", d.state_dir.display().to_string()),
-            "repo mirror, lock, events.jsonl, a managed proxy",
-        ),
-        (
-            0,
-            Value("listen", d.listen.clone()),
-            "status API, dashboard, metrics, webhook; loopback only",
-        ),
-    ];
+        (2, Value("switch", switch), "balancer: teal's Lua balancer, no reload (managed too); or reload"),
+        (2, Value("client_keepalive", n.client_keepalive.to_string()), "switch: reload only; false: reloads cut no request"),
+        (0, Value("state_dir", d.state_dir.display().to_string()), "repo mirror, lock, events.jsonl, a managed proxy"),
+        (0, Value("listen", d.listen.clone()), "status API, dashboard, metrics, webhook; loopback only"),
+    ]
+}
+
+/// The full default host config as commented YAML.
+pub fn commented_yaml() -> String {
     let mut o = String::from(
         "# The host config with every default (teal config --show-defaults).\n\
          # Only repo.url and proxy.kind are required: leave out any other field\n\
@@ -190,12 +105,12 @@ pub fn commented_yaml() -> String {
          # state_dir/proxy); nginx.switch and client_keepalive still apply.\n\
          # Check a file with: teal config --check FILE\n",
     );
-    for (depth, line, why) in lines {
+    for (depth, line, why) in lines() {
         let indent = "  ".repeat(depth);
         let text = match line {
-            Section(k) => format!("{indent}{k}:"),
-            Value(k, v) => format!("{indent}{k}: {v}"),
-            Off(k, example) => format!("{indent}# {k}: {example}"),
+            Line::Section(k) => format!("{indent}{k}:"),
+            Line::Value(k, v) => format!("{indent}{k}: {v}"),
+            Line::Off(k, example) => format!("{indent}# {k}: {example}"),
         };
         if why.is_empty() {
             let _ = writeln!(o, "{text}");

@@ -35,11 +35,21 @@ pub fn esc(s: &str) -> String {
 
 /// The whole page for `host` at `now` (RFC 3339).
 pub fn page(s: &Snapshot, host: &str, now: &str) -> String {
-    let events = if s.events.is_empty() {
+    let mut events = if s.events.is_empty() {
         "<li class=\"none muted\">Nothing yet: events appear here as teal works.</li>\n".to_string()
     } else {
         s.events.iter().map(event_row).collect()
     };
+    if s.skipped > 0 {
+        let _ = writeln!(
+            events,
+            "<li class=\"problem\">{} line{} of events.jsonl {} not an event (a write cut off by a crash?): skipped; <code>teal history</code> names {}.</li>",
+            s.skipped,
+            if s.skipped == 1 { "" } else { "s" },
+            if s.skipped == 1 { "is" } else { "are" },
+            if s.skipped == 1 { "it" } else { "them" },
+        );
+    }
     fill(
         PAGE,
         &[

@@ -43,6 +43,8 @@ pub struct Context {
 pub struct Snapshot {
     pub status: Status,
     pub events: Vec<Event>,
+    /// Lines of the log's end that are not events (a write cut off by a crash).
+    pub skipped: usize,
 }
 
 impl Context {
@@ -59,16 +61,19 @@ impl Context {
     pub async fn snapshot(&self) -> Snapshot {
         let mut status = self.shared.status.read().expect("status lock").clone();
         let path = self.state_dir.join("events.jsonl");
-        let events = tokio::task::spawn_blocking(move || crate::events::read_tail(&path, TAIL_BYTES))
+        let log = tokio::task::spawn_blocking(move || crate::events::read_tail(&path, TAIL_BYTES))
             .await
             .ok()
             .and_then(Result::ok)
             .unwrap_or_default();
-        add_history(&mut status, &events);
+        add_history(&mut status, &log.events);
         let infos = self.commit_infos(&wanted(&status)).await;
         add_commits(&mut status, &infos);
-        let newest = events.iter().rev().take(EVENTS).cloned().collect();
-        Snapshot { status, events: newest }
+        Snapshot {
+            status,
+            events: log.events.iter().rev().take(EVENTS).cloned().collect(),
+            skipped: log.skipped.len(),
+        }
     }
 
     /// Subjects and authors of `commits`, from the cache or the mirror

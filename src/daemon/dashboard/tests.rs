@@ -110,6 +110,7 @@ fn the_page_shows_service_version_color_and_events_without_script() {
     let snap = Snapshot {
         status: s,
         events: events.into_iter().rev().collect(),
+        skipped: 1,
     };
     let html = page(&snap, "host-1", "2026-11-25T19:44:00Z");
     assert!(html.starts_with("<!doctype html>"), "{html}");
@@ -122,6 +123,7 @@ fn the_page_shows_service_version_color_and_events_without_script() {
     );
     assert!(html.contains("data-step=\"switch\""), "{html}");
     assert!(html.contains("<title>teal · host-1</title>"), "{html}");
+    assert!(html.contains("1 line of events.jsonl is not an event"), "{html}");
     // Nothing is fetched from elsewhere.
     for outside in ["http://", "https://", "//fonts", "<link", "src="] {
         assert!(!html.contains(outside), "{outside} in the page");
@@ -166,6 +168,7 @@ fn everything_from_outside_is_escaped() {
     let snap = Snapshot {
         status: s,
         events: vec![bad.clone()],
+        skipped: 0,
     };
     let html = page(&snap, evil, evil);
     assert!(!html.contains("<script>alert"), "{html}");
