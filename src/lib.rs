@@ -32,3 +32,4 @@ pub mod plan;
 pub mod reconcile;
 pub mod source;
 pub mod spec;
+pub mod strategy;

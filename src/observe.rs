@@ -5,9 +5,10 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 use crate::drivers::docker::{DockerDriver, DockerError};
-use crate::drivers::proxy::{ProxyDriver, ProxyError};
+use crate::drivers::proxy::{ObservedRoute, ProxyDriver, ProxyError};
+use crate::engine::Records;
 use crate::plan::{Observed, ObservedService};
-use crate::spec::Desired;
+use crate::spec::{Color, Desired, Service};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObserveError {
@@ -22,31 +23,35 @@ pub enum ObserveError {
 /// any value unequal to the desired route hash makes the planner reroute.
 pub const STALE_ADDRESSES: &str = "stale-addresses";
 
-/// Reads Docker and the proxy afresh. `desired` supplies each service's port
-/// so proxy upstreams can be compared with container addresses.
-pub async fn observe(docker: &DockerDriver, proxy: &ProxyDriver, desired: &Desired) -> Result<Observed, ObserveError> {
+/// Reads Docker, the proxy and the rollout records afresh. `desired`
+/// supplies each service's port, so the proxy's peers can be compared with
+/// container addresses, and its active color, to read a split of traffic.
+pub async fn observe(
+    docker: &DockerDriver,
+    proxy: &ProxyDriver,
+    records: &Records,
+    desired: &Desired,
+) -> Result<Observed, ObserveError> {
     let containers = docker.observe().await?;
     let routes = proxy.observe().await?;
+    let mut rolled_back = records.rolled_back();
     let names: BTreeSet<&String> = containers.keys().chain(routes.keys()).collect();
     let mut observed = Observed::default();
     for name in names {
-        let mut svc = ObservedService::default();
+        let mut svc = ObservedService {
+            rolled_back: rolled_back.remove(name),
+            ..Default::default()
+        };
         if let Some(c) = containers.get(name) {
             svc.containers = c.clone();
         }
         if let Some(r) = routes.get(name) {
-            svc.live = r.live();
+            let d = desired.services.get(name);
+            svc.weights = r.weights.clone();
+            svc.live = live(r, d.map(|d| d.active));
             svc.route_hash = r.route_hash.clone();
-            if let (Some(live), Some(d)) = (r.live(), desired.services.get(name)) {
-                let running: BTreeSet<SocketAddr> = svc
-                    .containers
-                    .get(live)
-                    .iter()
-                    .filter(|c| c.running && c.replica < d.replicas)
-                    .filter_map(|c| c.addr.map(|a| SocketAddr::new(a, d.port)))
-                    .collect();
-                let served: BTreeSet<SocketAddr> = r.addrs.get(live).iter().copied().collect();
-                if !running.is_empty() && running != served {
+            if let Some(d) = d {
+                if stale(&svc, r, d) {
                     svc.route_hash = Some(STALE_ADDRESSES.to_string());
                 }
             }
@@ -54,4 +59,31 @@ pub async fn observe(docker: &DockerDriver, proxy: &ProxyDriver, desired: &Desir
         observed.services.insert(name.clone(), svc);
     }
     Ok(observed)
+}
+
+/// The color that serves. Traffic split between both colors (a canary cut
+/// off) counts as still on the old one, the color the commit does not make
+/// active, so the planner resumes or redoes the move with its checks.
+fn live(r: &ObservedRoute, active: Option<Color>) -> Option<Color> {
+    match (r.weights.blue > 0, r.weights.green > 0, active) {
+        (true, true, Some(a)) => Some(a.other()),
+        _ => r.live(),
+    }
+}
+
+/// True when a color that takes traffic is served by other addresses than
+/// its running replicas (a container restarted with a new address).
+fn stale(svc: &ObservedService, r: &ObservedRoute, d: &Service) -> bool {
+    Color::ALL.iter().filter(|c| *r.weights.get(**c) > 0).any(|c| {
+        let running: BTreeSet<SocketAddr> = svc
+            .containers
+            .get(*c)
+            .iter()
+            .filter(|x| x.running && x.replica < d.replicas)
+            .filter(|x| x.name == crate::spec::container::container_name(&d.name, *c, x.replica))
+            .filter_map(|x| x.addr.map(|a| SocketAddr::new(a, d.port)))
+            .collect();
+        let served: BTreeSet<SocketAddr> = r.addrs.get(*c).iter().copied().collect();
+        !running.is_empty() && running != served
+    })
 }

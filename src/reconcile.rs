@@ -12,17 +12,30 @@ use crate::drivers::managed::{self, ManagedSpec, Origin, Supervised};
 use crate::drivers::nginx::balancer::Balancer;
 use crate::drivers::nginx::{Nginx, NginxConfig};
 use crate::drivers::proxy::{ProxyDriver, ProxyError};
-use crate::engine::{Engine, Outcome, StepEvent};
+use crate::engine::{Engine, Outcome, Records, StepEvent};
 use crate::observe::{observe, ObserveError};
-use crate::plan::{plan, Plan};
+use crate::plan::{plan, Observed, Plan};
 use crate::source::fetch::{self, FetchError, Remote};
 use crate::spec::{Desired, Diagnostics, RepoFiles};
+use crate::strategy::Progress;
+
+/// What a caller sees of a pass in flight.
+pub struct Hooks<'a> {
+    /// Each finished step (progress output, the event log).
+    pub on_step: &'a (dyn Fn(&StepEvent) + Sync),
+    /// Progress lines of long steps (image pulls), as (service, line).
+    pub on_progress: &'a (dyn Fn(&str, &str) + Sync),
+    /// Each new phase of a rollout.
+    pub on_rollout: &'a (dyn Fn(&Progress) + Sync),
+}
 
 /// The drivers of one host, built from the host config.
 pub struct Host {
     pub config: HostConfig,
     pub docker: DockerDriver,
     pub proxy: ProxyDriver,
+    /// Rollout progress and rollbacks, in the state dir.
+    pub records: Records,
     /// The proxy process teal owns when `proxy.managed` is true, watched
     /// and started again if it dies.
     pub managed: Option<Supervised>,
@@ -77,6 +90,7 @@ impl Host {
             None => (operator_proxy(&config).map_err(err)?, None),
         };
         Ok(Host {
+            records: Records::new(&config.state_dir),
             config,
             docker,
             proxy,
@@ -103,6 +117,7 @@ impl Host {
             None => (operator_proxy(&config).map_err(err)?, None),
         };
         Ok(Host {
+            records: Records::new(&config.state_dir),
             config,
             docker,
             proxy,
@@ -118,44 +133,33 @@ impl Host {
         }
     }
 
+    /// Observes Docker, the proxy and the rollout records afresh.
+    pub async fn observe(&self, desired: &Desired) -> Result<Observed, ObserveError> {
+        observe(&self.docker, &self.proxy, &self.records, desired).await
+    }
+
     /// Observes the host and plans `desired` against it.
     pub async fn plan(&self, desired: &Desired) -> Result<Plan, ObserveError> {
-        let observed = observe(&self.docker, &self.proxy, desired).await?;
-        Ok(plan(desired, &observed))
+        Ok(plan(desired, &self.observe(desired).await?))
     }
 
     /// Runs an already computed plan.
-    pub async fn execute(
-        &self,
-        plan: &Plan,
-        rev: &Revision,
-        on_step: &(dyn Fn(&StepEvent) + Sync),
-        on_progress: &(dyn Fn(&str, &str) + Sync),
-    ) -> Vec<Outcome> {
+    pub async fn execute(&self, plan: &Plan, rev: &Revision, hooks: &Hooks<'_>) -> Vec<Outcome> {
         let engine = Engine {
             docker: &self.docker,
             proxy: &self.proxy,
+            records: &self.records,
             commit: &rev.commit,
-            on_progress,
+            on_progress: hooks.on_progress,
+            on_rollout: hooks.on_rollout,
         };
-        engine.execute(plan, &rev.desired, on_step).await
+        engine.execute(plan, &rev.desired, hooks.on_step).await
     }
 
     /// Observes, plans and executes one pass.
-    pub async fn apply(
-        &self,
-        rev: &Revision,
-        on_step: &(dyn Fn(&StepEvent) + Sync),
-        on_progress: &(dyn Fn(&str, &str) + Sync),
-    ) -> Result<(Plan, Vec<Outcome>), ObserveError> {
+    pub async fn apply(&self, rev: &Revision, hooks: &Hooks<'_>) -> Result<(Plan, Vec<Outcome>), ObserveError> {
         let plan = self.plan(&rev.desired).await?;
-        let engine = Engine {
-            docker: &self.docker,
-            proxy: &self.proxy,
-            commit: &rev.commit,
-            on_progress,
-        };
-        let outcomes = engine.execute(&plan, &rev.desired, on_step).await;
+        let outcomes = self.execute(&plan, rev, hooks).await;
         Ok((plan, outcomes))
     }
 }

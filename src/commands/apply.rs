@@ -35,7 +35,13 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
         }
     };
     let pulling = |service: &str, line: &str| eprintln!("  {service}: {line}");
-    let (plan, outcomes) = host.apply(&rev, &progress, &pulling).await?;
+    let rollout = |p: &crate::strategy::Progress| eprintln!("  {}: {}", p.service, crate::strategy::describe(p));
+    let hooks = crate::reconcile::Hooks {
+        on_step: &progress,
+        on_progress: &pulling,
+        on_rollout: &rollout,
+    };
+    let (plan, outcomes) = host.apply(&rev, &hooks).await?;
     let record = |e: Event| {
         if let Err(err) = log.append(&e) {
             eprintln!("  (could not append to {}: {err})", log.path().display());
@@ -54,14 +60,20 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
             Ok(()) => record(Event::outcome(&o.service, &rev.commit, "ok", ms, None)),
             Err(e) => {
                 failed += 1;
+                let rolled_back = matches!(e.reason, crate::engine::StepError::RolledBack(_));
                 eprintln!(
-                    "  {}: deploy of {short} failed, traffic stays where it was: {e}",
-                    o.service
+                    "  {}: deploy of {short} {}: {e}",
+                    o.service,
+                    if rolled_back {
+                        "rolled back by analysis, all traffic back on the old color"
+                    } else {
+                        "failed, traffic stays where it was"
+                    }
                 );
                 record(Event::outcome(
                     &o.service,
                     &rev.commit,
-                    "failed",
+                    if rolled_back { "rolled back" } else { "failed" },
                     ms,
                     Some(e.to_string()),
                 ));

@@ -1,17 +1,16 @@
-//! Figures for people, beyond what the planner needs: the share of
-//! requests each color gets as the proxy reports it, and how many running
-//! replicas pass one probe of the commit's health check now. Taken after
-//! each pass for the status document and the dashboard; nothing decides
-//! on them.
+//! Health for people, beyond what the planner needs: how many running
+//! replicas of each color pass one probe of the commit's health check
+//! now. Probed after each pass for the status document and the
+//! dashboard; nothing decides on it.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::status::Shared;
+use crate::drivers::docker::DockerDriver;
 use crate::health::{self, Target};
 use crate::plan::Observed;
-use crate::reconcile::Host;
 use crate::spec::{Color, Desired, Health, PerColor};
 
 /// The replicas of one color of one service to probe.
@@ -23,24 +22,15 @@ struct Job {
     targets: Vec<Target>,
 }
 
-/// Records the proxy's weights now, and starts probing the running
-/// replicas in the background (the loop does not wait for slow apps).
-/// A probe round still in flight is not doubled.
-pub async fn update(shared: &Shared, host: &Host, desired: &Desired, observed: &Observed) {
-    match host.proxy.observe().await {
-        Ok(routes) => {
-            let mut status = shared.status.write().expect("status lock");
-            for (name, s) in status.services.iter_mut() {
-                s.weights = routes.get(name).map(|r| r.weights.clone()).unwrap_or_default();
-            }
-        }
-        Err(e) => tracing::debug!(error = %e, "reading the proxy's weights for the status"),
-    }
+/// Starts probing the running replicas in the background (the loop does
+/// not wait for slow apps); the counts land in the status when done. A
+/// probe round still in flight is not doubled.
+pub fn probe_health(shared: &Shared, docker: &DockerDriver, desired: &Desired, observed: &Observed) {
     if shared.probing.swap(true, Ordering::AcqRel) {
         return;
     }
     let jobs = jobs(desired, observed);
-    let (shared, docker) = (shared.clone(), host.docker.clone());
+    let (shared, docker) = (shared.clone(), docker.clone());
     tokio::spawn(async move {
         let _done = Reset(shared.probing.clone());
         let healthy = probe(&jobs, &docker).await;
@@ -97,7 +87,7 @@ fn jobs(desired: &Desired, observed: &Observed) -> Vec<Job> {
 
 /// Replicas that passed one probe, per service and color (0 for a color
 /// with none running).
-async fn probe(jobs: &[Job], docker: &crate::drivers::docker::DockerDriver) -> BTreeMap<String, PerColor<u32>> {
+async fn probe(jobs: &[Job], docker: &DockerDriver) -> BTreeMap<String, PerColor<u32>> {
     let client = &health::http_client();
     let runs = jobs.iter().flat_map(|j| {
         j.targets.iter().map(move |t| {

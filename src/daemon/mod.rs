@@ -10,6 +10,7 @@ pub mod dashboard;
 pub mod figures;
 pub mod http;
 pub mod lock;
+mod rollouts;
 pub mod status;
 pub mod systemd;
 
@@ -23,7 +24,6 @@ use tracing::{error, info, warn};
 use crate::config::HostConfig;
 use crate::engine::StepEvent;
 use crate::events::{Event, EventLog};
-use crate::observe::observe;
 use crate::plan::Change;
 use crate::reconcile::{fetch_desired, DesiredError, Host, Revision};
 use backoff::Backoff;
@@ -178,7 +178,7 @@ impl Daemon {
         self.fetch().await;
         let Some(rev) = self.last_good.clone() else { return };
         let new_commit = previous.as_deref() != Some(rev.commit.as_str());
-        let observed = match observe(&self.host.docker, &self.host.proxy, &rev.desired).await {
+        let observed = match self.host.observe(&rev.desired).await {
             Ok(o) => o,
             Err(e) => {
                 self.outage = true;
@@ -194,6 +194,12 @@ impl Daemon {
                 self.record(&sp.service, &rev.commit, "refused", 0, Some(why.to_string()));
             }
         }
+        for sp in plan.services.iter().filter(|s| s.change == Change::RolledBack) {
+            if self.refused.insert((sp.service.clone(), rev.commit.clone())) {
+                let why = sp.refused.as_deref().unwrap_or("");
+                warn!(service = %sp.service, commit = %short(&rev.commit), reason = %why, "not deployed again");
+            }
+        }
         plan.services
             .retain(|sp| !sp.steps.is_empty() && self.backoff.allows(&sp.service, &rev.commit, now));
         if !plan.services.is_empty() {
@@ -202,11 +208,11 @@ impl Daemon {
         let fresh = if plan.services.is_empty() {
             Ok(observed)
         } else {
-            observe(&self.host.docker, &self.host.proxy, &rev.desired).await
+            self.host.observe(&rev.desired).await
         };
         if let Ok(o) = fresh {
             self.update_services(&o);
-            figures::update(&self.shared, &self.host, &rev.desired, &o).await;
+            figures::probe_health(&self.shared, &self.host.docker, &rev.desired, &o);
         }
         let mut m = self.shared.metrics.write().expect("metrics lock");
         m.reconcile_count += 1;
@@ -266,7 +272,13 @@ impl Daemon {
             }
         };
         let on_progress = |service: &str, line: &str| info!(service = %service, "{line}");
-        for o in self.host.execute(plan, rev, &on_step, &on_progress).await {
+        let on_rollout = rollouts::on_rollout(self.shared.clone(), self.progress.clone());
+        let hooks = crate::reconcile::Hooks {
+            on_step: &on_step,
+            on_progress: &on_progress,
+            on_rollout: &on_rollout,
+        };
+        for o in self.host.execute(plan, rev, &hooks).await {
             let ms = o.duration.as_millis() as u64;
             if !new_commit {
                 *self
@@ -283,6 +295,10 @@ impl Daemon {
                     self.backoff.succeeded(&o.service);
                     info!(service = %o.service, commit = %short(&rev.commit), took = %crate::spec::duration::format(round(o.duration)), "converged");
                     self.record(&o.service, &rev.commit, "ok", ms, None);
+                }
+                Err(e) if matches!(e.reason, crate::engine::StepError::RolledBack(_)) => {
+                    rollouts::count(&self.shared, &o.service, &e.reason);
+                    self.record(&o.service, &rev.commit, "rolled back", ms, Some(e.reason.to_string()));
                 }
                 Err(e) => {
                     let retry = self.backoff.failed(&o.service, &rev.commit, Instant::now());
@@ -344,6 +360,11 @@ impl Daemon {
         for (name, obs) in &o.services {
             let s = status.services.entry(name.clone()).or_default();
             s.live = obs.live;
+            s.weights = obs.weights.clone();
+            s.rolled_back = obs.rolled_back.as_ref().map(|rb| rollouts::RolledBackStatus {
+                commit: rb.commit.clone(),
+                figures: rb.figures.clone(),
+            });
             for c in crate::spec::Color::ALL {
                 let cs = obs.containers.get(c);
                 *s.images.get_mut(c) = cs.first().map(|x| x.image.clone());

@@ -40,10 +40,17 @@ pub struct ServiceStatus {
     pub images: PerColor<Option<String>>,
     /// Running replicas per color.
     pub running: PerColor<u32>,
-    pub last_deploy: Option<Deploy>,
-    /// Share of requests per color in percent, as the proxy reports it.
+    /// Share of requests per color, as the proxy reports it.
     #[serde(default)]
     pub weights: PerColor<u32>,
+    /// The rollout in progress or last finished (canary step, verify
+    /// window, done, rolled back), as recorded.
+    #[serde(default)]
+    pub rollout: Option<crate::strategy::Progress>,
+    /// Set while the desired service is held after analysis rolled it back.
+    #[serde(default)]
+    pub rolled_back: Option<super::rollouts::RolledBackStatus>,
+    pub last_deploy: Option<Deploy>,
     /// Running replicas per color that passed one probe of the commit's
     /// health check after the last pass.
     #[serde(default)]
@@ -55,10 +62,6 @@ pub struct ServiceStatus {
     /// newest first.
     #[serde(default)]
     pub history: Vec<Recent>,
-    /// The progressive rollout in flight (canary or rolling steps and their
-    /// analysis). Absent while none runs, which today is always.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollout: Option<Rollout>,
 }
 
 /// One entry of `teal history`, without its steps.
@@ -68,7 +71,7 @@ pub struct Recent {
     pub time: String,
     pub commit: String,
     pub kind: Kind,
-    /// `ok`, `failed`, `refused` or `unfinished`.
+    /// `ok`, `failed`, `refused`, `rolled back` or `unfinished`.
     pub result: String,
     pub duration_ms: u64,
     pub switch: Option<Switch>,
@@ -81,21 +84,6 @@ pub struct Recent {
     pub message: Option<String>,
     #[serde(default)]
     pub author: Option<String>,
-}
-
-/// A progressive rollout in flight; filled by the canary and rolling
-/// strategies when they report progress.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Rollout {
-    /// `canary` or `rolling`.
-    pub strategy: String,
-    /// The step in progress (1-based) of `steps`.
-    pub step: u32,
-    pub steps: u32,
-    /// What the step does, e.g. `10 % for 30s`.
-    pub detail: String,
-    /// The step's analysis as measured, e.g. `5xx 0.4 % of 212 responses`.
-    pub analysis: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,6 +106,8 @@ pub struct Deploy {
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
     pub deploys: BTreeMap<(String, String), u64>,
+    /// Rollbacks by analysis, by (service, reason).
+    pub rollbacks: BTreeMap<(String, String), u64>,
     pub failed_checks: BTreeMap<String, u64>,
     pub drift_corrections: BTreeMap<String, u64>,
     pub reconcile_seconds_sum: f64,
@@ -168,6 +158,15 @@ impl Metrics {
                 "teal_deploys_total{{service=\"{}\",result=\"{}\"}} {n}",
                 esc(svc),
                 esc(result)
+            );
+        }
+        o.push_str("# HELP teal_rollbacks_total Rollouts that analysis rolled back, by service and reason (errors, no_traffic).\n# TYPE teal_rollbacks_total counter\n");
+        for ((svc, reason), n) in &self.rollbacks {
+            let _ = writeln!(
+                o,
+                "teal_rollbacks_total{{service=\"{}\",reason=\"{}\"}} {n}",
+                esc(svc),
+                esc(reason)
             );
         }
         o.push_str("# HELP teal_failed_checks_total Health gates that did not pass.\n# TYPE teal_failed_checks_total counter\n");

@@ -8,6 +8,8 @@ mod service;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_strategy;
 
 use std::time::Duration;
 
@@ -16,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::spec::{Color, Desired, Health, PerColor, Service};
 
-pub use observed::{Observed, ObservedContainer, ObservedService};
+pub use observed::{Observed, ObservedContainer, ObservedService, RolledBack};
 
 /// Everything a reconcile pass (or a merge) would do, service by service,
 /// sorted by service name.
@@ -62,6 +64,10 @@ pub enum Change {
     Delete,
     /// A change that would be unsafe; see `ServicePlan::refused`.
     Refused,
+    /// The desired service was rolled back by analysis on this host and
+    /// is not tried again until a commit changes it; see `refused`.
+    #[serde(rename = "rolled_back")]
+    RolledBack,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -96,6 +102,30 @@ pub enum Step {
     WaitHealthy { color: Color },
     /// Point the proxy at `to`. `from` is `None` on a first deploy.
     Switch { from: Option<Color>, to: Color },
+    /// Move traffic from `from` to `to` step by step, each step held (and
+    /// judged by analysis); a failed judgement puts all traffic back.
+    Canary {
+        from: Color,
+        to: Color,
+        steps: Vec<crate::spec::CanaryStep>,
+    },
+    /// Replace the replicas of the live `color` in place, `max_surge` at a
+    /// time: each new one is checked and takes traffic before an old one
+    /// drains (strategy: rolling).
+    Roll {
+        color: Color,
+        image: String,
+        replicas: u32,
+        max_surge: u32,
+    },
+    /// After the switch, judge `color` for `duration`; errors above the
+    /// budget switch back to `from`.
+    Verify {
+        color: Color,
+        from: Color,
+        #[serde(with = "crate::spec::duration::serde_human")]
+        duration: Duration,
+    },
     /// Rewrite the proxy entry without moving traffic to another color
     /// (route or preview changed, replicas changed, drifted config).
     Reroute { color: Color },
@@ -127,7 +157,8 @@ impl Step {
             | Step::RemoveReplicas { color, .. }
             | Step::StopColor { color }
             | Step::RemoveColor { color } => Some(*color),
-            Step::Switch { to, .. } => Some(*to),
+            Step::Switch { to, .. } | Step::Canary { to, .. } => Some(*to),
+            Step::Verify { color, .. } | Step::Roll { color, .. } => Some(*color),
             Step::RemoveService => None,
         }
     }
@@ -142,6 +173,14 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         .map(|name| service::plan_service(name, desired.services.get(name), observed.services.get(name)))
         .collect();
     Plan { services }
+}
+
+/// Identity of a desired service: sha256 of all it resolves to. A commit
+/// that leaves it alone keeps it; one that changes it (or a repo default
+/// it uses) does not.
+pub fn service_hash(svc: &Service) -> String {
+    let json = serde_json::to_string(svc).expect("a service serialises");
+    hex::encode(Sha256::digest(json.as_bytes()))
 }
 
 /// sha256 of what the proxy needs to know about a service's route (host,

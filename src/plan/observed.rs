@@ -26,6 +26,22 @@ pub struct ObservedService {
     /// differs from the desired one means the route must be rewritten
     /// (changed settings, or a hand-edited file).
     pub route_hash: Option<String>,
+    /// Share of requests per color as the proxy reports it (100/0 outside
+    /// a canary).
+    pub weights: PerColor<u32>,
+    /// The last rollout of this service that analysis rolled back, as
+    /// recorded in the state dir: the same service is not tried again.
+    pub rolled_back: Option<RolledBack>,
+}
+
+/// A rollout that analysis aborted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RolledBack {
+    pub commit: String,
+    /// `plan::service_hash` of the desired service that was rolled back.
+    pub service_hash: String,
+    /// The measured figures, e.g. "5xx 23.1 % of 212 responses > 5 %".
+    pub figures: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -58,6 +74,7 @@ impl Observed {
                 route_hash: Some(super::route_hash(svc)),
                 ..Default::default()
             };
+            *obs.weights.get_mut(svc.active) = 100;
             for color in Color::ALL {
                 let running = color == svc.active || svc.switch.keep_idle;
                 let Some(spec) = ContainerSpec::of(svc, color) else {

@@ -31,6 +31,7 @@ fn sigil(c: Change) -> (&'static str, &'static str) {
         Change::Update => ("~", "33"),
         Change::Delete => ("-", "31"),
         Change::Refused => ("!", "1;31"),
+        Change::RolledBack => ("!", "1;35"),
         Change::None => (" ", "0"),
     }
 }
@@ -48,6 +49,9 @@ fn summary(plan: &Plan) -> String {
     ];
     if n(Change::Refused) > 0 {
         parts.push(format!("{} refused", n(Change::Refused)));
+    }
+    if n(Change::RolledBack) > 0 {
+        parts.push(format!("{} held after a rollback", n(Change::RolledBack)));
     }
     parts.join(", ")
 }
@@ -91,6 +95,33 @@ pub fn step(s: &Step) -> String {
         Step::WaitHealthy { color } => format!("check {color}"),
         Step::Switch { from: Some(f), to } => format!("switch traffic {f} -> {to}"),
         Step::Switch { from: None, to } => format!("route traffic to {to}"),
+        Step::Canary { from, to, steps } => {
+            let mut shares: Vec<String> = steps.iter().map(|s| format!("{} %", s.weight)).collect();
+            shares.push("100 %".into());
+            let holds: Vec<String> = steps.iter().map(|s| duration::format(s.hold)).collect();
+            let holds = if holds.iter().all(|h| *h == holds[0]) {
+                format!("holds {}", holds[0])
+            } else {
+                format!("holds {}", holds.join(", "))
+            };
+            format!("canary {from} -> {to}: {}, {holds}", shares.join(" -> "))
+        }
+        Step::Roll {
+            color,
+            image,
+            replicas,
+            max_surge,
+        } => format!(
+            "rolling update of {color} to {image}: {replicas} replica{}, {max_surge} at a time",
+            if *replicas == 1 { "" } else { "s" }
+        ),
+        Step::Verify {
+            color,
+            from,
+            duration: d,
+        } => {
+            format!("verify {color} for {}, back to {from} on errors", duration::format(*d))
+        }
         Step::Reroute { color } => format!("update proxy entry (traffic stays on {color})"),
         Step::Drain { color, duration: d } => format!("drain {color} for {}", duration::format(*d)),
         Step::RemoveReplicas { color, keep } => format!("remove {color} replicas beyond {keep}"),
@@ -110,6 +141,7 @@ pub fn text(plan: &Plan, color: bool) -> String {
             Change::Create => "create",
             Change::Update => "update",
             Change::Delete => "remove",
+            Change::RolledBack => "rolled back",
             _ => "refused",
         };
         let head = format!("{sig} {}", sp.service);

@@ -2,9 +2,9 @@
 //! commit asks for, or a refusal when that would disturb live traffic.
 
 use crate::spec::container::ContainerSpec;
-use crate::spec::{Color, PerColor, Service};
+use crate::spec::{Color, PerColor, Service, Strategy};
 
-use super::{route_hash, Change, ObservedContainer, ObservedService, ServicePlan, Step, Transition};
+use super::{route_hash, service_hash, Change, ObservedContainer, ObservedService, ServicePlan, Step, Transition};
 
 /// How the containers of one color compare with its desired spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +99,19 @@ pub(super) fn plan_service(name: &str, desired: Option<&Service>, observed: Opti
         plan.change = Change::Delete;
         return plan;
     };
+    if let Some(rb) = obs
+        .rolled_back
+        .as_ref()
+        .filter(|rb| rb.service_hash == service_hash(svc))
+    {
+        plan.change = Change::RolledBack;
+        plan.refused = Some(format!(
+            "rolled back by analysis at {}: {}; revert or push a fix",
+            &rb.commit[..rb.commit.len().min(10)],
+            rb.figures
+        ));
+        return plan;
+    }
     if let Some(why) = refusal(svc, obs) {
         plan.change = Change::Refused;
         plan.refused = Some(why);
@@ -122,6 +135,11 @@ pub(super) fn plan_service(name: &str, desired: Option<&Service>, observed: Opti
 /// message names the fields that changed when the container carries the
 /// spec it was created from.
 fn refusal(svc: &Service, obs: &ObservedService) -> Option<String> {
+    if matches!(svc.strategy, Strategy::Rolling { .. }) {
+        // Replacing the live color in place is what rolling does, a few
+        // checked replicas at a time.
+        return None;
+    }
     let live = obs.live.filter(|l| *l == svc.active)?;
     let spec = ContainerSpec::of(svc, live)?;
     let hash = spec.hash();
@@ -179,10 +197,7 @@ fn steps(svc: &Service, obs: &ObservedService) -> Vec<Step> {
         // A new color takes traffic: start what is missing, check, switch.
         start(svc, target, st, &mut steps);
         steps.push(Step::WaitHealthy { color: target });
-        steps.push(Step::Switch {
-            from: obs.live,
-            to: target,
-        });
+        move_traffic(svc, obs.live, target, &mut steps);
         if st == State::Extra {
             steps.push(Step::RemoveReplicas {
                 color: target,
@@ -195,6 +210,8 @@ fn steps(svc: &Service, obs: &ObservedService) -> Vec<Step> {
                 duration: svc.switch.drain,
             });
         }
+    } else if let Some(roll) = rolling(svc, target, st, obs.containers.get(target)) {
+        steps.extend(roll);
     } else {
         match st {
             State::Ready if route_stale => steps.push(Step::Reroute { color: target }),
@@ -223,6 +240,53 @@ fn steps(svc: &Service, obs: &ObservedService) -> Vec<Step> {
     }
     idle_steps(svc, obs, idle, &mut steps);
     steps
+}
+
+/// A rolling service whose live color needs new or replaced replicas, or
+/// has one left half swapped (a `-next` container): pull, then roll.
+fn rolling(svc: &Service, color: Color, st: State, have: &[ObservedContainer]) -> Option<Vec<Step>> {
+    let Strategy::Rolling { max_surge, .. } = svc.strategy else {
+        return None;
+    };
+    let spec = ContainerSpec::of(svc, color)?;
+    let half_swapped = have.iter().any(|c| c.name != spec.container_name(c.replica));
+    (st == State::Create || half_swapped).then(|| {
+        vec![
+            Step::PullImage {
+                color,
+                image: spec.image.clone(),
+            },
+            Step::Roll {
+                color,
+                image: spec.image.clone(),
+                replicas: svc.replicas,
+                max_surge,
+            },
+        ]
+    })
+}
+
+/// How traffic gets to `to`: by the canary's steps when there is an old
+/// color to move from, else all at once, then judged for `verify`.
+fn move_traffic(svc: &Service, from: Option<Color>, to: Color, steps: &mut Vec<Step>) {
+    match (&svc.strategy, from) {
+        (Strategy::Canary { steps: canary }, Some(from)) => steps.push(Step::Canary {
+            from,
+            to,
+            steps: canary.clone(),
+        }),
+        _ => {
+            steps.push(Step::Switch { from, to });
+            let verify = svc.analysis.as_ref().and_then(|a| a.verify);
+            if let (Some(from), Some(duration)) = (from, verify) {
+                steps.push(Step::Verify {
+                    color: to,
+                    from,
+                    duration,
+                });
+            }
+        }
+    }
 }
 
 fn has_extra(svc: &Service, have: &[ObservedContainer]) -> bool {

@@ -3,12 +3,12 @@
 use std::time::Duration;
 
 use super::*;
-use crate::spec::{Color::*, Health, Preview, Probe, RestartPolicy, Route, Service, Switch};
+use crate::spec::{Color::*, Health, Preview, Probe, RestartPolicy, Route, Service, Strategy, Switch};
 
 const V1: &str = "registry.example.com/shop/web:1.4.1";
-const V2: &str = "registry.example.com/shop/web:1.4.2";
+pub(super) const V2: &str = "registry.example.com/shop/web:1.4.2";
 
-fn web() -> Service {
+pub(super) fn web() -> Service {
     Service {
         name: "web".into(),
         file: "services/web.yaml".into(),
@@ -45,16 +45,18 @@ fn web() -> Service {
             drain: Duration::from_secs(5),
             keep_idle: true,
         },
+        strategy: Strategy::BlueGreen,
+        analysis: None,
     }
 }
 
-fn desired(list: &[Service]) -> Desired {
+pub(super) fn desired(list: &[Service]) -> Desired {
     Desired {
         services: list.iter().map(|s| (s.name.clone(), s.clone())).collect(),
     }
 }
 
-fn with(f: impl Fn(&mut Service)) -> Service {
+pub(super) fn with(f: impl Fn(&mut Service)) -> Service {
     let mut s = web();
     f(&mut s);
     s

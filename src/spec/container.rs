@@ -58,6 +58,12 @@ impl ContainerSpec {
         container_name(&self.service, self.color, n)
     }
 
+    /// The name of replica `n`'s second container while a rolling update
+    /// replaces it.
+    pub fn next_name(&self, n: u32) -> String {
+        format!("{}-next", self.container_name(n))
+    }
+
     /// The canonical JSON, for the `teal.spec.json` label: a container
     /// carries what it was created from, so a refused change can name the
     /// fields that differ (the hash alone says only that something does).

@@ -25,3 +25,15 @@ pub mod serde_human {
         super::parse(&s).map_err(serde::de::Error::custom)
     }
 }
+
+/// `#[serde(with = "duration::serde_human_opt")]` for `Option<Duration>`.
+pub mod serde_human_opt {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&super::format(*d)),
+            None => s.serialize_none(),
+        }
+    }
+}

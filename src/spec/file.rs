@@ -56,6 +56,96 @@ pub struct ServiceFile {
     /// How traffic moves; fields override `teal.yaml`.
     #[serde(default)]
     pub switch: Option<SwitchFile>,
+    /// How a new version takes traffic: blue-green (default: all at once
+    /// after its checks pass), canary (a growing share of requests, judged
+    /// by analysis at each step) or rolling (one color, replicas replaced a
+    /// few at a time).
+    #[serde(default)]
+    pub strategy: Option<StrategyName>,
+    /// The steps of a canary (`strategy: canary`).
+    #[serde(default)]
+    pub canary: Option<CanaryFile>,
+    /// How a rolling update replaces replicas (`strategy: rolling`).
+    #[serde(default)]
+    pub rolling: Option<RollingFile>,
+    /// Judges the new version on the responses the proxy counts for it;
+    /// above the error budget, all traffic goes back at once.
+    #[serde(default)]
+    pub analysis: Option<AnalysisFile>,
+}
+
+/// The ways to ship a new version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum StrategyName {
+    BlueGreen,
+    Canary,
+    Rolling,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryFile {
+    /// Shares of requests for the new version, each held while analysis
+    /// runs; after the last one, 100 %. Default: 10 % then 50 %, 30s each.
+    #[serde(default)]
+    pub steps: Option<Vec<CanaryStepFile>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryStepFile {
+    /// Percent of requests for the new version, 1-99, increasing from step to step.
+    pub weight: Option<i64>,
+    /// How long the step lasts at least, e.g. `30s` (1s or more).
+    pub hold: Option<DurationStr>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollingFile {
+    /// New replicas started at a time, each checked before an old one
+    /// drains (1-64). Default 1.
+    #[serde(default)]
+    pub max_surge: Option<i64>,
+    /// With analysis: how long each batch is judged before the next one
+    /// starts, e.g. `10s` (1s or more). Default 10s.
+    #[serde(default)]
+    pub hold: Option<DurationStr>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisFile {
+    /// Largest share of 5xx responses of the new version, e.g. `1%`. Default 1%.
+    #[serde(default)]
+    pub max_errors: Option<PercentStr>,
+    /// Responses a step needs before it is judged; a step waits for them
+    /// at most 3 x its hold, then aborts. Default 20.
+    #[serde(default)]
+    pub min_requests: Option<i64>,
+    /// After a full switch, keep judging the new version this long, e.g.
+    /// `60s`; above the error budget, traffic goes back. Default: off.
+    #[serde(default)]
+    pub verify: Option<DurationStr>,
+}
+
+/// A percentage such as `1%` or `0.5%`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PercentStr(pub String);
+
+impl JsonSchema for PercentStr {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Percent".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A percentage such as 1% or 0.5%.",
+            "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*%\\s*$"
+        })
+    }
 }
 
 /// `teal.yaml`: optional repo-wide defaults.

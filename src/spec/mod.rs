@@ -14,6 +14,7 @@ pub mod file;
 pub mod load;
 pub mod locate;
 pub mod schema;
+mod strategy;
 pub mod validate;
 
 #[cfg(test)]
@@ -124,6 +125,10 @@ pub struct Service {
     pub preview: Option<Preview>,
     pub health: Health,
     pub switch: Switch,
+    /// How a new version takes traffic.
+    pub strategy: Strategy,
+    /// Judgement of the new version on the proxy's counters, if declared.
+    pub analysis: Option<Analysis>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -212,6 +217,54 @@ pub struct Switch {
     pub keep_idle: bool,
 }
 
+/// How a new version takes traffic.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Strategy {
+    /// All traffic at once, after the new color's checks pass.
+    #[default]
+    BlueGreen,
+    /// A growing share of requests, each step held (and judged).
+    Canary { steps: Vec<CanaryStep> },
+    /// One color; replicas replaced `max_surge` at a time, each batch
+    /// judged for `hold` when analysis is declared.
+    Rolling {
+        max_surge: u32,
+        #[serde(with = "duration::serde_human")]
+        hold: Duration,
+    },
+}
+
+impl Strategy {
+    /// The name users write: `blue-green`, `canary`, `rolling`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Strategy::BlueGreen => "blue-green",
+            Strategy::Canary { .. } => "canary",
+            Strategy::Rolling { .. } => "rolling",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CanaryStep {
+    /// Percent of requests for the new version, 1-99.
+    pub weight: u32,
+    #[serde(with = "duration::serde_human")]
+    pub hold: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Analysis {
+    /// Largest 5xx share of the new version's responses, in percent.
+    pub max_errors: f64,
+    /// Responses a step needs before it is judged.
+    pub min_requests: u64,
+    /// Blue-green and canary: judge this long after all traffic moved.
+    #[serde(with = "duration::serde_human_opt")]
+    pub verify: Option<Duration>,
+}
+
 /// Defaults used when neither the service nor `teal.yaml` says otherwise.
 pub mod defaults {
     use std::time::Duration;
@@ -225,4 +278,10 @@ pub mod defaults {
     pub const DEADLINE: Duration = Duration::from_secs(60);
     pub const DRAIN: Duration = Duration::from_secs(5);
     pub const KEEP_IDLE: bool = true;
+    /// Canary steps when `canary.steps` is not given: (percent, hold).
+    pub const CANARY_STEPS: [(u32, Duration); 2] = [(10, Duration::from_secs(30)), (50, Duration::from_secs(30))];
+    pub const MAX_SURGE: u32 = 1;
+    pub const ROLLING_HOLD: Duration = Duration::from_secs(10);
+    pub const MAX_ERRORS_PERCENT: f64 = 1.0;
+    pub const MIN_REQUESTS: u64 = 20;
 }

@@ -23,13 +23,13 @@ pub struct Ctx<'a> {
 
 /// Which file a resolved value came from.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum From {
+pub(super) enum From {
     Service,
     Repo,
 }
 
 impl Ctx<'_> {
-    fn err(&mut self, from: From, path: &[&str], msg: impl Into<String>) {
+    pub(super) fn err(&mut self, from: From, path: &[&str], msg: impl Into<String>) {
         let src = if from == From::Service { &self.svc } else { &self.repo };
         let (line, col) = src.loc.pos(path);
         self.diags.push(Diagnostic::new(src.path, line, col, msg));
@@ -119,6 +119,8 @@ pub fn resolve_service(ctx: &mut Ctx<'_>, name: &str, f: &ServiceFile, repo: &Re
     let preview = resolve_preview(ctx, f, route.as_ref());
     let health = resolve_health(ctx, f.health.as_ref(), repo.health.as_ref());
     let switch = resolve_switch(ctx, f.switch.as_ref(), repo.switch.as_ref());
+    let strategy = super::strategy::resolve_strategy(ctx, f, active);
+    let analysis = super::strategy::resolve_analysis(ctx, f);
     if ctx.diags.len() > before {
         return None;
     }
@@ -139,6 +141,8 @@ pub fn resolve_service(ctx: &mut Ctx<'_>, name: &str, f: &ServiceFile, repo: &Re
         preview,
         health: health?,
         switch: switch?,
+        strategy: strategy?,
+        analysis,
     })
 }
 
@@ -409,7 +413,7 @@ fn pick<'v, T>(svc: Option<&'v T>, repo: Option<&'v T>) -> Option<(&'v T, From)>
     svc.map(|v| (v, From::Service)).or(repo.map(|v| (v, From::Repo)))
 }
 
-fn duration_field(
+pub(super) fn duration_field(
     ctx: &mut Ctx<'_>,
     svc: Option<&super::file::DurationStr>,
     repo: Option<&super::file::DurationStr>,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{docker_or_fail, free_port, get_via, git_in, teal_bin, try_get_via, unique, DockerGuard};
+use super::{docker_or_fail, free_port, git_in, teal_bin, try_get_via, unique, DockerGuard};
 use teal::drivers::docker::DockerDriver;
 use teal::drivers::managed::{self, Managed, ManagedSpec};
 
@@ -214,13 +214,6 @@ impl TestHost {
         teal::events::read(&self.state.join("events.jsonl")).unwrap_or_default()
     }
 
-    /// `GET /status` of the daemon's API.
-    pub async fn status(&self) -> serde_json::Value {
-        let (code, body) = get_via(&self.api, "localhost", "/status").await;
-        assert_eq!(code, 200, "{body}");
-        serde_json::from_str(&body).unwrap()
-    }
-
     /// A managed proxy of `kind` (`haproxy` or `nginx`) on `self.listen`.
     pub fn managed_config(&self, kind: &str) {
         self.write_config(&format!("  kind: {kind}\n  listen: {}\n  managed: true\n", self.listen));
@@ -275,6 +268,48 @@ impl TestHost {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("the daemon never logged {text:?}; log:\n{}", self.log_text());
+    }
+
+    /// The service's rollout record, as JSON, if any.
+    pub fn rollout(&self) -> Option<serde_json::Value> {
+        let text = std::fs::read_to_string(self.state.join(format!("rollouts/{}.json", self.svc))).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// The phase of the rollout record: `step`, `verify`, `done`,
+    /// `rolled_back`, with the step index for a step.
+    pub fn phase(&self) -> Option<String> {
+        let r = self.rollout()?;
+        let phase = r["phase"]["phase"].as_str()?.to_string();
+        Some(match r["phase"]["index"].as_u64() {
+            Some(i) => format!("{phase} {i}"),
+            None => phase,
+        })
+    }
+
+    /// Polls until the rollout record is in `phase`, or fails after `secs`.
+    pub async fn until_phase(&self, phase: &str, secs: u64) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(secs) {
+            if self.phase().as_deref() == Some(phase) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "the rollout never reached {phase:?} (now {:?}); log:\n{}",
+            self.phase(),
+            self.log_text()
+        );
+    }
+
+    /// `GET /status` of the daemon, as JSON.
+    pub async fn status(&self) -> serde_json::Value {
+        let (code, body) = try_get_via(&self.api, "localhost", "/status")
+            .await
+            .expect("the status API answers");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
     }
 
     /// The managed proxy's dir.

@@ -162,6 +162,34 @@ pub async fn app_image_version(docker: &teal::drivers::docker::DockerDriver, ver
     tag
 }
 
+/// A healthy demo app image at `version` whose `GET /` answers 500 for
+/// `fail_percent` % of requests (deterministically spread): passes its
+/// health checks, fails analysis.
+pub async fn failing_app_image(
+    docker: &teal::drivers::docker::DockerDriver,
+    version: &str,
+    fail_percent: u32,
+) -> String {
+    use sha2::Digest;
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = LOCK.lock().await;
+    let sum = hex::encode(sha2::Sha256::digest(teal::app::DEMO_APP));
+    let tag = format!("teal-test-app:{}-{version}-fail{fail_percent}", &sum[..12]);
+    if !docker.image_present(&tag).await.unwrap() {
+        let percent = fail_percent.to_string();
+        let env = [
+            ("VERSION", version),
+            ("HEALTHY", "1"),
+            ("FAIL_PERCENT", percent.as_str()),
+        ];
+        docker
+            .build_app_image(&tag, teal::app::DEMO_APP, &env)
+            .await
+            .expect("build the failing demo app image");
+    }
+    tag
+}
+
 /// The healthy demo app image at version `1.0`.
 pub async fn app_image(docker: &teal::drivers::docker::DockerDriver) -> String {
     app_image_version(docker, "1.0", true).await

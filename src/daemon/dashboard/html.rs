@@ -8,10 +8,11 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use super::Snapshot;
-use crate::daemon::status::{Recent, Rollout, ServiceStatus, Status};
+use crate::daemon::status::{Recent, ServiceStatus, Status};
 use crate::events::Event;
 use crate::history::Kind;
 use crate::spec::Color;
+use crate::strategy::{Phase, Progress};
 
 const PAGE: &str = include_str!("assets/page.html");
 const STYLE: &str = include_str!("assets/style.css");
@@ -176,8 +177,16 @@ fn service(name: &str, svc: &ServiceStatus) -> String {
         o.push_str(&color_row(svc, c));
     }
     o.push_str("</tbody></table></div>\n");
-    if let Some(r) = &svc.rollout {
-        o.push_str(&rollout(r));
+    if let Some(rb) = &svc.rolled_back {
+        let _ = writeln!(
+            o,
+            "<p class=\"problem held\">Rolled back by analysis at {}: {}. Not deployed again until a new commit: revert it or push a fix.</p>",
+            commit(&rb.commit),
+            esc(&rb.figures)
+        );
+    }
+    if let Some(p) = &svc.rollout {
+        o.push_str(&rollout(p));
     }
     o.push_str(&last_deploy(svc));
     let past: Vec<&Recent> = svc.history.iter().take(5).collect();
@@ -223,11 +232,12 @@ fn last_deploy(svc: &ServiceStatus) -> String {
             .chain([esc(&at), format!("took {}", took(ms))])
             .collect();
         format!(
-            "<p><span class=\"res {res}\">{res}</span> {} {}<span class=\"muted\">{}</span></p>\n",
+            "<p><span class=\"res {class}\">{res}</span> {} {}<span class=\"muted\">{}</span></p>\n",
             commit(c),
             message(msg),
             meta.join(", "),
             res = esc(result),
+            class = slug(result),
         )
     };
     if let Some(r) = svc.history.iter().find(|r| r.kind != Kind::Refused) {
@@ -268,30 +278,51 @@ fn recent(r: &Recent) -> String {
         Kind::Refused => "refused",
     };
     format!(
-        "<li class=\"k-{kind}\"><time datetime=\"{t}\">{}</time> <span class=\"kind\">{kind}</span> <span class=\"res {res}\">{res}</span> {} {}<span class=\"detail\">{}</span></li>\n",
+        "<li class=\"k-{kind}\"><time datetime=\"{t}\">{}</time> <span class=\"kind\">{kind}</span> <span class=\"res {class}\">{res}</span> {} {}<span class=\"detail\">{}</span></li>\n",
         esc(&when(&r.time)),
         commit(&r.commit),
         message(r.message.as_deref()),
         esc(&r.detail),
         t = esc(&r.time),
         res = esc(&r.result),
+        class = slug(&r.result),
     )
 }
 
-/// The block a canary or rolling rollout fills while it runs.
-fn rollout(r: &Rollout) -> String {
-    let mut o = format!(
-        "<section class=\"rollout\"><h3>Rollout</h3>\n<p>{} step {} of {}: {}</p>\n",
-        esc(&r.strategy),
-        r.step,
-        r.steps,
-        esc(&r.detail)
-    );
-    if let Some(a) = &r.analysis {
-        let _ = writeln!(o, "<p>analysis: {}</p>", esc(a));
-    }
-    o.push_str("</section>\n");
-    o
+/// The service's rollout as the engine recorded it: the phase in words
+/// (a canary step and its weight, the verify window, or the analysis
+/// figures of a rollback), for which commit, since when.
+fn rollout(p: &Progress) -> String {
+    let phase = match &p.phase {
+        Phase::Step { .. } => "step",
+        Phase::Verify => "verify",
+        Phase::Done => "done",
+        Phase::RolledBack(_) => "rolled_back",
+    };
+    let state = if p.finished() { "last rollout" } else { "in progress" };
+    let since = std::time::UNIX_EPOCH + Duration::from_millis(p.since_ms);
+    format!(
+        "<section class=\"rollout\" data-phase=\"{phase}\"><h3>Rollout</h3>\n<p><span class=\"kind\">{state}</span> {} {} → {}: {}</p>\n<p class=\"muted\">since {}</p>\n</section>\n",
+        commit(&p.commit),
+        p.from,
+        p.to,
+        esc(&crate::strategy::describe(p)),
+        esc(&when(&humantime::format_rfc3339_seconds(since).to_string())),
+    )
+}
+
+/// A result as a class name: `rolled back` -> `rolled-back`.
+fn slug(result: &str) -> String {
+    result
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 /// One line of the event list.
@@ -318,7 +349,7 @@ pub fn event_row(e: &Event) -> String {
         .map(|x| format!(" <span class=\"err\">{}</span>", esc(x)))
         .unwrap_or_default();
     format!(
-        "<li class=\"ev\" data-step=\"{step}\" data-service=\"{svc}\"><time datetime=\"{t}\">{}</time> <b>{svc}</b> <span class=\"step\">{step}</span>{what} <span class=\"res {res}\">{res}</span> <span class=\"muted\">{}</span> {}{err}</li>\n",
+        "<li class=\"ev\" data-step=\"{step}\" data-service=\"{svc}\"><time datetime=\"{t}\">{}</time> <b>{svc}</b> <span class=\"step\">{step}</span>{what} <span class=\"res {class}\">{res}</span> <span class=\"muted\">{}</span> {}{err}</li>\n",
         esc(&when(&e.time)),
         took(e.duration_ms),
         commit(&e.commit),
@@ -326,6 +357,7 @@ pub fn event_row(e: &Event) -> String {
         svc = esc(&e.service),
         step = esc(&e.step),
         res = esc(&e.result),
+        class = slug(&e.result),
     )
 }
 

@@ -2,8 +2,24 @@ use std::collections::HashMap;
 
 use super::html::{esc, event_row, live, page};
 use super::*;
-use crate::daemon::status::{Deploy, Rollout, ServiceStatus};
+use crate::daemon::rollouts::RolledBackStatus;
+use crate::daemon::status::{Deploy, ServiceStatus};
 use crate::spec::{Color, PerColor};
+use crate::strategy::{Failure, Phase, Progress, Reason};
+
+/// A canary of `commit` to green, in `phase`.
+fn progress(commit: &str, phase: Phase) -> Progress {
+    Progress {
+        service: "web".into(),
+        commit: commit.into(),
+        service_hash: "h".into(),
+        from: Color::Blue,
+        to: Color::Green,
+        phase,
+        baseline: Default::default(),
+        since_ms: 1_795_000_000_000,
+    }
+}
 
 fn event(time: &str, step: &str, color: Option<Color>, from: Option<Color>, image: Option<&str>) -> Event {
     Event {
@@ -93,9 +109,9 @@ fn the_status_gains_versions_history_and_commit_subjects() {
         s.applied.as_ref().map(|a| a.author.as_str()),
         Some("Ada <ada@example.com>")
     );
-    // No rollout runs today: the block is absent from the document.
+    // A blue-green deploy records no rollout: nothing to show.
     let json = serde_json::to_value(&s).unwrap();
-    assert!(json["services"]["web"].get("rollout").is_none(), "{json}");
+    assert!(json["services"]["web"]["rollout"].is_null(), "{json}");
 }
 
 #[test]
@@ -148,12 +164,14 @@ fn everything_from_outside_is_escaped() {
         message: Some(evil.into()),
         author: Some(evil.into()),
     });
-    web.rollout = Some(Rollout {
-        strategy: evil.into(),
-        step: 1,
-        steps: 2,
-        detail: evil.into(),
-        analysis: Some(evil.into()),
+    let failure = Failure {
+        reason: Reason::Errors,
+        figures: evil.into(),
+    };
+    web.rollout = Some(progress(evil, Phase::RolledBack(failure)));
+    web.rolled_back = Some(RolledBackStatus {
+        commit: evil.into(),
+        figures: evil.into(),
     });
     let mut svc = web.clone();
     svc.history.clear();
@@ -177,6 +195,25 @@ fn everything_from_outside_is_escaped() {
     // The live part stays one part: an escaped marker is not filled.
     assert_eq!(html.matches("<main id=\"live\">").count(), 1);
     assert!(!event_row(&bad).contains("<script>alert"));
-    // The rollout block is shown when there is one.
-    assert!(html.contains("<section class=\"rollout\"><h3>Rollout</h3>"), "{html}");
+    // The rollout block is shown when there is one, and the hold after a rollback.
+    assert!(
+        html.contains("<section class=\"rollout\" data-phase=\"rolled_back\">"),
+        "{html}"
+    );
+    assert!(html.contains("Rolled back by analysis at <code"), "{html}");
+}
+
+#[test]
+fn a_canary_step_in_progress_is_shown_with_its_weight() {
+    let (mut s, _) = status();
+    let web = s.services.get_mut("web").unwrap();
+    web.rollout = Some(progress("1dcece7d50", Phase::Step { index: 1, weight: 50 }));
+    web.weights = PerColor { blue: 50, green: 50 };
+    let html = live(&s);
+    assert!(
+        html.contains("<span class=\"kind\">in progress</span> <code title=\"1dcece7d50\">1dcece7d50</code> blue → green: canary step 2: 50 % of requests to green</p>"),
+        "{html}"
+    );
+    assert!(html.contains("data-phase=\"step\""), "{html}");
+    assert!(html.contains("<td class=\"weight\">50 %</td>"), "{html}");
 }

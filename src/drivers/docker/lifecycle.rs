@@ -86,10 +86,22 @@ impl DockerDriver {
     }
 
     async fn create(&self, spec: &ContainerSpec, n: u32, hash: &str, commit: &str) -> Result<(), DockerError> {
+        self.create_named(spec, n, &spec.container_name(n), hash, commit).await
+    }
+
+    /// Creates and starts replica `n` of `spec` as `name`.
+    pub(super) async fn create_named(
+        &self,
+        spec: &ContainerSpec,
+        n: u32,
+        name: &str,
+        hash: &str,
+        commit: &str,
+    ) -> Result<(), DockerError> {
         if let Some(net) = spec.network.as_deref().filter(|n| *n != self.network) {
             self.ensure_named_network(net).await?;
         }
-        let name = spec.container_name(n);
+        let name = name.to_string();
         let mut l: HashMap<String, String> = spec.labels.clone().into_iter().collect();
         l.insert(labels::SERVICE.into(), spec.service.clone());
         l.insert(labels::COLOR.into(), spec.color.to_string());
@@ -139,7 +151,7 @@ impl DockerDriver {
         .await
     }
 
-    async fn remove(&self, name: &str) -> Result<(), DockerError> {
+    pub(super) async fn remove(&self, name: &str) -> Result<(), DockerError> {
         let opts = RemoveContainerOptions {
             force: true,
             ..Default::default()
@@ -227,7 +239,7 @@ impl DockerDriver {
         Ok(())
     }
 
-    async fn stop(&self, name: &str) -> Result<(), DockerError> {
+    pub(super) async fn stop(&self, name: &str) -> Result<(), DockerError> {
         let opts = StopContainerOptions {
             t: Some(STOP_GRACE_SECS),
             ..Default::default()

@@ -12,6 +12,7 @@ mod image;
 mod lifecycle;
 mod network;
 mod observe;
+mod replace;
 
 use std::collections::BTreeMap;
 use std::future::Future;

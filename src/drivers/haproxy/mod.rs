@@ -18,7 +18,7 @@ use tokio::sync::Mutex;
 use super::reload::{config_token, persist, read_opt, run, sha256, wait_for_config};
 use super::route::{Counters, Counts, ObservedRoute, ProxyError, RouteSpec, DRIFTED};
 use crate::spec::{Color, PerColor};
-use render::{backend, structure, switch_commands, PLACEHOLDER, ROUTE};
+use render::{backend, backend_names, structure, switch_commands, PLACEHOLDER, ROUTE};
 
 pub use render::{render, HaproxyConfig};
 pub use runtime::Runtime;
@@ -109,7 +109,16 @@ impl Haproxy {
         // restarted HAProxy would load records it. A rename can stall on
         // the filesystem's journal for seconds (seen on ext4 under load:
         // the cause of the rare multi-second switch), a switch must not.
-        self.runtime.call(&switch_commands(route)).await?;
+        let cmds: Vec<String> = backend_names(route)
+            .iter()
+            .map(|be| format!("show servers state {be}"))
+            .collect();
+        let state = self.runtime.call(&cmds).await?;
+        let current = running_servers(&state)
+            .into_iter()
+            .map(|s| (format!("{}/{}", s.backend, s.server), s.addr))
+            .collect();
+        self.runtime.call(&switch_commands(route, &current)).await?;
         persist(&self.config.config, render(&routes, &self.config, &config_token())).await
     }
 

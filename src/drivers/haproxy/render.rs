@@ -90,20 +90,49 @@ fn backends(route: &RouteSpec) -> Vec<(String, [Backend; 2])> {
     out
 }
 
-/// Runtime commands that make the slots serve the route: servers that
+/// Which address each of `slots` slots serves: an address that a slot
+/// already serves keeps it (moving a live address to another slot, or
+/// giving a busy slot another address, would disturb its connections);
+/// new addresses take free slots in order.
+pub(super) fn assign(addrs: &[SocketAddr], current: &[Option<SocketAddr>], slots: usize) -> Vec<Option<SocketAddr>> {
+    let mut out: Vec<Option<SocketAddr>> = vec![None; slots];
+    for (i, cur) in current.iter().enumerate().take(slots) {
+        if let Some(a) = cur.filter(|a| addrs.contains(a) && !out.contains(&Some(*a))) {
+            out[i] = Some(a);
+        }
+    }
+    let mut fresh = addrs
+        .iter()
+        .filter(|a| !out.contains(&Some(**a)))
+        .copied()
+        .collect::<Vec<_>>()
+        .into_iter();
+    for slot in out.iter_mut().filter(|s| s.is_none()) {
+        *slot = fresh.next();
+    }
+    out
+}
+
+/// Runtime commands that make the slots serve the route, given the
+/// address each running server (`backend/server`) has now: servers that
 /// take requests are set and enabled before the others are put in
 /// maintenance, so a request always has a ready server.
-pub(super) fn switch_commands(route: &RouteSpec) -> Vec<String> {
+pub(super) fn switch_commands(route: &RouteSpec, current: &BTreeMap<String, SocketAddr>) -> Vec<String> {
     let n = slots(route);
     let mut enable = vec![];
     let mut disable = vec![];
     for (be, colors) in backends(route) {
         for (c, b) in Color::ALL.iter().zip(&colors) {
-            for i in 0..n {
+            let w = server_weight(b.weight, b.addrs.len());
+            let serving: &[SocketAddr] = if w > 0 { &b.addrs } else { &[] };
+            let now: Vec<Option<SocketAddr>> = (0..n).map(|i| current.get(&format!("{be}/{c}_{i}")).copied()).collect();
+            for (i, slot) in assign(serving, &now, n).into_iter().enumerate() {
                 let srv = format!("{be}/{c}_{i}");
-                match slot(b, i) {
-                    Some((a, w)) => {
-                        enable.push(format!("set server {srv} addr {} port {}", a.ip(), a.port()));
+                match slot {
+                    Some(a) => {
+                        if now[i] != Some(a) {
+                            enable.push(format!("set server {srv} addr {} port {}", a.ip(), a.port()));
+                        }
                         enable.push(format!("set server {srv} weight {w}"));
                         enable.push(format!("set server {srv} state ready"));
                     }
@@ -114,6 +143,11 @@ pub(super) fn switch_commands(route: &RouteSpec) -> Vec<String> {
     }
     enable.extend(disable);
     enable
+}
+
+/// The backends of a route, for `show servers state`.
+pub(super) fn backend_names(route: &RouteSpec) -> Vec<String> {
+    backends(route).into_iter().map(|(be, _)| be).collect()
 }
 
 fn server_lines(out: &mut String, colors: &[Backend; 2], slots: usize) {
@@ -184,6 +218,20 @@ pub fn render(routes: &BTreeMap<String, RouteSpec>, cfg: &HaproxyConfig, token: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_keep_their_slots_and_new_ones_take_free_slots() {
+        let a = |p: u16| -> SocketAddr { format!("10.0.0.1:{p}").parse().unwrap() };
+        // A rolling batch: 1 and 2 stay where they are, 4 takes a free slot.
+        let now = [Some(a(1)), Some(a(2)), Some(a(3)), None];
+        assert_eq!(
+            assign(&[a(2), a(4), a(1)], &now, 4),
+            [Some(a(1)), Some(a(2)), Some(a(4)), None]
+        );
+        // Nothing serving yet: in order.
+        assert_eq!(assign(&[a(5), a(6)], &[None, None], 2), [Some(a(5)), Some(a(6))]);
+        assert_eq!(assign(&[], &now, 4), [None; 4]);
+    }
 
     #[test]
     fn server_weights_share_requests_by_color_percent() {

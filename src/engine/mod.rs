@@ -6,6 +6,10 @@
 //! only its own service. Whatever the plan says, the engine refuses to move
 //! traffic to a color that has not passed its checks in this run.
 
+pub mod record;
+mod rolling;
+mod rollout;
+
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -17,16 +21,23 @@ use crate::drivers::proxy::{Backend, PreviewRoute, ProxyDriver, ProxyError, Rout
 use crate::health::{self, HealthFailure, Target};
 use crate::plan::{route_hash, Plan, ServicePlan, Step};
 use crate::spec::container::ContainerSpec;
-use crate::spec::{Color, Desired, Service};
+use crate::spec::{Color, Desired, PerColor, Service};
+use crate::strategy::{Failure, Progress};
+pub use record::Records;
+pub use rollout::TICK;
 
 /// What the engine needs to act.
 pub struct Engine<'a> {
     pub docker: &'a DockerDriver,
     pub proxy: &'a ProxyDriver,
+    /// Where rollouts record their progress.
+    pub records: &'a Records,
     /// The commit being applied (goes on containers and proxy config).
     pub commit: &'a str,
     /// Progress lines of long steps (image pulls), as (service, line).
     pub on_progress: &'a (dyn Fn(&str, &str) + Sync),
+    /// Each new phase of a rollout (canary step, verify, done, rolled back).
+    pub on_rollout: &'a (dyn Fn(&Progress) + Sync),
 }
 
 /// One step's outcome, for progress output and the event log.
@@ -69,6 +80,8 @@ pub enum StepError {
     Health(#[from] HealthFailure),
     #[error("refusing to send traffic to {0}: its health checks have not passed in this pass")]
     Unchecked(Color),
+    #[error("rolled back by analysis: {}", .0.figures)]
+    RolledBack(Failure),
     #[error("{0}")]
     Invalid(String),
 }
@@ -153,11 +166,19 @@ impl Engine<'_> {
                 if !checked.contains(to) {
                     return Err(StepError::Unchecked(*to));
                 }
-                let route = self.route(need()?, *to).await?;
+                let route = self.route(need()?, &all_on(*to), to.other()).await?;
                 self.proxy.apply(&route).await?;
             }
+            Step::Canary { to, .. } => {
+                if !checked.contains(to) {
+                    return Err(StepError::Unchecked(*to));
+                }
+                self.rollout(need()?, step).await?;
+            }
+            Step::Verify { .. } => self.rollout(need()?, step).await?,
+            Step::Roll { color, max_surge, .. } => self.roll(need()?, *color, *max_surge).await?,
             Step::Reroute { color } => {
-                let route = self.route(need()?, *color).await?;
+                let route = self.route(need()?, &all_on(*color), color.other()).await?;
                 self.proxy.apply(&route).await?;
             }
             Step::Drain { duration, .. } => tokio::time::sleep(*duration).await,
@@ -183,7 +204,10 @@ impl Engine<'_> {
         Ok(per_color
             .get(color)
             .iter()
+            // A rolling update's `-next` container is routed only by the
+            // update itself, once checked.
             .filter(|c| c.running && c.replica < svc.replicas)
+            .filter(|c| c.name == crate::spec::container::container_name(&svc.name, color, c.replica))
             .filter_map(|c| {
                 c.addr.map(|addr| Target {
                     container: c.name.clone(),
@@ -193,22 +217,22 @@ impl Engine<'_> {
             .collect())
     }
 
-    /// The proxy entry for `svc` with all traffic on `active` and, if
-    /// declared, the preview on the other color. Each color lists its
-    /// running replicas.
-    async fn route(&self, svc: &Service, active: Color) -> Result<RouteSpec, StepError> {
-        let mut backends = crate::spec::PerColor::<Backend>::default();
+    /// The proxy entry for `svc` with `weights` (percent per color) and,
+    /// if declared, the preview on `preview`. Each color lists its running
+    /// replicas.
+    async fn route(&self, svc: &Service, weights: &PerColor<u32>, preview: Color) -> Result<RouteSpec, StepError> {
+        let mut backends = PerColor::<Backend>::default();
         for c in Color::ALL {
             let targets = self.targets(svc, c).await?;
             *backends.get_mut(c) = Backend {
-                weight: if c == active { 100 } else { 0 },
+                weight: *weights.get(c),
                 addrs: targets.into_iter().map(|t| SocketAddr::new(t.addr, svc.port)).collect(),
             };
         }
         let preview = svc.preview.as_ref().map(|p| PreviewRoute {
             host: p.host.clone(),
             allow: p.allow.clone(),
-            color: active.other(),
+            color: preview,
         });
         Ok(RouteSpec {
             service: svc.name.clone(),
@@ -220,6 +244,13 @@ impl Engine<'_> {
             route_hash: route_hash(svc),
         })
     }
+}
+
+/// All traffic on one color.
+fn all_on(c: Color) -> PerColor<u32> {
+    let mut w = PerColor::default();
+    *w.get_mut(c) = 100;
+    w
 }
 
 fn container_spec(svc: &Service, color: Color) -> Result<ContainerSpec, StepError> {

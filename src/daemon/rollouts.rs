@@ -1,0 +1,48 @@
+//! What the daemon makes of rollouts: each new phase in the status and the
+//! log, and rollbacks in the metrics.
+
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::status::Shared;
+use super::systemd::Progress as Watchdog;
+use crate::engine::StepError;
+use crate::strategy::{describe, Phase, Progress};
+
+/// A service held after analysis rolled it back, as `/status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolledBackStatus {
+    pub commit: String,
+    /// e.g. "5xx 23.1 % of 212 responses > 5 %".
+    pub figures: String,
+}
+
+/// The engine's rollout hook: one log line per phase, the phase in
+/// `/status`, and a touch of the watchdog (a long canary is progress).
+pub fn on_rollout(shared: Shared, watchdog: Watchdog) -> impl Fn(&Progress) + Sync {
+    move |p: &Progress| {
+        watchdog.touch();
+        let commit = &p.commit[..p.commit.len().min(10)];
+        let what = describe(p);
+        match &p.phase {
+            Phase::RolledBack(f) => {
+                warn!(service = %p.service, color = %p.from, commit = %commit, reason = f.reason.as_str(), "{what}")
+            }
+            _ => info!(service = %p.service, color = %p.to, commit = %commit, "{what}"),
+        }
+        let mut status = shared.status.write().expect("status lock");
+        status.services.entry(p.service.clone()).or_default().rollout = Some(p.clone());
+    }
+}
+
+/// Counts a rollback in `teal_rollbacks_total`.
+pub fn count(shared: &Shared, service: &str, why: &StepError) {
+    let StepError::RolledBack(f) = why else { return };
+    *shared
+        .metrics
+        .write()
+        .expect("metrics lock")
+        .rollbacks
+        .entry((service.to_string(), f.reason.as_str().to_string()))
+        .or_default() += 1;
+}

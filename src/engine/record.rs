@@ -1,0 +1,67 @@
+//! Rollout records in the state dir (`rollouts/<service>.json`): the
+//! progress of the last rollout of each service, written before the
+//! engine acts, so a restarted teal resumes it, and a rollback survives
+//! restarts (the same service is not tried again).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::plan::RolledBack;
+use crate::strategy::{Phase, Progress};
+
+#[derive(Debug, Clone)]
+pub struct Records {
+    dir: PathBuf,
+}
+
+impl Records {
+    /// The records under `state_dir/rollouts`.
+    pub fn new(state_dir: &Path) -> Records {
+        Records {
+            dir: state_dir.join("rollouts"),
+        }
+    }
+
+    fn path(&self, service: &str) -> PathBuf {
+        self.dir.join(format!("{service}.json"))
+    }
+
+    /// The last recorded progress of `service`, if any (an unreadable
+    /// record counts as none: the rollout starts over, safely).
+    pub fn load(&self, service: &str) -> Option<Progress> {
+        let text = std::fs::read_to_string(self.path(service)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Records `p`, atomically (a crash leaves the old record or the new).
+    pub fn save(&self, p: &Progress) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let path = self.path(&p.service);
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(p).expect("progress serialises"))?;
+        std::fs::rename(&tmp, &path)
+    }
+
+    /// Every service whose last rollout analysis rolled back.
+    pub fn rolled_back(&self) -> BTreeMap<String, RolledBack> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return BTreeMap::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".json").map(String::from))
+            .filter_map(|service| {
+                let p = self.load(&service)?;
+                let Phase::RolledBack(f) = p.phase else { return None };
+                Some((
+                    service,
+                    RolledBack {
+                        commit: p.commit,
+                        service_hash: p.service_hash,
+                        figures: f.figures,
+                    },
+                ))
+            })
+            .collect()
+    }
+}

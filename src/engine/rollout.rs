@@ -1,0 +1,152 @@
+//! Running a strategy: each tick observes the new color's counters, asks
+//! the strategy's pure step function what to do, records the progress and
+//! then acts (an abort acts while its record is written, so traffic goes
+//! back without waiting on the disk). A recorded rollout of the same
+//! service is resumed after a restart, its step begun afresh.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::{Engine, StepError};
+use crate::drivers::route::Counts;
+use crate::plan::{service_hash, Step};
+use crate::spec::{Color, PerColor, Service};
+use crate::strategy::{self, blue_green, canary, Action, Next, Observation, Phase, Progress};
+
+/// How often a rollout is judged: the time from the error budget being
+/// crossed to all traffic back is about this plus one proxy call.
+pub const TICK: Duration = Duration::from_millis(250);
+
+impl Engine<'_> {
+    /// Runs a `Canary` or `Verify` step to its end: Ok when all traffic is
+    /// on the new color, `RolledBack` when analysis put it back.
+    pub(super) async fn rollout(&self, svc: &Service, step: &Step) -> Result<(), StepError> {
+        let (from, to) = match step {
+            Step::Canary { from, to, .. } => (*from, *to),
+            Step::Verify { color, from, .. } => (*from, *color),
+            _ => return Err(StepError::Invalid(format!("{step:?} is not a rollout"))),
+        };
+        let hash = service_hash(svc);
+        let obs = self.observe_rollout(svc, to).await?;
+        let next = match self.records.load(&svc.name) {
+            Some(p) if resumable(&p, &hash, from, to, step) => resume(&p, &obs),
+            _ => {
+                let p0 = strategy::begin(&svc.name, self.commit, &hash, from, to, &obs);
+                match step {
+                    Step::Canary { steps, .. } => canary::start(steps, &p0, &obs),
+                    _ => blue_green::start(svc.analysis.as_ref(), &p0, &obs),
+                }
+            }
+        };
+        let mut p = self.record_and_act(svc, None, next).await?;
+        while !p.finished() {
+            tokio::time::sleep(TICK).await;
+            let obs = self.observe_rollout(svc, to).await?;
+            let next = match step {
+                Step::Canary { steps, .. } => canary::step(steps, svc.analysis.as_ref(), &p, &obs),
+                _ => blue_green::step(svc.analysis.as_ref(), &p, &obs),
+            };
+            if next.progress != p || !next.actions.is_empty() {
+                p = self.record_and_act(svc, Some(&p), next).await?;
+            }
+        }
+        match p.phase {
+            Phase::RolledBack(f) => Err(StepError::RolledBack(f)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records the new progress, then runs its actions. Moving traffic
+    /// back (an abort) does not wait for the disk: the record is written
+    /// while the proxy acts.
+    async fn record_and_act(
+        &self,
+        svc: &Service,
+        before: Option<&Progress>,
+        next: Next,
+    ) -> Result<Progress, StepError> {
+        let records = self.records.clone();
+        let p = next.progress.clone();
+        let mut save = Some(tokio::task::spawn_blocking(move || records.save(&p)));
+        let aborting = matches!(next.progress.phase, Phase::RolledBack(_));
+        if !aborting {
+            if let Some(s) = save.take() {
+                s.await
+                    .map_err(|e| StepError::Invalid(format!("recording the rollout: {e}")))?
+                    .map_err(|e| StepError::Invalid(format!("recording the rollout of {}: {e}", svc.name)))?;
+            }
+        }
+        for a in &next.actions {
+            match a {
+                Action::Weights(w) => self.set_weights(svc, &next.progress, w).await?,
+            }
+        }
+        if let Some(s) = save {
+            let _ = s.await;
+        }
+        if before.map(|b| &b.phase) != Some(&next.progress.phase) {
+            (self.on_rollout)(&next.progress);
+        }
+        Ok(next.progress)
+    }
+
+    /// Routes `w` (percent per color); the preview serves the new color
+    /// until it has all traffic, then the old one.
+    async fn set_weights(&self, svc: &Service, p: &Progress, w: &PerColor<u32>) -> Result<(), StepError> {
+        let preview = if *w.get(p.to) == 100 { p.from } else { p.to };
+        let route = self.route(svc, w, preview).await?;
+        self.proxy.apply(&route).await?;
+        Ok(())
+    }
+
+    /// The clock and the new color's counters. Without analysis nothing is
+    /// judged, so a proxy that cannot count (nginx with reloads) will do.
+    async fn observe_rollout(&self, svc: &Service, to: Color) -> Result<Observation, StepError> {
+        let counts = match &svc.analysis {
+            Some(_) => self
+                .proxy
+                .counters()
+                .await?
+                .get(&svc.name)
+                .map(|c| *c.get(to))
+                .unwrap_or_default(),
+            None => Counts::default(),
+        };
+        Ok(Observation {
+            now_ms: now_ms(),
+            counts,
+        })
+    }
+}
+
+/// A record of the same rollout (same service content, same colors, same
+/// kind of step) that has not finished.
+fn resumable(p: &Progress, hash: &str, from: Color, to: Color, step: &Step) -> bool {
+    let same_kind = matches!(
+        (&p.phase, step),
+        (Phase::Step { .. }, Step::Canary { .. }) | (Phase::Verify, _)
+    );
+    p.service_hash == hash && p.from == from && p.to == to && !p.finished() && same_kind
+}
+
+/// Resumes the recorded phase from now: its weights set again, its hold
+/// and judgement begun afresh.
+fn resume(p: &Progress, obs: &Observation) -> Next {
+    let weight = match p.phase {
+        Phase::Step { weight, .. } => weight,
+        _ => 100,
+    };
+    Next {
+        actions: vec![Action::Weights(p.split(weight))],
+        progress: Progress {
+            baseline: obs.counts,
+            since_ms: obs.now_ms,
+            ..p.clone()
+        },
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
