@@ -18,11 +18,6 @@ pub enum ObserveError {
     Proxy(#[from] ProxyError),
 }
 
-/// Marks a proxy entry whose upstream addresses no longer match the running
-/// containers of its live color (a container restarted with a new address):
-/// any value unequal to the desired route hash makes the planner reroute.
-pub const STALE_ADDRESSES: &str = "stale-addresses";
-
 /// Reads Docker, the proxy and the rollout records afresh. `desired`
 /// supplies each service's port, so the proxy's peers can be compared with
 /// container addresses, and its active color, to read a split of traffic.
@@ -50,11 +45,8 @@ pub async fn observe(
             svc.weights = r.weights.clone();
             svc.live = live(r, d.map(|d| d.active));
             svc.route_hash = r.route_hash.clone();
-            if let Some(d) = d {
-                if stale(&svc, r, d) {
-                    svc.route_hash = Some(STALE_ADDRESSES.to_string());
-                }
-            }
+            svc.route_drifted = r.drifted;
+            svc.stale_peers = d.is_some_and(|d| stale(&svc, r, d));
         }
         observed.services.insert(name.clone(), svc);
     }

@@ -184,6 +184,13 @@ async fn a_bad_canary_is_rolled_back_and_not_retried(kind: &str) {
         plan.stdout,
         plan.stderr
     );
+    let status = common::teal(h.dir.path(), &["status", "--config", h.config.to_str().unwrap()]);
+    assert!(
+        status.stdout.contains("rolled back by analysis at ") && status.stdout.contains(&figures),
+        "{kind}: teal status says so:\n{}{}",
+        status.stdout,
+        status.stderr
+    );
 }
 
 #[tokio::test]

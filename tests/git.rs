@@ -315,7 +315,7 @@ fn the_bundled_example_validates_as_a_user_runs_it() {
     let run = teal(root, &["validate", "--repo", "examples/config-repo"]);
     assert_eq!(
         (run.code, run.stdout.as_str()),
-        (0, "ok: 3 services valid (admin, api, web)\n")
+        (0, "ok: 4 services valid (admin, api, search, web)\n")
     );
 }
 

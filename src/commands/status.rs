@@ -80,7 +80,26 @@ pub fn text(s: &Status) -> String {
 fn service(name: &str, svc: &crate::daemon::status::ServiceStatus) -> String {
     let mut o = String::new();
     let live = svc.live.map_or("nothing".to_string(), |c| c.to_string());
-    let _ = writeln!(o, "{name}: traffic on {live}");
+    if svc.weights.blue > 0 && svc.weights.green > 0 {
+        let _ = writeln!(
+            o,
+            "{name}: traffic split, blue {} %, green {} %",
+            svc.weights.blue, svc.weights.green
+        );
+    } else {
+        let _ = writeln!(o, "{name}: traffic on {live}");
+    }
+    if let Some(p) = svc.rollout.as_ref().filter(|p| !p.finished()) {
+        let _ = writeln!(o, "  rollout: {}", crate::strategy::describe(p));
+    }
+    if let Some(rb) = &svc.rolled_back {
+        let _ = writeln!(
+            o,
+            "  rolled back by analysis at {}: {}; revert or push a fix",
+            &rb.commit[..rb.commit.len().min(10)],
+            rb.figures
+        );
+    }
     for c in Color::ALL {
         if let Some(img) = svc.images.get(c) {
             let _ = writeln!(

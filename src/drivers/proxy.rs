@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::haproxy::Haproxy;
 use super::nginx::Nginx;
-pub use super::route::{Backend, Counters, Counts, ObservedRoute, PreviewRoute, ProxyError, RouteSpec, DRIFTED};
+pub use super::route::{Backend, Counters, Counts, ObservedRoute, PreviewRoute, ProxyError, RouteSpec};
 
 /// The configured proxy.
 #[derive(Debug)]

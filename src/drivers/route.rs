@@ -79,9 +79,11 @@ pub struct ObservedRoute {
     pub weights: PerColor<u32>,
     /// Peers that may receive requests, per color.
     pub addrs: PerColor<Vec<SocketAddr>>,
-    /// The recorded route hash; `Some(DRIFTED)` when the managed config was
-    /// edited by hand, which makes the planner rewrite it.
+    /// The route hash recorded with the entry.
     pub route_hash: Option<String>,
+    /// The managed config was edited by hand (its body no longer matches
+    /// its recorded hash): the planner rewrites it.
+    pub drifted: bool,
 }
 
 impl ObservedRoute {
@@ -90,9 +92,6 @@ impl ObservedRoute {
         primary(&self.weights)
     }
 }
-
-/// Route hash reported for a hand-edited entry: never equal to a real hash.
-pub const DRIFTED: &str = "drifted";
 
 /// Responses a proxy counted for one color of one service since it
 /// started (HAProxy) or since the counters were created (nginx balancer).

@@ -23,9 +23,13 @@ pub struct ObservedService {
     pub containers: PerColor<Vec<ObservedContainer>>,
     /// Hash of the route the proxy serves for this service (see
     /// `plan::route_hash`); `None` when the proxy has no entry. A value that
-    /// differs from the desired one means the route must be rewritten
-    /// (changed settings, or a hand-edited file).
+    /// differs from the desired one means the route must be rewritten.
     pub route_hash: Option<String>,
+    /// The proxy's entry was edited by hand: it is rewritten.
+    pub route_drifted: bool,
+    /// A color that takes traffic is served by other addresses than its
+    /// running replicas (a container restarted with a new address).
+    pub stale_peers: bool,
     /// Share of requests per color as the proxy reports it (100/0 outside
     /// a canary).
     pub weights: PerColor<u32>,

@@ -192,7 +192,8 @@ fn steps(svc: &Service, obs: &ObservedService) -> Vec<Step> {
     let idle = target.other();
     let st = state(svc, target, obs.containers.get(target));
     let mut steps = Vec::new();
-    let route_stale = obs.route_hash.as_deref() != Some(route_hash(svc).as_str());
+    let route_stale =
+        obs.route_hash.as_deref() != Some(route_hash(svc).as_str()) || obs.route_drifted || obs.stale_peers;
     if obs.live != Some(target) {
         // A new color takes traffic: start what is missing, check, switch.
         start(svc, target, st, &mut steps);

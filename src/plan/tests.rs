@@ -433,9 +433,13 @@ fn drift_on_the_live_color_is_repaired_under_a_health_gate() {
             Step::Reroute { color: Blue },
         ]
     );
-    // A hand-edited proxy entry (hash differs) is re-rendered.
+    // A hand-edited proxy entry is re-rendered, and so is one whose peers
+    // are not the running replicas.
     let mut obs = Observed::converged(&d);
-    obs.services.get_mut("web").unwrap().route_hash = Some("drifted".into());
+    obs.services.get_mut("web").unwrap().route_drifted = true;
+    assert_eq!(plan(&d, &obs).services[0].steps, vec![Step::Reroute { color: Blue }]);
+    let mut obs = Observed::converged(&d);
+    obs.services.get_mut("web").unwrap().stale_peers = true;
     assert_eq!(plan(&d, &obs).services[0].steps, vec![Step::Reroute { color: Blue }]);
 }
 

@@ -334,7 +334,9 @@ fn bundled_example_is_valid() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config-repo");
     let d = load(&RepoFiles::from_dir(&dir).unwrap()).unwrap_or_else(|e| panic!("examples/config-repo:\n{e}"));
     let names: Vec<&str> = d.services.keys().map(String::as_str).collect();
-    assert_eq!(names, ["admin", "api", "web"]);
+    assert_eq!(names, ["admin", "api", "search", "web"]);
+    assert_eq!(d.services["web"].strategy.name(), "canary");
+    assert_eq!(d.services["search"].strategy.name(), "rolling");
     assert_eq!(d.services["web"].health.deadline, std::time::Duration::from_secs(90));
     assert_eq!(
         d.services["api"].health.interval,

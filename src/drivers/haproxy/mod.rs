@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use tokio::sync::Mutex;
 
 use super::reload::{config_token, persist, read_opt, run, sha256, wait_for_config};
-use super::route::{Counters, Counts, ObservedRoute, ProxyError, RouteSpec, DRIFTED};
+use super::route::{Counters, Counts, ObservedRoute, ProxyError, RouteSpec};
 use crate::spec::{Color, PerColor};
 use render::{backend, backend_names, structure, switch_commands, PLACEHOLDER, ROUTE};
 
@@ -72,7 +72,8 @@ impl Haproxy {
         for (service, route) in routes {
             let be = backend(&service);
             let mut obs = ObservedRoute {
-                route_hash: Some(if drifted { DRIFTED.to_string() } else { route.route_hash }),
+                route_hash: Some(route.route_hash),
+                drifted,
                 ..Default::default()
             };
             let mut weight = PerColor::<u32>::default();

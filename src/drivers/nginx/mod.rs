@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use tokio::sync::Mutex;
 
 use super::reload::{config_token, persist, read_opt, run, sha256, wait_for_config, write_atomic};
-use super::route::{Counters, ObservedRoute, ProxyError, RouteSpec, DRIFTED};
+use super::route::{Counters, ObservedRoute, ProxyError, RouteSpec};
 use balancer::{preview_pool, Balancer, Pools};
 use render::{Meta, HEADER};
 
@@ -90,10 +90,8 @@ impl Nginx {
                     .as_ref()
                     .is_none_or(|m| body_of(&text).map(sha256) != Some(m.sha256.clone()));
             let mut obs = ObservedRoute {
-                route_hash: match (&meta, drifted) {
-                    (Some(m), false) => Some(m.route.route_hash.clone()),
-                    _ => Some(DRIFTED.into()),
-                },
+                route_hash: meta.as_ref().map(|m| m.route.route_hash.clone()),
+                drifted,
                 ..Default::default()
             };
             let backends = match (&pools, &meta) {
