@@ -2,6 +2,7 @@
 //! driven through chromedriver (WebDriver). Missing either is a failing
 //! test that says what to install, never a skipped one.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,8 +19,11 @@ pub struct Browser {
 }
 
 impl Drop for Browser {
+    /// Ends chromedriver and every chromium it started, also when a failed
+    /// assertion left the session open: they share a process group.
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        // SAFETY: kill(2) with plain integers; the group is chromedriver's own.
+        unsafe { libc::kill(-(self.driver.id() as i32), libc::SIGKILL) };
         let _ = self.driver.wait();
     }
 }
@@ -42,6 +46,7 @@ impl Browser {
         let port = free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
