@@ -1,6 +1,11 @@
 //! The host config (`/etc/teal/daemon.yaml`, DESIGN section 2): where the
 //! repo is, how to reach Docker, which proxy to drive, where state lives.
-//! Not in git; secrets are referenced by file path, never inlined.
+//! Not in git; secrets are referenced by file path, never inlined. Every
+//! field but `repo.url` and `proxy.kind` has a default, field by field
+//! (`defaults` prints them all); unknown fields are reported all at once.
+
+pub mod defaults;
+mod fields;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -109,8 +114,9 @@ pub struct ProxyConfig {
     pub managed: bool,
 }
 
+/// An operator's HAProxy; each field defaults to Debian's layout.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct HaproxySettings {
     pub config: PathBuf,
     pub socket: PathBuf,
@@ -127,8 +133,9 @@ impl Default for HaproxySettings {
     }
 }
 
+/// An operator's nginx; each field defaults to Debian's layout.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct NginxSettings {
     pub conf_dir: PathBuf,
     pub test: Vec<String>,
@@ -162,7 +169,9 @@ impl Default for NginxSettings {
         NginxSettings {
             conf_dir: "/etc/nginx/conf.d".into(),
             test: vec!["nginx".into(), "-t".into()],
-            reload: vec!["nginx".into(), "-s".into(), "reload".into()],
+            // Debian's service command, as for HAProxy: systemd runs the
+            // unit's own reload (nginx -s reload) and knows about it.
+            reload: vec!["systemctl".into(), "reload".into(), "nginx".into()],
             client_keepalive: true,
             switch: NginxSwitch::Balancer,
         }
@@ -201,6 +210,9 @@ pub enum ConfigError {
         "{path}: cannot read the host config: {source}; pass --config FILE or create it (see README, 'Host config')"
     )]
     Read { path: String, source: std::io::Error },
+    /// Unknown fields, every one with its position.
+    #[error("{0}")]
+    Unknown(crate::spec::Diagnostics),
     #[error("{path}:{line}:{col}: {message}")]
     Parse {
         path: String,
@@ -221,8 +233,13 @@ impl HostConfig {
         Self::parse(&shown, &text)
     }
 
-    /// Parses host config text; errors carry `path:line:col`.
+    /// Parses host config text; errors carry `path:line:col`. Every
+    /// unknown field is reported at once, before any other error.
     pub fn parse(path: &str, text: &str) -> Result<HostConfig, ConfigError> {
+        let unknown = fields::unknown(path, text);
+        if !unknown.is_empty() {
+            return Err(ConfigError::Unknown(crate::spec::Diagnostics(unknown)));
+        }
         serde_yaml::from_str(text).map_err(|e| {
             let (line, col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
             ConfigError::Parse {
@@ -236,12 +253,14 @@ impl HostConfig {
 }
 
 /// serde_yaml appends " at line X column Y" to messages; we print the
-/// position as a `path:line:col` prefix instead.
+/// position as a `path:line:col` prefix instead, and quote as the service
+/// files' errors do.
 fn strip_location(msg: &str) -> String {
-    match msg.find(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
-    }
+    let msg = match msg.find(" at line ") {
+        Some(i) => &msg[..i],
+        None => msg,
+    };
+    msg.replace('`', "\"")
 }
 
 #[cfg(test)]
@@ -260,14 +279,60 @@ mod tests {
     }
 
     #[test]
-    fn unknown_field_is_located() {
-        let err = HostConfig::parse("d.yaml", "repo:\n  url: x\n  brnach: main\nproxy: {kind: nginx}\n")
-            .unwrap_err()
-            .to_string();
+    fn unknown_fields_are_located_all_at_once() {
+        let err = HostConfig::parse(
+            "d.yaml",
+            "repo:\n  url: x\n  brnach: main\nproxy: {kind: nginx, lisen: ':80'}\nlisten: [oops]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 2, "{err}");
         assert!(
-            err.starts_with("d.yaml:3:3: repo: unknown field `brnach`, expected one of"),
+            lines[0].starts_with("d.yaml:3:3: repo: unknown field \"brnach\", expected one of"),
             "{err}"
         );
+        assert!(
+            lines[1].starts_with("d.yaml:4:22: proxy: unknown field \"lisen\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_managed_proxy_needs_only_kind_listen_and_managed() {
+        let c = HostConfig::parse(
+            "d.yaml",
+            "repo: {url: /srv/deploy}\nproxy: {kind: nginx, listen: '127.0.0.1:8080', managed: true}\nstate_dir: /srv/teal\n",
+        )
+        .unwrap();
+        let spec = crate::reconcile::managed_spec(&c).expect("managed");
+        assert_eq!(spec.dir, Path::new("/srv/teal/proxy"), "its files live under state_dir");
+        assert_eq!((spec.kind, spec.listen.as_str()), (ProxyKind::Nginx, "127.0.0.1:8080"));
+        assert_eq!(spec.switch, NginxSwitch::Balancer);
+    }
+
+    #[test]
+    fn an_operators_proxy_defaults_field_by_field_to_debians_layout() {
+        let c = HostConfig::parse(
+            "d.yaml",
+            "repo: {url: x}\nproxy:\n  kind: haproxy\n  haproxy: {socket: /run/haproxy/teal.sock}\n  nginx: {switch: reload}\n",
+        )
+        .unwrap();
+        let h = &c.proxy.haproxy;
+        assert_eq!(h.socket, Path::new("/run/haproxy/teal.sock"));
+        assert_eq!(h.config, Path::new("/etc/haproxy/teal.cfg"));
+        assert_eq!(h.reload, ["systemctl", "reload", "haproxy"]);
+        let n = &c.proxy.nginx;
+        assert_eq!(n.switch, NginxSwitch::Reload);
+        assert_eq!(n.conf_dir, Path::new("/etc/nginx/conf.d"));
+        assert_eq!(
+            (n.test.clone(), n.reload.clone()),
+            (
+                vec!["nginx".to_string(), "-t".into()],
+                vec!["systemctl".to_string(), "reload".into(), "nginx".into()]
+            )
+        );
+        assert!(n.client_keepalive);
     }
 
     #[test]
@@ -275,6 +340,6 @@ mod tests {
         let err = HostConfig::parse("d.yaml", "repo: {url: x, poll: soon}\nproxy: {kind: nginx}\n").unwrap_err();
         assert!(err.to_string().contains("invalid duration \"soon\""), "{err}");
         let err = HostConfig::parse("d.yaml", "repo: {url: x}\nproxy: {kind: traefik}\n").unwrap_err();
-        assert!(err.to_string().contains("unknown variant `traefik`"), "{err}");
+        assert!(err.to_string().contains("unknown variant \"traefik\""), "{err}");
     }
 }

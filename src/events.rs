@@ -91,6 +91,8 @@ impl From<&StepEvent> for Event {
 #[derive(Debug, Clone)]
 pub struct EventLog {
     path: PathBuf,
+    /// Where each appended event is also sent (the dashboard's stream).
+    tx: Option<tokio::sync::broadcast::Sender<Event>>,
 }
 
 impl EventLog {
@@ -104,7 +106,13 @@ impl EventLog {
                 std::fs::OpenOptions::new().append(true).open(&path)?.write_all(b"\n")?;
             }
         }
-        Ok(EventLog { path })
+        Ok(EventLog { path, tx: None })
+    }
+
+    /// Also sends each event to `tx` once it is written.
+    pub fn with_broadcast(mut self, tx: tokio::sync::broadcast::Sender<Event>) -> EventLog {
+        self.tx = Some(tx);
+        self
     }
 
     /// Appends one event as one line, with a single write.
@@ -113,7 +121,12 @@ impl EventLog {
         line.push(b'\n');
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
         f.write_all(&line)?;
-        f.flush()
+        f.flush()?;
+        if let Some(tx) = &self.tx {
+            // No receiver (no dashboard open) is not an error.
+            let _ = tx.send(e.clone());
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -124,6 +137,28 @@ impl EventLog {
 /// Reads every complete event; lines that do not parse (a torn write) are skipped.
 pub fn read(path: &Path) -> std::io::Result<Vec<Event>> {
     Ok(read_checked(path)?.events)
+}
+
+/// The events in the last `bytes` of the log (the first, partial line
+/// dropped), for views of what happened lately without reading it all.
+/// Lines that are not events are counted in `skipped`, numbered from the
+/// start of that window.
+pub fn read_tail(path: &Path, bytes: u64) -> std::io::Result<Log> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    // One byte early: when it is a newline, the window starts on a whole line.
+    let start = len.saturating_sub(bytes.saturating_add(1));
+    f.seek(SeekFrom::Start(start))?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf);
+    let whole = if start == 0 {
+        &text[..]
+    } else {
+        text.split_once('\n').map_or("", |(_, rest)| rest)
+    };
+    Ok(parse(whole))
 }
 
 /// What `read_checked` found.
@@ -138,7 +173,10 @@ pub struct Log {
 /// reader can warn about them (blank lines are not worth a warning).
 pub fn read_checked(path: &Path) -> std::io::Result<Log> {
     let bytes = std::fs::read(path)?;
-    let text = String::from_utf8_lossy(&bytes);
+    Ok(parse(&String::from_utf8_lossy(&bytes)))
+}
+
+fn parse(text: &str) -> Log {
     let mut log = Log::default();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -149,7 +187,7 @@ pub fn read_checked(path: &Path) -> std::io::Result<Log> {
             Err(err) => log.skipped.push((i + 1, err.to_string())),
         }
     }
-    Ok(log)
+    log
 }
 
 #[cfg(test)]
@@ -210,6 +248,34 @@ mod tests {
         let old = r#"{"time":"2026-11-22T17:00:00.000Z","commit":"abc","service":"web","step":"switch","result":"ok","duration_ms":5}"#;
         let e: Event = serde_json::from_str(old).unwrap();
         assert_eq!((e.color, e.from), (None, None));
+    }
+
+    #[test]
+    fn appended_events_are_broadcast_and_the_tail_reads_whole_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = tokio::sync::broadcast::channel(8);
+        let log = EventLog::open(dir.path()).unwrap().with_broadcast(tx);
+        for step in ["pull_image", "start_color", "switch"] {
+            log.append(&event(step)).unwrap();
+        }
+        assert_eq!(rx.try_recv().unwrap().step, "pull_image");
+        assert_eq!(rx.try_recv().unwrap().step, "start_color");
+        let line = std::fs::read_to_string(log.path())
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .len() as u64;
+        // A window that cuts the second line in half yields only the third.
+        let tail = read_tail(log.path(), line + 10).unwrap();
+        let steps: Vec<&str> = tail.events.iter().map(|e| e.step.as_str()).collect();
+        assert_eq!(steps, ["switch"]);
+        let mut f = std::fs::OpenOptions::new().append(true).open(log.path()).unwrap();
+        f.write_all(b"not json\n").unwrap();
+        let all = read_tail(log.path(), 1 << 20).unwrap();
+        let steps: Vec<&str> = all.events.iter().map(|e| e.step.as_str()).collect();
+        assert_eq!(steps, ["pull_image", "start_color", "switch"]);
+        assert_eq!(all.skipped.len(), 1, "{:?}", all.skipped);
     }
 
     #[test]

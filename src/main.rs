@@ -69,11 +69,19 @@ enum Command {
     History(commands::history::Args),
     /// A complete blue/green setup on this machine, in the foreground.
     ///
-    /// Builds demo images locally, creates a config repo in DIR, starts
-    /// HAProxy or nginx on 127.0.0.1:PORT and runs the daemon. It prints
-    /// what to try next. `teal demo --clean` removes everything it created.
+    /// Builds demo images locally, creates a config repo and a host config
+    /// (DIR/daemon.yaml) in DIR, starts HAProxy or nginx on 127.0.0.1:PORT
+    /// and runs the daemon, with its dashboard and status API on
+    /// 127.0.0.1:9470 (or the next free port). It prints what to try next.
+    /// `teal demo --clean` removes everything it created.
     /// Example: `teal demo --port 8080`
     Demo(commands::demo::Args),
+    /// The host config: print every default, or check a file.
+    ///
+    /// `--show-defaults` prints the full host config with each default as
+    /// commented YAML; `--check FILE` reports every unknown field with its
+    /// line at once. Example: `teal config --check /etc/teal/daemon.yaml`
+    Config(commands::config::Args),
     /// Print shell completions, e.g. `teal completions bash > /etc/bash_completion.d/teal`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -98,6 +106,7 @@ fn main() -> ExitCode {
         Command::Status(a) => block_on(commands::status::run(a)),
         Command::History(a) => commands::history::run(a),
         Command::Demo(a) => block_on(commands::demo::run(a)),
+        Command::Config(a) => commands::config::run(a),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(*shell, &mut Cli::command(), "teal", &mut std::io::stdout());

@@ -45,6 +45,35 @@ pub fn resolve(repo: &Repository, rev: &str) -> Result<git2::Oid, SourceError> {
     Ok(commit.id())
 }
 
+/// What git says about a commit, for people: its subject, author and time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CommitInfo {
+    /// The first line of the message.
+    pub message: String,
+    /// `Name <email>`.
+    pub author: String,
+    /// Commit time, RFC 3339 UTC.
+    pub time: String,
+}
+
+/// The subject, author and time of `rev` in `repo`.
+pub fn commit_info(repo: &Repository, rev: &str) -> Result<CommitInfo, SourceError> {
+    let oid = resolve(repo, rev)?;
+    let c = repo.find_commit(oid).map_err(|e| read_err(rev, "", e))?;
+    let author = c.author();
+    let secs = u64::try_from(c.time().seconds()).unwrap_or(0);
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    Ok(CommitInfo {
+        message: c.summary().unwrap_or("").to_string(),
+        author: match (author.name(), author.email()) {
+            (Some(n), Some(e)) => format!("{n} <{e}>"),
+            (Some(n), None) => n.to_string(),
+            (None, e) => e.unwrap_or("").to_string(),
+        },
+        time: humantime::format_rfc3339_seconds(time).to_string(),
+    })
+}
+
 /// Reads `teal.yaml` and `services/*.yaml` under `path` (`/` or `""` for
 /// the root) in the tree of `rev`, without touching any working tree.
 pub fn read(repo: &Repository, rev: &str, path: &str) -> Result<RepoFiles, SourceError> {

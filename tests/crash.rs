@@ -4,121 +4,74 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{
-    app_image_version, docker_or_fail, free_port, get_via, git_in, proxy_or_fail, teal_bin, unique, DockerGuard,
-};
-use teal::drivers::docker::DockerDriver;
-use teal::drivers::managed::{self, ManagedSpec};
+use common::host::{Checks, TestHost};
+use common::{app_image_version, get_via, proxy_or_fail};
 
-fn start_daemon(config: &Path, log: &Path) -> Child {
-    let f = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    Command::new(teal_bin())
-        .args(["daemon", "--config", config.to_str().unwrap()])
-        .env("NO_COLOR", "1")
-        .stderr(f)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap()
+/// Successful `step` events (e.g. `start_color`) in the log so far.
+fn count(h: &TestHost, step: &str) -> usize {
+    h.events().iter().filter(|e| e.step == step && e.result == "ok").count()
 }
 
-/// Waits for an event `step` (e.g. `start_color`) with result ok in events.jsonl after `n` such events.
-async fn wait_event(events: &Path, step: &str, seen_before: usize) {
+/// Waits for a successful `step` event beyond the `seen_before` there were.
+async fn wait_event(h: &TestHost, step: &str, seen_before: usize) {
     let start = Instant::now();
-    loop {
-        let n = teal::events::read(events)
-            .map(|e| e.iter().filter(|e| e.step == step && e.result == "ok").count())
-            .unwrap_or(0);
-        if n > seen_before {
-            return;
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "no {step} event");
+    while count(h, step) <= seen_before {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no {step} event; log:\n{}",
+            h.log_text()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
-fn count(events: &Path, step: &str) -> usize {
-    teal::events::read(events)
-        .map(|e| e.iter().filter(|e| e.step == step && e.result == "ok").count())
-        .unwrap_or(0)
+/// `teal-web-blue-0 running`, ... for every container of the service.
+fn containers(h: &TestHost) -> Vec<String> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=teal.service={}", h.svc),
+            "--format",
+            "{{.Names}} {{.State}}",
+        ])
+        .output()
+        .unwrap();
+    let mut listed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.replace(&h.svc, "web"))
+        .collect();
+    listed.sort();
+    listed
 }
 
 #[tokio::test]
 async fn kill_9_in_every_phase_then_restart_converges() {
-    docker_or_fail();
     proxy_or_fail("haproxy");
-    let network = unique("teal-k");
-    let svc = unique("web");
-    let host = format!("{svc}.test");
-    let docker = DockerDriver::connect(None, &network).await.unwrap();
+    let h = TestHost::new("k").await;
     let versions = ["1.0", "2.0", "3.0", "4.0", "5.0"];
     let mut images = vec![];
     for v in versions {
-        images.push(app_image_version(&docker, v, true).await);
+        images.push(app_image_version(&h.docker, v, true).await);
     }
-    let _guard = DockerGuard {
-        services: vec![svc.clone()],
-        network: network.clone(),
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let work = dir.path().join("work");
-    std::fs::create_dir_all(work.join("services")).unwrap();
-    git_in(&work, &["init", "-q", "-b", "main"]);
+    let image_of = |v: &str| images[versions.iter().position(|x| *x == v).unwrap()].clone();
     // Several consecutive passes make the check window wide enough to hit.
-    let file = |active: &str, blue: &str, green: &str| {
-        format!("active: {active}\nblue:\n  image: {blue}\ngreen:\n  image: {green}\nport: 8080\nreplicas: 2\nroute: {{host: {host}}}\nhealth:\n  http: {{path: /healthz}}\n  interval: 200ms\n  successes: 8\n  deadline: 30s\nswitch: {{drain: 100ms}}\n")
+    let checks = Checks {
+        interval: "200ms",
+        successes: 8,
+        deadline: "30s",
     };
-    let commit = |text: String| {
-        std::fs::write(work.join(format!("services/{svc}.yaml")), text).unwrap();
-        git_in(&work, &["add", "-A"]);
-        git_in(&work, &["commit", "-qm", "deploy"]);
-    };
-    commit(file("blue", &images[0], &images[0]));
-
-    let pdir = dir.path().join("proxy");
-    let listen = format!("127.0.0.1:{}", free_port());
-    let (m, _) = managed::start(&ManagedSpec::haproxy(&pdir, &listen)).await.unwrap();
-    let d = pdir.display();
-    let state = dir.path().join("state");
-    let events = state.join("events.jsonl");
-    let config = dir.path().join("daemon.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "repo: {{url: {}, poll: 500ms}}\ndocker: {{network: {network}}}\nproxy:\n  kind: haproxy\n  listen: {listen}\n  haproxy: {{config: {d}/teal.cfg, socket: {d}/admin.sock, reload: [kill, -USR2, '{}']}}\nstate_dir: {}\nlisten: 127.0.0.1:{}\n",
-            work.display(),
-            m.pid(),
-            state.display(),
-            free_port()
-        ),
-    )
-    .unwrap();
-    let log = dir.path().join("daemon.log");
-    let mut daemon = start_daemon(&config, &log);
-    let serves = |want: String| {
-        let listen = listen.clone();
-        let host = host.clone();
-        let log = log.clone();
-        async move {
-            let start = Instant::now();
-            loop {
-                let got = get_via(&listen, &host, "/").await.1;
-                if got == want {
-                    return;
-                }
-                assert!(
-                    start.elapsed() < Duration::from_secs(90),
-                    "never served {want:?}, last {got:?}:\n{}",
-                    std::fs::read_to_string(&log).unwrap()
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    };
-    serves("1.0 blue\n".into()).await;
+    let file =
+        |active: &str, blue: &str, green: &str| h.service_checked(active, blue, Some(green), &checks, "replicas: 2\n");
+    h.push("deploy", &file("blue", &images[0], &images[0]));
+    let proxy = h.operator_haproxy().await;
+    h.write_config(&proxy.yaml);
+    let mut daemon = h.start_daemon();
+    h.until_serves("1.0 blue\n", 90).await;
 
     // (phase, step whose completion triggers the kill, extra delay)
     let phases = [
@@ -131,58 +84,32 @@ async fn kill_9_in_every_phase_then_restart_converges() {
     let mut colors = ("1.0", "1.0");
     for (i, (phase, step, delay)) in phases.iter().enumerate() {
         let version = versions[i + 1];
-        let image = &images[i + 1];
         let to = if active == "blue" { "green" } else { "blue" };
-        let before = get_via(&listen, &host, "/").await.1;
-        let seen = count(&events, step);
+        let before = get_via(&h.listen, &h.host, "/").await.1;
+        let seen = count(&h, step);
         let text = if to == "green" {
             colors.1 = version;
-            file(
-                "green",
-                &images[versions.iter().position(|v| *v == colors.0).unwrap()],
-                image,
-            )
+            file("green", &image_of(colors.0), &image_of(version))
         } else {
             colors.0 = version;
-            file(
-                "blue",
-                image,
-                &images[versions.iter().position(|v| *v == colors.1).unwrap()],
-            )
+            file("blue", &image_of(version), &image_of(colors.1))
         };
-        commit(text);
-        wait_event(&events, step, seen).await;
+        h.push("deploy", &text);
+        wait_event(&h, step, seen).await;
         tokio::time::sleep(Duration::from_millis(*delay)).await;
-        daemon.kill().unwrap(); // SIGKILL
-        daemon.wait().unwrap();
+        daemon.kill_9();
         // Until a check passed, traffic is where it was (after the switch, on the new color).
-        let now = get_via(&listen, &host, "/").await.1;
+        let now = get_via(&h.listen, &h.host, "/").await.1;
         let new = format!("{version} {to}\n");
         if *step == "switch" {
             assert_eq!(now, new, "{phase}");
         } else {
             assert_eq!(now, before, "{phase}: no traffic to the unchecked color");
         }
-        daemon = start_daemon(&config, &log);
-        serves(new).await;
-        let out = Command::new("docker")
-            .args([
-                "ps",
-                "-a",
-                "--filter",
-                &format!("label=teal.service={svc}"),
-                "--format",
-                "{{.Names}} {{.State}}",
-            ])
-            .output()
-            .unwrap();
-        let mut listed: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| l.replace(&svc, "web"))
-            .collect();
-        listed.sort();
+        daemon = h.start_daemon();
+        h.until_serves(&new, 90).await;
         assert_eq!(
-            listed,
+            containers(&h),
             [
                 "teal-web-blue-0 running",
                 "teal-web-blue-1 running",
@@ -193,7 +120,6 @@ async fn kill_9_in_every_phase_then_restart_converges() {
         );
         active = to;
     }
-    let _ = daemon.kill();
-    let _ = daemon.wait();
-    drop(m);
+    daemon.kill_9();
+    drop(proxy);
 }

@@ -1,5 +1,6 @@
 //! `teal demo` end to end, as a newcomer runs it: start, see the first
-//! version served, bump and commit, see the switch, stop, clean up.
+//! version served, look at it with `teal status` and the dashboard, bump
+//! and commit, see the switch, read `teal history`, stop, clean up.
 
 mod common;
 
@@ -56,6 +57,35 @@ async fn demo_serves_switches_on_a_committed_bump_and_cleans_up() {
     assert!(printed.contains("git revert --no-edit HEAD"), "{printed}");
     assert_eq!(get_via(&listen, "localhost", "/").await, (200, "1.0 blue\n".into()));
 
+    // A real host: its host config is written, and teal status reads it.
+    let config = dir.join("daemon.yaml");
+    let config_arg = config.to_str().unwrap();
+    assert!(
+        printed.contains(&format!("status --config {config_arg}"))
+            && printed.contains("history --config ../daemon.yaml"),
+        "{printed}"
+    );
+    let yaml = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        yaml.contains("  managed: true\n") && !yaml.contains("haproxy:"),
+        "three proxy fields are a whole managed proxy:\n{yaml}"
+    );
+    let dashboard = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("dashboard: http://"))
+        .and_then(|l| l.split('/').next())
+        .unwrap_or_else(|| panic!("no dashboard URL:\n{printed}"))
+        .to_string();
+    assert!(dashboard.starts_with("127.0.0.1:"), "loopback only: {dashboard}");
+    let status = teal(&["status", "--config", config_arg]);
+    assert!(
+        status.contains(&format!("{name}: traffic on blue\n")) && status.contains(&format!("{name}:1.0 (2 running")),
+        "{status}"
+    );
+    let (code, page) = get_via(&dashboard, "localhost", "/").await;
+    assert_eq!(code, 200);
+    assert!(page.contains(&format!("id=\"svc-{name}\"")), "{page}");
+
     let repo = dir.join("config");
     let bump = Command::new(teal_bin())
         .args(["bump", &name, &format!("{name}:1.1"), "--commit"])
@@ -75,6 +105,11 @@ async fn demo_serves_switches_on_a_committed_bump_and_cleans_up() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let history = teal(&["history", "--config", config_arg]);
+    assert!(
+        history.contains(&format!("started green {name}:1.1, traffic blue -> green")),
+        "{history}"
+    );
 
     assert!(Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -116,6 +151,21 @@ async fn demo_serves_switches_on_a_committed_bump_and_cleans_up() {
     );
     assert_eq!(left(&["images", "-q", &name]), "");
     assert!(!dir.exists());
+}
+
+/// `teal ARGS`: its stdout; it must succeed.
+fn teal(args: &[&str]) -> String {
+    let out = Command::new(teal_bin())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "teal {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]

@@ -32,15 +32,16 @@ async fn served_metrics(shared: Shared) -> (u16, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(teal::daemon::http::serve(
-        listener,
+    let state = tempfile::tempdir().unwrap();
+    let api = teal::daemon::http::Api {
         shared,
-        Arc::new(tokio::sync::Notify::new()),
-        None,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+        trigger: Arc::new(tokio::sync::Notify::new()),
+        secret: None,
+        state_dir: state.path().to_path_buf(),
+    };
+    let server = tokio::spawn(teal::daemon::http::serve(listener, api, async {
+        let _ = stopped.await;
+    }));
     let got = get_via(&addr, "localhost", "/metrics").await;
     let _ = stop.send(());
     server.await.unwrap().unwrap();

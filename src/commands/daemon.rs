@@ -25,8 +25,15 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
     let _lock = StateLock::acquire(&config.state_dir)?;
     info!(repo = %config.repo.url, branch = %config.repo.branch, poll = %crate::spec::duration::format(config.repo.poll), "teal daemon starting");
     let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| {
+        let holder = config
+            .listen
+            .parse()
+            .ok()
+            .and_then(|a| crate::drivers::managed::process::holder(&a))
+            .map(|h| format!(" (held by {h})"))
+            .unwrap_or_default();
         format!(
-            "status API: cannot listen on {}; set listen in the host config or --listen",
+            "status API and dashboard: cannot listen on {}{holder}; set listen in the host config or --listen",
             config.listen
         )
     })?;
@@ -39,6 +46,7 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
         ),
         None => None,
     };
+    let state_dir = config.state_dir.clone();
     let mut daemon = Daemon::new(config).await?;
     let host_args = args.host.clone();
     daemon.config_loader = Some(Box::new(move || host_args.load()));
@@ -51,17 +59,7 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
         }
     });
     let shutdown = shutdown_on_signals();
-    let mut stop_http = shutdown.clone();
-    info!(listen = %listener.local_addr()?, "status API: /status /metrics /healthz /hooks/git");
-    tokio::spawn(crate::daemon::http::serve(
-        listener,
-        daemon.shared.clone(),
-        daemon.trigger.clone(),
-        secret,
-        async move {
-            let _ = stop_http.wait_for(|v| *v).await;
-        },
-    ));
+    serve_api(listener, &daemon, secret, state_dir, shutdown.clone())?;
     // A pass is at most a pull plus a health deadline per step; an hour
     // without any progress is a hang.
     systemd::spawn_watchdog(daemon.progress.clone(), std::time::Duration::from_secs(3600));
@@ -74,6 +72,28 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
     systemd::notify("STOPPING=1");
     daemon.stop_proxy();
     Ok(super::exit::OK)
+}
+
+/// Serves the status API and dashboard of `daemon` on `listener` in the
+/// background, until `shutdown` turns true.
+pub fn serve_api(
+    listener: tokio::net::TcpListener,
+    daemon: &Daemon,
+    secret: Option<Vec<u8>>,
+    state_dir: std::path::PathBuf,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    info!(listen = %listener.local_addr()?, "status API: / (dashboard) /events /status /metrics /healthz /hooks/git");
+    let api = crate::daemon::http::Api {
+        shared: daemon.shared.clone(),
+        trigger: daemon.trigger.clone(),
+        secret,
+        state_dir,
+    };
+    tokio::spawn(crate::daemon::http::serve(listener, api, async move {
+        let _ = shutdown.wait_for(|v| *v).await;
+    }));
+    Ok(())
 }
 
 /// A flag that turns true on SIGTERM or Ctrl-C.

@@ -1,14 +1,16 @@
 //! `teal demo`: a complete blue/green setup on this machine in one command.
 //! Builds the demo app images locally (no registry), makes a config repo,
-//! starts a proxy teal owns on 127.0.0.1, and runs the daemon in the
-//! foreground. `--clean` removes exactly what it created.
+//! writes a host config for it (`<dir>/daemon.yaml`, so `teal status` and
+//! `teal history` work beside it), starts a proxy teal owns on 127.0.0.1,
+//! and runs the daemon in the foreground with its status API and
+//! dashboard. `--clean` removes exactly what it created.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context};
 
-use crate::config::{DockerConfig, HaproxySettings, HostConfig, NginxSettings, ProxyConfig, ProxyKind, RepoConfig};
+use crate::config::{HostConfig, ProxyKind};
 use crate::daemon::lock::StateLock;
 use crate::daemon::Daemon;
 use crate::drivers::docker::DockerDriver;
@@ -35,6 +37,8 @@ pub struct Args {
 
 /// Marks a directory as the demo's, so `--clean` never deletes anything else.
 const MARKER: &str = ".teal-demo";
+/// The status API's usual port; the demo takes the next free one after it.
+const STATUS_PORT: u16 = 9470;
 
 pub async fn run(args: &Args) -> anyhow::Result<u8> {
     let docker = DockerDriver::connect(None, &args.name).await.context(
@@ -50,32 +54,70 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
         args.name.clone()
     };
     let dir = prepare_dir(&args.dir)?;
-    eprintln!(
-        "teal demo: building the demo app images {}:1.0, 1.1, 1.2 and :broken (FROM scratch, no registry)",
-        args.name
+    build_images(&docker, &args.name).await?;
+    let repo = dir.join("config");
+    if !repo.join(".git").exists() {
+        make_repo(&repo, &service, &args.name)?;
+    }
+    // Before the host config is rewritten: a demo already running on this
+    // directory keeps its own.
+    let _lock = StateLock::acquire(&dir.join("state"))?;
+    let status = status_listener().await?;
+    let status_addr = status.local_addr()?;
+    let config_path = args.dir.join("daemon.yaml");
+    write_host_config(&config_path, &dir, &repo, kind, args, &status_addr.to_string())?;
+    let config = HostConfig::load(&config_path)?;
+    port_free_or_ours(&config, args.port)?;
+    let state_dir = config.state_dir.clone();
+    let mut daemon = Daemon::new(config).await?;
+    let shutdown = super::daemon::shutdown_on_signals();
+    super::daemon::serve_api(status, &daemon, None, state_dir, shutdown.clone())?;
+    let teal = teal_command();
+    let proxy_name = if kind == ProxyKind::Haproxy { "HAProxy" } else { "nginx" };
+    let url = format!("http://localhost:{}/", args.port);
+    let busy = if status_addr.port() == STATUS_PORT {
+        String::new()
+    } else {
+        format!(" ({STATUS_PORT} is in use)")
+    };
+    let hints = hints(&teal, &url, &repo, &config_path, &service, &args.name);
+    let ready = || {
+        println!(
+            "\nteal demo is serving {url} through {proxy_name} (started and owned by teal)\ndashboard: http://{status_addr}/{busy} (live; the status API is /status)\nhost config: {}\nconfig repo: {}\n\nTry, in another terminal:\n{hints}\nCtrl-C stops teal and its proxy (containers keep running); `{teal} demo --clean` removes everything.\n",
+            config_path.display(),
+            repo.display()
+        );
+    };
+    daemon.run(shutdown, &ready).await;
+    daemon.stop_proxy();
+    println!(
+        "teal demo stopped; `{teal} demo --clean` removes its containers, network, images and {}",
+        dir.display()
     );
+    Ok(super::exit::OK)
+}
+
+/// The demo app's images, built once (FROM scratch, no registry).
+async fn build_images(docker: &DockerDriver, name: &str) -> anyhow::Result<()> {
+    eprintln!("teal demo: building the demo app images {name}:1.0, 1.1, 1.2 and :broken (FROM scratch, no registry)");
     for (version, healthy) in [("1.0", true), ("1.1", true), ("1.2", true), ("broken", false)] {
-        let tag = format!("{}:{version}", args.name);
+        let tag = format!("{name}:{version}");
         if !docker.image_present(&tag).await? {
             let env = [("VERSION", version), ("HEALTHY", if healthy { "1" } else { "0" })];
             docker.build_app_image(&tag, crate::app::DEMO_APP, &env).await?;
         }
     }
-    let repo = dir.join("config");
-    if !repo.join(".git").exists() {
-        make_repo(&repo, &service, &args.name)?;
-    }
-    let config = host_config(&dir, &repo, kind, args);
-    let _lock = StateLock::acquire(&config.state_dir)?;
-    port_free_or_ours(&config, args.port)?;
-    let mut daemon = Daemon::new(config).await?;
-    let shutdown = super::daemon::shutdown_on_signals();
-    let url = format!("http://localhost:{}/", args.port);
-    let teal = teal_command();
-    let proxy_name = if kind == ProxyKind::Haproxy { "HAProxy" } else { "nginx" };
-    let name = &args.name;
+    Ok(())
+}
+
+/// What to try, one command a line with why, aligned.
+fn hints(teal: &str, url: &str, repo: &Path, config: &Path, service: &str, name: &str) -> String {
     let steps = [
         (format!("curl {url}"), "1.0 blue".to_string()),
+        (
+            format!("{teal} status --config {}", config.display()),
+            "what teal serves, per color".into(),
+        ),
         (format!("cd {}", repo.display()), String::new()),
         (
             format!("{teal} bump {service} {name}:1.1 --commit"),
@@ -91,31 +133,37 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
             format!("{teal} bump {service} {name}:broken --commit"),
             "a failing build: traffic stays put".into(),
         ),
+        (
+            // The repo is <dir>/config: its host config is one level up.
+            format!("{teal} history --config ../daemon.yaml"),
+            "each deploy, rollback and refusal".into(),
+        ),
     ];
     let width = steps.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
-    let mut hints = String::new();
+    let mut out = String::new();
     for (cmd, why) in &steps {
         let line = if why.is_empty() {
             format!("  {cmd}")
         } else {
             format!("  {cmd:<width$}   # {why}")
         };
-        hints.push_str(&line);
-        hints.push('\n');
+        out.push_str(&line);
+        out.push('\n');
     }
-    let ready = || {
-        println!(
-            "\nteal demo is serving {url} through {proxy_name} (started and owned by teal)\nconfig repo: {}\n\nTry, in another terminal:\n{hints}\nCtrl-C stops teal and its proxy (containers keep running); `{teal} demo --clean` removes everything.\n",
-            repo.display()
-        );
-    };
-    daemon.run(shutdown, &ready).await;
-    daemon.stop_proxy();
-    println!(
-        "teal demo stopped; `{teal} demo --clean` removes its containers, network, images and {}",
-        dir.display()
-    );
-    Ok(super::exit::OK)
+    out
+}
+
+/// The status API's listener on 127.0.0.1: its usual port, or the next free one.
+async fn status_listener() -> anyhow::Result<tokio::net::TcpListener> {
+    for port in STATUS_PORT..STATUS_PORT + 100 {
+        if let Ok(l) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            return Ok(l);
+        }
+    }
+    bail!(
+        "no free port for the status API on 127.0.0.1:{STATUS_PORT}-{}",
+        STATUS_PORT + 99
+    )
 }
 
 /// The demo's port must be free, or held by the demo's own proxy left
@@ -186,33 +234,34 @@ fn make_repo(repo: &Path, service: &str, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn host_config(dir: &Path, repo: &Path, kind: ProxyKind, args: &Args) -> HostConfig {
-    HostConfig {
-        repo: RepoConfig {
-            url: repo.display().to_string(),
-            branch: "main".into(),
-            path: "/".into(),
-            poll: std::time::Duration::from_secs(2),
-            ssh_key: None,
-            token_file: None,
-            known_hosts: None,
-            webhook_secret_file: None,
-            watch: true,
-        },
-        docker: DockerConfig {
-            host: None,
-            network: args.name.clone(),
-        },
-        proxy: ProxyConfig {
-            kind,
-            listen: format!("127.0.0.1:{}", args.port),
-            haproxy: HaproxySettings::default(),
-            nginx: NginxSettings::default(),
-            managed: true,
-        },
-        state_dir: dir.join("state"),
-        listen: "127.0.0.1:0".into(),
-    }
+/// Writes the demo's host config: a repo on this machine, a managed proxy
+/// (three fields are enough; teal picks its files under the state dir),
+/// and the status API on `listen`. The demo reads it back like any host.
+fn write_host_config(
+    path: &Path,
+    dir: &Path,
+    repo: &Path,
+    kind: ProxyKind,
+    args: &Args,
+    listen: &str,
+) -> anyhow::Result<()> {
+    let q = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let text = format!(
+        "# teal demo's host config, written by `teal demo` on each start.\n\
+         # Use it with: teal status --config {shown}, teal history --config {shown}\n\
+         repo:\n  url: {url}\n  poll: 2s\n\
+         docker:\n  network: {network}\n\
+         proxy:\n  kind: {kind}\n  listen: {proxy}\n  managed: true\n\
+         state_dir: {state}\n\
+         listen: {listen}\n",
+        shown = path.display(),
+        url = q(&repo.display().to_string()),
+        network = q(&args.name),
+        proxy = q(&format!("127.0.0.1:{}", args.port)),
+        state = q(&dir.join("state").display().to_string()),
+        listen = q(listen),
+    );
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
 /// How the user should type teal: `teal` when that is this binary on PATH.

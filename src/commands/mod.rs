@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod bump;
+pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod diff;

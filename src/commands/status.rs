@@ -57,6 +57,9 @@ pub fn text(s: &Status) -> String {
             .map_or("none".to_string(), |c| c[..c.len().min(10)].to_string())
     };
     let mut o = format!("applied commit {}", short(&s.applied_commit));
+    if let Some(a) = &s.applied {
+        let _ = write!(o, " {:?} by {}", a.message, a.author);
+    }
     if s.fetched_commit != s.applied_commit {
         let _ = write!(o, " (newest {} not applied)", short(&s.fetched_commit));
     }
@@ -68,48 +71,119 @@ pub fn text(s: &Status) -> String {
         let _ = writeln!(o, "  problem: {}", e.lines().next().unwrap_or(""));
     }
     for (name, svc) in &s.services {
-        let live = svc.live.map_or("nothing".to_string(), |c| c.to_string());
-        let split = svc.weights.blue > 0 && svc.weights.green > 0;
-        if split {
-            let _ = writeln!(
-                o,
-                "{name}: traffic split, blue {} %, green {} %",
-                svc.weights.blue, svc.weights.green
-            );
-        } else {
-            let _ = writeln!(o, "{name}: traffic on {live}");
-        }
-        if let Some(p) = svc.rollout.as_ref().filter(|p| !p.finished()) {
-            let _ = writeln!(o, "  rollout: {}", crate::strategy::describe(p));
-        }
-        if let Some(rb) = &svc.rolled_back {
-            let _ = writeln!(
-                o,
-                "  rolled back by analysis at {}: {}; revert or push a fix",
-                &rb.commit[..rb.commit.len().min(10)],
-                rb.figures
-            );
-        }
-        for c in Color::ALL {
-            if let Some(img) = svc.images.get(c) {
-                let _ = writeln!(o, "  {:<6} {img} ({} running)", c.as_str(), svc.running.get(c));
-            }
-        }
-        if let Some(d) = &svc.last_deploy {
-            let _ = write!(
-                o,
-                "  last deploy {} of {} at {}",
-                d.result,
-                &d.commit[..d.commit.len().min(10)],
-                d.at
-            );
-            match &d.error {
-                Some(e) => {
-                    let _ = writeln!(o, ": {e}");
-                }
-                None => o.push('\n'),
-            }
-        }
+        o.push_str(&service(name, svc));
     }
     o
+}
+
+/// One service: where traffic goes, each color, the last deploy.
+fn service(name: &str, svc: &crate::daemon::status::ServiceStatus) -> String {
+    let mut o = String::new();
+    let live = svc.live.map_or("nothing".to_string(), |c| c.to_string());
+    if svc.weights.blue > 0 && svc.weights.green > 0 {
+        let _ = writeln!(
+            o,
+            "{name}: traffic split, blue {} %, green {} %",
+            svc.weights.blue, svc.weights.green
+        );
+    } else {
+        let _ = writeln!(o, "{name}: traffic on {live}");
+    }
+    if let Some(p) = svc.rollout.as_ref().filter(|p| !p.finished()) {
+        let _ = writeln!(o, "  rollout: {}", crate::strategy::describe(p));
+    }
+    if let Some(rb) = &svc.rolled_back {
+        let _ = writeln!(
+            o,
+            "  rolled back by analysis at {}: {}; revert or push a fix",
+            &rb.commit[..rb.commit.len().min(10)],
+            rb.figures
+        );
+    }
+    for c in Color::ALL {
+        if let Some(img) = svc.images.get(c) {
+            let _ = writeln!(
+                o,
+                "  {:<6} {img} ({} running, {} healthy, {} % of traffic)",
+                c.as_str(),
+                svc.running.get(c),
+                svc.healthy.get(c),
+                svc.weights.get(c)
+            );
+        }
+    }
+    if let Some(d) = &svc.last_deploy {
+        let _ = write!(
+            o,
+            "  last deploy {} of {}{} at {}",
+            d.result,
+            &d.commit[..d.commit.len().min(10)],
+            d.message.as_ref().map(|m| format!(" {m:?}")).unwrap_or_default(),
+            d.at
+        );
+        match &d.error {
+            Some(e) => {
+                let _ = writeln!(o, ": {e}");
+            }
+            None => o.push('\n'),
+        }
+    } else if let Some(r) = svc.history.iter().find(|r| r.kind != crate::history::Kind::Refused) {
+        // The daemon restarted since: the event log still knows.
+        let _ = writeln!(
+            o,
+            "  last deploy {} of {}{} started {}: {}",
+            r.result,
+            &r.commit[..r.commit.len().min(10)],
+            r.message.as_ref().map(|m| format!(" {m:?}")).unwrap_or_default(),
+            r.time,
+            r.detail
+        );
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::status::{Deploy, ServiceStatus};
+    use crate::spec::PerColor;
+
+    #[test]
+    fn status_text_for_people() {
+        let mut s = Status {
+            applied_commit: Some("4be1c0aa7f0d11e2b6a1c9e5a8f7d6c5b4a39281".into()),
+            fetched_commit: Some("9f3a77aa7f0d11e2b6a1c9e5a8f7d6c5b4a39281".into()),
+            config_errors: vec!["services/web.yaml:3:3: blue: unknown field \"imgae\", expected \"image\"".into()],
+            applied: Some(crate::source::CommitInfo {
+                message: "web 1.4.2".into(),
+                author: "Ada <ada@example.com>".into(),
+                time: "2026-11-22T17:29:00Z".into(),
+            }),
+            ..Status::default()
+        };
+        s.services.insert(
+            "web".into(),
+            ServiceStatus {
+                live: Some(Color::Green),
+                images: PerColor {
+                    blue: Some("shop/web:1.4.1".into()),
+                    green: Some("shop/web:1.4.2".into()),
+                },
+                running: PerColor { blue: 2, green: 2 },
+                healthy: PerColor { blue: 2, green: 1 },
+                weights: PerColor { blue: 0, green: 100 },
+                last_deploy: Some(Deploy {
+                    commit: "4be1c0aa7f0d11e2b6a1c9e5a8f7d6c5b4a39281".into(),
+                    result: "ok".into(),
+                    duration_ms: 8123,
+                    error: None,
+                    at: "2026-11-22T17:30:00Z".into(),
+                    message: Some("web 1.4.2".into()),
+                    author: Some("Ada <ada@example.com>".into()),
+                }),
+                ..ServiceStatus::default()
+            },
+        );
+        insta::assert_snapshot!(text(&s));
+    }
 }

@@ -1,7 +1,9 @@
-//! The daemon's HTTP API on a loopback address by default: `GET /status`,
-//! `GET /metrics`, `GET /healthz`, and `POST /hooks/git` (GitHub/Gitea push
-//! events, verified by `X-Hub-Signature-256` before they trigger a fetch).
+//! The daemon's HTTP API on a loopback address by default: the dashboard
+//! (`GET /`, live through `GET /events`), `GET /status`, `GET /metrics`,
+//! `GET /healthz`, and `POST /hooks/git` (GitHub/Gitea push events,
+//! verified by `X-Hub-Signature-256` before they trigger a fetch).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -14,30 +16,47 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::Notify;
 
+use super::dashboard::{self, Context};
 use super::status::Shared;
+
+/// What the API serves from.
+pub struct Api {
+    /// The loop's status and metrics, and its event stream.
+    pub shared: Shared,
+    /// Wakes the loop (the webhook).
+    pub trigger: Arc<Notify>,
+    /// The webhook secret; `None`: the webhook is off (404).
+    pub secret: Option<Vec<u8>>,
+    /// The daemon's state dir: its event log and repo mirror.
+    pub state_dir: PathBuf,
+}
 
 #[derive(Clone)]
 struct App {
-    shared: Shared,
+    dashboard: Arc<Context>,
     trigger: Arc<Notify>,
-    /// The webhook secret; `None`: the webhook is off (404).
     secret: Option<Arc<Vec<u8>>>,
 }
+
+/// The dashboard's scripts and styles are inline, and it talks only to
+/// this listener: nothing else may load.
+const CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// Serves the API on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    shared: Shared,
-    trigger: Arc<Notify>,
-    secret: Option<Vec<u8>>,
+    api: Api,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = App {
-        shared,
-        trigger,
-        secret: secret.map(Arc::new),
+        dashboard: Arc::new(Context::new(api.shared, api.state_dir)),
+        trigger: api.trigger,
+        secret: api.secret.map(Arc::new),
     };
     let router = Router::new()
+        .route("/", get(page))
+        .route("/events", get(events))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -46,13 +65,34 @@ pub async fn serve(
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await
 }
 
+async fn page(State(app): State<App>) -> impl IntoResponse {
+    let view = app.dashboard.snapshot().await;
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let body = dashboard::html::page(&view, &app.dashboard.host, &now);
+    (
+        [
+            ("content-type", "text/html; charset=utf-8"),
+            ("cache-control", "no-store"),
+            ("content-security-policy", CSP),
+            ("x-content-type-options", "nosniff"),
+        ],
+        body,
+    )
+}
+
+async fn events(State(app): State<App>) -> impl IntoResponse {
+    (
+        [("cache-control", "no-store")],
+        dashboard::sse::stream(app.dashboard.clone()),
+    )
+}
+
 async fn status(State(app): State<App>) -> impl IntoResponse {
-    let s = app.shared.status.read().expect("status lock").clone();
-    axum::Json(s)
+    axum::Json(app.dashboard.snapshot().await.status)
 }
 
 async fn metrics(State(app): State<App>) -> impl IntoResponse {
-    let text = app.shared.metrics.read().expect("metrics lock").render();
+    let text = app.dashboard.shared.metrics.read().expect("metrics lock").render();
     ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], text)
 }
 
@@ -123,15 +163,16 @@ mod tests {
         shared.status.write().unwrap().applied_commit = Some("abc".into());
         let trigger = Arc::new(Notify::new());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(
-            listener,
+        let state = tempfile::tempdir().unwrap();
+        let api = Api {
             shared,
-            trigger.clone(),
-            Some(b"s3cret".to_vec()),
-            async {
-                let _ = stopped.await;
-            },
-        ));
+            trigger: trigger.clone(),
+            secret: Some(b"s3cret".to_vec()),
+            state_dir: state.path().to_path_buf(),
+        };
+        let server = tokio::spawn(serve(listener, api, async {
+            let _ = stopped.await;
+        }));
         let (code, body) = request(&addr, "GET", "/status", "", "").await;
         assert_eq!(code, 200);
         assert_eq!(
@@ -166,6 +207,73 @@ mod tests {
         assert!(fired(trigger.clone()).await, "a good signature triggers a fetch");
         let _ = stop.send(());
         server.await.unwrap().unwrap();
+    }
+
+    /// Reads from `s` until `want` has arrived, or fails after 5 s.
+    async fn read_until(s: &mut tokio::net::TcpStream, seen: &mut String, want: &str) {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 4096];
+        while !seen.contains(want) {
+            let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("no {want:?} within 5s; got:\n{seen}"))
+                .unwrap();
+            assert!(n > 0, "stream closed before {want:?}:\n{seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_dashboard_page_and_its_event_stream() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let shared = Shared::default();
+        shared.status.write().unwrap().services.insert(
+            "web".into(),
+            super::super::status::ServiceStatus {
+                live: Some(crate::spec::Color::Blue),
+                images: crate::spec::PerColor {
+                    blue: Some("web:1.0".into()),
+                    green: None,
+                },
+                ..Default::default()
+            },
+        );
+        let state = tempfile::tempdir().unwrap();
+        let api = Api {
+            shared: shared.clone(),
+            trigger: Arc::new(Notify::new()),
+            secret: None,
+            state_dir: state.path().to_path_buf(),
+        };
+        tokio::spawn(serve(listener, api, std::future::pending()));
+        let (code, page) = request(&addr, "GET", "/", "", "").await;
+        assert_eq!(code, 200);
+        assert!(
+            page.contains("id=\"svc-web\"") && page.contains("<td class=\"version\">1.0</td>"),
+            "{page}"
+        );
+
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut seen = String::new();
+        read_until(&mut s, &mut seen, "event: page\n").await;
+        assert!(
+            seen.to_lowercase().contains("content-type: text/event-stream"),
+            "{seen}"
+        );
+        let log = crate::events::EventLog::open(state.path())
+            .unwrap()
+            .with_broadcast(shared.events.clone());
+        log.append(&crate::events::Event::outcome("web", "abc", "ok", 5, None))
+            .unwrap();
+        read_until(&mut s, &mut seen, "event: row\n").await;
+        assert!(
+            seen.contains("\ndata: {\"time\":") && seen.contains("\"step\":\"deploy\""),
+            "each event as its JSON line: {seen}"
+        );
+        assert!(seen.contains("data-step=\"deploy\""), "{seen}");
     }
 
     #[test]

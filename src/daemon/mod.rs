@@ -6,6 +6,8 @@
 //! change of state, not once per pass.
 
 pub mod backoff;
+pub mod dashboard;
+pub mod figures;
 pub mod http;
 pub mod lock;
 mod rollouts;
@@ -58,7 +60,8 @@ impl Daemon {
     /// Connects the drivers and, for a repo on a local path, starts a
     /// watcher that triggers a pass as soon as the repo changes.
     pub async fn new(config: HostConfig) -> anyhow::Result<Daemon> {
-        let log = EventLog::open(&config.state_dir)?;
+        let shared = status::Shared::default();
+        let log = EventLog::open(&config.state_dir)?.with_broadcast(shared.events.clone());
         let trigger = Arc::new(Notify::new());
         let watcher = if config.repo.watch {
             watch_local_repo(&config.repo.url, trigger.clone())
@@ -77,7 +80,7 @@ impl Daemon {
             refused: HashSet::new(),
             trigger,
             progress: systemd::Progress::default(),
-            shared: status::Shared::default(),
+            shared,
             reload: Arc::new(Notify::new()),
             config_loader: None,
             _watcher: watcher,
@@ -209,6 +212,7 @@ impl Daemon {
         };
         if let Ok(o) = fresh {
             self.update_services(&o);
+            figures::probe_health(&self.shared, &self.host.docker, &rev.desired, &o);
         }
         let mut m = self.shared.metrics.write().expect("metrics lock");
         m.reconcile_count += 1;
@@ -328,6 +332,8 @@ impl Daemon {
             duration_ms,
             error,
             at,
+            message: None,
+            author: None,
         };
         self.shared
             .status

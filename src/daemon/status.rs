@@ -3,10 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 
+use crate::events::Event;
+use crate::history::{Kind, Switch};
+use crate::source::CommitInfo;
 use crate::spec::{Color, PerColor};
 
 /// The status document. Field meanings are in docs/status.md.
@@ -21,6 +26,10 @@ pub struct Status {
     /// The last repo, Docker or proxy problem, until it clears.
     pub last_error: Option<String>,
     pub services: BTreeMap<String, ServiceStatus>,
+    /// The applied commit's subject, author and time, read from the repo
+    /// mirror when the status is served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<CommitInfo>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -42,6 +51,39 @@ pub struct ServiceStatus {
     #[serde(default)]
     pub rolled_back: Option<super::rollouts::RolledBackStatus>,
     pub last_deploy: Option<Deploy>,
+    /// Running replicas per color that passed one probe of the commit's
+    /// health check after the last pass.
+    #[serde(default)]
+    pub healthy: PerColor<u32>,
+    /// The tag of each color's image (`1.4.2`; `latest` when it has none).
+    #[serde(default)]
+    pub versions: PerColor<Option<String>>,
+    /// The newest deploys, rollbacks and refusals from the event log,
+    /// newest first.
+    #[serde(default)]
+    pub history: Vec<Recent>,
+}
+
+/// One entry of `teal history`, without its steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recent {
+    /// When its first step started, RFC 3339 UTC.
+    pub time: String,
+    pub commit: String,
+    pub kind: Kind,
+    /// `ok`, `failed`, `refused`, `rolled back` or `unfinished`.
+    pub result: String,
+    pub duration_ms: u64,
+    pub switch: Option<Switch>,
+    pub error: Option<String>,
+    /// In words: what started, where traffic went, what failed and why.
+    #[serde(default)]
+    pub detail: String,
+    /// The commit's subject and author, when the repo mirror has it.
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub author: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +95,11 @@ pub struct Deploy {
     pub error: Option<String>,
     /// RFC 3339, UTC.
     pub at: String,
+    /// The commit's subject and author, when the repo mirror has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
 }
 
 /// Counters behind `GET /metrics`.
@@ -71,10 +118,28 @@ pub struct Metrics {
 }
 
 /// Shared between the loop (writer) and the HTTP server (readers).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Shared {
     pub status: Arc<RwLock<Status>>,
     pub metrics: Arc<RwLock<Metrics>>,
+    /// Every event appended to the event log, as it is appended (the
+    /// dashboard's live stream).
+    pub events: broadcast::Sender<Event>,
+    /// A health probe of the running replicas is in flight.
+    pub probing: Arc<AtomicBool>,
+}
+
+impl Default for Shared {
+    fn default() -> Shared {
+        // Enough for a burst of steps; a slower reader skips ahead.
+        let (events, _) = broadcast::channel(256);
+        Shared {
+            status: Arc::default(),
+            metrics: Arc::default(),
+            events,
+            probing: Arc::default(),
+        }
+    }
 }
 
 /// A label value escaped per the Prometheus text format.

@@ -9,7 +9,7 @@ pub mod render;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::events::{Event, DEPLOY};
 use crate::spec::Color;
@@ -37,7 +37,7 @@ pub struct Entry {
     pub steps: Vec<Event>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// A run of steps towards a commit.
@@ -49,7 +49,7 @@ pub enum Kind {
     Refused,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Switch {
     pub from: Option<Color>,
     pub to: Color,

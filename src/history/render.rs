@@ -83,7 +83,7 @@ fn row(e: &Entry) -> [String; 7] {
 }
 
 /// `850ms`, `12.3s`, `1m 5s`: precise where it matters, short otherwise.
-fn took(d: Duration) -> String {
+pub fn took(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {
         format!("{ms}ms")
@@ -96,7 +96,7 @@ fn took(d: Duration) -> String {
 
 /// What a reader needs on one line: what started, where traffic went,
 /// what was stopped or removed, or why it failed or was refused.
-fn detail(e: &Entry) -> String {
+pub fn detail(e: &Entry) -> String {
     let mut parts: Vec<String> = e
         .started
         .iter()

@@ -63,6 +63,11 @@ impl Locator {
         self.nodes.get(&key)
     }
 
+    /// Every node, by path, in no particular order.
+    pub fn nodes(&self) -> impl Iterator<Item = (&[String], &Node)> {
+        self.nodes.iter().map(|(p, n)| (p.as_slice(), n))
+    }
+
     /// Best position for a message about `path`: the value when present
     /// (the key, for a mapping or sequence value), else the closest enclosing node that exists (a missing field is
     /// reported on its parent), else the start of the file.

@@ -1,6 +1,7 @@
 //! A host for daemon tests: a Docker network of its own, a bare config
 //! repo with a work tree the test pushes from, a state dir and a host
-//! config, and `teal daemon` runs whose logs a failing assertion prints.
+//! config (a managed proxy, or an operator's HAProxy the test starts),
+//! and `teal daemon` runs whose logs a failing assertion prints.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::{docker_or_fail, free_port, git_in, teal_bin, try_get_via, unique, DockerGuard};
 use teal::drivers::docker::DockerDriver;
+use teal::drivers::managed::{self, Managed, ManagedSpec};
 
 pub struct TestHost {
     pub dir: tempfile::TempDir,
@@ -26,6 +28,33 @@ pub struct TestHost {
     pub config: PathBuf,
     pub log: PathBuf,
     _guard: DockerGuard,
+}
+
+/// The health block of a service file. The default is fast: a 100 ms
+/// interval, 2 passes, a 10 s deadline.
+#[derive(Debug, Clone)]
+pub struct Checks {
+    pub interval: &'static str,
+    pub successes: u32,
+    pub deadline: &'static str,
+}
+
+impl Default for Checks {
+    fn default() -> Checks {
+        Checks {
+            interval: "100ms",
+            successes: 2,
+            deadline: "10s",
+        }
+    }
+}
+
+/// An HAProxy the test started and the daemon drives as an operator's
+/// proxy (`managed: false`): stopped on drop.
+pub struct OperatorProxy {
+    pub proxy: Managed,
+    /// The `proxy:` section of the host config that points teal at it.
+    pub yaml: String,
 }
 
 /// A `teal daemon` process, killed on drop.
@@ -103,28 +132,57 @@ impl TestHost {
 
     /// The service file: `active`, an image per color, fast checks.
     pub fn service(&self, active: &str, blue: &str, green: Option<&str>, extra: &str) -> String {
+        self.service_checked(active, blue, green, &Checks::default(), extra)
+    }
+
+    /// The service file with the given health checks; `extra` lines are appended.
+    pub fn service_checked(
+        &self,
+        active: &str,
+        blue: &str,
+        green: Option<&str>,
+        checks: &Checks,
+        extra: &str,
+    ) -> String {
         let green = green.map(|g| format!("green:\n  image: {g}\n")).unwrap_or_default();
+        let Checks {
+            interval,
+            successes,
+            deadline,
+        } = checks;
         format!(
-            "active: {active}\nblue:\n  image: {blue}\n{green}port: 8080\nroute: {{host: {}}}\nhealth:\n  http: {{path: /healthz}}\n  interval: 100ms\n  successes: 2\n  deadline: 10s\nswitch: {{drain: 100ms}}\n{extra}",
+            "active: {active}\nblue:\n  image: {blue}\n{green}port: 8080\nroute: {{host: {}}}\nhealth:\n  http: {{path: /healthz}}\n  interval: {interval}\n  successes: {successes}\n  deadline: {deadline}\nswitch: {{drain: 100ms}}\n{extra}",
             self.host
         )
     }
 
-    /// Commits the service file and pushes it to the bare repo.
+    /// Commits the service file and pushes it to the bare repo's main.
     pub fn push(&self, msg: &str, text: &str) {
+        self.push_to("main", msg, text);
+    }
+
+    /// Commits the service file on the work tree's current branch and
+    /// pushes that to `branch` of the bare repo.
+    pub fn push_to(&self, branch: &str, msg: &str, text: &str) {
         std::fs::create_dir_all(self.work.join("services")).unwrap();
         std::fs::write(self.work.join(format!("services/{}.yaml", self.svc)), text).unwrap();
         git_in(&self.work, &["add", "-A"]);
         git_in(&self.work, &["commit", "-qm", msg]);
-        git_in(&self.work, &["push", "-q", "origin", "HEAD:main"]);
+        git_in(&self.work, &["push", "-q", "origin", &format!("HEAD:{branch}")]);
     }
 
     /// Writes the host config with `proxy` (YAML lines under `proxy:`).
     pub fn write_config(&self, proxy: &str) {
+        self.write_config_with("", proxy);
+    }
+
+    /// Writes the host config; `repo` is added to the repo mapping (e.g.
+    /// `", branch: prod"`), `proxy` are the YAML lines under `proxy:`.
+    pub fn write_config_with(&self, repo: &str, proxy: &str) {
         std::fs::write(
             &self.config,
             format!(
-                "repo: {{url: {}, poll: 500ms}}\ndocker: {{network: {}}}\nproxy:\n{proxy}state_dir: {}\nlisten: {}\n",
+                "repo: {{url: {}, poll: 500ms{repo}}}\ndocker: {{network: {}}}\nproxy:\n{proxy}state_dir: {}\nlisten: {}\n",
                 self.bare.display(),
                 self.network,
                 self.state.display(),
@@ -132,6 +190,28 @@ impl TestHost {
             ),
         )
         .unwrap();
+    }
+
+    /// Starts an HAProxy on `self.listen` as an operator would run it, and
+    /// the `proxy:` lines that make teal drive it (its config file, admin
+    /// socket and a reload by signal).
+    pub async fn operator_haproxy(&self) -> OperatorProxy {
+        let dir = self.dir.path().join("operator-proxy");
+        let (proxy, _) = managed::start(&ManagedSpec::haproxy(&dir, &self.listen))
+            .await
+            .expect("start HAProxy");
+        let d = dir.display();
+        let yaml = format!(
+            "  kind: haproxy\n  listen: {}\n  haproxy: {{config: {d}/teal.cfg, socket: {d}/admin.sock, reload: [kill, -USR2, '{}']}}\n",
+            self.listen,
+            proxy.pid()
+        );
+        OperatorProxy { proxy, yaml }
+    }
+
+    /// The event log so far (empty before the first event).
+    pub fn events(&self) -> Vec<teal::events::Event> {
+        teal::events::read(&self.state.join("events.jsonl")).unwrap_or_default()
     }
 
     /// A managed proxy of `kind` (`haproxy` or `nginx`) on `self.listen`.

@@ -2,6 +2,7 @@
 //! built `teal` binary.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod host;
 pub mod wrk;
 
@@ -147,7 +148,7 @@ pub async fn app_image_version(docker: &teal::drivers::docker::DockerDriver, ver
     let _one = LOCK.lock().await;
     let sum = hex::encode(sha2::Sha256::digest(teal::app::DEMO_APP));
     let tag = format!(
-        "teal-test-app:{}-{version}{}",
+        "teal-test-app-{}:{version}{}",
         &sum[..12],
         if healthy { "" } else { "-unhealthy" }
     );
