@@ -28,6 +28,10 @@ pub struct HostConfig {
     /// Address of the status API (status, metrics, webhook).
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// What the config repo may ask of this host: image and bind-mount
+    /// prefixes. Absent: any image, no bind mounts.
+    #[serde(default)]
+    pub policy: crate::policy::Policy,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,6 +63,27 @@ pub struct RepoConfig {
     /// every `poll`. Default true.
     #[serde(default = "default_true")]
     pub watch: bool,
+    /// Signatures the head commit must carry to be applied.
+    #[serde(default)]
+    pub verify: VerifyConfig,
+    /// Refuse a head that does not descend from the last applied commit
+    /// (a rewound branch). Default false.
+    #[serde(default)]
+    pub fast_forward_only: bool,
+}
+
+/// `repo.verify`: who may deploy. With either set, an unsigned head, or
+/// one signed by another key, is refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyConfig {
+    /// ssh-keygen allowed-signers file: SSH signatures (git's
+    /// gpg.format=ssh) by its keys, for the git namespace.
+    #[serde(default)]
+    pub allowed_signers: Option<PathBuf>,
+    /// OpenPGP keyring (checked with gpgv): signatures by its keys.
+    #[serde(default)]
+    pub gpg_keyring: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

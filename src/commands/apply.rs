@@ -2,6 +2,8 @@
 
 use std::time::Instant;
 
+use anyhow::Context;
+
 use super::host::{fetch, HostArgs};
 use crate::engine::StepEvent;
 use crate::events::{Event, EventLog};
@@ -20,6 +22,8 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
     let config = args.host.load()?;
     let started = Instant::now();
     let rev = fetch(&config).await?;
+    crate::reconcile::record_applied(&config.state_dir, &rev.commit)
+        .with_context(|| format!("recording the applied commit in {}", config.state_dir.display()))?;
     let short = &rev.commit[..rev.commit.len().min(10)];
     eprintln!("teal apply: {} at {short}", config.repo.url);
     let log = EventLog::open(&config.state_dir)?;

@@ -27,6 +27,11 @@ pub struct Args {
     /// Output format: text for a terminal, markdown for a PR, json for tools.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Also check the head against this host config's policy, as the
+    /// daemon on that host would (a refused change exits 1), e.g.
+    /// `--config hosts/web-1.yaml`. Default: no host policy.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// Exit 0 no change, 2 changes (refusals included), 1 error.
@@ -42,6 +47,14 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
             return Ok(super::exit::ERROR);
         }
     };
+    if let Some(diags) = super::validate::policy_violations(args.config.as_deref(), &head_files)?(&head) {
+        println!("{diags}");
+        println!(
+            "{} is outside the host's policy: the daemon there would refuse it (nothing that serves would change)",
+            args.head
+        );
+        return Ok(super::exit::ERROR);
+    }
     let base = spec::load(&base_files)
         .map_err(|diags| anyhow::anyhow!("{diags}"))
         .with_context(|| {

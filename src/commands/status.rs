@@ -67,6 +67,14 @@ pub fn text(s: &Status) -> String {
     for e in &s.config_errors {
         let _ = writeln!(o, "  config error: {e}");
     }
+    if let Some(r) = &s.refused {
+        let _ = writeln!(
+            o,
+            "  refused {}: {}",
+            &r.commit[..r.commit.len().min(7)],
+            r.reason.replace('\n', "\n    ")
+        );
+    }
     if let Some(e) = &s.last_error {
         let _ = writeln!(o, "  problem: {}", e.lines().next().unwrap_or(""));
     }

@@ -19,6 +19,11 @@ pub struct Args {
     /// Where teal.yaml and services/ live inside the repo, e.g. `--path deploy/`.
     #[arg(long, default_value = "/", value_name = "PATH")]
     pub path: String,
+    /// Also check against this host config's policy (allowed images and
+    /// bind mounts), as the daemon on that host would, e.g.
+    /// `--config hosts/web-1.yaml`. Default: no host policy.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// Exit 0 when valid, 1 with every problem listed as `path:line:col: message`.
@@ -30,7 +35,11 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
             RepoFiles::from_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
         }
     };
-    match spec::load(&files) {
+    let policy = policy_violations(args.config.as_deref(), &files)?;
+    match spec::load(&files).and_then(|d| match policy(&d) {
+        None => Ok(d),
+        Some(diags) => Err(diags),
+    }) {
         Ok(desired) => {
             let names: Vec<&str> = desired.services.keys().map(String::as_str).collect();
             let n = names.len();
@@ -44,6 +53,23 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
             Ok(super::exit::ERROR)
         }
     }
+}
+
+/// With a host config: a check of a desired state against its policy
+/// (`None` when it passes). Without: a check that always passes.
+pub(crate) fn policy_violations<'a>(
+    config: Option<&std::path::Path>,
+    files: &'a RepoFiles,
+) -> anyhow::Result<impl Fn(&spec::Desired) -> Option<spec::Diagnostics> + 'a> {
+    let config = match config {
+        Some(path) => Some(crate::config::HostConfig::load(path).context("loading the host config for its policy")?),
+        None => None,
+    };
+    Ok(move |d: &spec::Desired| {
+        let c = config.as_ref()?;
+        let v = crate::reconcile::PolicyCheck::of(c).check(d, files);
+        (!v.is_empty()).then_some(spec::Diagnostics(v))
+    })
 }
 
 pub(crate) fn plural(n: usize) -> &'static str {

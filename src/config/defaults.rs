@@ -28,6 +28,8 @@ impl HostConfig {
                 known_hosts: None,
                 webhook_secret_file: None,
                 watch: true,
+                verify: super::VerifyConfig::default(),
+                fast_forward_only: false,
             },
             docker: DockerConfig::default(),
             proxy: ProxyConfig {
@@ -39,6 +41,7 @@ impl HostConfig {
             },
             state_dir: default_state_dir(),
             listen: default_listen(),
+            policy: crate::policy::Policy::default(),
         }
     }
 }
@@ -73,6 +76,10 @@ fn lines() -> Vec<(usize, Line, &'static str)> {
         (1, Off("token_file", "/etc/teal/token"), "https://: \"token\" or \"user:token\"; default: none"),
         (1, Off("webhook_secret_file", "/etc/teal/webhook_secret"), "turns on POST /hooks/git; default: none (off)"),
         (1, Value("watch", d.repo.watch.to_string()), "a repo on this machine: fetch as soon as it changes"),
+        (1, Section("verify"), "who may deploy: the head commit must carry a good signature"),
+        (2, Off("allowed_signers", "/etc/teal/allowed_signers"), "ssh-keygen format; SSH-signed commits; default: none"),
+        (2, Off("gpg_keyring", "/etc/teal/deployers.gpg"), "OpenPGP-signed commits (gpgv); default: none"),
+        (1, Value("fast_forward_only", d.repo.fast_forward_only.to_string()), "true: refuse a head that rewinds the applied commit"),
         (0, Section("docker"), ""),
         (1, Off("host", "unix:///var/run/docker.sock"), "default: $DOCKER_HOST, else the local socket"),
         (1, Value("network", d.docker.network.clone()), "created when missing; services join it; names teal's containers"),
@@ -92,6 +99,9 @@ fn lines() -> Vec<(usize, Line, &'static str)> {
         (2, Value("client_keepalive", n.client_keepalive.to_string()), "switch: reload only; false: reloads cut no request"),
         (0, Value("state_dir", d.state_dir.display().to_string()), "repo mirror, lock, events.jsonl, a managed proxy"),
         (0, Value("listen", d.listen.clone()), "status API, dashboard, metrics, webhook; loopback only"),
+        (0, Section("policy"), "what the repo may ask of this host"),
+        (1, Off("images", "[registry.example.com/shop/]"), "image prefixes; default: any image"),
+        (1, Off("volumes", "[/srv/]"), "bind-mount source prefixes; default: no bind mounts"),
     ]
 }
 

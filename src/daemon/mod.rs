@@ -222,7 +222,18 @@ impl Daemon {
 
     async fn fetch(&mut self) {
         let config = self.host.config.clone();
-        let fetched = tokio::task::spawn_blocking(move || fetch_desired(&config)).await;
+        let known = self.last_good.as_ref().map(|r| r.commit.clone());
+        let fetched = tokio::task::spawn_blocking(move || {
+            let rev = fetch_desired(&config)?;
+            // The fast-forward baseline: the last commit accepted here.
+            if known.as_deref() != Some(rev.commit.as_str()) {
+                if let Err(e) = crate::reconcile::record_applied(&config.state_dir, &rev.commit) {
+                    warn!(error = %e, "cannot record the applied commit");
+                }
+            }
+            Ok(rev)
+        })
+        .await;
         let mut status = self.shared.status.write().expect("status lock").clone();
         let problem = match fetched {
             Ok(Ok(rev)) => {
@@ -233,8 +244,18 @@ impl Daemon {
                 status.fetched_commit = Some(rev.commit.clone());
                 status.applied_commit = Some(rev.commit.clone());
                 status.config_errors.clear();
+                status.refused = None;
                 self.last_good = Some(rev);
                 None
+            }
+            Ok(Err(DesiredError::Refused { commit, reason })) => {
+                status.fetched_commit = Some(commit.clone());
+                status.refused = Some(status::RefusedCommit {
+                    commit: commit.clone(),
+                    reason: reason.clone(),
+                });
+                self.refused_commit(&commit, &reason);
+                Some(format!("refused {}: {reason}", &commit[..commit.len().min(7)]))
             }
             Ok(Err(DesiredError::Invalid { commit, diagnostics })) => {
                 status.fetched_commit = Some(commit.clone());
@@ -259,6 +280,20 @@ impl Daemon {
         status.last_error = problem.clone();
         *self.shared.status.write().expect("status lock") = status;
         self.problem(problem);
+    }
+
+    /// A head that is not signed as required, rewinds history or asks for
+    /// more than the policy allows: said once per commit in the log and
+    /// the event log; the last applied commit keeps being served.
+    fn refused_commit(&mut self, commit: &str, reason: &str) {
+        if !self.refused.insert((REPO.to_string(), commit.to_string())) {
+            return;
+        }
+        error!(commit = %short(commit), reason = %reason, "refused: not applied, still serving the last applied commit");
+        let event = Event::outcome(REPO, commit, "refused", 0, Some(reason.to_string()));
+        if let Err(err) = self.log.append(&event) {
+            warn!(path = %self.log.path().display(), error = %err, "cannot append to the event log");
+        }
     }
 
     async fn execute(&mut self, plan: &crate::plan::Plan, rev: &Revision, new_commit: bool) {
@@ -386,6 +421,9 @@ pub(crate) fn log_step(e: &StepEvent) {
         }
     }
 }
+
+/// The service name of events about a whole commit (a refused head).
+const REPO: &str = "(repo)";
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()

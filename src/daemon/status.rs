@@ -25,11 +25,23 @@ pub struct Status {
     pub config_errors: Vec<String>,
     /// The last repo, Docker or proxy problem, until it clears.
     pub last_error: Option<String>,
+    /// The newest head when it was refused (signature, rewound history,
+    /// policy), until a later head is applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<RefusedCommit>,
     pub services: BTreeMap<String, ServiceStatus>,
     /// The applied commit's subject, author and time, read from the repo
     /// mirror when the status is served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied: Option<CommitInfo>,
+}
+
+/// A head commit that was not applied, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedCommit {
+    pub commit: String,
+    /// "no signature", "signed by SHA256:... which is not in ...", ...
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

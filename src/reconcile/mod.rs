@@ -3,7 +3,9 @@
 //! (unless only planning) execute. Level-triggered: nothing is remembered
 //! between passes except what the caller keeps (backoff, status).
 
-use std::path::Path;
+mod admit;
+
+pub use admit::{fetch_desired, read_desired, record_applied, PolicyCheck};
 
 use crate::config::{HostConfig, NginxSwitch, ProxyKind};
 use crate::drivers::docker::{DockerDriver, DockerError};
@@ -15,8 +17,8 @@ use crate::drivers::proxy::{ProxyDriver, ProxyError};
 use crate::engine::{Engine, Outcome, Records, StepEvent};
 use crate::observe::{observe, ObserveError};
 use crate::plan::{plan, Observed, Plan};
-use crate::source::fetch::{self, FetchError, Remote};
-use crate::spec::{Desired, Diagnostics, RepoFiles};
+use crate::source::fetch::FetchError;
+use crate::spec::{Desired, Diagnostics};
 use crate::strategy::Progress;
 
 /// What a caller sees of a pass in flight.
@@ -58,6 +60,10 @@ pub enum DesiredError {
     Read { commit: String, message: String },
     #[error("commit {commit} has an invalid config:\n{diagnostics}")]
     Invalid { commit: String, diagnostics: Diagnostics },
+    /// Not signed as the host requires, rewound history, or outside the
+    /// host's policy: not applied.
+    #[error("refused {}: {reason}", &.commit[..commit.len().min(7)])]
+    Refused { commit: String, reason: String },
 }
 
 /// A commit's desired state.
@@ -162,38 +168,6 @@ impl Host {
         let outcomes = self.execute(&plan, rev, hooks).await;
         Ok((plan, outcomes))
     }
-}
-
-/// Fetches the configured branch into the mirror in the state dir and reads
-/// its desired state. Blocking: call it from `spawn_blocking`.
-pub fn fetch_desired(config: &HostConfig) -> Result<Revision, DesiredError> {
-    let mirror = config.state_dir.join("repo.git");
-    let remote = Remote {
-        url: config.repo.url.clone(),
-        branch: config.repo.branch.clone(),
-        ssh_key: config.repo.ssh_key.clone(),
-        token_file: config.repo.token_file.clone(),
-        known_hosts: config.repo.known_hosts.clone(),
-    };
-    let oid = fetch::fetch(&mirror, &remote)?;
-    read_desired(&mirror, &oid.to_string(), &config.repo.path)
-}
-
-/// Reads and validates the desired state of `commit` in `repo` under `path`.
-pub fn read_desired(repo: &Path, commit: &str, path: &str) -> Result<Revision, DesiredError> {
-    let read_err = |message: String| DesiredError::Read {
-        commit: commit.to_string(),
-        message,
-    };
-    let files: RepoFiles = crate::source::read_files(repo, commit, path).map_err(|e| read_err(e.to_string()))?;
-    let desired = crate::spec::load(&files).map_err(|diagnostics| DesiredError::Invalid {
-        commit: commit.to_string(),
-        diagnostics,
-    })?;
-    Ok(Revision {
-        commit: commit.to_string(),
-        desired,
-    })
 }
 
 /// The managed proxy's spec, when teal owns the proxy: under

@@ -1,0 +1,131 @@
+//! What a fetched commit must pass before its desired state is served:
+//! the signature the host requires, a history that does not rewind the
+//! applied commit (when asked), valid files, and the host's policy. A
+//! commit that fails any of them is refused and nothing that serves
+//! changes. Blocking (git2 and files): call from `spawn_blocking`.
+
+use std::path::{Path, PathBuf};
+
+use super::{DesiredError, Revision};
+use crate::config::HostConfig;
+use crate::policy::{self, Policy};
+use crate::source::fetch::{self, Remote};
+use crate::source::verify::{self, Verify};
+use crate::spec::{Diagnostics, RepoFiles};
+
+/// The record of the last commit this host applied, for
+/// `repo.fast_forward_only`.
+fn applied_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("applied-commit")
+}
+
+/// Records `commit` as applied (accepted as the desired state).
+pub fn record_applied(state_dir: &Path, commit: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(state_dir)?;
+    let path = applied_path(state_dir);
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{commit}\n"))?;
+    std::fs::rename(tmp, path)
+}
+
+fn last_applied(state_dir: &Path) -> Option<git2::Oid> {
+    let text = std::fs::read_to_string(applied_path(state_dir)).ok()?;
+    git2::Oid::from_str(text.trim()).ok()
+}
+
+/// Fetches the configured branch into the mirror in the state dir and
+/// admits its head: signature, history, files, policy.
+pub fn fetch_desired(config: &HostConfig) -> Result<Revision, DesiredError> {
+    let mirror = config.state_dir.join("repo.git");
+    let remote = Remote {
+        url: config.repo.url.clone(),
+        branch: config.repo.branch.clone(),
+        ssh_key: config.repo.ssh_key.clone(),
+        token_file: config.repo.token_file.clone(),
+        known_hosts: config.repo.known_hosts.clone(),
+    };
+    let oid = fetch::fetch(&mirror, &remote)?;
+    let commit = oid.to_string();
+    let refuse = |reason: String| DesiredError::Refused {
+        commit: commit.clone(),
+        reason,
+    };
+    let repo =
+        git2::Repository::open_bare(&mirror).map_err(|e| refuse(format!("opening the mirror: {}", e.message())))?;
+    let v = Verify {
+        allowed_signers: config.repo.verify.allowed_signers.clone(),
+        gpg_keyring: config.repo.verify.gpg_keyring.clone(),
+    };
+    if v.required() {
+        verify::verify_commit(&repo, oid, &v).map_err(|r| refuse(r.0))?;
+    }
+    if config.repo.fast_forward_only {
+        if let Some(applied) = last_applied(&config.state_dir) {
+            verify::fast_forward(&repo, oid, applied).map_err(|r| refuse(r.0))?;
+        }
+    }
+    read_desired(&mirror, &commit, &config.repo.path, Some(&PolicyCheck::of(config)))
+}
+
+/// The host's policy with the engine's socket paths.
+pub struct PolicyCheck<'a> {
+    pub policy: &'a Policy,
+    pub docker_sockets: Vec<PathBuf>,
+}
+
+impl PolicyCheck<'_> {
+    /// The policy of `config`; the Docker socket is the configured one and
+    /// the usual paths.
+    pub fn of(config: &HostConfig) -> PolicyCheck<'_> {
+        let mut docker_sockets = vec![PathBuf::from("/var/run/docker.sock"), PathBuf::from("/run/docker.sock")];
+        let host = config.docker.host.clone().or_else(|| std::env::var("DOCKER_HOST").ok());
+        if let Some(p) = host.as_deref().and_then(|h| h.strip_prefix("unix://")) {
+            docker_sockets.push(PathBuf::from(p));
+        }
+        PolicyCheck {
+            policy: &config.policy,
+            docker_sockets,
+        }
+    }
+
+    /// Every violation in `files`, located.
+    pub fn check(&self, desired: &crate::spec::Desired, files: &RepoFiles) -> Vec<crate::spec::Diagnostic> {
+        let host = policy::Host {
+            docker_sockets: &self.docker_sockets,
+            resolve: &policy::Host::resolve_on_disk,
+        };
+        policy::check(desired, files, self.policy, &host)
+    }
+}
+
+/// Reads and validates the desired state of `commit` in `repo` under
+/// `path`, and checks it against a host's policy when given one.
+pub fn read_desired(
+    repo: &Path,
+    commit: &str,
+    path: &str,
+    policy: Option<&PolicyCheck<'_>>,
+) -> Result<Revision, DesiredError> {
+    let read_err = |message: String| DesiredError::Read {
+        commit: commit.to_string(),
+        message,
+    };
+    let files: RepoFiles = crate::source::read_files(repo, commit, path).map_err(|e| read_err(e.to_string()))?;
+    let desired = crate::spec::load(&files).map_err(|diagnostics| DesiredError::Invalid {
+        commit: commit.to_string(),
+        diagnostics,
+    })?;
+    if let Some(p) = policy {
+        let violations = p.check(&desired, &files);
+        if !violations.is_empty() {
+            return Err(DesiredError::Refused {
+                commit: commit.to_string(),
+                reason: format!("outside this host's policy:\n{}", Diagnostics(violations)),
+            });
+        }
+    }
+    Ok(Revision {
+        commit: commit.to_string(),
+        desired,
+    })
+}
