@@ -47,12 +47,15 @@ pub(super) fn web() -> Service {
         },
         strategy: Strategy::BlueGreen,
         analysis: None,
+        placement: Default::default(),
+        by_wave: false,
     }
 }
 
 pub(super) fn desired(list: &[Service]) -> Desired {
     Desired {
         services: list.iter().map(|s| (s.name.clone(), s.clone())).collect(),
+        ..Default::default()
     }
 }
 

@@ -72,6 +72,42 @@ pub struct ServiceFile {
     /// above the error budget, all traffic goes back at once.
     #[serde(default)]
     pub analysis: Option<AnalysisFile>,
+    /// The hosts (of `teal.yaml`'s `hosts`) the service runs on: each
+    /// label here must match the host's. Default: every host.
+    #[serde(default)]
+    pub placement: Option<BTreeMap<String, String>>,
+    /// How a new commit of this service reaches the fleet.
+    #[serde(default)]
+    pub rollout: Option<RolloutFile>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutFile {
+    /// `wave`: hosts deploy in the order of their `wave` label; a host of
+    /// wave N deploys a commit only once every earlier wave serves it
+    /// healthy. Default: every host at once.
+    #[serde(default)]
+    pub by: Option<RolloutBy>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RolloutBy {
+    Wave,
+}
+
+/// One host of the fleet in `teal.yaml`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostFile {
+    /// Labels that services' `placement` selects on, e.g. `{role: web, wave: "1"}`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The host's status API, e.g. `http://10.0.0.11:9470`, read by the
+    /// hosts of later waves and by `teal status --fleet`.
+    #[serde(default)]
+    pub status: Option<String>,
 }
 
 /// The ways to ship a new version.
@@ -162,6 +198,10 @@ pub struct RepoFile {
     /// Docker network for every service; default: the host's managed network (`docker.network` in the host config).
     #[serde(default)]
     pub network: Option<String>,
+    /// The fleet, by host name (`host.name` in each host's daemon.yaml).
+    /// With a list, a daemon whose name is not in it applies nothing.
+    #[serde(default)]
+    pub hosts: Option<BTreeMap<String, HostFile>>,
 }
 
 /// One color's slot.

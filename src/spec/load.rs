@@ -144,7 +144,10 @@ pub fn load(files: &RepoFiles) -> Result<Desired, Diagnostics> {
     } else {
         parse(REPO_FILE, repo_text, &mut diags).unwrap_or_default()
     };
-    let mut desired = Desired::default();
+    let mut desired = Desired {
+        hosts: super::fleet::resolve_hosts(&repo, &repo_loc, &mut diags),
+        ..Default::default()
+    };
     for (path, text) in &files.files {
         let Some(file_name) = path.strip_prefix("services/") else {
             continue;
@@ -176,6 +179,7 @@ pub fn load(files: &RepoFiles) -> Result<Desired, Diagnostics> {
         }
     }
     check_routes(&desired, files, &mut diags);
+    desired.warnings = super::fleet::check_placement(&desired, files, &mut diags);
     diags.sort();
     diags.dedup();
     if diags.is_empty() {
@@ -195,6 +199,21 @@ fn is_blank(text: &str) -> bool {
 /// Deserialises one file; a syntax error, unknown field or wrong type
 /// becomes a located diagnostic.
 fn parse<T: DeserializeOwned>(path: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Option<T> {
+    let dups = Locator::new(text);
+    if let Some((p, at)) = dups.duplicates().first() {
+        let key = p.last().map_or("", String::as_str);
+        let within = match &p[..p.len().saturating_sub(1)] {
+            [] => String::new(),
+            parent => format!(" in {}", parent.join(".")),
+        };
+        diags.push(Diagnostic::new(
+            path,
+            at.line,
+            at.col,
+            format!("duplicate key \"{key}\"{within}: each key may appear once"),
+        ));
+        return None;
+    }
     match serde_yaml::from_str(text) {
         Ok(v) => Some(v),
         Err(e) => {

@@ -40,6 +40,9 @@ pub enum ScalarStyle {
 #[derive(Debug, Clone, Default)]
 pub struct Locator {
     nodes: HashMap<Vec<String>, Node>,
+    /// Mapping keys written twice (YAML allows neither, serde keeps the
+    /// last silently), with the position of the second.
+    duplicates: Vec<(Vec<String>, Pos)>,
 }
 
 impl Locator {
@@ -54,7 +57,15 @@ impl Locator {
         if parser.load(&mut rx, false).is_err() {
             return Locator::default();
         }
-        Locator { nodes: rx.nodes }
+        Locator {
+            nodes: rx.nodes,
+            duplicates: rx.duplicates,
+        }
+    }
+
+    /// Keys written twice in one mapping: path and the repeated key.
+    pub fn duplicates(&self) -> &[(Vec<String>, Pos)] {
+        &self.duplicates
     }
 
     /// The node at exactly `path`.
@@ -102,6 +113,7 @@ struct Receiver<'a> {
     text: &'a str,
     stack: Vec<Frame>,
     nodes: HashMap<Vec<String>, Node>,
+    duplicates: Vec<(Vec<String>, Pos)>,
 }
 
 impl Receiver<'_> {
@@ -174,6 +186,9 @@ impl MarkedEventReceiver for Receiver<'_> {
             Event::Scalar(v, style, ..) => Some((style_of(*style), v.clone())),
             _ => None,
         };
+        if let (Some(k), true) = (key, self.nodes.contains_key(&path)) {
+            self.duplicates.push((path.clone(), k));
+        }
         self.nodes.insert(path.clone(), Node { key, value: at, scalar });
         match ev {
             Event::MappingStart(..) => self.stack.push(Frame::Map { path, key: None }),

@@ -11,6 +11,7 @@ pub mod diag;
 pub mod duration;
 pub mod edit;
 pub mod file;
+pub mod fleet;
 pub mod load;
 pub mod locate;
 pub mod schema;
@@ -100,6 +101,19 @@ impl<T> PerColor<T> {
 pub struct Desired {
     /// Keyed by service name (the file stem of `services/<name>.yaml`).
     pub services: BTreeMap<String, Service>,
+    /// The fleet from `teal.yaml`; empty: a single host, no list.
+    pub hosts: BTreeMap<String, FleetHost>,
+    /// Problems worth saying that do not stop the commit (a placement that
+    /// matches no host).
+    #[serde(skip)]
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// A host of the fleet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FleetHost {
+    pub labels: BTreeMap<String, String>,
+    pub status: Option<String>,
 }
 
 /// One service with every default resolved.
@@ -129,6 +143,10 @@ pub struct Service {
     pub strategy: Strategy,
     /// Judgement of the new version on the proxy's counters, if declared.
     pub analysis: Option<Analysis>,
+    /// Label selector over the fleet's hosts; empty: every host.
+    pub placement: BTreeMap<String, String>,
+    /// Hosts deploy a new commit wave by wave.
+    pub by_wave: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
