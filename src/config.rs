@@ -32,6 +32,37 @@ pub struct HostConfig {
     /// prefixes. Absent: any image, no bind mounts.
     #[serde(default)]
     pub policy: crate::policy::Policy,
+    /// This host in a fleet: its name in teal.yaml's hosts, and the token
+    /// its peers use to read its status.
+    #[serde(default)]
+    pub host: HostIdentity,
+}
+
+/// `host:` in the host config.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostIdentity {
+    /// The host's name in teal.yaml's `hosts`. Default: the machine's
+    /// hostname.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// File holding a bearer token: when set, the status API answers only
+    /// requests that carry it (`Authorization: Bearer <token>`), and this
+    /// daemon sends it when it reads its peers' status (one token per
+    /// fleet). Default: none (the API stays on loopback).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+impl HostIdentity {
+    /// The configured name, else the machine's hostname.
+    pub fn resolved_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "localhost".into())
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -38,6 +38,7 @@ async fn served_metrics(shared: Shared) -> (u16, String) {
         trigger: Arc::new(tokio::sync::Notify::new()),
         secret: None,
         state_dir: state.path().to_path_buf(),
+        token: None,
     };
     let server = tokio::spawn(teal::daemon::http::serve(listener, api, async {
         let _ = stopped.await;

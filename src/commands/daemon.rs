@@ -89,6 +89,7 @@ pub fn serve_api(
         trigger: daemon.trigger.clone(),
         secret,
         state_dir,
+        token: daemon.status_token(),
     };
     tokio::spawn(crate::daemon::http::serve(listener, api, async move {
         let _ = shutdown.wait_for(|v| *v).await;

@@ -63,6 +63,9 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
                 args.base
             )
         })?;
+    for w in &head.warnings {
+        eprintln!("warning: {w}");
+    }
     let plan = plan(&head, &Observed::converged(&base));
     print!("{}", super::render(&plan, args.format));
     Ok(if plan.has_changes() {

@@ -7,6 +7,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod diff;
+pub mod fleet;
 pub mod history;
 pub mod host;
 pub mod plan;

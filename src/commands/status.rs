@@ -15,6 +15,11 @@ pub struct Args {
     /// Output format: text for people, json for tools.
     #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
     pub format: StatusFormat,
+    /// Every host of teal.yaml's hosts side by side, read from their
+    /// status URLs at once (unreachable hosts marked), instead of this
+    /// host's daemon.
+    #[arg(long)]
+    pub fleet: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -28,13 +33,19 @@ pub enum StatusFormat {
 
 pub async fn run(args: &Args) -> anyhow::Result<u8> {
     let config = args.host.load()?;
+    if args.fleet {
+        return super::fleet::run(&config, args.format).await;
+    }
     let url = format!("http://{}/status", config.listen);
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(std::time::Duration::from_secs(5))
         .build()?;
-    let status: Status = client
-        .get(&url)
+    let mut req = client.get(&url);
+    if let Some(t) = super::fleet::token(&config)? {
+        req = req.bearer_auth(t);
+    }
+    let status: Status = req
         .send()
         .await
         .with_context(|| format!("no teal daemon answers at {url}: is it running (systemctl status teal)?"))?

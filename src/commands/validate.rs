@@ -41,6 +41,9 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         Some(diags) => Err(diags),
     }) {
         Ok(desired) => {
+            for w in &desired.warnings {
+                println!("warning: {w}");
+            }
             let names: Vec<&str> = desired.services.keys().map(String::as_str).collect();
             let n = names.len();
             println!("ok: {n} service{} valid ({})", plural(n), names.join(", "));

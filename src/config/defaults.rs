@@ -42,6 +42,7 @@ impl HostConfig {
             state_dir: default_state_dir(),
             listen: default_listen(),
             policy: crate::policy::Policy::default(),
+            host: super::HostIdentity::default(),
         }
     }
 }
@@ -99,6 +100,9 @@ fn lines() -> Vec<(usize, Line, &'static str)> {
         (2, Value("client_keepalive", n.client_keepalive.to_string()), "switch: reload only; false: reloads cut no request"),
         (0, Value("state_dir", d.state_dir.display().to_string()), "repo mirror, lock, events.jsonl, a managed proxy"),
         (0, Value("listen", d.listen.clone()), "status API, dashboard, metrics, webhook; loopback only"),
+        (0, Section("host"), "this host in a fleet (teal.yaml hosts)"),
+        (1, Off("name", "web-1"), "its name in teal.yaml's hosts; default: the machine's hostname"),
+        (1, Off("token_file", "/etc/teal/status_token"), "bearer token for the status API and peer reads; default: none"),
         (0, Section("policy"), "what the repo may ask of this host"),
         (1, Off("images", "[registry.example.com/shop/]"), "image prefixes; default: any image"),
         (1, Off("volumes", "[/srv/]"), "bind-mount source prefixes; default: no bind mounts"),

@@ -29,6 +29,9 @@ pub struct Api {
     pub secret: Option<Vec<u8>>,
     /// The daemon's state dir: its event log and repo mirror.
     pub state_dir: PathBuf,
+    /// Bearer token every request but /healthz and the (HMAC-signed)
+    /// webhook must carry; `None`: open (loopback by default).
+    pub token: Option<String>,
 }
 
 #[derive(Clone)]
@@ -61,8 +64,43 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/hooks/git", post(hook))
+        .layer(axum::middleware::from_fn_with_state(
+            api.token.map(Arc::new),
+            require_token,
+        ))
         .with_state(app);
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}
+
+/// With a token configured, only requests carrying it get an answer.
+async fn require_token(
+    State(token): State<Option<Arc<String>>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let open = matches!(req.uri().path(), "/healthz" | "/hooks/git");
+    if let (Some(token), false) = (token, open) {
+        let given = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !same(given.as_bytes(), token.as_bytes()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [("www-authenticate", "Bearer")],
+                "a bearer token is required (host.token_file)\n",
+            )
+                .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Compares in time that does not depend on where the inputs differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn page(State(app): State<App>) -> impl IntoResponse {
@@ -156,6 +194,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn with_a_token_only_requests_that_carry_it_are_answered() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let state = tempfile::tempdir().unwrap();
+        let api = Api {
+            shared: Shared::default(),
+            trigger: Arc::new(Notify::new()),
+            secret: None,
+            state_dir: state.path().to_path_buf(),
+            token: Some("fleet-token".into()),
+        };
+        tokio::spawn(serve(listener, api, std::future::pending()));
+        assert_eq!(request(&addr, "GET", "/status", "", "").await.0, 401);
+        assert_eq!(
+            request(&addr, "GET", "/", "Authorization: Bearer nope\r\n", "").await.0,
+            401
+        );
+        assert_eq!(
+            request(&addr, "GET", "/status", "Authorization: Bearer fleet-token\r\n", "")
+                .await
+                .0,
+            200
+        );
+        assert_eq!(
+            request(&addr, "GET", "/healthz", "", "").await.0,
+            200,
+            "liveness stays open"
+        );
+    }
+
+    #[tokio::test]
     async fn status_metrics_and_a_webhook_that_must_be_signed() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
@@ -169,6 +238,7 @@ mod tests {
             trigger: trigger.clone(),
             secret: Some(b"s3cret".to_vec()),
             state_dir: state.path().to_path_buf(),
+            token: None,
         };
         let server = tokio::spawn(serve(listener, api, async {
             let _ = stopped.await;
@@ -246,6 +316,7 @@ mod tests {
             trigger: Arc::new(Notify::new()),
             secret: None,
             state_dir: state.path().to_path_buf(),
+            token: None,
         };
         tokio::spawn(serve(listener, api, std::future::pending()));
         let (code, page) = request(&addr, "GET", "/", "", "").await;

@@ -13,6 +13,7 @@ pub mod lock;
 mod rollouts;
 pub mod status;
 pub mod systemd;
+pub mod waves;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -54,6 +55,8 @@ pub struct Daemon {
     /// Reads the host config again, for `reload`.
     pub config_loader: Option<Box<dyn Fn() -> anyhow::Result<HostConfig> + Send + Sync>>,
     _watcher: Option<notify::RecommendedWatcher>,
+    /// Hosts of earlier waves, read through their status API.
+    peers: waves::Peers,
 }
 
 impl Daemon {
@@ -68,8 +71,10 @@ impl Daemon {
         } else {
             None
         };
+        let token = read_token(config.host.token_file.as_deref())?;
         let host = Host::connect(config).await?;
         Ok(Daemon {
+            peers: waves::Peers::new(token),
             host,
             log,
             backoff: Backoff::default(),
@@ -199,7 +204,10 @@ impl Daemon {
                 let why = sp.refused.as_deref().unwrap_or("");
                 warn!(service = %sp.service, commit = %short(&rev.commit), reason = %why, "not deployed again");
             }
+            self.mark(&sp.service, None, Some(&rev.commit));
         }
+        self.mark_converged(&plan, &rev.commit);
+        self.gate_waves(&mut plan, &rev).await;
         plan.services
             .retain(|sp| !sp.steps.is_empty() && self.backoff.allows(&sp.service, &rev.commit, now));
         if !plan.services.is_empty() {
@@ -328,14 +336,17 @@ impl Daemon {
             match o.result {
                 Ok(()) => {
                     self.backoff.succeeded(&o.service);
+                    self.mark(&o.service, Some(&rev.commit), None);
                     info!(service = %o.service, commit = %short(&rev.commit), took = %crate::spec::duration::format(round(o.duration)), "converged");
                     self.record(&o.service, &rev.commit, "ok", ms, None);
                 }
                 Err(e) if matches!(e.reason, crate::engine::StepError::RolledBack(_)) => {
+                    self.mark(&o.service, None, Some(&rev.commit));
                     rollouts::count(&self.shared, &o.service, &e.reason);
                     self.record(&o.service, &rev.commit, "rolled back", ms, Some(e.reason.to_string()));
                 }
                 Err(e) => {
+                    self.mark(&o.service, None, Some(&rev.commit));
                     let retry = self.backoff.failed(&o.service, &rev.commit, Instant::now());
                     error!(service = %o.service, commit = %short(&rev.commit), error = %e, retry_in = %crate::spec::duration::format(retry), "deploy failed, traffic stays where it was");
                     if e.step == "wait_healthy" {
@@ -420,6 +431,15 @@ pub(crate) fn log_step(e: &StepEvent) {
             warn!(service = %e.service, color, commit = %short(&e.commit), step = %step, error = %why, "failed")
         }
     }
+}
+
+/// The fleet's bearer token for status reads, read once at start (a
+/// SIGHUP re-reads it with the rest of the config on restart).
+fn read_token(file: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    use anyhow::Context;
+    let Some(f) = file else { return Ok(None) };
+    let t = std::fs::read_to_string(f).with_context(|| format!("reading host.token_file {}", f.display()))?;
+    Ok(Some(t.trim().to_string()))
 }
 
 /// The service name of events about a whole commit (a refused head).

@@ -62,6 +62,17 @@ pub struct ServiceStatus {
     /// Set while the desired service is held after analysis rolled it back.
     #[serde(default)]
     pub rolled_back: Option<super::rollouts::RolledBackStatus>,
+    /// The commit at which this host last found the service converged:
+    /// what hosts of later waves wait for.
+    #[serde(default)]
+    pub serving: Option<String>,
+    /// The commit whose deploy of this service failed or was rolled back
+    /// here, until a later one converges: later waves stop for it.
+    #[serde(default)]
+    pub failed: Option<String>,
+    /// Why the service waits before deploying (an earlier wave), if it does.
+    #[serde(default)]
+    pub waiting: Option<String>,
     pub last_deploy: Option<Deploy>,
     /// Running replicas per color that passed one probe of the commit's
     /// health check after the last pass.

@@ -49,6 +49,10 @@ pub struct ServicePlan {
     pub steps: Vec<Step>,
     /// Why nothing will be done for this service, when the change is unsafe.
     pub refused: Option<String>,
+    /// The hosts of the fleet this service runs on (after the change; for a
+    /// removed service, none is known). Empty without a fleet.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -170,7 +174,12 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     let names: std::collections::BTreeSet<&String> = desired.services.keys().chain(observed.services.keys()).collect();
     let services = names
         .into_iter()
-        .map(|name| service::plan_service(name, desired.services.get(name), observed.services.get(name)))
+        .map(|name| {
+            let svc = desired.services.get(name);
+            let mut sp = service::plan_service(name, svc, observed.services.get(name));
+            sp.hosts = svc.map_or(vec![], |s| desired.hosts_of(s).into_iter().map(String::from).collect());
+            sp
+        })
         .collect();
     Plan { services }
 }

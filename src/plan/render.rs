@@ -149,6 +149,9 @@ pub fn text(plan: &Plan, color: bool) -> String {
         if let Some(why) = &sp.refused {
             let _ = writeln!(out, "    {}", st.paint("31", why));
         }
+        if !sp.hosts.is_empty() {
+            let _ = writeln!(out, "    hosts: {}", sp.hosts.join(", "));
+        }
         for (c, t) in [(Color::Blue, &sp.images.blue), (Color::Green, &sp.images.green)] {
             if let Some(line) = image_change(t) {
                 let _ = writeln!(out, "    {:<6} {line}", c.as_str());
@@ -189,13 +192,18 @@ pub fn markdown(plan: &Plan) -> String {
             sp.refused.as_deref().unwrap_or("")
         );
     }
-    out.push_str("| | service | traffic | blue | green |\n|---|---|---|---|---|\n");
+    let fleet = changed.iter().any(|s| !s.hosts.is_empty());
+    out.push_str(if fleet {
+        "| | service | traffic | blue | green | hosts |\n|---|---|---|---|---|---|\n"
+    } else {
+        "| | service | traffic | blue | green |\n|---|---|---|---|---|\n"
+    });
     for sp in &changed {
         let img = |t: &Transition<Option<String>>| match image_change(t) {
             Some(_) => format!("`{}` → `{}`", image(&t.from), image(&t.to)),
             None => format!("`{}`", image(&t.to)),
         };
-        let _ = writeln!(
+        let _ = write!(
             out,
             "| {} | `{}` | {} | {} | {} |",
             sigil(sp.change).0,
@@ -204,6 +212,10 @@ pub fn markdown(plan: &Plan) -> String {
             img(&sp.images.blue),
             img(&sp.images.green)
         );
+        if fleet {
+            let _ = write!(out, " {} |", sp.hosts.join(", "));
+        }
+        out.push('\n');
     }
     let with_steps: Vec<&&ServicePlan> = changed.iter().filter(|s| !s.steps.is_empty()).collect();
     if with_steps.is_empty() {
@@ -233,7 +245,7 @@ pub fn json(plan: &Plan) -> serde_json::Value {
         .services
         .iter()
         .map(|sp| {
-            json!({
+            let mut v = json!({
                 "service": sp.service,
                 "change": sp.change,
                 "active": sp.active,
@@ -241,7 +253,11 @@ pub fn json(plan: &Plan) -> serde_json::Value {
                 "gate": sp.gate,
                 "steps": sp.steps,
                 "refused": sp.refused,
-            })
+            });
+            if !sp.hosts.is_empty() {
+                v["hosts"] = json!(sp.hosts);
+            }
+            v
         })
         .collect();
     json!({

@@ -93,6 +93,7 @@ pub(super) fn plan_service(name: &str, desired: Option<&Service>, observed: Opti
         gate: None,
         steps: vec![],
         refused: None,
+        hosts: vec![],
     };
     let Some(svc) = desired else {
         plan.steps.push(Step::RemoveService);

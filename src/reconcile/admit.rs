@@ -64,7 +64,28 @@ pub fn fetch_desired(config: &HostConfig) -> Result<Revision, DesiredError> {
             verify::fast_forward(&repo, oid, applied).map_err(|r| refuse(r.0))?;
         }
     }
-    read_desired(&mirror, &commit, &config.repo.path, Some(&PolicyCheck::of(config)))
+    let host = config.host.resolved_name();
+    read_desired(
+        &mirror,
+        &commit,
+        &config.repo.path,
+        Some((&host, &PolicyCheck::of(config))),
+    )
+}
+
+/// Fetches the configured branch and reads its whole desired state, for
+/// every host (the fleet view): no admission, nothing is applied from it.
+pub fn fetch_fleet(config: &HostConfig) -> Result<Revision, DesiredError> {
+    let mirror = config.state_dir.join("repo.git");
+    let remote = Remote {
+        url: config.repo.url.clone(),
+        branch: config.repo.branch.clone(),
+        ssh_key: config.repo.ssh_key.clone(),
+        token_file: config.repo.token_file.clone(),
+        known_hosts: config.repo.known_hosts.clone(),
+    };
+    let oid = fetch::fetch(&mirror, &remote)?;
+    read_desired(&mirror, &oid.to_string(), &config.repo.path, None)
 }
 
 /// The host's policy with the engine's socket paths.
@@ -99,12 +120,14 @@ impl PolicyCheck<'_> {
 }
 
 /// Reads and validates the desired state of `commit` in `repo` under
-/// `path`, and checks it against a host's policy when given one.
+/// `path`. Given a host (its name and policy), keeps the services placed
+/// on it (refusing a name the fleet does not list) and checks them
+/// against its policy.
 pub fn read_desired(
     repo: &Path,
     commit: &str,
     path: &str,
-    policy: Option<&PolicyCheck<'_>>,
+    host: Option<(&str, &PolicyCheck<'_>)>,
 ) -> Result<Revision, DesiredError> {
     let read_err = |message: String| DesiredError::Read {
         commit: commit.to_string(),
@@ -115,14 +138,23 @@ pub fn read_desired(
         commit: commit.to_string(),
         diagnostics,
     })?;
-    if let Some(p) = policy {
-        let violations = p.check(&desired, &files);
-        if !violations.is_empty() {
-            return Err(DesiredError::Refused {
-                commit: commit.to_string(),
-                reason: format!("outside this host's policy:\n{}", Diagnostics(violations)),
-            });
-        }
+    let Some((name, policy)) = host else {
+        return Ok(Revision {
+            commit: commit.to_string(),
+            desired,
+        });
+    };
+    let refuse = |reason: String| DesiredError::Refused {
+        commit: commit.to_string(),
+        reason,
+    };
+    let desired = desired.for_host(name).map_err(refuse)?;
+    let violations = policy.check(&desired, &files);
+    if !violations.is_empty() {
+        return Err(refuse(format!(
+            "outside this host's policy:\n{}",
+            Diagnostics(violations)
+        )));
     }
     Ok(Revision {
         commit: commit.to_string(),

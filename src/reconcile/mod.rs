@@ -5,7 +5,7 @@
 
 mod admit;
 
-pub use admit::{fetch_desired, read_desired, record_applied, PolicyCheck};
+pub use admit::{fetch_desired, fetch_fleet, read_desired, record_applied, PolicyCheck};
 
 use crate::config::{HostConfig, NginxSwitch, ProxyKind};
 use crate::drivers::docker::{DockerDriver, DockerError};

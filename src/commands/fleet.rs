@@ -1,0 +1,149 @@
+//! `teal status --fleet`: every host of teal.yaml's `hosts`, read from its
+//! status URL at once, as a table of host x service. A host that does not
+//! answer within a few seconds is marked, not waited for.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::status::StatusFormat;
+use crate::config::HostConfig;
+use crate::daemon::status::Status;
+
+/// The fleet's bearer token (host.token_file), if one is configured.
+pub fn token(config: &HostConfig) -> anyhow::Result<Option<String>> {
+    let Some(f) = &config.host.token_file else {
+        return Ok(None);
+    };
+    let t = std::fs::read_to_string(f).with_context(|| format!("reading host.token_file {}", f.display()))?;
+    Ok(Some(t.trim().to_string()))
+}
+
+/// One host's answer.
+type Answer = Result<Status, String>;
+
+pub async fn run(config: &HostConfig, format: StatusFormat) -> anyhow::Result<u8> {
+    let c = config.clone();
+    let rev = tokio::task::spawn_blocking(move || crate::reconcile::fetch_fleet(&c)).await??;
+    let hosts = rev.desired.hosts.clone();
+    anyhow::ensure!(
+        !hosts.is_empty(),
+        "teal.yaml at {} lists no hosts: this is a single host, see `teal status`",
+        &rev.commit[..rev.commit.len().min(10)]
+    );
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(3))
+        .build()?;
+    let token = token(config)?;
+    let reads = hosts.iter().map(|(name, h)| {
+        let (client, token) = (client.clone(), token.clone());
+        async move {
+            let answer: Answer = match &h.status {
+                None => Err("no status URL in teal.yaml".into()),
+                Some(url) => read(&client, url, token.as_deref()).await,
+            };
+            (name.clone(), answer)
+        }
+    });
+    let answers: Vec<(String, Answer)> = futures_util::future::join_all(reads).await;
+    match format {
+        StatusFormat::Json => {
+            let doc: serde_json::Map<String, serde_json::Value> = answers
+                .iter()
+                .map(|(name, a)| {
+                    let v = match a {
+                        Ok(s) => serde_json::json!({ "status": s }),
+                        Err(e) => serde_json::json!({ "error": e }),
+                    };
+                    (name.clone(), v)
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({ "hosts": doc }))?
+            );
+        }
+        StatusFormat::Text => print!("{}", table(&answers)),
+    }
+    Ok(if answers.iter().all(|(_, a)| a.is_ok()) {
+        super::exit::OK
+    } else {
+        super::exit::ERROR
+    })
+}
+
+async fn read(client: &reqwest::Client, url: &str, token: Option<&str>) -> Answer {
+    let mut req = client.get(format!("{}/status", url.trim_end_matches('/')));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.map_err(|e| format!("unreachable: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!("answered {}", resp.status()));
+    }
+    let body = resp.text().await.map_err(|e| e.to_string())?;
+    serde_json::from_str(&body).map_err(|e| format!("not a status document: {e}"))
+}
+
+/// host x service: color, version, commit, state.
+pub fn table(answers: &[(String, Answer)]) -> String {
+    let mut rows = vec![["HOST", "SERVICE", "COLOR", "VERSION", "COMMIT", "STATE"]
+        .map(String::from)
+        .to_vec()];
+    for (host, a) in answers {
+        match a {
+            Err(e) => rows.push(vec![
+                host.clone(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                e.clone(),
+            ]),
+            Ok(s) if s.services.is_empty() => rows.push(vec![
+                host.clone(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "no services".into(),
+            ]),
+            Ok(s) => {
+                for (name, svc) in &s.services {
+                    let color = svc.live.map_or("-".to_string(), |c| c.to_string());
+                    let version = svc
+                        .live
+                        .and_then(|c| svc.versions.get(c).clone())
+                        .unwrap_or_else(|| "-".into());
+                    let commit = svc
+                        .serving
+                        .as_deref()
+                        .map_or("-".to_string(), |c| c[..c.len().min(7)].to_string());
+                    let state = if let Some(w) = &svc.waiting {
+                        w.clone()
+                    } else if let Some(f) = &svc.failed {
+                        format!("failed at {}", &f[..f.len().min(7)])
+                    } else if svc.rolled_back.is_some() {
+                        "rolled back".into()
+                    } else if svc.serving.is_some() && svc.serving == s.applied_commit {
+                        "serving".into()
+                    } else {
+                        "deploying".into()
+                    };
+                    rows.push(vec![host.clone(), name.clone(), color, version, commit, state]);
+                }
+            }
+        }
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    out
+}

@@ -1,0 +1,255 @@
+//! Waves: a host of wave N deploys commit C of a service only when every
+//! host of an earlier wave that runs the service reports, through its
+//! status API, that it serves C. An unreachable peer holds the wave (never
+//! proceed on silence); a peer whose deploy of C failed stops it until a
+//! new commit. The decision is a pure function of what the peers said.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use tracing::info;
+
+use crate::plan::{Change, Plan};
+use crate::reconcile::Revision;
+use crate::spec::{Desired, Service};
+
+/// May this host deploy the commit now?
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gate {
+    Go,
+    Wait(String),
+    Stop(String),
+}
+
+/// What one peer said about the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// Its status: the commit it serves the service at, and one that failed.
+    Seen {
+        serving: Option<String>,
+        failed: Option<String>,
+    },
+    /// No answer since that time.
+    Unreachable { since: SystemTime, why: String },
+    /// teal.yaml gives it no status URL.
+    NoUrl,
+}
+
+/// The decision from each earlier-wave peer's report: (host, wave, report).
+pub fn decide(commit: &str, reports: &[(String, u32, Report)]) -> Gate {
+    let short = &commit[..commit.len().min(7)];
+    for (host, wave, r) in reports {
+        if let Report::Seen { failed: Some(f), .. } = r {
+            if f == commit {
+                return Gate::Stop(format!("stopped: wave {wave} failed at {short} on {host}"));
+            }
+        }
+    }
+    for (host, wave, r) in reports {
+        match r {
+            Report::Seen { serving, .. } if serving.as_deref() == Some(commit) => {}
+            Report::Seen { .. } => {
+                return Gate::Wait(format!("waiting for wave {wave}: {host} does not serve {short} yet"))
+            }
+            Report::Unreachable { since, why } => {
+                let at = humantime::format_rfc3339_seconds(*since).to_string();
+                return Gate::Wait(format!(
+                    "waiting for wave {wave}: {host} unreachable since {at} ({why})"
+                ));
+            }
+            Report::NoUrl => {
+                return Gate::Wait(format!(
+                    "waiting for wave {wave}: {host} has no status URL in teal.yaml"
+                ))
+            }
+        }
+    }
+    Gate::Go
+}
+
+/// Reads the peers of earlier waves, remembering since when each has not
+/// answered.
+pub struct Peers {
+    client: reqwest::Client,
+    token: Option<String>,
+    silent_since: HashMap<String, SystemTime>,
+}
+
+impl Peers {
+    pub fn new(token: Option<String>) -> Peers {
+        Peers {
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .expect("an http client"),
+            token,
+            silent_since: HashMap::new(),
+        }
+    }
+
+    /// The fleet's bearer token, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// The gate for `svc` at `commit` on the host named `me`.
+    pub async fn gate(&mut self, desired: &Desired, me: &str, svc: &Service, commit: &str) -> Gate {
+        if !svc.by_wave {
+            return Gate::Go;
+        }
+        let Some(mine) = desired.wave(me) else { return Gate::Go };
+        let mut reports = vec![];
+        for host in desired.hosts_of(svc) {
+            let Some(wave) = desired.wave(host).filter(|w| *w < mine) else {
+                continue;
+            };
+            let report = match desired.hosts[host].status.as_deref() {
+                None => Report::NoUrl,
+                Some(url) => self.read(host, url, &svc.name).await,
+            };
+            reports.push((host.to_string(), wave, report));
+        }
+        decide(commit, &reports)
+    }
+
+    async fn read(&mut self, host: &str, url: &str, service: &str) -> Report {
+        match self.status(url).await {
+            Ok(status) => {
+                self.silent_since.remove(host);
+                let s = &status["services"][service];
+                Report::Seen {
+                    serving: s["serving"].as_str().map(String::from),
+                    failed: s["failed"].as_str().map(String::from),
+                }
+            }
+            Err(why) => Report::Unreachable {
+                since: *self
+                    .silent_since
+                    .entry(host.to_string())
+                    .or_insert_with(SystemTime::now),
+                why,
+            },
+        }
+    }
+
+    /// `GET <url>/status`, with the fleet's bearer token.
+    pub async fn status(&self, url: &str) -> Result<serde_json::Value, String> {
+        let mut req = self.client.get(format!("{}/status", url.trim_end_matches('/')));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.map_err(|e| e.to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("status API answered {}", resp.status()));
+        }
+        let body = resp.bytes().await.map_err(|e| e.to_string())?;
+        serde_json::from_slice(&body).map_err(|e| format!("unreadable status: {e}"))
+    }
+}
+
+impl super::Daemon {
+    /// The bearer token the status API requires (host.token_file).
+    pub fn status_token(&self) -> Option<String> {
+        self.peers.token().map(String::from)
+    }
+
+    /// Holds back, for this pass, the services whose earlier waves do not
+    /// serve this commit yet (or failed it), saying why once per change.
+    pub(super) async fn gate_waves(&mut self, plan: &mut Plan, rev: &Revision) {
+        let me = self.host.config.host.resolved_name();
+        for sp in plan.services.iter_mut().filter(|s| !s.steps.is_empty()) {
+            // A deleted service has no waves: it leaves every host at once.
+            let Some(svc) = rev.desired.services.get(&sp.service) else {
+                continue;
+            };
+            let waiting = match self.peers.gate(&rev.desired, &me, svc, &rev.commit).await {
+                Gate::Go => None,
+                Gate::Wait(m) | Gate::Stop(m) => Some(m),
+            };
+            let mut status = self.shared.status.write().expect("status lock");
+            let entry = status.services.entry(sp.service.clone()).or_default();
+            if entry.waiting != waiting {
+                if let Some(m) = &waiting {
+                    info!(service = %sp.service, commit = %&rev.commit[..rev.commit.len().min(10)], "{m}");
+                }
+                entry.waiting = waiting.clone();
+            }
+            if waiting.is_some() {
+                sp.steps.clear();
+            }
+        }
+    }
+
+    /// Services with nothing to do serve this commit.
+    pub(super) fn mark_converged(&self, plan: &Plan, commit: &str) {
+        for sp in plan.services.iter().filter(|s| s.change == Change::None) {
+            self.mark(&sp.service, Some(commit), None);
+        }
+    }
+
+    /// Records what peers of later waves read: the commit a service
+    /// serves, or the one that failed it.
+    pub(super) fn mark(&self, service: &str, serving: Option<&str>, failed: Option<&str>) {
+        let mut status = self.shared.status.write().expect("status lock");
+        let s = status.services.entry(service.to_string()).or_default();
+        if let Some(c) = serving {
+            s.serving = Some(c.to_string());
+            s.failed = None;
+            s.waiting = None;
+        }
+        if let Some(c) = failed {
+            s.failed = Some(c.to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(serving: Option<&str>, failed: Option<&str>) -> Report {
+        Report::Seen {
+            serving: serving.map(String::from),
+            failed: failed.map(String::from),
+        }
+    }
+
+    #[test]
+    fn a_wave_goes_only_when_every_earlier_peer_serves_the_commit() {
+        let c = "3f2a9c1d2e";
+        assert_eq!(decide(c, &[]), Gate::Go);
+        assert_eq!(decide(c, &[("web-1".into(), 1, seen(Some(c), None))]), Gate::Go);
+        assert_eq!(
+            decide(c, &[("web-1".into(), 1, seen(Some("a81b0d2"), None))]),
+            Gate::Wait("waiting for wave 1: web-1 does not serve 3f2a9c1 yet".into())
+        );
+        assert_eq!(
+            decide(
+                c,
+                &[
+                    ("web-1".into(), 1, seen(Some("a81b0d2"), Some(c))),
+                    ("web-2".into(), 1, seen(Some(c), None))
+                ]
+            ),
+            Gate::Stop("stopped: wave 1 failed at 3f2a9c1 on web-1".into())
+        );
+        let since = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let Gate::Wait(w) = decide(
+            c,
+            &[(
+                "web-1".into(),
+                1,
+                Report::Unreachable {
+                    since,
+                    why: "connection refused".into(),
+                },
+            )],
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            w,
+            "waiting for wave 1: web-1 unreachable since 2023-11-14T22:13:20Z (connection refused)"
+        );
+    }
+}
