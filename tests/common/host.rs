@@ -61,9 +61,38 @@ pub struct OperatorProxy {
 pub struct Daemon(pub Child);
 
 impl Drop for Daemon {
+    /// A clean stop, as `systemctl stop` does: SIGTERM, so teal stops the
+    /// proxy it owns; SIGKILL only if it does not end in 20 s.
     fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            // SAFETY: kill(2) with plain integers.
+            unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(20) {
+                if let Ok(Some(_)) = self.0.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+impl Drop for TestHost {
+    /// A proxy left serving by a killed daemon (kill -9 tests) ends here.
+    fn drop(&mut self) {
+        kill_proxies(&self.proxy_dir());
+    }
+}
+
+/// SIGKILL to every process group of a proxy started in `dir`.
+pub fn kill_proxies(dir: &Path) {
+    for (pid, _) in processes_of(dir) {
+        // SAFETY: kill(2) with plain integers.
+        unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     }
 }
 

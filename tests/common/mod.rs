@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod engine;
 pub mod host;
 pub mod wrk;
 
