@@ -3,6 +3,7 @@
 //! checked config change; `proxy` dispatches over the two drivers and
 //! `managed` runs a proxy process teal owns.
 
+mod batch;
 pub mod docker;
 pub mod haproxy;
 pub mod managed;

@@ -13,8 +13,7 @@ mod runtime;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use tokio::sync::Mutex;
-
+use super::batch::Batch;
 use super::reload::{config_token, persist, read_opt, run, sha256, wait_for_config};
 use super::route::{Counters, Counts, ObservedRoute, ProxyError, RouteSpec};
 use crate::spec::{Color, PerColor};
@@ -27,7 +26,7 @@ pub use runtime::Runtime;
 pub struct Haproxy {
     config: HaproxyConfig,
     runtime: Runtime,
-    lock: Mutex<()>,
+    batch: Batch,
 }
 
 impl Haproxy {
@@ -35,7 +34,7 @@ impl Haproxy {
         Haproxy {
             runtime: Runtime::new(&config.socket),
             config,
-            lock: Mutex::new(()),
+            batch: Batch::default(),
         }
     }
 
@@ -98,20 +97,28 @@ impl Haproxy {
 
     /// Upserts one service: runtime API when only addresses, weights or
     /// colors change, checked rewrite + reload when the structure changes.
+    /// Routes arriving together share one change (`Batch`).
     pub async fn apply(&self, route: &RouteSpec) -> Result<(), ProxyError> {
-        let _one = self.lock.lock().await;
+        self.batch.submit(route, |routes| self.apply_all(routes)).await
+    }
+
+    async fn apply_all(&self, batch: Vec<RouteSpec>) -> Result<(), ProxyError> {
         let (mut routes, _) = self.read_routes()?;
         let before = structure(&routes);
-        routes.insert(route.service.clone(), route.clone());
+        for r in &batch {
+            routes.insert(r.service.clone(), r.clone());
+        }
         if before != structure(&routes) {
-            return self.write(&route.service, &routes).await;
+            let names: Vec<&str> = batch.iter().map(|r| r.service.as_str()).collect();
+            return self.write(&names.join(", "), &routes).await;
         }
         // Traffic moves through the runtime API first; then the file that a
         // restarted HAProxy would load records it. A rename can stall on
         // the filesystem's journal for seconds (seen on ext4 under load:
         // the cause of the rare multi-second switch), a switch must not.
-        let cmds: Vec<String> = backend_names(route)
+        let cmds: Vec<String> = batch
             .iter()
+            .flat_map(backend_names)
             .map(|be| format!("show servers state {be}"))
             .collect();
         let state = self.runtime.call(&cmds).await?;
@@ -119,13 +126,14 @@ impl Haproxy {
             .into_iter()
             .map(|s| (format!("{}/{}", s.backend, s.server), s.addr))
             .collect();
-        self.runtime.call(&switch_commands(route, &current)).await?;
+        let switch: Vec<String> = batch.iter().flat_map(|r| switch_commands(r, &current)).collect();
+        self.runtime.call(&switch).await?;
         persist(&self.config.config, render(&routes, &self.config, &config_token())).await
     }
 
     /// Removes one service's backends and routes (a reload).
     pub async fn remove(&self, service: &str) -> Result<(), ProxyError> {
-        let _one = self.lock.lock().await;
+        let _one = self.batch.exclusive().await;
         let (mut routes, _) = self.read_routes()?;
         if routes.remove(service).is_none() {
             return Ok(());
@@ -135,7 +143,7 @@ impl Haproxy {
 
     /// Renders the whole file again with the current settings and reloads.
     pub async fn resync(&self) -> Result<(), ProxyError> {
-        let _one = self.lock.lock().await;
+        let _one = self.batch.exclusive().await;
         let (routes, _) = self.read_routes()?;
         self.write("(all services)", &routes).await
     }

@@ -17,8 +17,7 @@ mod render;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use tokio::sync::Mutex;
-
+use super::batch::Batch;
 use super::reload::{config_token, persist, read_opt, run, sha256, wait_for_config, write_atomic};
 use super::route::{Counters, ObservedRoute, ProxyError, RouteSpec};
 use balancer::{preview_pool, Balancer, Pools};
@@ -45,7 +44,7 @@ pub struct NginxConfig {
 pub struct Nginx {
     config: NginxConfig,
     /// One change at a time: services converge concurrently.
-    lock: Mutex<()>,
+    batch: Batch,
 }
 
 const SERVERS: &str = "teal-servers.conf";
@@ -55,7 +54,7 @@ impl Nginx {
     pub fn new(config: NginxConfig) -> Nginx {
         Nginx {
             config,
-            lock: Mutex::new(()),
+            batch: Batch::default(),
         }
     }
 
@@ -154,14 +153,22 @@ impl Nginx {
     /// Writes the service's files (a checked reload only when their
     /// structure changed), then, with the balancer, sets its peers.
     pub async fn apply(&self, route: &RouteSpec) -> Result<(), ProxyError> {
-        let _one = self.lock.lock().await;
-        let text = render::service(route, self.config.balancer.is_some());
-        let unwritten = self
-            .change(&route.service, vec![(self.service_path(&route.service), Some(text))])
-            .await?;
+        self.batch.submit(route, |routes| self.apply_all(routes)).await
+    }
+
+    async fn apply_all(&self, batch: Vec<RouteSpec>) -> Result<(), ProxyError> {
+        let balanced = self.config.balancer.is_some();
+        let files = batch
+            .iter()
+            .map(|r| (self.service_path(&r.service), Some(render::service(r, balanced))))
+            .collect();
+        let names: Vec<&str> = batch.iter().map(|r| r.service.as_str()).collect();
+        let unwritten = self.change(&names.join(", "), files).await?;
         if let Some(b) = &self.config.balancer {
             let mut pools = b.pools().await?;
-            set_pools_of(&mut pools, &route.service, Some(route));
+            for r in &batch {
+                set_pools_of(&mut pools, &r.service, Some(r));
+            }
             b.set_pools(&pools).await?;
         }
         // The record of the route, after traffic moved: a rename can stall
@@ -174,7 +181,7 @@ impl Nginx {
 
     /// Removes the service's file and its servers, then its peers.
     pub async fn remove(&self, service: &str) -> Result<(), ProxyError> {
-        let _one = self.lock.lock().await;
+        let _one = self.batch.exclusive().await;
         let path = self.service_path(service);
         if path.exists() {
             self.change(service, vec![(path, None)]).await?;
@@ -192,7 +199,7 @@ impl Nginx {
     /// Renders the shared files again with the current settings and
     /// reloads when they changed.
     pub async fn resync(&self) -> Result<(), ProxyError> {
-        let _one = self.lock.lock().await;
+        let _one = self.batch.exclusive().await;
         self.change("(all services)", vec![]).await.map(|_| ())
     }
 
