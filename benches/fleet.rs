@@ -99,6 +99,117 @@ async fn cold() {
         .status();
 }
 
+/// One host of the two-wave fleet: engine, ports, config, daemon.
+struct Host {
+    engine: common::engine::Engine,
+    listen: String,
+    api: String,
+    dir: std::path::PathBuf,
+    daemon: Option<common::host::Daemon>,
+}
+
+impl Host {
+    fn new(h: &TestHost, name: &str, images: &[&str]) -> Host {
+        let engine = common::engine::Engine::start();
+        images.iter().for_each(|i| engine.load(i));
+        let dir = h.dir.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let host = Host {
+            listen: format!("127.0.0.1:{}", common::free_port()),
+            api: format!("127.0.0.1:{}", common::free_port()),
+            dir,
+            engine,
+            daemon: None,
+        };
+        std::fs::write(
+            host.dir.join("daemon.yaml"),
+            format!(
+                "repo: {{url: {}, poll: 300ms}}\nhost: {{name: {name}}}\ndocker: {{host: '{}', network: {}}}\nproxy: {{kind: haproxy, listen: '{}', managed: true}}\nstate_dir: {}\nlisten: '{}'\n",
+                h.bare.display(),
+                host.engine.host(),
+                h.network,
+                host.listen,
+                host.dir.join("state").display(),
+                host.api
+            ),
+        )
+        .unwrap();
+        host
+    }
+
+    fn start(&mut self) {
+        let log = std::fs::File::create(self.dir.join("daemon.log")).unwrap();
+        self.daemon = Some(common::host::Daemon(
+            Command::new(common::teal_bin())
+                .args(["daemon", "--config", self.dir.join("daemon.yaml").to_str().unwrap()])
+                .stderr(log)
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        ));
+    }
+
+    async fn serves(&self, host: &str, want: &str) {
+        while !common::try_get_via(&self.listen, host, "/").await.is_ok_and(|(_, b)| b == want) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The duration of this host's deploy of `commit` (its event log).
+    fn deploy_ms(&self, commit: &str) -> u64 {
+        let text = std::fs::read_to_string(self.dir.join("state/events.jsonl")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["step"] == "deploy" && e["commit"] == commit && e["result"] == "ok")
+            .filter_map(|e| e["duration_ms"].as_u64())
+            .sum()
+    }
+}
+
+async fn waves() {
+    let h = TestHost::new("bench-waves").await;
+    let v1 = app_image_version(&h.docker, "1.0", true).await;
+    let v2 = app_image_version(&h.docker, "2.0", true).await;
+    let mut a = Host::new(&h, "h1", &[&v1, &v2]);
+    let mut b = Host::new(&h, "h2", &[&v1, &v2]);
+    let fleet = format!(
+        "hosts:\n  h1: {{labels: {{wave: \"1\"}}, status: 'http://{}'}}\n  h2: {{labels: {{wave: \"2\"}}, status: 'http://{}'}}\n",
+        a.api, b.api
+    );
+    let svc = |active: &str, green: &str| {
+        format!("active: {active}\nblue: {{image: {v1}}}\n{green}port: 8080\nroute: {{host: w.test}}\nhealth:\n  http: {{path: /healthz}}\n  interval: 100ms\n  successes: 2\nswitch: {{drain: 100ms}}\nrollout: {{by: wave}}\n")
+    };
+    std::fs::create_dir_all(h.work.join("services")).unwrap();
+    std::fs::write(h.work.join("teal.yaml"), fleet).unwrap();
+    std::fs::write(h.work.join("services/w.yaml"), svc("blue", "")).unwrap();
+    for args in [&["add", "-A"][..], &["commit", "-qm", "1.0"], &["push", "-q", "origin", "HEAD:main"]] {
+        common::git_in(&h.work, args);
+    }
+    a.start();
+    b.start();
+    a.serves("w.test", "1.0 blue\n").await;
+    b.serves("w.test", "1.0 blue\n").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    std::fs::write(h.work.join("services/w.yaml"), svc("green", &format!("green: {{image: {v2}}}\n"))).unwrap();
+    common::git_in(&h.work, &["commit", "-qam", "2.0"]);
+    let commit = common::git_in(&h.work, &["rev-parse", "HEAD"]);
+    let t = Instant::now();
+    common::git_in(&h.work, &["push", "-q", "origin", "HEAD:main"]);
+    b.serves("w.test", "2.0 green\n").await;
+    let total = t.elapsed().as_millis() as u64;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (da, db) = (a.deploy_ms(&commit), b.deploy_ms(&commit));
+    println!(
+        "2 waves: push -> wave 2 serving {total} ms; the hosts' own deploys {da} + {db} = {} ms; waiting between waves {} ms",
+        da + db,
+        total.saturating_sub(da + db)
+    );
+    for host in [&mut a, &mut b] {
+        host.daemon.take();
+        common::host::kill_proxies(&host.dir.join("state/proxy"));
+    }
+}
+
 #[tokio::main]
 async fn main() {
     if !std::env::args().any(|a| a == "--bench") {
@@ -108,5 +219,9 @@ async fn main() {
     if only.as_deref() != Some("waves") {
         cold().await;
     }
-    let _ = Duration::ZERO;
+    if only.as_deref() != Some("cold") {
+        for _ in 0..3 {
+            waves().await;
+        }
+    }
 }

@@ -64,7 +64,13 @@ pub enum DockerError {
 pub struct DockerDriver {
     client: Docker,
     network: String,
+    /// Containers created at once: the engine creates a hundred requests
+    /// made together slower than the same in batches of a few.
+    creates: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// How many containers are created at the same time.
+const PARALLEL_CREATES: usize = 8;
 
 /// Runs one Docker call with a timeout, naming what it was about on error.
 async fn call<T>(
@@ -135,6 +141,7 @@ impl DockerDriver {
         Ok(DockerDriver {
             client,
             network: network.to_string(),
+            creates: std::sync::Arc::new(tokio::sync::Semaphore::new(PARALLEL_CREATES)),
         })
     }
 
