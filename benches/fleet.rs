@@ -150,7 +150,10 @@ impl Host {
     }
 
     async fn serves(&self, host: &str, want: &str) {
-        while !common::try_get_via(&self.listen, host, "/").await.is_ok_and(|(_, b)| b == want) {
+        while !common::try_get_via(&self.listen, host, "/")
+            .await
+            .is_ok_and(|(_, b)| b == want)
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -182,7 +185,11 @@ async fn waves() {
     std::fs::create_dir_all(h.work.join("services")).unwrap();
     std::fs::write(h.work.join("teal.yaml"), fleet).unwrap();
     std::fs::write(h.work.join("services/w.yaml"), svc("blue", "")).unwrap();
-    for args in [&["add", "-A"][..], &["commit", "-qm", "1.0"], &["push", "-q", "origin", "HEAD:main"]] {
+    for args in [
+        &["add", "-A"][..],
+        &["commit", "-qm", "1.0"],
+        &["push", "-q", "origin", "HEAD:main"],
+    ] {
         common::git_in(&h.work, args);
     }
     a.start();
@@ -190,7 +197,11 @@ async fn waves() {
     a.serves("w.test", "1.0 blue\n").await;
     b.serves("w.test", "1.0 blue\n").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    std::fs::write(h.work.join("services/w.yaml"), svc("green", &format!("green: {{image: {v2}}}\n"))).unwrap();
+    std::fs::write(
+        h.work.join("services/w.yaml"),
+        svc("green", &format!("green: {{image: {v2}}}\n")),
+    )
+    .unwrap();
     common::git_in(&h.work, &["commit", "-qam", "2.0"]);
     let commit = common::git_in(&h.work, &["rev-parse", "HEAD"]);
     let t = Instant::now();

@@ -5,25 +5,14 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use anyhow::Context;
-
-use super::status::StatusFormat;
 use crate::config::HostConfig;
 use crate::daemon::status::Status;
-
-/// The fleet's bearer token (host.token_file), if one is configured.
-pub fn token(config: &HostConfig) -> anyhow::Result<Option<String>> {
-    let Some(f) = &config.host.token_file else {
-        return Ok(None);
-    };
-    let t = std::fs::read_to_string(f).with_context(|| format!("reading host.token_file {}", f.display()))?;
-    Ok(Some(t.trim().to_string()))
-}
 
 /// One host's answer.
 type Answer = Result<Status, String>;
 
-pub async fn run(config: &HostConfig, format: StatusFormat) -> anyhow::Result<u8> {
+/// Prints the fleet as a table, or (`json`) as one document.
+pub async fn run(config: &HostConfig, json: bool) -> anyhow::Result<u8> {
     let c = config.clone();
     let rev = tokio::task::spawn_blocking(move || crate::reconcile::fetch_fleet(&c)).await??;
     let hosts = rev.desired.hosts.clone();
@@ -36,7 +25,7 @@ pub async fn run(config: &HostConfig, format: StatusFormat) -> anyhow::Result<u8
         .no_proxy()
         .timeout(Duration::from_secs(3))
         .build()?;
-    let token = token(config)?;
+    let token = super::host::token(config)?;
     let reads = hosts.iter().map(|(name, h)| {
         let (client, token) = (client.clone(), token.clone());
         async move {
@@ -48,8 +37,8 @@ pub async fn run(config: &HostConfig, format: StatusFormat) -> anyhow::Result<u8
         }
     });
     let answers: Vec<(String, Answer)> = futures_util::future::join_all(reads).await;
-    match format {
-        StatusFormat::Json => {
+    match json {
+        true => {
             let doc: serde_json::Map<String, serde_json::Value> = answers
                 .iter()
                 .map(|(name, a)| {
@@ -65,7 +54,7 @@ pub async fn run(config: &HostConfig, format: StatusFormat) -> anyhow::Result<u8
                 serde_json::to_string_pretty(&serde_json::json!({ "hosts": doc }))?
             );
         }
-        StatusFormat::Text => print!("{}", table(&answers)),
+        false => print!("{}", table(&answers)),
     }
     Ok(if answers.iter().all(|(_, a)| a.is_ok()) {
         super::exit::OK

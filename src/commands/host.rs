@@ -92,3 +92,12 @@ pub async fn fetch(config: &HostConfig) -> anyhow::Result<crate::reconcile::Revi
     let rev = tokio::task::spawn_blocking(move || crate::reconcile::fetch_desired(&c)).await??;
     Ok(rev)
 }
+
+/// The fleet's bearer token (host.token_file), if one is configured.
+pub fn token(config: &crate::config::HostConfig) -> anyhow::Result<Option<String>> {
+    let Some(f) = &config.host.token_file else {
+        return Ok(None);
+    };
+    let t = std::fs::read_to_string(f).with_context(|| format!("reading host.token_file {}", f.display()))?;
+    Ok(Some(t.trim().to_string()))
+}

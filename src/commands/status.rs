@@ -34,7 +34,7 @@ pub enum StatusFormat {
 pub async fn run(args: &Args) -> anyhow::Result<u8> {
     let config = args.host.load()?;
     if args.fleet {
-        return super::fleet::run(&config, args.format).await;
+        return super::fleet::run(&config, args.format == StatusFormat::Json).await;
     }
     let url = format!("http://{}/status", config.listen);
     let client = reqwest::Client::builder()
@@ -42,7 +42,7 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
         .timeout(std::time::Duration::from_secs(5))
         .build()?;
     let mut req = client.get(&url);
-    if let Some(t) = super::fleet::token(&config)? {
+    if let Some(t) = super::host::token(&config)? {
         req = req.bearer_auth(t);
     }
     let status: Status = req

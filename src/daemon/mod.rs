@@ -7,9 +7,11 @@
 
 pub mod backoff;
 pub mod dashboard;
+mod fetch;
 pub mod figures;
 pub mod http;
 pub mod lock;
+mod outcomes;
 mod rollouts;
 pub mod status;
 pub mod systemd;
@@ -24,9 +26,9 @@ use tracing::{error, info, warn};
 
 use crate::config::HostConfig;
 use crate::engine::StepEvent;
-use crate::events::{Event, EventLog};
+use crate::events::EventLog;
 use crate::plan::Change;
-use crate::reconcile::{fetch_desired, DesiredError, Host, Revision};
+use crate::reconcile::{Host, Revision};
 use backoff::Backoff;
 
 /// The daemon's state between passes (what it must remember is small: the
@@ -226,197 +228,6 @@ impl Daemon {
         m.reconcile_count += 1;
         m.reconcile_seconds_last = started.elapsed().as_secs_f64();
         m.reconcile_seconds_sum += m.reconcile_seconds_last;
-    }
-
-    async fn fetch(&mut self) {
-        let config = self.host.config.clone();
-        let known = self.last_good.as_ref().map(|r| r.commit.clone());
-        let fetched = tokio::task::spawn_blocking(move || {
-            let rev = fetch_desired(&config)?;
-            // The fast-forward baseline: the last commit accepted here.
-            if known.as_deref() != Some(rev.commit.as_str()) {
-                if let Err(e) = crate::reconcile::record_applied(&config.state_dir, &rev.commit) {
-                    warn!(error = %e, "cannot record the applied commit");
-                }
-            }
-            Ok(rev)
-        })
-        .await;
-        let mut status = self.shared.status.write().expect("status lock").clone();
-        let problem = match fetched {
-            Ok(Ok(rev)) => {
-                if self.last_good.as_ref().map(|r| &r.commit) != Some(&rev.commit) {
-                    info!(commit = %short(&rev.commit), services = rev.desired.services.len(), "new commit");
-                    self.shared.metrics.write().expect("metrics lock").last_applied_unix = Some(unix_now());
-                }
-                status.fetched_commit = Some(rev.commit.clone());
-                status.applied_commit = Some(rev.commit.clone());
-                status.config_errors.clear();
-                status.refused = None;
-                self.last_good = Some(rev);
-                None
-            }
-            Ok(Err(DesiredError::Refused { commit, reason })) => {
-                status.fetched_commit = Some(commit.clone());
-                status.refused = Some(status::RefusedCommit {
-                    commit: commit.clone(),
-                    reason: reason.clone(),
-                });
-                self.refused_commit(&commit, &reason);
-                Some(format!("refused {}: {reason}", &commit[..commit.len().min(7)]))
-            }
-            Ok(Err(DesiredError::Invalid { commit, diagnostics })) => {
-                status.fetched_commit = Some(commit.clone());
-                status.config_errors = diagnostics.0.iter().map(|d| d.to_string()).collect();
-                Some(format!(
-                    "commit {} has an invalid config, not applied:\n{diagnostics}",
-                    short(&commit)
-                ))
-            }
-            Ok(Err(e)) => {
-                self.outage = true;
-                Some(e.to_string())
-            }
-            Err(e) => {
-                self.outage = true;
-                Some(format!("fetch task: {e}"))
-            }
-        };
-        if problem.is_some() {
-            self.shared.metrics.write().expect("metrics lock").fetch_errors += 1;
-        }
-        status.last_error = problem.clone();
-        *self.shared.status.write().expect("status lock") = status;
-        self.problem(problem);
-    }
-
-    /// A head that is not signed as required, rewinds history or asks for
-    /// more than the policy allows: said once per commit in the log and
-    /// the event log; the last applied commit keeps being served.
-    fn refused_commit(&mut self, commit: &str, reason: &str) {
-        if !self.refused.insert((REPO.to_string(), commit.to_string())) {
-            return;
-        }
-        error!(commit = %short(commit), reason = %reason, "refused: not applied, still serving the last applied commit");
-        let event = Event::outcome(REPO, commit, "refused", 0, Some(reason.to_string()));
-        if let Err(err) = self.log.append(&event) {
-            warn!(path = %self.log.path().display(), error = %err, "cannot append to the event log");
-        }
-    }
-
-    async fn execute(&mut self, plan: &crate::plan::Plan, rev: &Revision, new_commit: bool) {
-        let log = self.log.clone();
-        let progress = self.progress.clone();
-        let on_step = move |e: &StepEvent| {
-            progress.touch();
-            log_step(e);
-            if let Err(err) = log.append(&Event::from(e)) {
-                warn!(path = %log.path().display(), error = %err, "cannot append to the event log");
-            }
-        };
-        let on_progress = |service: &str, line: &str| info!(service = %service, "{line}");
-        let on_rollout = rollouts::on_rollout(self.shared.clone(), self.progress.clone());
-        let hooks = crate::reconcile::Hooks {
-            on_step: &on_step,
-            on_progress: &on_progress,
-            on_rollout: &on_rollout,
-        };
-        for o in self.host.execute(plan, rev, &hooks).await {
-            let ms = o.duration.as_millis() as u64;
-            if !new_commit {
-                *self
-                    .shared
-                    .metrics
-                    .write()
-                    .expect("metrics lock")
-                    .drift_corrections
-                    .entry(o.service.clone())
-                    .or_default() += 1;
-            }
-            match o.result {
-                Ok(()) => {
-                    self.backoff.succeeded(&o.service);
-                    self.mark(&o.service, Some(&rev.commit), None);
-                    info!(service = %o.service, commit = %short(&rev.commit), took = %crate::spec::duration::format(round(o.duration)), "converged");
-                    self.record(&o.service, &rev.commit, "ok", ms, None);
-                }
-                Err(e) if matches!(e.reason, crate::engine::StepError::RolledBack(_)) => {
-                    self.mark(&o.service, None, Some(&rev.commit));
-                    rollouts::count(&self.shared, &o.service, &e.reason);
-                    self.record(&o.service, &rev.commit, "rolled back", ms, Some(e.reason.to_string()));
-                }
-                Err(e) => {
-                    self.mark(&o.service, None, Some(&rev.commit));
-                    let retry = self.backoff.failed(&o.service, &rev.commit, Instant::now());
-                    error!(service = %o.service, commit = %short(&rev.commit), error = %e, retry_in = %crate::spec::duration::format(retry), "deploy failed, traffic stays where it was");
-                    if e.step == "wait_healthy" {
-                        *self
-                            .shared
-                            .metrics
-                            .write()
-                            .expect("metrics lock")
-                            .failed_checks
-                            .entry(o.service.clone())
-                            .or_default() += 1;
-                    }
-                    self.record(&o.service, &rev.commit, "failed", ms, Some(e.to_string()));
-                }
-            }
-        }
-    }
-
-    /// Records a deploy result in the event log, the status and the deploy counter.
-    fn record(&self, service: &str, commit: &str, result: &str, duration_ms: u64, error: Option<String>) {
-        let outcome = Event::outcome(service, commit, result, duration_ms, error.clone());
-        if let Err(err) = self.log.append(&outcome) {
-            warn!(path = %self.log.path().display(), error = %err, "cannot append to the event log");
-        }
-        let at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-        let d = status::Deploy {
-            commit: commit.to_string(),
-            result: result.to_string(),
-            duration_ms,
-            error,
-            at,
-            message: None,
-            author: None,
-        };
-        self.shared
-            .status
-            .write()
-            .expect("status lock")
-            .services
-            .entry(service.to_string())
-            .or_default()
-            .last_deploy = Some(d);
-        *self
-            .shared
-            .metrics
-            .write()
-            .expect("metrics lock")
-            .deploys
-            .entry((service.to_string(), result.to_string()))
-            .or_default() += 1;
-    }
-
-    /// Live color, images and running replicas from an observation.
-    fn update_services(&self, o: &crate::plan::Observed) {
-        let mut status = self.shared.status.write().expect("status lock");
-        status.services.retain(|name, _| o.services.contains_key(name));
-        for (name, obs) in &o.services {
-            let s = status.services.entry(name.clone()).or_default();
-            s.live = obs.live;
-            s.weights = obs.weights.clone();
-            s.rolled_back = obs.rolled_back.as_ref().map(|rb| rollouts::RolledBackStatus {
-                commit: rb.commit.clone(),
-                figures: rb.figures.clone(),
-            });
-            for c in crate::spec::Color::ALL {
-                let cs = obs.containers.get(c);
-                *s.images.get_mut(c) = cs.first().map(|x| x.image.clone());
-                *s.running.get_mut(c) = cs.iter().filter(|x| x.running).count() as u32;
-            }
-        }
     }
 }
 

@@ -1,21 +1,12 @@
 //! What the daemon makes of rollouts: each new phase in the status and the
 //! log, and rollbacks in the metrics.
 
-use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use super::status::Shared;
 use super::systemd::Progress as Watchdog;
 use crate::engine::StepError;
 use crate::strategy::{describe, Phase, Progress};
-
-/// A service held after analysis rolled it back, as `/status` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RolledBackStatus {
-    pub commit: String,
-    /// e.g. "5xx 23.1 % of 212 responses > 5 %".
-    pub figures: String,
-}
 
 /// The engine's rollout hook: one log line per phase, the phase in
 /// `/status`, and a touch of the watchdog (a long canary is progress).

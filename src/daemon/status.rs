@@ -36,6 +36,14 @@ pub struct Status {
     pub applied: Option<CommitInfo>,
 }
 
+/// A service held after analysis rolled it back, as `/status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolledBackStatus {
+    pub commit: String,
+    /// e.g. "5xx 23.1 % of 212 responses > 5 %".
+    pub figures: String,
+}
+
 /// A head commit that was not applied, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefusedCommit {
@@ -61,7 +69,7 @@ pub struct ServiceStatus {
     pub rollout: Option<crate::strategy::Progress>,
     /// Set while the desired service is held after analysis rolled it back.
     #[serde(default)]
-    pub rolled_back: Option<super::rollouts::RolledBackStatus>,
+    pub rolled_back: Option<RolledBackStatus>,
     /// The commit at which this host last found the service converged:
     /// what hosts of later waves wait for.
     #[serde(default)]

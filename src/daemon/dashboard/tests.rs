@@ -2,7 +2,7 @@ use std::collections::HashMap;
 
 use super::html::{esc, event_row, live, page};
 use super::*;
-use crate::daemon::rollouts::RolledBackStatus;
+use crate::daemon::status::RolledBackStatus;
 use crate::daemon::status::{Deploy, ServiceStatus};
 use crate::spec::{Color, PerColor};
 use crate::strategy::{Failure, Phase, Progress, Reason};

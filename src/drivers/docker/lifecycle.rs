@@ -101,7 +101,11 @@ impl DockerDriver {
         if let Some(net) = spec.network.as_deref().filter(|n| *n != self.network) {
             self.ensure_named_network(net).await?;
         }
-        let _slot = self.creates.acquire().await.expect("the create semaphore is never closed");
+        let _slot = self
+            .creates
+            .acquire()
+            .await
+            .expect("the create semaphore is never closed");
         let name = name.to_string();
         let mut l: HashMap<String, String> = spec.labels.clone().into_iter().collect();
         l.insert(labels::SERVICE.into(), spec.service.clone());

@@ -1,0 +1,86 @@
+//! The daemon's fetch: the branch head admitted or refused, and what the
+//! status and the log say about it.
+
+use tracing::{error, info, warn};
+
+use super::{short, status, unix_now, Daemon, REPO};
+use crate::events::Event;
+use crate::reconcile::{fetch_desired, DesiredError};
+
+impl Daemon {
+    pub(super) async fn fetch(&mut self) {
+        let config = self.host.config.clone();
+        let known = self.last_good.as_ref().map(|r| r.commit.clone());
+        let fetched = tokio::task::spawn_blocking(move || {
+            let rev = fetch_desired(&config)?;
+            // The fast-forward baseline: the last commit accepted here.
+            if known.as_deref() != Some(rev.commit.as_str()) {
+                if let Err(e) = crate::reconcile::record_applied(&config.state_dir, &rev.commit) {
+                    warn!(error = %e, "cannot record the applied commit");
+                }
+            }
+            Ok(rev)
+        })
+        .await;
+        let mut status = self.shared.status.write().expect("status lock").clone();
+        let problem = match fetched {
+            Ok(Ok(rev)) => {
+                if self.last_good.as_ref().map(|r| &r.commit) != Some(&rev.commit) {
+                    info!(commit = %short(&rev.commit), services = rev.desired.services.len(), "new commit");
+                    self.shared.metrics.write().expect("metrics lock").last_applied_unix = Some(unix_now());
+                }
+                status.fetched_commit = Some(rev.commit.clone());
+                status.applied_commit = Some(rev.commit.clone());
+                status.config_errors.clear();
+                status.refused = None;
+                self.last_good = Some(rev);
+                None
+            }
+            Ok(Err(DesiredError::Refused { commit, reason })) => {
+                status.fetched_commit = Some(commit.clone());
+                status.refused = Some(status::RefusedCommit {
+                    commit: commit.clone(),
+                    reason: reason.clone(),
+                });
+                self.refused_commit(&commit, &reason);
+                Some(format!("refused {}: {reason}", &commit[..commit.len().min(7)]))
+            }
+            Ok(Err(DesiredError::Invalid { commit, diagnostics })) => {
+                status.fetched_commit = Some(commit.clone());
+                status.config_errors = diagnostics.0.iter().map(|d| d.to_string()).collect();
+                Some(format!(
+                    "commit {} has an invalid config, not applied:\n{diagnostics}",
+                    short(&commit)
+                ))
+            }
+            Ok(Err(e)) => {
+                self.outage = true;
+                Some(e.to_string())
+            }
+            Err(e) => {
+                self.outage = true;
+                Some(format!("fetch task: {e}"))
+            }
+        };
+        if problem.is_some() {
+            self.shared.metrics.write().expect("metrics lock").fetch_errors += 1;
+        }
+        status.last_error = problem.clone();
+        *self.shared.status.write().expect("status lock") = status;
+        self.problem(problem);
+    }
+
+    /// A head that is not signed as required, rewinds history or asks for
+    /// more than the policy allows: said once per commit in the log and
+    /// the event log; the last applied commit keeps being served.
+    fn refused_commit(&mut self, commit: &str, reason: &str) {
+        if !self.refused.insert((REPO.to_string(), commit.to_string())) {
+            return;
+        }
+        error!(commit = %short(commit), reason = %reason, "refused: not applied, still serving the last applied commit");
+        let event = Event::outcome(REPO, commit, "refused", 0, Some(reason.to_string()));
+        if let Err(err) = self.log.append(&event) {
+            warn!(path = %self.log.path().display(), error = %err, "cannot append to the event log");
+        }
+    }
+}
