@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::host::{Checks, TestHost};
@@ -30,19 +29,9 @@ async fn wait_event(h: &TestHost, step: &str, seen_before: usize) {
 
 /// `teal-web-blue-0 running`, ... for every container of the service.
 fn containers(h: &TestHost) -> Vec<String> {
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-a",
-            "--filter",
-            &format!("label=teal.service={}", h.svc),
-            "--format",
-            "{{.Names}} {{.State}}",
-        ])
-        .output()
-        .unwrap();
-    let mut listed: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
+    let mut listed: Vec<String> = h
+        .ps("{{.Names}} {{.State}}")
+        .iter()
         .map(|l| l.replace(&h.svc, "web"))
         .collect();
     listed.sort();

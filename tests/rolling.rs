@@ -25,23 +25,10 @@ fn rolling_service(h: &TestHost, image: &str, extra: &str) -> String {
 
 /// The service's containers, by name and image, now.
 fn containers(h: &TestHost) -> Vec<(String, String)> {
-    let out = std::process::Command::new("docker")
-        .args([
-            "ps",
-            "-a",
-            "--filter",
-            &format!("label=teal.service={}", h.svc),
-            "--format",
-            "{{.Names}} {{.Image}}",
-        ])
-        .output()
-        .unwrap();
-    let mut v: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
-        .lines()
+    h.ps("{{.Names}} {{.Image}}")
+        .iter()
         .filter_map(|l| l.split_once(' ').map(|(n, i)| (n.to_string(), i.to_string())))
-        .collect();
-    v.sort();
-    v
+        .collect()
 }
 
 /// Counts the service's containers every 50 ms until stopped; the most seen.

@@ -383,18 +383,5 @@ async fn the_host_policy_refuses_images_binds_and_the_docker_socket() {
 
 /// The service's containers with their images.
 fn containers(h: &TestHost) -> String {
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-a",
-            "--filter",
-            &format!("label=teal.service={}", h.svc),
-            "--format",
-            "{{.Names}} {{.Image}}",
-        ])
-        .output()
-        .unwrap();
-    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
-    lines.sort();
-    lines.join("\n")
+    h.ps("{{.Names}} {{.Image}}").join("\n")
 }

@@ -33,9 +33,9 @@ fn last_applied(state_dir: &Path) -> Option<git2::Oid> {
     git2::Oid::from_str(text.trim()).ok()
 }
 
-/// Fetches the configured branch into the mirror in the state dir and
-/// admits its head: signature, history, files, policy.
-pub fn fetch_desired(config: &HostConfig) -> Result<Revision, DesiredError> {
+/// Fetches the configured branch into the mirror in the state dir: the
+/// mirror's path and the head.
+fn fetch_head(config: &HostConfig) -> Result<(PathBuf, git2::Oid), DesiredError> {
     let mirror = config.state_dir.join("repo.git");
     let remote = Remote {
         url: config.repo.url.clone(),
@@ -45,6 +45,13 @@ pub fn fetch_desired(config: &HostConfig) -> Result<Revision, DesiredError> {
         known_hosts: config.repo.known_hosts.clone(),
     };
     let oid = fetch::fetch(&mirror, &remote)?;
+    Ok((mirror, oid))
+}
+
+/// Fetches the configured branch into the mirror in the state dir and
+/// admits its head: signature, history, files, policy.
+pub fn fetch_desired(config: &HostConfig) -> Result<Revision, DesiredError> {
+    let (mirror, oid) = fetch_head(config)?;
     let commit = oid.to_string();
     let refuse = |reason: String| DesiredError::Refused {
         commit: commit.clone(),
@@ -76,15 +83,7 @@ pub fn fetch_desired(config: &HostConfig) -> Result<Revision, DesiredError> {
 /// Fetches the configured branch and reads its whole desired state, for
 /// every host (the fleet view): no admission, nothing is applied from it.
 pub fn fetch_fleet(config: &HostConfig) -> Result<Revision, DesiredError> {
-    let mirror = config.state_dir.join("repo.git");
-    let remote = Remote {
-        url: config.repo.url.clone(),
-        branch: config.repo.branch.clone(),
-        ssh_key: config.repo.ssh_key.clone(),
-        token_file: config.repo.token_file.clone(),
-        known_hosts: config.repo.known_hosts.clone(),
-    };
-    let oid = fetch::fetch(&mirror, &remote)?;
+    let (mirror, oid) = fetch_head(config)?;
     read_desired(&mirror, &oid.to_string(), &config.repo.path, None)
 }
 

@@ -95,13 +95,17 @@ impl Host {
             }
             None => (operator_proxy(&config).map_err(err)?, None),
         };
-        Ok(Host {
+        Ok(Host::assemble(config, docker, proxy, managed))
+    }
+
+    fn assemble(config: HostConfig, docker: DockerDriver, proxy: ProxyDriver, managed: Option<Supervised>) -> Host {
+        Host {
             records: Records::new(&config.state_dir),
             config,
             docker,
             proxy,
             managed,
-        })
+        }
     }
 
     /// Like `connect`, but never starts a proxy: a managed proxy that is
@@ -122,13 +126,7 @@ impl Host {
             },
             None => (operator_proxy(&config).map_err(err)?, None),
         };
-        Ok(Host {
-            records: Records::new(&config.state_dir),
-            config,
-            docker,
-            proxy,
-            managed,
-        })
+        Ok(Host::assemble(config, docker, proxy, managed))
     }
 
     /// A clean stop: the managed proxy (if any) stops with teal.

@@ -341,6 +341,25 @@ impl TestHost {
         serde_json::from_str(&body).unwrap()
     }
 
+    /// `docker ps -a` of the service's containers in `format` (e.g.
+    /// `{{.Names}} {{.Image}}`), one sorted line each.
+    pub fn ps(&self, format: &str) -> Vec<String> {
+        let out = Command::new("docker")
+            .args([
+                "ps",
+                "-a",
+                "--filter",
+                &format!("label=teal.service={}", self.svc),
+                "--format",
+                format,
+            ])
+            .output()
+            .unwrap();
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
+        lines.sort();
+        lines
+    }
+
     /// The managed proxy's dir.
     pub fn proxy_dir(&self) -> PathBuf {
         self.state.join("proxy")
