@@ -226,6 +226,26 @@ async fn placement_waves_a_failed_wave_and_an_unreachable_one() {
         );
     }
 
+    // A service moved to another host leaves this one (after a drain).
+    let moved = commit(
+        &h,
+        &[(
+            &solo_file,
+            service("solo.test", "blue", &v1, None, "placement: {wave: \"2\"}\n"),
+        )],
+    );
+    b.serves("solo.test", "1.0 blue\n", 60).await;
+    let start = Instant::now();
+    while !a.engine.containers(&solo).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "solo stays on h1 at {moved}:\n{}",
+            a.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(b.engine.containers(&solo).len(), 1);
+
     // A failed wave stops the rollout: h2 never starts the broken build.
     let c9 = commit(&h, &[(&web_file, service(&web, "blue", &bad, Some(&v2), waves))]);
     let start = Instant::now();

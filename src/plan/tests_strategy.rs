@@ -171,3 +171,31 @@ fn a_rolling_service_replaces_its_live_color_in_place() {
     // At rest: nothing to do.
     assert!(steps_of(&head, &head, |_| {}).steps.is_empty());
 }
+
+#[test]
+fn a_plan_says_which_hosts_each_change_reaches() {
+    let mut d = desired(&[with(|s| {
+        s.placement = [("role".to_string(), "web".to_string())].into();
+    })]);
+    for (name, role) in [("web-1", "web"), ("web-2", "web"), ("db-1", "db")] {
+        d.hosts.insert(
+            name.into(),
+            crate::spec::FleetHost {
+                labels: [("role".to_string(), role.to_string())].into(),
+                status: None,
+            },
+        );
+    }
+    let p = plan(&d, &Observed::default());
+    assert_eq!(p.services[0].hosts, ["web-1", "web-2"]);
+    assert!(
+        render::text(&p, false).contains("    hosts: web-1, web-2\n"),
+        "{}",
+        render::text(&p, false)
+    );
+    assert_eq!(
+        render::json(&p)["services"][0]["hosts"],
+        serde_json::json!(["web-1", "web-2"])
+    );
+    assert!(render::markdown(&p).contains("| web-1, web-2 |"));
+}
