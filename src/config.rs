@@ -124,9 +124,16 @@ pub struct DockerConfig {
     /// `DOCKER_HOST` convention.
     #[serde(default)]
     pub host: Option<String>,
-    /// The Docker network teal manages and attaches containers to.
+    /// The Docker network teal manages and attaches containers to. In
+    /// swarm mode it names teal's services (the `teal.owner` label); tasks
+    /// publish their port on their node instead of joining it.
     #[serde(default = "default_network")]
     pub network: String,
+    /// `engine` (default): each color's replicas are containers on this
+    /// engine. `swarm`: each color is a Swarm service `<service>-<color>`
+    /// and its tasks are the replicas; the engine must be a manager.
+    #[serde(default)]
+    pub mode: DockerMode,
 }
 
 impl Default for DockerConfig {
@@ -134,7 +141,28 @@ impl Default for DockerConfig {
         DockerConfig {
             host: None,
             network: default_network(),
+            mode: DockerMode::Engine,
         }
+    }
+}
+
+/// `docker.mode`: who runs the replicas.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DockerMode {
+    /// Containers on this engine, created by teal.
+    #[default]
+    Engine,
+    /// Swarm services on the swarm this engine manages (DESIGN section 10).
+    Swarm,
+}
+
+impl std::fmt::Display for DockerMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DockerMode::Engine => "engine",
+            DockerMode::Swarm => "swarm",
+        })
     }
 }
 
@@ -332,6 +360,27 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:9470");
         assert_eq!(c.proxy.nginx.test, ["nginx", "-t"]);
         assert!(!c.proxy.managed);
+        assert_eq!(c.docker.mode, DockerMode::Engine);
+    }
+
+    #[test]
+    fn docker_mode_is_engine_or_swarm() {
+        let c = HostConfig::parse(
+            "d.yaml",
+            "repo: {url: x}\ndocker: {mode: swarm}\nproxy: {kind: haproxy}\n",
+        )
+        .unwrap();
+        assert_eq!(c.docker.mode, DockerMode::Swarm);
+        let err = HostConfig::parse(
+            "d.yaml",
+            "repo: {url: x}\ndocker: {mode: k8s}\nproxy: {kind: haproxy}\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("unknown variant \"k8s\", expected \"engine\" or \"swarm\""),
+            "{err}"
+        );
     }
 
     #[test]

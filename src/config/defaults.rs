@@ -84,6 +84,7 @@ fn lines() -> Vec<(usize, Line, &'static str)> {
         (0, Section("docker"), ""),
         (1, Off("host", "unix:///var/run/docker.sock"), "default: $DOCKER_HOST, else the local socket"),
         (1, Value("network", d.docker.network.clone()), "created when missing; services join it; names teal's containers"),
+        (1, Value("mode", d.docker.mode.to_string()), "or swarm: each color a Swarm service, on a manager node"),
         (0, Section("proxy"), ""),
         (1, Value("kind", d.proxy.kind.to_string()), "required, no default: haproxy or nginx"),
         (1, Value("listen", d.proxy.listen.clone()), "where the proxy serves traffic"),
