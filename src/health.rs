@@ -18,6 +18,9 @@ use crate::spec::{Health, Probe};
 pub struct Target {
     pub container: String,
     pub addr: IpAddr,
+    /// The port to probe when it is not the service's own: a Swarm task's
+    /// port published on its node.
+    pub port: Option<u16>,
 }
 
 /// How one replica fared.
@@ -148,7 +151,7 @@ pub async fn probe_once<E: Exec>(
     exec: &E,
     client: &reqwest::Client,
 ) -> Result<(), String> {
-    let addr = SocketAddr::new(target.addr, port);
+    let addr = SocketAddr::new(target.addr, target.port.unwrap_or(port));
     match probe {
         Probe::Tcp => {
             let mut s = TcpStream::connect(addr)
@@ -267,6 +270,7 @@ mod tests {
         vec![Target {
             container: name.into(),
             addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: None,
         }]
     }
 
@@ -343,10 +347,12 @@ mod tests {
             Target {
                 container: "r0".into(),
                 addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                port: None,
             },
             Target {
                 container: "r1".into(),
                 addr: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)),
+                port: None,
             },
         ];
         // 127.0.0.2 has nothing on good.port: r1 fails, r0 passes, color fails.

@@ -4,8 +4,9 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
-use crate::drivers::docker::{DockerDriver, DockerError};
+use crate::drivers::docker::DockerError;
 use crate::drivers::proxy::{ObservedRoute, ProxyDriver, ProxyError};
+use crate::drivers::runtime::Runtime;
 use crate::engine::Records;
 use crate::plan::{Observed, ObservedService};
 use crate::spec::{Color, Desired, Service};
@@ -22,7 +23,7 @@ pub enum ObserveError {
 /// supplies each service's port, so the proxy's peers can be compared with
 /// container addresses, and its active color, to read a split of traffic.
 pub async fn observe(
-    docker: &DockerDriver,
+    docker: &Runtime,
     proxy: &ProxyDriver,
     records: &Records,
     desired: &Desired,
@@ -64,16 +65,16 @@ fn live(r: &ObservedRoute, active: Option<Color>) -> Option<Color> {
 }
 
 /// True when a color that takes traffic is served by other addresses than
-/// its running replicas (a container restarted with a new address).
+/// its running replicas (a container restarted with a new address, a
+/// Swarm task replaced by one on another port or node).
 fn stale(svc: &ObservedService, r: &ObservedRoute, d: &Service) -> bool {
     Color::ALL.iter().filter(|c| *r.weights.get(**c) > 0).any(|c| {
         let running: BTreeSet<SocketAddr> = svc
             .containers
             .get(*c)
             .iter()
-            .filter(|x| x.running && x.replica < d.replicas)
-            .filter(|x| x.name == crate::spec::container::container_name(&d.name, *c, x.replica))
-            .filter_map(|x| x.addr.map(|a| SocketAddr::new(a, d.port)))
+            .filter(|x| x.running && x.replica < d.replicas && x.at_rest(&d.name, *c))
+            .filter_map(|x| x.endpoint(d.port))
             .collect();
         let served: BTreeSet<SocketAddr> = r.addrs.get(*c).iter().copied().collect();
         !running.is_empty() && running != served

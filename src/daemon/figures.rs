@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::status::Shared;
-use crate::drivers::docker::DockerDriver;
+use crate::drivers::runtime::Runtime;
 use crate::health::{self, Target};
 use crate::plan::Observed;
 use crate::spec::{Color, Desired, Health, PerColor};
@@ -25,7 +25,7 @@ struct Job {
 /// Starts probing the running replicas in the background (the loop does
 /// not wait for slow apps); the counts land in the status when done. A
 /// probe round still in flight is not doubled.
-pub fn probe_health(shared: &Shared, docker: &DockerDriver, desired: &Desired, observed: &Observed) {
+pub fn probe_health(shared: &Shared, docker: &Runtime, desired: &Desired, observed: &Observed) {
     if shared.probing.swap(true, Ordering::AcqRel) {
         return;
     }
@@ -70,6 +70,7 @@ fn jobs(desired: &Desired, observed: &Observed) -> Vec<Job> {
                     c.addr.map(|addr| Target {
                         container: c.name.clone(),
                         addr,
+                        port: c.port,
                     })
                 })
                 .collect();
@@ -87,7 +88,7 @@ fn jobs(desired: &Desired, observed: &Observed) -> Vec<Job> {
 
 /// Replicas that passed one probe, per service and color (0 for a color
 /// with none running).
-async fn probe(jobs: &[Job], docker: &DockerDriver) -> BTreeMap<String, PerColor<u32>> {
+async fn probe(jobs: &[Job], docker: &Runtime) -> BTreeMap<String, PerColor<u32>> {
     let client = &health::http_client();
     let runs = jobs.iter().flat_map(|j| {
         j.targets.iter().map(move |t| {

@@ -1,7 +1,8 @@
 //! The only code that touches the outside: Docker (bollard), nginx, HAProxy.
 //! `route` holds what the proxy drivers share, `reload` the mechanics of a
 //! checked config change; `proxy` dispatches over the two drivers and
-//! `managed` runs a proxy process teal owns.
+//! `managed` runs a proxy process teal owns. `runtime` dispatches over who
+//! runs the replicas: `docker` (containers) or `swarm` (Swarm services).
 
 mod batch;
 pub mod docker;
@@ -11,3 +12,5 @@ pub mod nginx;
 pub mod proxy;
 pub mod reload;
 pub mod route;
+pub mod runtime;
+pub mod swarm;

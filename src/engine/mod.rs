@@ -9,6 +9,7 @@
 pub mod record;
 mod rolling;
 mod rollout;
+mod tasks;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -16,8 +17,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::drivers::docker::{DockerDriver, DockerError};
+use crate::drivers::docker::DockerError;
 use crate::drivers::proxy::{Backend, PreviewRoute, ProxyDriver, ProxyError, RouteSpec};
+use crate::drivers::runtime::Runtime;
 use crate::health::{self, HealthFailure, Target};
 use crate::plan::{route_hash, Plan, ServicePlan, Step};
 use crate::spec::container::ContainerSpec;
@@ -28,7 +30,8 @@ pub use rollout::TICK;
 
 /// What the engine needs to act.
 pub struct Engine<'a> {
-    pub docker: &'a DockerDriver,
+    /// Who runs the replicas: containers, or Swarm tasks.
+    pub docker: &'a Runtime,
     pub proxy: &'a ProxyDriver,
     /// Where rollouts record their progress.
     pub records: &'a Records,
@@ -107,6 +110,26 @@ impl Engine<'_> {
         let started = Instant::now();
         let mut checked = BTreeSet::new();
         let mut result = Ok(());
+        if let Some(Err(why)) = svc.map(|s| self.docker.supports(s)) {
+            let step = sp.steps.first().map(step_name).unwrap_or_default();
+            let reason = StepError::Invalid(why);
+            on_step(&StepEvent {
+                service: sp.service.clone(),
+                commit: self.commit.to_string(),
+                step: sp.steps[0].clone(),
+                result: Err(reason.to_string()),
+                duration: started.elapsed(),
+            });
+            return Outcome {
+                service: sp.service.clone(),
+                result: Err(DeployError {
+                    service: sp.service.clone(),
+                    step,
+                    reason,
+                }),
+                duration: started.elapsed(),
+            };
+        }
         for step in &sp.steps {
             let t = Instant::now();
             let r = self.run_step(&sp.service, svc, step, &mut checked).await;
@@ -149,10 +172,13 @@ impl Engine<'_> {
             Step::StartColor { color, replicas, .. } => {
                 let svc = need()?;
                 let spec = container_spec(svc, *color)?;
-                self.docker.ensure_color(&spec, *replicas, self.commit).await?;
+                self.docker
+                    .ensure_color(&spec, *replicas, &svc.placement, self.commit)
+                    .await?;
             }
             Step::WaitHealthy { color } => {
                 let svc = need()?;
+                self.docker.settle(svc, *color, svc.health.deadline).await?;
                 let targets = self.targets(svc, *color).await?;
                 if targets.is_empty() {
                     return Err(StepError::Invalid(format!(
@@ -178,7 +204,9 @@ impl Engine<'_> {
             Step::Verify { .. } => self.rollout(need()?, step).await?,
             Step::Roll { color, max_surge, .. } => self.roll(need()?, *color, *max_surge).await?,
             Step::Reroute { color } => {
-                let route = self.route(need()?, &all_on(*color), color.other()).await?;
+                let svc = need()?;
+                let route = self.route(svc, &all_on(*color), color.other()).await?;
+                let route = self.only_checked(svc, route).await?;
                 self.proxy.apply(&route).await?;
             }
             Step::Drain { duration, .. } => tokio::time::sleep(*duration).await,
@@ -200,27 +228,16 @@ impl Engine<'_> {
         Ok(())
     }
 
-    /// The running replicas of one color, fresh from Docker.
-    /// Replicas beyond the desired count are left out: they are about to
-    /// be removed, so they get neither checks nor traffic.
+    /// The running replicas of one color, fresh from Docker (containers
+    /// or Swarm tasks). Replicas beyond the desired count are left out:
+    /// they are about to be removed, so they get neither checks nor traffic.
     async fn targets(&self, svc: &Service, color: Color) -> Result<Vec<Target>, StepError> {
-        let all = self.docker.observe().await?;
-        let Some(per_color) = all.get(&svc.name) else {
-            return Ok(vec![]);
-        };
-        Ok(per_color
-            .get(color)
+        Ok(self
+            .docker
+            .serving(svc, color)
+            .await?
             .iter()
-            // A rolling update's `-next` container is routed only by the
-            // update itself, once checked.
-            .filter(|c| c.running && c.replica < svc.replicas)
-            .filter(|c| c.name == crate::spec::container::container_name(&svc.name, color, c.replica))
-            .filter_map(|c| {
-                c.addr.map(|addr| Target {
-                    container: c.name.clone(),
-                    addr,
-                })
-            })
+            .filter_map(target)
             .collect())
     }
 
@@ -233,7 +250,10 @@ impl Engine<'_> {
             let targets = self.targets(svc, c).await?;
             *backends.get_mut(c) = Backend {
                 weight: *weights.get(c),
-                addrs: targets.into_iter().map(|t| SocketAddr::new(t.addr, svc.port)).collect(),
+                addrs: targets
+                    .into_iter()
+                    .map(|t| SocketAddr::new(t.addr, t.port.unwrap_or(svc.port)))
+                    .collect(),
             };
         }
         let preview = svc.preview.as_ref().map(|p| PreviewRoute {
@@ -251,6 +271,15 @@ impl Engine<'_> {
             route_hash: route_hash(svc),
         })
     }
+}
+
+/// A replica as a health-check target, when it has an address.
+fn target(c: &crate::plan::ObservedContainer) -> Option<Target> {
+    c.addr.map(|addr| Target {
+        container: c.name.clone(),
+        addr,
+        port: c.port,
+    })
 }
 
 /// All traffic on one color.
@@ -273,9 +302,10 @@ pub fn step_name(step: &Step) -> String {
     }
 }
 
-impl health::Exec for DockerDriver {
+impl health::Exec for Runtime {
     async fn exec(&self, container: &str, cmd: &[String], timeout: Duration) -> Result<i64, String> {
-        DockerDriver::exec(self, container, cmd, timeout)
+        self.docker()
+            .exec(container, cmd, timeout)
             .await
             .map_err(|e| e.to_string())
     }

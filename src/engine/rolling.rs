@@ -65,31 +65,23 @@ impl Engine<'_> {
         for n in batch {
             match find(have, &spec.next_name(*n)) {
                 Some(c) if c.spec_hash == hash && c.running => {}
-                Some(c) if c.spec_hash == hash => self.docker.start(&c.name).await?,
+                Some(c) if c.spec_hash == hash => self.docker.docker().start(&c.name).await?,
                 Some(c) => {
-                    self.docker.stop_and_remove(&c.name).await?;
-                    self.docker.create_next(spec, *n, self.commit).await?;
+                    self.docker.docker().stop_and_remove(&c.name).await?;
+                    self.docker.docker().create_next(spec, *n, self.commit).await?;
                 }
                 None => {
-                    self.docker.create_next(spec, *n, self.commit).await?;
+                    self.docker.docker().create_next(spec, *n, self.commit).await?;
                 }
             }
         }
         let have = self.containers(svc, color).await?;
         let new: Vec<&ObservedContainer> = batch.iter().filter_map(|n| find(&have, &spec.next_name(*n))).collect();
-        let targets: Vec<Target> = new
-            .iter()
-            .filter_map(|c| {
-                c.addr.map(|addr| Target {
-                    container: c.name.clone(),
-                    addr,
-                })
-            })
-            .collect();
+        let targets: Vec<Target> = new.iter().filter_map(|c| super::target(c)).collect();
         if let Err(e) = health::wait_healthy(&svc.health, svc.port, &targets, self.docker).await {
             // Never routed: removing them leaves traffic where it was.
             for c in &new {
-                self.docker.stop_and_remove(&c.name).await?;
+                self.docker.docker().stop_and_remove(&c.name).await?;
             }
             return Err(e.into());
         }
@@ -116,15 +108,16 @@ impl Engine<'_> {
             let back: Vec<SocketAddr> = serving.iter().copied().collect();
             self.route_color(svc, color, back).await?;
             for c in &new {
-                self.docker.stop_and_remove(&c.name).await?;
+                self.docker.docker().stop_and_remove(&c.name).await?;
             }
             return Err(e);
         }
         for n in batch {
             if let Some(c) = find(&have, &spec.container_name(*n)) {
-                self.docker.stop_and_remove(&c.name).await?;
+                self.docker.docker().stop_and_remove(&c.name).await?;
             }
             self.docker
+                .docker()
                 .rename(&spec.next_name(*n), &spec.container_name(*n))
                 .await?;
         }

@@ -58,12 +58,35 @@ pub struct ObservedContainer {
     pub running: bool,
     /// The `teal.commit` label.
     pub commit: Option<String>,
-    /// Address on the managed network, when running.
+    /// Address on the managed network, when running; for a Swarm task,
+    /// the address of its node.
     pub addr: Option<IpAddr>,
+    /// A Swarm task's port published on its node (`mode=host`); `None`:
+    /// the service's own port at `addr`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The Swarm node a task runs on; `None` in engine mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// The spec it was created from (the `teal.spec.json` label), so a
     /// refusal can name the fields that changed; `None` when absent.
     #[serde(skip)]
     pub spec: Option<ContainerSpec>,
+}
+
+impl ObservedContainer {
+    /// Where requests for this replica go: its address and the service's
+    /// port, or a Swarm task's published port on its node.
+    pub fn endpoint(&self, service_port: u16) -> Option<std::net::SocketAddr> {
+        self.addr
+            .map(|a| std::net::SocketAddr::new(a, self.port.unwrap_or(service_port)))
+    }
+
+    /// A replica at rest: under its canonical name (not the `-next` twin a
+    /// rolling update creates), or a Swarm task (Swarm has no twins).
+    pub fn at_rest(&self, service: &str, color: Color) -> bool {
+        self.node.is_some() || self.name == crate::spec::container::container_name(service, color, self.replica)
+    }
 }
 
 impl Observed {
@@ -94,6 +117,8 @@ impl Observed {
                         running,
                         commit: None,
                         addr: None,
+                        port: None,
+                        node: None,
                         spec: Some(spec.clone()),
                     })
                     .collect();

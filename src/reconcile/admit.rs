@@ -91,6 +91,8 @@ pub fn fetch_fleet(config: &HostConfig) -> Result<Revision, DesiredError> {
 pub struct PolicyCheck<'a> {
     pub policy: &'a Policy,
     pub docker_sockets: Vec<PathBuf>,
+    /// `docker.mode: swarm`: placement is Swarm's, every service applies.
+    pub swarm: bool,
 }
 
 impl PolicyCheck<'_> {
@@ -105,6 +107,7 @@ impl PolicyCheck<'_> {
         PolicyCheck {
             policy: &config.policy,
             docker_sockets,
+            swarm: config.docker.mode == crate::config::DockerMode::Swarm,
         }
     }
 
@@ -147,7 +150,13 @@ pub fn read_desired(
         commit: commit.to_string(),
         reason,
     };
-    let desired = desired.for_host(name).map_err(refuse)?;
+    // In swarm mode `placement` selects Swarm nodes, not teal hosts: the
+    // manager applies every service.
+    let desired = if policy.swarm {
+        desired
+    } else {
+        desired.for_host(name).map_err(refuse)?
+    };
     let violations = policy.check(&desired, &files);
     if !violations.is_empty() {
         return Err(refuse(format!(

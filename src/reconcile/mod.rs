@@ -7,13 +7,15 @@ mod admit;
 
 pub use admit::{fetch_desired, fetch_fleet, read_desired, record_applied, PolicyCheck};
 
-use crate::config::{HostConfig, NginxSwitch, ProxyKind};
+use crate::config::{DockerMode, HostConfig, NginxSwitch, ProxyKind};
 use crate::drivers::docker::{DockerDriver, DockerError};
 use crate::drivers::haproxy::{Haproxy, HaproxyConfig};
 use crate::drivers::managed::{self, ManagedSpec, Origin, Supervised};
 use crate::drivers::nginx::balancer::Balancer;
 use crate::drivers::nginx::{Nginx, NginxConfig};
 use crate::drivers::proxy::{ProxyDriver, ProxyError};
+use crate::drivers::runtime::Runtime;
+use crate::drivers::swarm::SwarmDriver;
 use crate::engine::{Engine, Outcome, Records, StepEvent};
 use crate::observe::{observe, ObserveError};
 use crate::plan::{plan, Observed, Plan};
@@ -34,7 +36,8 @@ pub struct Hooks<'a> {
 /// The drivers of one host, built from the host config.
 pub struct Host {
     pub config: HostConfig,
-    pub docker: DockerDriver,
+    /// Containers on this engine, or Swarm services (`docker.mode`).
+    pub docker: Runtime,
     pub proxy: ProxyDriver,
     /// Rollout progress and rollbacks, in the state dir.
     pub records: Records,
@@ -78,8 +81,10 @@ impl Host {
     /// up the configured proxy driver. A managed proxy an earlier teal
     /// started is adopted as it runs; otherwise one is started.
     pub async fn connect(config: HostConfig) -> Result<Host, HostError> {
-        let docker = DockerDriver::connect(config.docker.host.as_deref(), &config.docker.network).await?;
-        docker.ensure_network().await?;
+        let docker = runtime(&config).await?;
+        if let Runtime::Engine(d) = &docker {
+            d.ensure_network().await?;
+        }
         let kind = config.proxy.kind;
         let err = |source| HostError::Proxy { kind, source };
         let (proxy, managed) = match managed_spec(&config) {
@@ -98,7 +103,7 @@ impl Host {
         Ok(Host::assemble(config, docker, proxy, managed))
     }
 
-    fn assemble(config: HostConfig, docker: DockerDriver, proxy: ProxyDriver, managed: Option<Supervised>) -> Host {
+    fn assemble(config: HostConfig, docker: Runtime, proxy: ProxyDriver, managed: Option<Supervised>) -> Host {
         Host {
             records: Records::new(&config.state_dir),
             config,
@@ -111,7 +116,7 @@ impl Host {
     /// Like `connect`, but never starts a proxy: a managed proxy that is
     /// not running is observed as serving nothing. For `teal plan`.
     pub async fn connect_read_only(config: HostConfig) -> Result<Host, HostError> {
-        let docker = DockerDriver::connect(config.docker.host.as_deref(), &config.docker.network).await?;
+        let docker = runtime(&config).await?;
         let kind = config.proxy.kind;
         let err = |source| HostError::Proxy { kind, source };
         let (proxy, managed) = match managed_spec(&config) {
@@ -166,6 +171,24 @@ impl Host {
         let outcomes = self.execute(&plan, rev, hooks).await;
         Ok((plan, outcomes))
     }
+}
+
+/// Connects to Docker; in swarm mode, refuses an engine that is not a
+/// Swarm manager.
+async fn runtime(config: &HostConfig) -> Result<Runtime, DockerError> {
+    let d = &config.docker;
+    let docker = DockerDriver::connect(d.host.as_deref(), &d.network).await?;
+    Ok(match d.mode {
+        DockerMode::Engine => Runtime::Engine(docker),
+        DockerMode::Swarm => {
+            let shown = d
+                .host
+                .clone()
+                .or_else(|| std::env::var("DOCKER_HOST").ok())
+                .unwrap_or_else(|| "unix:///var/run/docker.sock".into());
+            Runtime::Swarm(SwarmDriver::on_manager(docker, &shown).await?)
+        }
+    })
 }
 
 /// The managed proxy's spec, when teal owns the proxy: under

@@ -20,7 +20,7 @@ const STOP_GRACE_SECS: i32 = 10;
 
 /// The spec's env plus `TEAL_SERVICE` and `TEAL_COLOR`, so an app can say
 /// which color it is.
-fn env(spec: &ContainerSpec) -> Vec<String> {
+pub(crate) fn env(spec: &ContainerSpec) -> Vec<String> {
     let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     env.push(format!("TEAL_SERVICE={}", spec.service));
     env.push(format!("TEAL_COLOR={}", spec.color));

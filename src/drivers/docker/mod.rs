@@ -14,6 +14,8 @@ mod network;
 mod observe;
 mod replace;
 
+pub(crate) use lifecycle::env;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
@@ -57,6 +59,14 @@ pub enum DockerError {
     Pull { image: String, message: String },
     #[error("building image {tag}: {message}")]
     Build { tag: String, message: String },
+    #[error("docker.mode: swarm needs a Swarm manager, but the engine at {endpoint} is not one (swarm state: {state}): make it one with `docker swarm init --advertise-addr <this node's address>` (or join it as a manager: `docker swarm join-token manager` on a manager), or set docker.mode: engine")]
+    NotManager { endpoint: String, state: String },
+    #[error("{service}/{color}: {message}")]
+    Swarm {
+        service: String,
+        color: String,
+        message: String,
+    },
 }
 
 /// A connection to one Docker engine and the network teal manages on it.
@@ -73,7 +83,7 @@ pub struct DockerDriver {
 const PARALLEL_CREATES: usize = 8;
 
 /// Runs one Docker call with a timeout, naming what it was about on error.
-async fn call<T>(
+pub(crate) async fn call<T>(
     action: &'static str,
     target: &str,
     fut: impl Future<Output = Result<T, bollard::errors::Error>>,
@@ -94,7 +104,7 @@ async fn call<T>(
 }
 
 /// The engine's own message when there is one, not bollard's wrapping.
-fn message(e: &bollard::errors::Error) -> String {
+pub(crate) fn message(e: &bollard::errors::Error) -> String {
     match e {
         bollard::errors::Error::DockerResponseServerError { message, status_code } => {
             format!("{message} (HTTP {status_code})")
@@ -103,7 +113,7 @@ fn message(e: &bollard::errors::Error) -> String {
     }
 }
 
-fn is_not_found(e: &bollard::errors::Error) -> bool {
+pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {
     matches!(
         e,
         bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }
@@ -148,5 +158,10 @@ impl DockerDriver {
     /// The managed network's name.
     pub fn network(&self) -> &str {
         &self.network
+    }
+
+    /// The engine's API client, for the Swarm driver (same connection).
+    pub(crate) fn client(&self) -> &Docker {
+        &self.client
     }
 }

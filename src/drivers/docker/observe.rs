@@ -77,6 +77,8 @@ impl DockerDriver {
             running,
             commit: l.get(labels::COMMIT).cloned(),
             addr: addr.filter(|_| running),
+            port: None,
+            node: None,
             spec: ContainerSpec::from_label(l.get(labels::SPEC_JSON), l.get(labels::SPEC).map_or("", |h| h)),
         };
         Some((service, color, obs))

@@ -1,0 +1,127 @@
+//! The Swarm driver (`docker.mode: swarm`, DESIGN section 10): each color
+//! of a service is a Swarm service `<service>-<color>`, its tasks are the
+//! replicas. Swarm places, restarts and reschedules them; teal reads each
+//! running task's node address and published port, and the engine probes
+//! and routes those endpoints exactly as it does containers.
+//!
+//! Split by concern: `service` (the service spec, create, update, scale,
+//! remove) and `tasks` (what runs where, as observed replicas). Images and
+//! `exec` checks go through the engine driver on the same connection: an
+//! `exec` probe reaches only the tasks on the manager's own node.
+
+mod service;
+mod tasks;
+
+use std::time::Duration;
+
+use bollard::query_parameters::ListServicesOptions;
+
+use super::docker::{call, DockerDriver, DockerError};
+use crate::spec::container::labels;
+use crate::spec::Color;
+
+/// A connection to a Swarm manager, and the owner name of teal's services
+/// (the host config's `docker.network`, as on containers).
+#[derive(Debug, Clone)]
+pub struct SwarmDriver {
+    docker: DockerDriver,
+}
+
+/// The Swarm service of one color: `<service>-<color>`.
+pub fn service_name(service: &str, color: Color) -> String {
+    format!("{service}-{color}")
+}
+
+/// How often a wait polls the swarm.
+const POLL: Duration = Duration::from_millis(250);
+
+impl SwarmDriver {
+    /// Uses `docker`'s engine as a Swarm manager; refuses an engine that is
+    /// not one (not in a swarm, or a worker), saying how to make it one.
+    pub async fn on_manager(docker: DockerDriver, endpoint: &str) -> Result<SwarmDriver, DockerError> {
+        let info = call("read system info", endpoint, docker.client().info()).await?;
+        let swarm = info.swarm.unwrap_or_default();
+        if swarm.control_available != Some(true) {
+            let state = swarm
+                .local_node_state
+                .map(|s| s.to_string())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "inactive".into());
+            let state = if state == "active" {
+                "active, as a worker".to_string()
+            } else {
+                state
+            };
+            return Err(DockerError::NotManager {
+                endpoint: endpoint.to_string(),
+                state,
+            });
+        }
+        Ok(SwarmDriver { docker })
+    }
+
+    /// The engine driver on the same connection (images, exec).
+    pub fn docker(&self) -> &DockerDriver {
+        &self.docker
+    }
+
+    fn owner(&self) -> &str {
+        self.docker.network()
+    }
+
+    /// teal's Swarm services (of this owner), optionally of one service.
+    async fn services(&self, service: Option<&str>) -> Result<Vec<bollard::models::Service>, DockerError> {
+        let mut label = vec![format!("{}={}", labels::OWNER, self.owner())];
+        if let Some(s) = service {
+            label.push(format!("{}={s}", labels::SERVICE));
+        }
+        let opts = ListServicesOptions {
+            filters: Some([("label".to_string(), label)].into()),
+            ..Default::default()
+        };
+        call(
+            "list services",
+            "owned by this teal",
+            self.docker.client().list_services(Some(opts)),
+        )
+        .await
+    }
+
+    /// Waits until `color` of `service` has exactly `replicas` tasks, all
+    /// running with spec `hash` and reachable (a port on a node), for at
+    /// most `deadline`. Past it, the error names the tasks' own errors
+    /// (no node matches the placement, an image a node cannot pull).
+    pub async fn settle(
+        &self,
+        service: &str,
+        color: Color,
+        hash: &str,
+        replicas: u32,
+        deadline: Duration,
+    ) -> Result<(), DockerError> {
+        let until = tokio::time::Instant::now() + deadline;
+        loop {
+            let all = self.observe().await?;
+            let have = all.get(service).map(|p| p.get(color).clone()).unwrap_or_default();
+            let ready = have
+                .iter()
+                .filter(|t| t.running && t.spec_hash == hash && t.addr.is_some() && t.port.is_some())
+                .count();
+            if ready == replicas as usize && have.len() == replicas as usize {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= until {
+                let why = self.task_errors(&service_name(service, color)).await;
+                return Err(DockerError::Swarm {
+                    service: service.to_string(),
+                    color: color.to_string(),
+                    message: format!(
+                        "{ready} of {replicas} tasks running after {}{why}",
+                        crate::spec::duration::format(deadline)
+                    ),
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}

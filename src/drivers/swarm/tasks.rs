@@ -1,0 +1,194 @@
+//! What runs where: teal's Swarm services and their tasks, as the same
+//! observed replicas the engine driver reports for containers. A task's
+//! endpoint is its node's address and the port Swarm published for it on
+//! that node, so the planner, the health checks and the proxy treat tasks
+//! and containers alike.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use bollard::models::{Node, Task, TaskState};
+use bollard::query_parameters::{ListNodesOptions, ListTasksOptions};
+
+use super::service::{strip_digest, REPLICAS};
+use super::{service_name, SwarmDriver};
+use crate::drivers::docker::{call, Containers, DockerError};
+use crate::plan::ObservedContainer;
+use crate::spec::container::{labels, ContainerSpec};
+use crate::spec::Color;
+
+/// A node's name and the address its published ports answer on.
+struct NodeAddr {
+    name: String,
+    addr: Option<IpAddr>,
+}
+
+impl SwarmDriver {
+    /// Every task Swarm means to run (desired state `running`) of teal's
+    /// services, per service and color. Replicas are numbered by slot
+    /// order, so a hand-scaled service reads as extra or missing replicas.
+    /// A color scaled to 0 reads as its former replicas, stopped.
+    pub async fn observe(&self) -> Result<Containers, DockerError> {
+        let services = self.services(None).await?;
+        let mut out = Containers::new();
+        if services.is_empty() {
+            return Ok(out);
+        }
+        let nodes = self.nodes().await?;
+        let opts = ListTasksOptions {
+            filters: Some([("desired-state".to_string(), vec!["running".to_string()])].into()),
+        };
+        let tasks = call(
+            "list tasks",
+            "of teal's services",
+            self.docker.client().list_tasks(Some(opts)),
+        )
+        .await?;
+        for s in services {
+            let spec = s.spec.unwrap_or_default();
+            let l = spec.labels.unwrap_or_default();
+            let (Some(service), Some(color)) = (
+                l.get(labels::SERVICE).cloned(),
+                l.get(labels::COLOR).and_then(|c| c.parse::<Color>().ok()),
+            ) else {
+                continue;
+            };
+            let mut mine: Vec<&Task> = tasks.iter().filter(|t| t.service_id == s.id).collect();
+            mine.sort_by_key(|t| t.slot.unwrap_or(i64::MAX));
+            let mut have: Vec<ObservedContainer> = mine
+                .iter()
+                .enumerate()
+                .map(|(n, t)| observed(&service, color, n as u32, t, &nodes))
+                .collect();
+            let scaled_to_zero = spec
+                .mode
+                .and_then(|m| m.replicated)
+                .and_then(|r| r.replicas)
+                .is_some_and(|r| r == 0);
+            if have.is_empty() && scaled_to_zero {
+                let before: u32 = l.get(REPLICAS).and_then(|r| r.parse().ok()).unwrap_or(0);
+                have = (0..before).map(|n| stopped(&service, color, n, &l)).collect();
+            }
+            *out.entry(service).or_default().get_mut(color) = have;
+        }
+        Ok(out)
+    }
+
+    async fn nodes(&self) -> Result<HashMap<String, NodeAddr>, DockerError> {
+        let nodes = call(
+            "list nodes",
+            "of the swarm",
+            self.docker.client().list_nodes(None::<ListNodesOptions>),
+        )
+        .await?;
+        Ok(nodes
+            .into_iter()
+            .filter_map(|n| Some((n.id.clone()?, node_addr(&n))))
+            .collect())
+    }
+
+    /// The latest errors of a service's tasks, as `; task web-blue.1:
+    /// no suitable node (...)`, for a deploy that did not settle.
+    pub(super) async fn task_errors(&self, service: &str) -> String {
+        let opts = ListTasksOptions {
+            filters: Some([("service".to_string(), vec![service.to_string()])].into()),
+        };
+        let Ok(mut tasks) = self.docker.client().list_tasks(Some(opts)).await else {
+            return String::new();
+        };
+        tasks.sort_by_key(|t| std::cmp::Reverse(t.updated_at.clone().map(|d| d.to_string())));
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = String::new();
+        for t in tasks {
+            let st = t.status.unwrap_or_default();
+            let why = st.err.filter(|e| !e.is_empty()).or(st.message).unwrap_or_default();
+            let slot = t.slot.unwrap_or_default();
+            if why.is_empty() || !seen.insert(slot) {
+                continue;
+            }
+            let state = st.state.map(|s| s.to_string()).unwrap_or_default();
+            out.push_str(&format!("; task {service}.{slot}: {state}: {why}"));
+        }
+        out
+    }
+}
+
+/// The address a node's host-mode ports answer on: its `Status.Addr`, or
+/// for a manager that reports 0.0.0.0, the address of its manager endpoint.
+fn node_addr(n: &Node) -> NodeAddr {
+    let status = n.status.as_ref().and_then(|s| s.addr.clone()).unwrap_or_default();
+    let manager = n
+        .manager_status
+        .as_ref()
+        .and_then(|m| m.addr.as_deref())
+        .and_then(|a| a.rsplit_once(':').map(|(h, _)| h.to_string()));
+    let addr = status
+        .parse::<IpAddr>()
+        .ok()
+        .filter(|a| !a.is_unspecified())
+        .or_else(|| manager.and_then(|m| m.parse().ok()));
+    let name = n
+        .description
+        .as_ref()
+        .and_then(|d| d.hostname.clone())
+        .or_else(|| n.id.clone())
+        .unwrap_or_default();
+    NodeAddr { name, addr }
+}
+
+/// One task as an observed replica. A task whose image was changed by
+/// hand reads as another spec, so the planner puts it back.
+fn observed(service: &str, color: Color, n: u32, t: &Task, nodes: &HashMap<String, NodeAddr>) -> ObservedContainer {
+    let cs = t
+        .spec
+        .as_ref()
+        .and_then(|s| s.container_spec.clone())
+        .unwrap_or_default();
+    let l = cs.labels.unwrap_or_default();
+    let image = l.get(labels::IMAGE).cloned().unwrap_or_default();
+    let drifted = cs.image.as_deref().map(strip_digest) != Some(image.as_str());
+    let status = t.status.clone().unwrap_or_default();
+    let running = status.state == Some(TaskState::RUNNING);
+    let port = status
+        .port_status
+        .and_then(|p| p.ports)
+        .unwrap_or_default()
+        .into_iter()
+        .find_map(|p| p.published_port.filter(|p| *p > 0))
+        .and_then(|p| u16::try_from(p).ok());
+    let node = t.node_id.as_ref().and_then(|id| nodes.get(id));
+    let slot = t.slot.unwrap_or_default();
+    let id = t.id.clone().unwrap_or_default();
+    let hash = l.get(labels::SPEC).cloned().unwrap_or_default();
+    ObservedContainer {
+        // Docker's own name for the task's container (what `docker ps`
+        // shows, and what an exec check runs in on this node).
+        name: format!("{}.{slot}.{id}", service_name(service, color)),
+        replica: n,
+        image,
+        spec_hash: if drifted { String::new() } else { hash.clone() },
+        running,
+        commit: l.get(labels::COMMIT).cloned(),
+        addr: node.and_then(|n| n.addr).filter(|_| running),
+        port: port.filter(|_| running),
+        node: Some(node.map_or_else(|| "(unassigned)".to_string(), |n| n.name.clone())),
+        spec: ContainerSpec::from_label(l.get(labels::SPEC_JSON), &hash),
+    }
+}
+
+/// A replica of a color scaled to 0: no task, its spec from the service.
+fn stopped(service: &str, color: Color, n: u32, l: &HashMap<String, String>) -> ObservedContainer {
+    let hash = l.get(labels::SPEC).cloned().unwrap_or_default();
+    ObservedContainer {
+        name: format!("{}.{}", service_name(service, color), n + 1),
+        replica: n,
+        image: l.get(labels::IMAGE).cloned().unwrap_or_default(),
+        spec_hash: hash.clone(),
+        running: false,
+        commit: l.get(labels::COMMIT).cloned(),
+        addr: None,
+        port: None,
+        node: Some("(scaled to 0)".into()),
+        spec: ContainerSpec::from_label(l.get(labels::SPEC_JSON), &hash),
+    }
+}

@@ -1,0 +1,267 @@
+//! `docker.mode: swarm` end to end, on a real one-node Docker Swarm on
+//! this machine's engine (made here when the engine is in none, and left
+//! afterwards): each color a Swarm service, tasks published in
+//! `mode=host`, the daemon routing a managed HAProxy to the task
+//! endpoints that passed their checks.
+//!
+//! The swarm scenarios run in sequence in one test (one swarm per engine;
+//! other test binaries keep using the engine as usual meanwhile). The
+//! refusal runs against an extra engine that is in no swarm.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::engine::Engine;
+use common::host::TestHost;
+use common::wrk::Wrk;
+use common::{app_image_version, get_via, proxy_or_fail, teal, try_get_via};
+
+/// The machine's engine as a one-node swarm manager for the test's
+/// length; leaves the swarm on drop only when it made it, and removes the
+/// test's services either way.
+struct SwarmGuard {
+    made: bool,
+    services: Vec<String>,
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("docker CLI");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+impl SwarmGuard {
+    fn join(service: &str) -> SwarmGuard {
+        let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+        let made = state != "active";
+        if made {
+            docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+        }
+        let manager = docker(&["info", "--format", "{{.Swarm.ControlAvailable}}"]);
+        assert_eq!(manager, "true", "this engine is in a swarm, but not as a manager");
+        SwarmGuard {
+            made,
+            services: vec![format!("{service}-blue"), format!("{service}-green")],
+        }
+    }
+}
+
+impl Drop for SwarmGuard {
+    fn drop(&mut self) {
+        let mut args = vec!["service", "rm"];
+        args.extend(self.services.iter().map(String::as_str));
+        let _ = Command::new("docker").args(&args).output();
+        if self.made {
+            let _ = Command::new("docker").args(["swarm", "leave", "--force"]).output();
+        }
+    }
+}
+
+/// The daemon's host config: swarm mode, a managed HAProxy, fast polls.
+fn swarm_config(h: &TestHost, docker_host: Option<&str>) {
+    let host = docker_host.map(|d| format!(", host: '{d}'")).unwrap_or_default();
+    std::fs::write(
+        &h.config,
+        format!(
+            "repo: {{url: {}, poll: 300ms}}\ndocker: {{network: {}, mode: swarm{host}}}\nproxy:\n  kind: haproxy\n  listen: {}\n  managed: true\nstate_dir: {}\nlisten: {}\n",
+            h.bare.display(),
+            h.network,
+            h.listen,
+            h.state.display(),
+            h.api
+        ),
+    )
+    .unwrap();
+}
+
+/// `docker service inspect` of one field of one color's service.
+fn inspect(service: &str, format: &str) -> String {
+    docker(&["service", "inspect", service, "--format", format])
+}
+
+/// Task containers of the service (both colors), as `docker ps` finds
+/// them by teal's labels: (name, status).
+fn task_containers(h: &TestHost) -> Vec<String> {
+    h.ps("{{.Names}}")
+}
+
+async fn until(what: &str, secs: u64, h: &TestHost, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(secs) {
+        if ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{what} did not happen within {secs}s; daemon log:\n{}", h.log_text());
+}
+
+/// Every request of `n` through the proxy answers 200 with `want`.
+async fn all_serve(h: &TestHost, want: &str, n: usize) {
+    for i in 0..n {
+        let got = get_via(&h.listen, &h.host, "/").await;
+        assert_eq!(got, (200, want.to_string()), "request {i} of {n}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swarm_colors_are_services_and_the_proxy_follows_their_tasks() {
+    proxy_or_fail("haproxy");
+    let h = TestHost::new("swarm").await;
+    let _swarm = SwarmGuard::join(&h.svc);
+    let v1 = app_image_version(&h.docker, "1.0", true).await;
+    let v2 = app_image_version(&h.docker, "2.0", true).await;
+    let bad = app_image_version(&h.docker, "3.0", false).await;
+    swarm_config(&h, None);
+    let file = |active: &str, blue: &str, green: Option<&str>, deadline: &str| {
+        let checks = common::host::Checks {
+            deadline: if deadline.is_empty() { "60s" } else { "4s" },
+            ..Default::default()
+        };
+        h.service_checked(active, blue, green, &checks, "replicas: 2\nlabels: {team: shop}\n")
+    };
+    let (blue, green) = (format!("{}-blue", h.svc), format!("{}-green", h.svc));
+
+    // First deploy: a Swarm service with 2 tasks, labelled like containers.
+    h.push("web 1.0", &file("blue", &v1, None, ""));
+    let _d = h.start_daemon();
+    h.until_serves("1.0 blue\n", 90).await;
+    assert_eq!(inspect(&blue, "{{.Spec.Mode.Replicated.Replicas}}"), "2");
+    assert_eq!(inspect(&blue, "{{index .Spec.Labels \"teal.service\"}}"), h.svc);
+    assert_eq!(inspect(&blue, "{{index .Spec.Labels \"team\"}}"), "shop");
+    assert_eq!(
+        inspect(
+            &blue,
+            "{{range .Endpoint.Ports}}{{.PublishMode}} {{.PublishedPort}}{{end}}"
+        ),
+        "host 0",
+        "published on each task's node, no fixed port, no routing mesh"
+    );
+    let tasks = task_containers(&h);
+    assert_eq!(tasks.len(), 2, "docker ps finds the tasks by teal's labels: {tasks:?}");
+    assert!(tasks.iter().all(|t| t.starts_with(&format!("{blue}."))), "{tasks:?}");
+    all_serve(&h, "1.0 blue\n", 20).await;
+
+    // Bump, then revert, under keep-alive load: no failed request.
+    let load = Wrk::start(&h.listen, &h.host, 14);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    h.push("web 2.0", &file("green", &v1, Some(&v2), ""));
+    h.until_serves("2.0 green\n", 60).await;
+    assert_eq!(inspect(&green, "{{.Spec.Mode.Replicated.Replicas}}"), "2");
+    assert_eq!(
+        inspect(&blue, "{{.Spec.Mode.Replicated.Replicas}}"),
+        "2",
+        "the old color stays warm"
+    );
+    h.push("revert web 2.0", &file("blue", &v1, Some(&v2), ""));
+    h.until_serves("1.0 blue\n", 60).await;
+    let r = load.finish();
+    assert_eq!(r.failed(), 0, "failed requests during bump and revert: {r:?}");
+    eprintln!("wrk through bump and revert: {r:?}");
+
+    // An unhealthy build never takes traffic.
+    h.push("web 3.0 (broken)", &file("green", &v1, Some(&bad), "4s"));
+    h.until_logged("health checks did not pass", 60).await;
+    all_serve(&h, "1.0 blue\n", 20).await;
+    assert_eq!(
+        inspect(&green, "{{.Spec.TaskTemplate.ContainerSpec.Image}}")
+            .split('@')
+            .next(),
+        Some(bad.as_str()),
+        "the broken build runs on the idle color for inspection"
+    );
+    h.push("back to 1.0", &file("blue", &v1, Some(&v2), ""));
+
+    // A killed task: Swarm replaces it on a new port; the proxy follows
+    // (both original tasks die one after the other, so serving at the end
+    // means the proxy routes to the replacements).
+    let originals: Vec<String> = task_containers(&h)
+        .into_iter()
+        .filter(|t| t.starts_with(&blue))
+        .collect();
+    assert_eq!(originals.len(), 2, "{originals:?}");
+    for t in &originals {
+        docker(&["kill", t]);
+        until("Swarm replacing the killed task", 60, &h, || {
+            let alive = docker(&["ps", "-q", "--filter", &format!("name=^{t}$")]);
+            let running = docker(&[
+                "service",
+                "ps",
+                &blue,
+                "--filter",
+                "desired-state=running",
+                "--format",
+                "{{.CurrentState}}",
+            ]);
+            alive.is_empty() && running.lines().filter(|l| l.starts_with("Running")).count() == 2
+        })
+        .await;
+    }
+    let start = Instant::now();
+    loop {
+        let got = try_get_via(&h.listen, &h.host, "/").await;
+        if matches!(&got, Ok((200, b)) if b == "1.0 blue\n") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the proxy did not follow the replaced tasks (last {got:?}); log:\n{}",
+            h.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    all_serve(&h, "1.0 blue\n", 30).await;
+
+    // Drift: a hand-scaled service is put back.
+    docker(&["service", "scale", "--detach", &format!("{blue}=4")]);
+    until("scale 4 put back to 2", 60, &h, || {
+        inspect(&blue, "{{.Spec.Mode.Replicated.Replicas}}") == "2"
+    })
+    .await;
+    docker(&["service", "scale", "--detach", &format!("{blue}=1")]);
+    until("scale 1 put back to 2", 60, &h, || {
+        inspect(&blue, "{{.Spec.Mode.Replicated.Replicas}}") == "2"
+    })
+    .await;
+    all_serve(&h, "1.0 blue\n", 20).await;
+
+    // teal plan reads the tasks: nothing to do once converged.
+    let mut quiet = false;
+    for _ in 0..50 {
+        let run = teal(h.dir.path(), &["plan", "--config", h.config.to_str().unwrap()]);
+        if run.code == 0 {
+            quiet = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(quiet, "teal plan never came to no change; log:\n{}", h.log_text());
+}
+
+#[tokio::test]
+async fn swarm_mode_refuses_an_engine_that_is_not_a_manager() {
+    let h = TestHost::new("noswarm").await;
+    let engine = Engine::start();
+    swarm_config(&h, Some(&engine.host()));
+    h.push("web", &h.service("blue", "example.invalid/web:1", None, ""));
+    let run = teal(h.dir.path(), &["apply", "--config", h.config.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "teal apply: {}", run.stderr);
+    let says = |text: &str| {
+        text.contains("docker.mode: swarm needs a Swarm manager") && text.contains("docker swarm init --advertise-addr")
+    };
+    assert!(says(&run.stderr), "the refusal says how to make one:\n{}", run.stderr);
+    let mut d = h.start_daemon();
+    let start = Instant::now();
+    while matches!(d.0.try_wait(), Ok(None)) {
+        assert!(start.elapsed() < Duration::from_secs(30), "the daemon started anyway");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!d.0.wait().unwrap().success());
+    assert!(says(&h.log_text()), "the daemon says why it stops:\n{}", h.log_text());
+}
