@@ -130,6 +130,13 @@ fn service(name: &str, svc: &crate::daemon::status::ServiceStatus) -> String {
                 svc.weights.get(c)
             );
         }
+        for t in svc.tasks.get(c) {
+            let at = t
+                .endpoint
+                .as_deref()
+                .map_or("(not running)".to_string(), |e| format!("at {e}"));
+            let _ = writeln!(o, "         task {} on {} {at}", t.name, t.node);
+        }
     }
     if let Some(d) = &svc.last_deploy {
         let _ = write!(
@@ -204,5 +211,40 @@ mod tests {
             },
         );
         insta::assert_snapshot!(text(&s));
+    }
+
+    #[test]
+    fn swarm_tasks_are_listed_under_their_color_with_node_and_endpoint() {
+        let mut s = Status::default();
+        let task = |name: &str, endpoint: Option<&str>| crate::daemon::status::TaskStatus {
+            name: name.into(),
+            node: "node-1".into(),
+            endpoint: endpoint.map(String::from),
+            running: endpoint.is_some(),
+        };
+        s.services.insert(
+            "web".into(),
+            ServiceStatus {
+                live: Some(Color::Blue),
+                images: PerColor {
+                    blue: Some("shop/web:1".into()),
+                    green: None,
+                },
+                tasks: PerColor {
+                    blue: vec![
+                        task("web-blue.1.abc", Some("10.0.0.5:30001")),
+                        task("web-blue.2.def", None),
+                    ],
+                    green: vec![],
+                },
+                ..ServiceStatus::default()
+            },
+        );
+        let out = text(&s);
+        assert!(
+            out.contains("         task web-blue.1.abc on node-1 at 10.0.0.5:30001\n")
+                && out.contains("         task web-blue.2.def on node-1 (not running)\n"),
+            "{out}"
+        );
     }
 }

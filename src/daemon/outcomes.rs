@@ -122,6 +122,17 @@ impl Daemon {
                 let cs = obs.containers.get(c);
                 *s.images.get_mut(c) = cs.first().map(|x| x.image.clone());
                 *s.running.get_mut(c) = cs.iter().filter(|x| x.running).count() as u32;
+                *s.tasks.get_mut(c) = cs
+                    .iter()
+                    .filter_map(|x| {
+                        Some(status::TaskStatus {
+                            name: x.name.clone(),
+                            node: x.node.clone()?,
+                            endpoint: x.port.and(x.endpoint(0)).map(|e| e.to_string()),
+                            running: x.running,
+                        })
+                    })
+                    .collect();
             }
         }
     }

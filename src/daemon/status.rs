@@ -89,10 +89,30 @@ pub struct ServiceStatus {
     /// The tag of each color's image (`1.4.2`; `latest` when it has none).
     #[serde(default)]
     pub versions: PerColor<Option<String>>,
+    /// Swarm mode: each color's tasks, with their node and endpoint.
+    /// Empty (and left out of the document) in engine mode.
+    #[serde(default, skip_serializing_if = "no_tasks")]
+    pub tasks: PerColor<Vec<TaskStatus>>,
     /// The newest deploys, rollbacks and refusals from the event log,
     /// newest first.
     #[serde(default)]
     pub history: Vec<Recent>,
+}
+
+/// One Swarm task of a color.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskStatus {
+    /// The task's container, `<service>-<color>.<slot>.<task id>`.
+    pub name: String,
+    /// The node it runs on.
+    pub node: String,
+    /// `address:port` its port is published on, while it runs.
+    pub endpoint: Option<String>,
+    pub running: bool,
+}
+
+fn no_tasks(t: &PerColor<Vec<TaskStatus>>) -> bool {
+    t.blue.is_empty() && t.green.is_empty()
 }
 
 /// One entry of `teal history`, without its steps.
