@@ -16,15 +16,18 @@ use std::time::{Duration, Instant};
 use common::engine::Engine;
 use common::host::TestHost;
 use common::wrk::Wrk;
-use common::{app_image_version, get_via, proxy_or_fail, teal, try_get_via};
+use common::{app_image_version, failing_app_image, get_via, proxy_or_fail, teal, try_get_via};
 
-/// The machine's engine as a one-node swarm manager for the test's
-/// length; leaves the swarm on drop only when it made it, and removes the
-/// test's services either way.
+/// The machine's engine as a one-node swarm manager while any test of
+/// this binary needs it: the first one in makes the swarm when the engine
+/// is in none, the last one out leaves it again (only if a test made it).
+/// Each test's services are removed when its guard drops.
 struct SwarmGuard {
-    made: bool,
     services: Vec<String>,
 }
+
+/// (tests holding the swarm, whether a test made it).
+static SWARM: std::sync::Mutex<(u32, bool)> = std::sync::Mutex::new((0, false));
 
 fn docker(args: &[&str]) -> String {
     let out = Command::new("docker").args(args).output().expect("docker CLI");
@@ -38,15 +41,16 @@ fn docker(args: &[&str]) -> String {
 
 impl SwarmGuard {
     fn join(service: &str) -> SwarmGuard {
+        let mut held = SWARM.lock().unwrap_or_else(|e| e.into_inner());
         let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
-        let made = state != "active";
-        if made {
+        if state != "active" {
             docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+            held.1 = true;
         }
+        held.0 += 1;
         let manager = docker(&["info", "--format", "{{.Swarm.ControlAvailable}}"]);
         assert_eq!(manager, "true", "this engine is in a swarm, but not as a manager");
         SwarmGuard {
-            made,
             services: vec![format!("{service}-blue"), format!("{service}-green")],
         }
     }
@@ -57,8 +61,11 @@ impl Drop for SwarmGuard {
         let mut args = vec!["service", "rm"];
         args.extend(self.services.iter().map(String::as_str));
         let _ = Command::new("docker").args(&args).output();
-        if self.made {
+        let mut held = SWARM.lock().unwrap_or_else(|e| e.into_inner());
+        held.0 -= 1;
+        if held.0 == 0 && held.1 {
             let _ = Command::new("docker").args(["swarm", "leave", "--force"]).output();
+            held.1 = false;
         }
     }
 }
@@ -242,6 +249,90 @@ async fn swarm_colors_are_services_and_the_proxy_follows_their_tasks() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert!(quiet, "teal plan never came to no change; log:\n{}", h.log_text());
+
+    // The status lists each task with its node and endpoint.
+    let st = h.status().await;
+    let tasks = st["services"][&h.svc]["tasks"]["blue"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(tasks.len(), 2, "{st:#}");
+    assert!(
+        tasks.iter().all(|t| t["running"] == true
+            && t["node"].as_str().is_some_and(|n| !n.is_empty())
+            && t["endpoint"].as_str().is_some_and(|e| e.starts_with("127.0.0.1:"))),
+        "{tasks:?}"
+    );
+
+    // Rolling is refused in swarm mode, saying so; traffic stays.
+    let rolling = h.service_checked(
+        "blue",
+        &v2,
+        None,
+        &Default::default(),
+        "replicas: 2\nlabels: {team: shop}\nstrategy: rolling\n",
+    );
+    h.push("web 2.0, rolling", &rolling);
+    h.until_logged("strategy rolling is not supported in docker.mode: swarm yet", 30)
+        .await;
+    all_serve(&h, "1.0 blue\n", 10).await;
+}
+
+const CANARY: &str = "strategy: canary\ncanary:\n  steps:\n    - {weight: 20, hold: 2s}\n    - {weight: 50, hold: 2s}\nanalysis: {max_errors: 5%, min_requests: 10}\nreplicas: 2\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_over_two_task_sets_walks_its_steps_and_a_bad_one_is_rolled_back() {
+    proxy_or_fail("haproxy");
+    let h = TestHost::new("swarmcanary").await;
+    let _swarm = SwarmGuard::join(&h.svc);
+    let v1 = app_image_version(&h.docker, "1.0", true).await;
+    let v2 = app_image_version(&h.docker, "2.0", true).await;
+    let bad = failing_app_image(&h.docker, "3.0", 50).await;
+    swarm_config(&h, None);
+    let checks = common::host::Checks {
+        deadline: "60s",
+        ..Default::default()
+    };
+    h.push("web 1.0", &h.service_checked("blue", &v1, None, &checks, CANARY));
+    let _d = h.start_daemon();
+    h.until_serves("1.0 blue\n", 90).await;
+
+    let load = Wrk::start(&h.listen, &h.host, 12);
+    h.push("web 2.0", &h.service_checked("green", &v1, Some(&v2), &checks, CANARY));
+    h.until_phase("step 0", 60).await;
+    let mut seen = std::collections::BTreeSet::new();
+    let start = Instant::now();
+    while h.phase().as_deref() != Some("done") {
+        assert!(start.elapsed() < Duration::from_secs(60), "{}", h.log_text());
+        if let Ok((200, body)) = try_get_via(&h.listen, &h.host, "/").await {
+            seen.insert(body);
+        }
+    }
+    let r = load.finish();
+    assert_eq!(r.failed(), 0, "failed requests during the canary: {r:?}");
+    assert!(
+        seen.contains("1.0 blue\n") && seen.contains("2.0 green\n"),
+        "both task sets served during the steps: {seen:?}"
+    );
+    all_serve(&h, "2.0 green\n", 20).await;
+
+    // 50 % of 5xx on the new task set: analysis rolls it back.
+    h.push(
+        "web 3.0 (fails)",
+        &h.service_checked("blue", &bad, Some(&v2), &checks, CANARY),
+    );
+    let start = Instant::now();
+    while h.phase().as_deref() != Some("rolled_back") {
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "no rollback:\n{}",
+            h.log_text()
+        );
+        let _ = try_get_via(&h.listen, &h.host, "/").await;
+    }
+    // The rollback is recorded before traffic moves back.
+    h.until_serves("2.0 green\n", 10).await;
+    all_serve(&h, "2.0 green\n", 20).await;
 }
 
 #[tokio::test]

@@ -37,13 +37,15 @@ impl Runtime {
     }
 
     /// Why `svc`'s strategy cannot run on this runtime, if it cannot:
-    /// refused up front rather than half done. Rolling replaces containers
-    /// one by one under teal's names; in Swarm mode that would be Swarm's
-    /// own update, not built yet.
+    /// refused up front rather than half done. Blue-green and canary only
+    /// move weights between two task sets, so they run on Swarm as they
+    /// are. Rolling replaces containers one by one under teal's names
+    /// (`-next` twins, renames); on Swarm that needs its own design (see
+    /// README, "Swarm mode"), so it is refused there.
     pub fn supports(&self, svc: &Service) -> Result<(), String> {
         match (self, &svc.strategy) {
-            (Runtime::Swarm(_), s @ (Strategy::Rolling { .. } | Strategy::Canary { .. })) => Err(format!(
-                "strategy {} is not supported in docker.mode: swarm yet; use blue-green (the default)",
+            (Runtime::Swarm(_), s @ Strategy::Rolling { .. }) => Err(format!(
+                "strategy {} is not supported in docker.mode: swarm yet; use blue-green (the default) or canary",
                 s.name()
             )),
             _ => Ok(()),
