@@ -10,9 +10,16 @@
 //!
 //! The backends are the demo app run as local processes, so the figure is
 //! the proxy's switch mechanism, not container start-up.
+//! `TEAL_BENCH_BACKENDS=containers|swarm` puts the same switches in front
+//! of real replicas started by teal's drivers instead: containers on the
+//! managed network (engine mode), or the tasks of two Swarm services
+//! published in `mode=host` (swarm mode; the engine must be a manager:
+//! `docker swarm init --advertise-addr 127.0.0.1`).
 
 #[path = "../tests/common/wrk.rs"]
 mod wrk;
+
+mod backends;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -194,11 +201,23 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
     let dir = tempfile::tempdir().unwrap();
-    let (b0, a0) = app(dir.path(), "blue");
-    let (b1, a1) = app(dir.path(), "blue");
-    let (g0, c0) = app(dir.path(), "green");
-    let (g1, c1) = app(dir.path(), "green");
-    let addrs = [vec![a0, a1], vec![c0, c1]];
+    let kind = std::env::var("TEAL_BENCH_BACKENDS").unwrap_or_default();
+    let mut apps = vec![];
+    let mut replicas = None;
+    let addrs = if kind == "containers" || kind == "swarm" {
+        let r = backends::start(&kind).await;
+        let addrs = r.addrs.clone();
+        println!("backends: {kind}, blue {:?}, green {:?}", addrs[0], addrs[1]);
+        replicas = Some(r);
+        addrs
+    } else {
+        let mut one = |color: &str| {
+            let (app, addr) = app(dir.path(), color);
+            apps.push(app);
+            addr
+        };
+        [vec![one("blue"), one("blue")], vec![one("green"), one("green")]]
+    };
     let only = std::env::var("TEAL_BENCH_PROXY").ok();
     for name in ["haproxy", "balancer", "reload"] {
         if only.as_deref().is_some_and(|o| o != name) {
@@ -218,5 +237,8 @@ async fn main() {
         report(label, &r, &ms, switches);
         drop(m);
     }
-    drop((b0, b1, g0, g1));
+    drop(apps);
+    if let Some(r) = replicas {
+        r.remove().await;
+    }
 }

@@ -251,6 +251,7 @@ async fn swarm_colors_are_services_and_the_proxy_follows_their_tasks() {
     assert!(quiet, "teal plan never came to no change; log:\n{}", h.log_text());
 
     // The status lists each task with its node and endpoint.
+    let node_addr = docker(&["info", "--format", "{{.Swarm.NodeAddr}}"]);
     let st = h.status().await;
     let tasks = st["services"][&h.svc]["tasks"]["blue"]
         .as_array()
@@ -260,7 +261,9 @@ async fn swarm_colors_are_services_and_the_proxy_follows_their_tasks() {
     assert!(
         tasks.iter().all(|t| t["running"] == true
             && t["node"].as_str().is_some_and(|n| !n.is_empty())
-            && t["endpoint"].as_str().is_some_and(|e| e.starts_with("127.0.0.1:"))),
+            && t["endpoint"]
+                .as_str()
+                .is_some_and(|e| e.starts_with(&format!("{node_addr}:")))),
         "{tasks:?}"
     );
 

@@ -110,29 +110,15 @@ impl Engine<'_> {
         let started = Instant::now();
         let mut checked = BTreeSet::new();
         let mut result = Ok(());
-        if let Some(Err(why)) = svc.map(|s| self.docker.supports(s)) {
-            let step = sp.steps.first().map(step_name).unwrap_or_default();
-            let reason = StepError::Invalid(why);
-            on_step(&StepEvent {
-                service: sp.service.clone(),
-                commit: self.commit.to_string(),
-                step: sp.steps[0].clone(),
-                result: Err(reason.to_string()),
-                duration: started.elapsed(),
-            });
-            return Outcome {
-                service: sp.service.clone(),
-                result: Err(DeployError {
-                    service: sp.service.clone(),
-                    step,
-                    reason,
-                }),
-                duration: started.elapsed(),
-            };
-        }
+        // A strategy this runtime cannot run is refused before anything
+        // changes: the first step fails, saying why.
+        let unsupported = svc.and_then(|s| self.docker.supports(s).err());
         for step in &sp.steps {
             let t = Instant::now();
-            let r = self.run_step(&sp.service, svc, step, &mut checked).await;
+            let r = match &unsupported {
+                Some(why) => Err(StepError::Invalid(why.clone())),
+                None => self.run_step(&sp.service, svc, step, &mut checked).await,
+            };
             on_step(&StepEvent {
                 service: sp.service.clone(),
                 commit: self.commit.to_string(),
