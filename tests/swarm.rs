@@ -338,6 +338,128 @@ async fn a_canary_over_two_task_sets_walks_its_steps_and_a_bad_one_is_rolled_bac
     all_serve(&h, "2.0 green\n", 20).await;
 }
 
+/// A second engine on this machine joined to the swarm as a worker; on
+/// drop it leaves and the manager forgets it.
+struct Worker {
+    engine: Engine,
+    id: String,
+}
+
+impl Worker {
+    fn join() -> Worker {
+        let engine = Engine::start();
+        let token = docker(&["swarm", "join-token", "-q", "worker"]);
+        let manager = docker(&["info", "--format", "{{.Swarm.NodeAddr}}"]);
+        let addr = engine.addr();
+        // Its own listen address: the manager holds 2377 and 7946 on every
+        // address of this machine. (Its gossip port still clashes, so
+        // overlay networks would not work across the two; teal needs none:
+        // tasks publish their port on their node.)
+        let out = engine.docker(&[
+            "swarm",
+            "join",
+            "--token",
+            &token,
+            "--advertise-addr",
+            &addr,
+            "--listen-addr",
+            &format!("{addr}:2377"),
+            &format!("{manager}:2377"),
+        ]);
+        assert!(out.status.success(), "join: {}", String::from_utf8_lossy(&out.stderr));
+        let out = engine.docker(&["info", "--format", "{{.Swarm.NodeID}}"]);
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        Worker { engine, id }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.engine.docker(&["swarm", "leave", "--force"]);
+        let _ = Command::new("docker")
+            .args(["node", "rm", "--force", &self.id])
+            .output();
+    }
+}
+
+/// The nodes of the service's running tasks, sorted.
+fn task_nodes(service: &str) -> Vec<String> {
+    let ids = docker(&["service", "ps", "-q", "--filter", "desired-state=running", service]);
+    let mut nodes: Vec<String> = ids
+        .lines()
+        .map(|t| docker(&["inspect", "--format", "{{.NodeID}}", t]))
+        .collect();
+    nodes.sort();
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_placement_picks_the_node_and_a_lost_nodes_tasks_move() {
+    proxy_or_fail("haproxy");
+    let h = TestHost::new("swarm2").await;
+    let _swarm = SwarmGuard::join(&h.svc);
+    let v1 = app_image_version(&h.docker, "1.0", true).await;
+    let v2 = app_image_version(&h.docker, "2.0", true).await;
+    let mut worker = Worker::join();
+    worker.engine.load(&v1);
+    worker.engine.load(&v2);
+    let label = format!("teal-test-{}", h.svc);
+    docker(&["node", "update", "--label-add", &format!("{label}=worker"), &worker.id]);
+    let manager = docker(&["info", "--format", "{{.Swarm.NodeID}}"]);
+    swarm_config(&h, None);
+    let checks = common::host::Checks {
+        deadline: "60s",
+        ..Default::default()
+    };
+    let (blue, green) = (format!("{}-blue", h.svc), format!("{}-green", h.svc));
+
+    // placement selects nodes by label: both tasks on the worker, served
+    // through its endpoints.
+    let placed = format!("replicas: 2\nplacement: {{{label}: worker}}\n");
+    h.push(
+        "web 1.0 on the worker",
+        &h.service_checked("blue", &v1, None, &checks, &placed),
+    );
+    let _d = h.start_daemon();
+    h.until_serves("1.0 blue\n", 120).await;
+    assert_eq!(task_nodes(&blue), [worker.id.clone(), worker.id.clone()]);
+    all_serve(&h, "1.0 blue\n", 10).await;
+
+    // Unplaced, a new color spreads over both nodes; when the worker goes
+    // (its engine shuts down, without leaving the swarm), Swarm moves its
+    // task to the manager and the proxy follows.
+    h.push(
+        "web 2.0 anywhere",
+        &h.service_checked("green", &v1, Some(&v2), &checks, "replicas: 2\n"),
+    );
+    h.until_serves("2.0 green\n", 120).await;
+    let mut spread = vec![manager.clone(), worker.id.clone()];
+    spread.sort();
+    assert_eq!(task_nodes(&green), spread, "one task per node");
+    worker.engine.stop();
+    until("the worker's task moving to the manager", 120, &h, || {
+        task_nodes(&green) == [manager.clone(), manager.clone()]
+    })
+    .await;
+    let start = Instant::now();
+    loop {
+        let mut ok = true;
+        for _ in 0..10 {
+            ok &= matches!(try_get_via(&h.listen, &h.host, "/").await, Ok((200, b)) if b == "2.0 green\n");
+        }
+        if ok {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the proxy did not follow the moved task; log:\n{}",
+            h.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    all_serve(&h, "2.0 green\n", 20).await;
+}
+
 #[tokio::test]
 async fn swarm_mode_refuses_an_engine_that_is_not_a_manager() {
     let h = TestHost::new("noswarm").await;

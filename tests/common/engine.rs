@@ -144,6 +144,32 @@ impl Engine {
         v
     }
 
+    /// The bridge's IPv4 address (the engine's address on this machine).
+    pub fn addr(&self) -> String {
+        let out = sh(Command::new("ip").args(["-4", "-o", "addr", "show", &self.bridge]));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let cidr = text
+            .split_whitespace()
+            .skip_while(|w| *w != "inet")
+            .nth(1)
+            .unwrap_or("");
+        cidr.split('/').next().unwrap_or("").to_string()
+    }
+
+    /// Stops the engine as a machine that shuts down does: SIGTERM, and
+    /// dockerd stops its containers on the way out (a SIGKILL would leave
+    /// them running under orphaned shims). Drop removes what is left.
+    pub fn stop(&mut self) {
+        // SAFETY: kill(2) with plain integers.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let start = Instant::now();
+        while matches!(self.child.try_wait(), Ok(None)) && start.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The bridge's name, to check it is gone after drop.
     pub fn bridge(&self) -> &str {
         &self.bridge
