@@ -183,6 +183,21 @@ async fn swarm_colors_are_services_and_the_proxy_follows_their_tasks() {
         Some(bad.as_str()),
         "the broken build runs on the idle color for inspection"
     );
+    // A placement no node matches: the tasks stay pending, the deploy
+    // fails at the health deadline with Swarm's own reason; traffic stays.
+    let nowhere = h.service_checked(
+        "green",
+        &v1,
+        Some(&v1),
+        &common::host::Checks {
+            deadline: "3s",
+            ..Default::default()
+        },
+        "replicas: 2\nlabels: {team: shop}\nplacement: {teal-test-nowhere: x}\n",
+    );
+    h.push("web on no node", &nowhere);
+    h.until_logged("no suitable node", 60).await;
+    all_serve(&h, "1.0 blue\n", 10).await;
     h.push("back to 1.0", &file("blue", &v1, Some(&v2), ""));
 
     // A killed task: Swarm replaces it on a new port; the proxy follows
