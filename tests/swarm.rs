@@ -117,6 +117,26 @@ async fn all_serve(h: &TestHost, want: &str, n: usize) {
     }
 }
 
+/// Waits (at most `secs`) until 10 requests in a row answer `want`.
+async fn until_only(h: &TestHost, want: &str, secs: u64) {
+    let start = Instant::now();
+    loop {
+        let mut ok = true;
+        for _ in 0..10 {
+            ok &= matches!(try_get_via(&h.listen, &h.host, "/").await, Ok((200, b)) if b == want);
+        }
+        if ok {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "the proxy never served only {want:?}; log:\n{}",
+            h.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swarm_colors_are_services_and_the_proxy_follows_their_tasks() {
     proxy_or_fail("haproxy");
@@ -332,6 +352,7 @@ async fn a_canary_over_two_task_sets_walks_its_steps_and_a_bad_one_is_rolled_bac
         seen.contains("1.0 blue\n") && seen.contains("2.0 green\n"),
         "both task sets served during the steps: {seen:?}"
     );
+    until_only(&h, "2.0 green\n", 20).await;
     all_serve(&h, "2.0 green\n", 20).await;
 
     // 50 % of 5xx on the new task set: analysis rolls it back.
@@ -349,7 +370,7 @@ async fn a_canary_over_two_task_sets_walks_its_steps_and_a_bad_one_is_rolled_bac
         let _ = try_get_via(&h.listen, &h.host, "/").await;
     }
     // The rollback is recorded before traffic moves back.
-    h.until_serves("2.0 green\n", 10).await;
+    until_only(&h, "2.0 green\n", 20).await;
     all_serve(&h, "2.0 green\n", 20).await;
 }
 
@@ -456,22 +477,7 @@ async fn two_nodes_placement_picks_the_node_and_a_lost_nodes_tasks_move() {
         task_nodes(&green) == [manager.clone(), manager.clone()]
     })
     .await;
-    let start = Instant::now();
-    loop {
-        let mut ok = true;
-        for _ in 0..10 {
-            ok &= matches!(try_get_via(&h.listen, &h.host, "/").await, Ok((200, b)) if b == "2.0 green\n");
-        }
-        if ok {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the proxy did not follow the moved task; log:\n{}",
-            h.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until_only(&h, "2.0 green\n", 60).await;
     all_serve(&h, "2.0 green\n", 20).await;
 }
 
