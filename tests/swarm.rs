@@ -272,7 +272,6 @@ async fn swarm_colors_are_services_and_the_proxy_follows_their_tasks() {
     })
     .await;
     all_serve(&h, "1.0 blue\n", 20).await;
-
     // teal plan reads the tasks: nothing to do once converged.
     let mut quiet = false;
     for _ in 0..50 {
@@ -284,6 +283,18 @@ async fn swarm_colors_are_services_and_the_proxy_follows_their_tasks() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert!(quiet, "teal plan never came to no change; log:\n{}", h.log_text());
+
+    // Drift again, once the daemon is idle: a service whose image was
+    // changed by hand is put back.
+    docker(&["service", "update", "--detach", "--image", &v2, &blue]);
+    until("a hand-set image put back", 90, &h, || {
+        inspect(&blue, "{{.Spec.TaskTemplate.ContainerSpec.Image}}")
+            .split('@')
+            .next()
+            == Some(v1.as_str())
+    })
+    .await;
+    until_only(&h, "1.0 blue\n", 60).await;
 
     // The status lists each task with its node and endpoint.
     let node_addr = docker(&["info", "--format", "{{.Swarm.NodeAddr}}"]);

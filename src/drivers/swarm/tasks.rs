@@ -137,7 +137,11 @@ fn node_addr(n: &Node) -> NodeAddr {
 }
 
 /// One task as an observed replica. A task whose image was changed by
-/// hand reads as another spec, so the planner puts it back.
+/// hand (`docker service update --image`) reads as stopped: it runs
+/// nothing teal checked, so it takes neither checks nor traffic, and the
+/// planner starts the color again, which puts the image back. (Reading it
+/// as another spec instead would make the planner refuse to touch the
+/// live color, as it must for a change that comes from git.)
 fn observed(service: &str, color: Color, n: u32, t: &Task, nodes: &HashMap<String, NodeAddr>) -> ObservedContainer {
     let cs = t
         .spec
@@ -148,7 +152,7 @@ fn observed(service: &str, color: Color, n: u32, t: &Task, nodes: &HashMap<Strin
     let image = l.get(labels::IMAGE).cloned().unwrap_or_default();
     let drifted = cs.image.as_deref().map(strip_digest) != Some(image.as_str());
     let status = t.status.clone().unwrap_or_default();
-    let running = status.state == Some(TaskState::RUNNING);
+    let running = status.state == Some(TaskState::RUNNING) && !drifted;
     let port = status
         .port_status
         .and_then(|p| p.ports)
@@ -166,7 +170,7 @@ fn observed(service: &str, color: Color, n: u32, t: &Task, nodes: &HashMap<Strin
         name: format!("{}.{slot}.{id}", service_name(service, color)),
         replica: n,
         image,
-        spec_hash: if drifted { String::new() } else { hash.clone() },
+        spec_hash: hash.clone(),
         running,
         commit: l.get(labels::COMMIT).cloned(),
         addr: node.and_then(|n| n.addr).filter(|_| running),
