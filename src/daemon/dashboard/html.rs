@@ -177,6 +177,7 @@ fn service(name: &str, svc: &ServiceStatus) -> String {
         o.push_str(&color_row(svc, c));
     }
     o.push_str("</tbody></table></div>\n");
+    o.push_str(&tasks(svc));
     if let Some(rb) = &svc.rolled_back {
         let _ = writeln!(
             o,
@@ -219,6 +220,28 @@ fn color_row(svc: &ServiceStatus, c: Color) -> String {
         svc.running.get(c),
         svc.healthy.get(c)
     )
+}
+
+/// Swarm mode: each color's tasks, by node and endpoint (nothing in
+/// engine mode).
+fn tasks(svc: &ServiceStatus) -> String {
+    let mut o = String::new();
+    for c in Color::ALL.into_iter().filter(|c| !svc.tasks.get(*c).is_empty()) {
+        let each: Vec<String> = svc
+            .tasks
+            .get(c)
+            .iter()
+            .map(|t| {
+                let at = t
+                    .endpoint
+                    .as_deref()
+                    .map_or("not running".into(), |e| format!("at {}", esc(e)));
+                format!("<code>{}</code> on {} {at}", esc(&t.name), esc(&t.node))
+            })
+            .collect();
+        let _ = writeln!(o, "<p class=\"tasks muted\">{c} tasks: {}</p>", each.join(", "));
+    }
+    o
 }
 
 /// The newest deploy or rollback from the event log; else the one the

@@ -217,3 +217,29 @@ fn a_canary_step_in_progress_is_shown_with_its_weight() {
     assert!(html.contains("data-phase=\"step\""), "{html}");
     assert!(html.contains("<td class=\"weight\">50 %</td>"), "{html}");
 }
+
+#[test]
+fn swarm_tasks_show_under_the_colors_table_with_node_and_endpoint() {
+    let (mut s, _) = status();
+    assert!(!live(&s).contains("tasks:"), "engine mode: no task line");
+    let web = s.services.get_mut("web").unwrap();
+    web.tasks.green = vec![
+        crate::daemon::status::TaskStatus {
+            name: "web-green.1.abc".into(),
+            node: "node-1".into(),
+            endpoint: Some("10.0.0.5:30001".into()),
+            running: true,
+        },
+        crate::daemon::status::TaskStatus {
+            name: "web-green.2.<x>".into(),
+            node: "node-2".into(),
+            endpoint: None,
+            running: false,
+        },
+    ];
+    let html = live(&s);
+    assert!(
+        html.contains("<p class=\"tasks muted\">green tasks: <code>web-green.1.abc</code> on node-1 at 10.0.0.5:30001, <code>web-green.2.&lt;x&gt;</code> on node-2 not running</p>"),
+        "{html}"
+    );
+}

@@ -74,13 +74,11 @@ impl SwarmDriver {
                     return Ok(());
                 }
                 let body = if same_tasks(&current, &want) {
-                    // Only replicas or placement: the task template stays
-                    // as it is (its commit label too), so the tasks that
-                    // serve are not restarted.
+                    // Only the replicas: the task template stays as it is
+                    // (its commit label and constraints too), so the tasks
+                    // that serve are not restarted. A new placement comes
+                    // with the color's next spec change.
                     current.mode = Some(replicated(replicas));
-                    if let Some(t) = current.task_template.as_mut() {
-                        t.placement.get_or_insert_with(Default::default).constraints = Some(constraints(placement));
-                    }
                     current
                 } else {
                     self.service_spec(&want)
@@ -250,13 +248,12 @@ impl SwarmDriver {
     }
 }
 
-/// Whether the live service differs from what is wanted in anything teal
-/// decides: the spec hash, the task image (a hand `service update`), the
-/// replicas (a hand `service scale`), the constraints.
+/// Whether the live service differs from what is wanted in what teal
+/// converges: the spec hash, the task image (a hand `service update`), the
+/// replicas (a hand `service scale`). Constraints are set with a new spec
+/// only: changing them alone would restart serving tasks.
 fn differs(current: &ServiceSpec, w: &Want) -> bool {
-    let task = current.task_template.clone().unwrap_or_default();
-    let have = task.placement.and_then(|p| p.constraints).unwrap_or_default();
-    !same_tasks(current, w) || current_replicas(current) != w.replicas as i64 || have != constraints(w.placement)
+    !same_tasks(current, w) || current_replicas(current) != w.replicas as i64
 }
 
 /// Whether the service's tasks run the wanted spec: its `teal.spec` label
