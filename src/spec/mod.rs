@@ -12,6 +12,7 @@ pub mod duration;
 pub mod edit;
 pub mod file;
 pub mod fleet;
+pub mod limits;
 pub mod load;
 pub mod locate;
 pub mod schema;
