@@ -6,6 +6,7 @@
 
 pub mod defaults;
 mod fields;
+pub mod notify;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -36,6 +37,9 @@ pub struct HostConfig {
     /// its peers use to read its status.
     #[serde(default)]
     pub host: HostIdentity,
+    /// Where deploys are reported: webhooks and forge commit statuses.
+    #[serde(default)]
+    pub notify: Vec<notify::NotifyTarget>,
 }
 
 /// `host:` in the host config.
@@ -269,6 +273,12 @@ pub enum ConfigError {
     /// Unknown fields, every one with its position.
     #[error("{0}")]
     Unknown(crate::spec::Diagnostics),
+    /// Too large, too deep or an alias bomb (`spec::limits`).
+    #[error("{0}")]
+    Hostile(crate::spec::Diagnostic),
+    /// A notify target that is neither a webhook nor a forge.
+    #[error("{0}")]
+    Invalid(crate::spec::Diagnostics),
     #[error("{path}:{line}:{col}: {message}")]
     Parse {
         path: String,
@@ -281,22 +291,32 @@ pub enum ConfigError {
 impl HostConfig {
     /// Reads and parses a host config file.
     pub fn load(path: &Path) -> Result<HostConfig, ConfigError> {
+        use std::io::Read;
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let read_err = |source| ConfigError::Read {
             path: shown.clone(),
             source,
-        })?;
+        };
+        // Never more than the limit (plus one byte, to see it crossed) in memory.
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| {
+                f.take(crate::spec::limits::MAX_FILE_BYTES as u64 + 1)
+                    .read_to_string(&mut text)
+            })
+            .map_err(read_err)?;
         Self::parse(&shown, &text)
     }
 
     /// Parses host config text; errors carry `path:line:col`. Every
     /// unknown field is reported at once, before any other error.
     pub fn parse(path: &str, text: &str) -> Result<HostConfig, ConfigError> {
+        crate::spec::limits::check(path, text).map_err(ConfigError::Hostile)?;
         let unknown = fields::unknown(path, text);
         if !unknown.is_empty() {
             return Err(ConfigError::Unknown(crate::spec::Diagnostics(unknown)));
         }
-        serde_yaml::from_str(text).map_err(|e| {
+        let config: HostConfig = serde_yaml::from_str(text).map_err(|e| {
             let (line, col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
             ConfigError::Parse {
                 path: path.into(),
@@ -304,7 +324,12 @@ impl HostConfig {
                 col,
                 message: strip_location(&e.to_string()),
             }
-        })
+        })?;
+        let wrong = notify::check(path, text, &config.notify);
+        if !wrong.is_empty() {
+            return Err(ConfigError::Invalid(crate::spec::Diagnostics(wrong)));
+        }
+        Ok(config)
     }
 }
 
