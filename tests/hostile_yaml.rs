@@ -16,7 +16,7 @@ fn bomb() -> String {
     let mut s = String::from("x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
     for i in 1..9 {
         let p = format!("*a{}", i - 1);
-        s.push_str(&format!("x{i}: &a{i} [{}]\n", vec![p.as_str(); 9].join(", ")));
+        s.push_str(&format!("x{i}: &a{i} [{}]\n", [p.as_str(); 9].join(", ")));
     }
     s
 }
