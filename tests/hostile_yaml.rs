@@ -41,7 +41,7 @@ fn an_alias_bomb_is_refused_quickly_with_its_line_and_flat_memory() {
     assert!(
         r.stdout.contains("services/web.yaml:")
             && r.stdout
-                .contains("once its aliases (*name) are expanded: teal refuses such a file"),
+                .contains("each alias (*name) counted as the values it repeats: teal refuses such a file"),
         "{r:?}"
     );
     let line: usize = r.stdout.split(':').nth(1).unwrap().parse().unwrap();

@@ -216,6 +216,34 @@ async fn deploys_are_told_by_signed_webhooks_and_commit_statuses() {
         "{refused:#?}"
     );
     assert_eq!(common::get_via(&h.listen, &h.host, "/").await.1, "2.0 green\n");
+
+    // A deploy that fails its health checks: a failed event and a failure.
+    let sick = app_image_version(&h.docker, "3.0", false).await;
+    let fast = common::host::Checks {
+        deadline: "4s",
+        ..Default::default()
+    };
+    h.push("web 3.0", &h.service_checked("blue", &sick, Some(&v2), &fast, ""));
+    let c4 = git_in(&h.work, &["rev-parse", "HEAD"]);
+    let got = until(&log, &h, 60, "failure on the failed deploy", |g| {
+        statuses(g, &c4).iter().any(|(s, _)| s == "failure").then(|| g.to_vec())
+    })
+    .await;
+    assert_eq!(
+        statuses(&got, &c4),
+        [
+            ("pending".to_string(), context.clone()),
+            ("failure".to_string(), context.clone())
+        ]
+    );
+    let failed: Vec<serde_json::Value> = events(&got, &h.svc)
+        .into_iter()
+        .filter(|e| e["commit"] == c4.as_str() && e["event"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert_eq!(failed[0]["image"], sick.as_str());
+    assert!(!failed[0]["reason"].as_str().unwrap_or("").is_empty(), "{failed:#?}");
+    assert_eq!(common::get_via(&h.listen, &h.host, "/").await.1, "2.0 green\n");
     let log_text = h.log_text();
     assert!(
         !log_text.contains("s3cret-key") && !log_text.contains("gh-tok-123"),

@@ -81,7 +81,7 @@ pub fn check(path: &str, text: &str) -> Result<(), Diagnostic> {
             let total: u64 = open.iter().fold(0u64, |a, (n, _)| a.saturating_add(*n));
             if total > MAX_NODES {
                 return Err(at(format!(
-                    "stands for more than {MAX_NODES} values once its aliases (*name) are expanded: teal refuses such a file"
+                    "holds more than {MAX_NODES} values, each alias (*name) counted as the values it repeats: teal refuses such a file"
                 )));
             }
         }
@@ -133,7 +133,7 @@ mod tests {
     fn the_billion_laughs_is_refused_at_the_line_that_crosses_the_limit() {
         let e = check("services/web.yaml", BOMB).unwrap_err().to_string();
         assert!(e.starts_with("services/web.yaml:6:"), "{e}");
-        assert!(e.contains("more than 100000 values once its aliases"), "{e}");
+        assert!(e.contains("more than 100000 values, each alias"), "{e}");
     }
 
     #[test]
