@@ -250,6 +250,16 @@ async fn an_nginx_without_the_lua_module_gets_an_error_naming_the_packages() {
         .spawn()
         .unwrap();
     let _stop = KillGroup(nginx);
+    // It serves before teal touches it (a loaded machine starts it slowly).
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the operator's nginx never listened on {listen}: {}",
+            std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let driver = Nginx::new(NginxConfig {
         conf_dir: dir.path().join("conf.d"),
         test: [&base[..1], &["-t".to_string(), "-q".into()], &base[1..]].concat(),
@@ -271,12 +281,6 @@ async fn an_nginx_without_the_lua_module_gets_an_error_naming_the_packages() {
         .flatten()
         .collect();
     assert!(left.is_empty(), "nothing of teal's stays in conf.d: {left:?}");
-    for _ in 0..50 {
-        if std::net::TcpStream::connect(&listen).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
     assert_eq!(
         get_via(&listen, "shop.test", "/").await.0,
         404,

@@ -47,12 +47,12 @@ async fn a_good_canary_walks_its_steps(kind: &str) {
     let _daemon = h.start_daemon();
     h.until_serves("1.0 blue\n", 60).await;
 
-    let load = Wrk::start(&h.listen, &h.host, 14);
+    let load = Wrk::start(&h.listen, &h.host, 120);
     h.push("web 2.0", &h.service("green", &v1, Some(&v2), CANARY));
     h.until_phase("step 0", 30).await;
     let samples = sample_until_finished(&h, 60).await;
     assert_eq!(h.phase().as_deref(), Some("done"), "{}", h.log_text());
-    let r = load.finish();
+    let r = load.stop();
     assert_eq!(r.failed(), 0, "{kind}: {r:?}");
 
     // Measured share of the new version per step, and how long each lasted.
@@ -114,10 +114,10 @@ async fn a_bad_canary_is_rolled_back_and_not_retried(kind: &str) {
     let mut daemon = h.start_daemon();
     h.until_serves("1.0 blue\n", 60).await;
 
-    let load = Wrk::start(&h.listen, &h.host, 8);
+    let load = Wrk::start(&h.listen, &h.host, 120);
     h.push("web 3.0", &h.service("green", &v1, Some(&bad), &canary));
     h.until_phase("rolled_back", 60).await;
-    let _ = load.finish();
+    let _ = load.stop();
     for _ in 0..20 {
         assert_eq!(
             get_via(&h.listen, &h.host, "/").await.1,
@@ -219,14 +219,14 @@ async fn blue_green_verify_switches_back_on_errors() {
     h.managed_config("haproxy");
     let _daemon = h.start_daemon();
     h.until_serves("1.0 blue\n", 60).await;
-    let load = Wrk::start(&h.listen, &h.host, 8);
+    let load = Wrk::start(&h.listen, &h.host, 120);
     h.push(
         "web 3.0",
         &h.service("green", &v1, Some(&bad), verify)
             .replace("switch: {drain: 100ms}\n", ""),
     );
     h.until_phase("rolled_back", 60).await;
-    let _ = load.finish();
+    let _ = load.stop();
     // keep_idle: false, yet blue ran through the window: it serves again.
     for _ in 0..10 {
         assert_eq!(get_via(&h.listen, &h.host, "/").await.1, "1.0 blue\n");
@@ -265,7 +265,7 @@ async fn kill_9_mid_canary_resumes_from_the_recorded_step() {
     h.managed_config("haproxy");
     let mut daemon = h.start_daemon();
     h.until_serves("1.0 blue\n", 60).await;
-    let load = Wrk::start(&h.listen, &h.host, 16);
+    let load = Wrk::start(&h.listen, &h.host, 120);
     h.push("web 2.0", &h.service("green", &v1, Some(&v2), &canary));
     h.until_phase("step 1", 30).await;
     daemon.kill_9();
@@ -274,7 +274,7 @@ async fn kill_9_mid_canary_resumes_from_the_recorded_step() {
     assert_eq!(h.phase().as_deref(), Some("step 1"));
     let _daemon = h.start_daemon();
     h.until_phase("done", 60).await;
-    let r = load.finish();
+    let r = load.stop();
     assert_eq!(r.failed(), 0, "{r:?}");
     // The restarted daemon went on with the recorded step 2, not from step 1.
     let log = h.log_text();

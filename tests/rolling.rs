@@ -59,11 +59,11 @@ async fn a_rolling_update_under_load(kind: &str) {
     let _daemon = h.start_daemon();
     h.until_serves("1.0 blue\n", 60).await;
     let (stop, most, watcher) = watch_count(&h);
-    let load = Wrk::start(&h.listen, &h.host, 10);
+    let load = Wrk::start(&h.listen, &h.host, 120);
     tokio::time::sleep(Duration::from_millis(500)).await;
     h.push("web 2.0", &rolling_service(&h, &v2, ""));
     h.until_logged("rolling: 3 of 3 replicas run", 60).await;
-    let r = load.finish();
+    let r = load.stop();
     stop.store(true, Ordering::Relaxed);
     watcher.join().unwrap();
     assert_eq!(r.failed(), 0, "{kind}: {r:?}");
@@ -143,10 +143,10 @@ async fn analysis_rolls_a_bad_batch_back() {
     h.managed_config("nginx");
     let _daemon = h.start_daemon();
     h.until_serves("1.0 blue\n", 60).await;
-    let load = Wrk::start(&h.listen, &h.host, 8);
+    let load = Wrk::start(&h.listen, &h.host, 120);
     h.push("web 3.0", &with_hold(&bad));
     h.until_phase("rolled_back", 60).await;
-    let _ = load.finish();
+    let _ = load.stop();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let want: Vec<(String, String)> = (0..3)
         .map(|n| (format!("teal-{}-blue-{n}", h.svc), v1.clone()))
@@ -175,7 +175,7 @@ async fn kill_9_mid_roll_is_finished_by_the_restarted_daemon() {
     h.managed_config("haproxy");
     let mut daemon = h.start_daemon();
     h.until_serves("1.0 blue\n", 60).await;
-    let load = Wrk::start(&h.listen, &h.host, 20);
+    let load = Wrk::start(&h.listen, &h.host, 120);
     h.push("web 2.0", &slow(&v2));
     h.until_logged("rolling: 1 of 3 replicas run", 60).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -194,7 +194,7 @@ async fn kill_9_mid_roll_is_finished_by_the_restarted_daemon() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let r = load.finish();
+    let r = load.stop();
     assert_eq!(r.failed(), 0, "{r:?}");
     assert_eq!(get_via(&h.listen, &h.host, "/").await.1, "2.0 blue\n");
 }

@@ -9,7 +9,7 @@ use crate::engine::StepError;
 use crate::strategy::{describe, Phase, Progress};
 
 /// The engine's rollout hook: one log line per phase, the phase in
-/// `/status`, and a touch of the watchdog (a long canary is progress).
+/// `/status` with its weights, and a touch of the watchdog (a long canary is progress).
 pub fn on_rollout(shared: Shared, watchdog: Watchdog) -> impl Fn(&Progress) + Sync {
     move |p: &Progress| {
         watchdog.touch();
@@ -21,8 +21,12 @@ pub fn on_rollout(shared: Shared, watchdog: Watchdog) -> impl Fn(&Progress) + Sy
             }
             _ => info!(service = %p.service, color = %p.to, commit = %commit, "{what}"),
         }
+        // The weights follow each phase live (the pass's own observation
+        // comes only once the rollout is over).
         let mut status = shared.status.write().expect("status lock");
-        status.services.entry(p.service.clone()).or_default().rollout = Some(p.clone());
+        let s = status.services.entry(p.service.clone()).or_default();
+        s.weights = p.weights();
+        s.rollout = Some(p.clone());
     }
 }
 

@@ -9,6 +9,8 @@ mod service;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_rules;
+#[cfg(test)]
 mod tests_strategy;
 
 use std::time::Duration;

@@ -4,9 +4,11 @@
 
 use std::time::Duration;
 
-use super::file::{HealthFile, RepoFile, ServiceFile, SwitchFile};
+use super::file::{RepoFile, ServiceFile};
+use super::health_rules::{resolve_health, resolve_switch};
 use super::locate::Locator;
-use super::{defaults, duration, Diagnostic, Health, PerColor, Preview, Probe, Route, Service, Switch};
+pub use super::names::{check_image, is_hostname};
+use super::{defaults, duration, Diagnostic, PerColor, Preview, Route, Service};
 
 /// A parsed file with its locator, for located messages.
 pub struct Source<'a> {
@@ -177,90 +179,6 @@ fn color_image(ctx: &mut Ctx<'_>, image: Option<&str>, color: &str) -> Option<St
     Some(image.to_string())
 }
 
-/// Checks a Docker image reference: `[host[:port]/]path[:tag][@sha256:hex]`.
-pub fn check_image(s: &str) -> Result<(), String> {
-    if s.is_empty() {
-        return Err("it is empty".into());
-    }
-    let (rest, digest) = match s.split_once('@') {
-        Some((r, d)) => (r, Some(d)),
-        None => (s, None),
-    };
-    if let Some(d) = digest {
-        let hex = d.strip_prefix("sha256:").ok_or("the digest must start with sha256:")?;
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return Err("a sha256 digest has 64 lowercase hex digits".into());
-        }
-    }
-    // A tag follows the last ':' after the last '/' (a ':' before it is a registry port).
-    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
-    let (name, tag) = match rest[last_slash..].find(':') {
-        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
-        None => (rest, None),
-    };
-    if let Some(t) = tag {
-        let first_ok = t.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
-        if !first_ok || t.len() > 128 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
-            return Err(format!(
-                "tag {t:?} must be 1-128 of A-Z a-z 0-9 _ . - and not start with . or -"
-            ));
-        }
-    }
-    let mut parts: Vec<&str> = name.split('/').collect();
-    if parts.len() > 1 && (parts[0].contains('.') || parts[0].contains(':') || parts[0] == "localhost") {
-        let host = parts.remove(0);
-        let (h, port) = host.split_once(':').unwrap_or((host, ""));
-        if !is_hostname(h) || (!port.is_empty() && port.parse::<u16>().is_err()) {
-            return Err(format!("registry {host:?} is not a valid host[:port]"));
-        }
-    }
-    for p in parts {
-        if !is_path_component(p) {
-            return Err(format!(
-                "path component {p:?} must be lowercase a-z 0-9 separated by . _ __ or -"
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn is_path_component(p: &str) -> bool {
-    let b = p.as_bytes();
-    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && !alnum(b[i]) {
-            i += 1;
-        }
-        let sep = &p[start..i];
-        if !(sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|c| c == b'-')) {
-            return false;
-        }
-    }
-    true
-}
-
-/// A DNS host name: dot-separated labels of a-z 0-9 '-', 1-63 each.
-pub fn is_hostname(h: &str) -> bool {
-    !h.is_empty()
-        && h.len() <= 253
-        && h.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
-        })
-}
-
 fn check_env(ctx: &mut Ctx<'_>, f: &ServiceFile) {
     for k in f.env.keys() {
         if k.is_empty() || k.contains('=') || k.contains('\0') {
@@ -411,7 +329,7 @@ fn resolve_preview(ctx: &mut Ctx<'_>, f: &ServiceFile, route: Option<&Route>) ->
 }
 
 /// A value taken from the service file, else teal.yaml, with its origin.
-fn pick<'v, T>(svc: Option<&'v T>, repo: Option<&'v T>) -> Option<(&'v T, From)> {
+pub(super) fn pick<'v, T>(svc: Option<&'v T>, repo: Option<&'v T>) -> Option<(&'v T, From)> {
     svc.map(|v| (v, From::Service)).or(repo.map(|v| (v, From::Repo)))
 }
 
@@ -432,188 +350,4 @@ pub(super) fn duration_field(
             }
         },
     }
-}
-
-fn resolve_health(ctx: &mut Ctx<'_>, svc: Option<&HealthFile>, repo: Option<&HealthFile>) -> Option<Health> {
-    let declares = |h: &HealthFile| h.http.is_some() as u8 + h.tcp.is_some() as u8 + h.exec.is_some() as u8;
-    let (probe_src, from) = match (svc, repo) {
-        (Some(s), _) if declares(s) > 0 => (Some(s), From::Service),
-        (_, Some(r)) if declares(r) > 0 => (Some(r), From::Repo),
-        _ => (None, From::Service),
-    };
-    let probe = match probe_src {
-        None => {
-            let path: &[&str] = if svc.is_some() { &["health"] } else { &[] };
-            ctx.err(From::Service, path, "no health check declared: add health.http (e.g. {path: /healthz}), health.tcp: {} or health.exec: [cmd, args] here or in teal.yaml");
-            None
-        }
-        Some(h) if declares(h) > 1 => {
-            ctx.err(
-                from,
-                &["health"],
-                "health declares more than one probe: keep exactly one of http, tcp, exec",
-            );
-            None
-        }
-        Some(h) => probe_of(ctx, h, from),
-    };
-    let g = |f: fn(&HealthFile) -> Option<&super::file::DurationStr>| (svc.and_then(f), repo.and_then(f));
-    let (s, r) = g(|h| h.interval.as_ref());
-    let interval = duration_field(ctx, s, r, &["health", "interval"], defaults::INTERVAL);
-    let (s, r) = g(|h| h.timeout.as_ref());
-    let timeout = duration_field(ctx, s, r, &["health", "timeout"], defaults::TIMEOUT);
-    let (s, r) = g(|h| h.deadline.as_ref());
-    let deadline = duration_field(ctx, s, r, &["health", "deadline"], defaults::DEADLINE);
-    let successes = match pick(
-        svc.and_then(|h| h.successes.as_ref()),
-        repo.and_then(|h| h.successes.as_ref()),
-    ) {
-        None => Some(defaults::SUCCESSES),
-        Some((&n, _)) if (1..=1000).contains(&n) => Some(n as u32),
-        Some((n, from)) => {
-            ctx.err(
-                from,
-                &["health", "successes"],
-                format!("successes {n} is out of range: use 1-1000 consecutive passes"),
-            );
-            None
-        }
-    };
-    let ((interval, fi), (timeout, ft), (deadline, fd)) = (interval?, timeout?, deadline?);
-    let mut ok = true;
-    if interval.is_zero() {
-        ctx.err(fi, &["health", "interval"], "interval must be greater than 0");
-        ok = false;
-    }
-    if timeout.is_zero() {
-        ctx.err(ft, &["health", "timeout"], "timeout must be greater than 0");
-        ok = false;
-    }
-    if ok && timeout >= deadline {
-        let at = if fd == From::Service || ft == From::Repo {
-            fd
-        } else {
-            ft
-        };
-        let path: &[&str] = if at == fd {
-            &["health", "deadline"]
-        } else {
-            &["health", "timeout"]
-        };
-        ctx.err(
-            at,
-            path,
-            format!(
-                "timeout ({}) must be shorter than deadline ({})",
-                duration::format(timeout),
-                duration::format(deadline)
-            ),
-        );
-        ok = false;
-    }
-    if ok && interval >= deadline {
-        ctx.err(
-            fi,
-            &["health", "interval"],
-            format!(
-                "interval ({}) must be shorter than deadline ({})",
-                duration::format(interval),
-                duration::format(deadline)
-            ),
-        );
-        ok = false;
-    }
-    let successes = successes?;
-    if !ok {
-        return None;
-    }
-    Some(Health {
-        probe: probe?,
-        interval,
-        timeout,
-        successes,
-        deadline,
-    })
-}
-
-fn probe_of(ctx: &mut Ctx<'_>, h: &HealthFile, from: From) -> Option<Probe> {
-    if h.tcp.is_some() {
-        return Some(Probe::Tcp);
-    }
-    if let Some(cmd) = &h.exec {
-        if cmd.is_empty() || cmd[0].is_empty() {
-            ctx.err(
-                from,
-                &["health", "exec"],
-                "exec needs a command, e.g. exec: [/app, check]",
-            );
-            return None;
-        }
-        return Some(Probe::Exec(cmd.clone()));
-    }
-    let http = h.http.as_ref()?;
-    let path = match http.path.as_deref() {
-        None => {
-            ctx.err(
-                from,
-                &["health", "http"],
-                "http probe needs a path, e.g. http: {path: /healthz}",
-            );
-            return None;
-        }
-        Some(p) if !p.starts_with('/') || !p.bytes().all(|b| b.is_ascii_graphic() && !b"\"'\\`".contains(&b)) => {
-            ctx.err(
-                from,
-                &["health", "http", "path"],
-                format!("invalid probe path {p:?}: it must start with '/' and have no spaces or quotes"),
-            );
-            return None;
-        }
-        Some(p) => p.to_string(),
-    };
-    let status = match http.status {
-        None => defaults::HTTP_STATUS,
-        Some(s) if (100..=599).contains(&s) => s as u16,
-        Some(s) => {
-            ctx.err(
-                from,
-                &["health", "http", "status"],
-                format!("status {s} is not an HTTP status code: use 100-599"),
-            );
-            return None;
-        }
-    };
-    Some(Probe::Http {
-        path,
-        status,
-        body: http.body.clone(),
-    })
-}
-
-fn resolve_switch(ctx: &mut Ctx<'_>, svc: Option<&SwitchFile>, repo: Option<&SwitchFile>) -> Option<Switch> {
-    let drain = duration_field(
-        ctx,
-        svc.and_then(|s| s.drain.as_ref()),
-        repo.and_then(|s| s.drain.as_ref()),
-        &["switch", "drain"],
-        defaults::DRAIN,
-    );
-    let (drain, from) = drain?;
-    if drain > Duration::from_secs(3600) {
-        ctx.err(
-            from,
-            &["switch", "drain"],
-            format!(
-                "drain {} is longer than 1h: in-flight requests should finish well within that",
-                duration::format(drain)
-            ),
-        );
-        return None;
-    }
-    let keep_idle = pick(
-        svc.and_then(|s| s.keep_idle.as_ref()),
-        repo.and_then(|s| s.keep_idle.as_ref()),
-    )
-    .map_or(defaults::KEEP_IDLE, |(v, _)| *v);
-    Some(Switch { drain, keep_idle })
 }

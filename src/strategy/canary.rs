@@ -111,6 +111,8 @@ mod tests {
         let n = start(&steps(), &p0, &obs(0, 0, 0));
         assert_eq!(n.actions, w(90, 10));
         assert_eq!(n.progress.phase, Phase::Step { index: 0, weight: 10 });
+        // What the record says the proxy carries is what was set.
+        assert_eq!(n.actions, vec![Action::Weights(n.progress.weights())]);
         // Held: 29 s in, nothing happens.
         let held = step(&steps(), Some(&an), &n.progress, &obs(29, 100, 0));
         assert_eq!(held.actions, vec![]);
@@ -121,6 +123,7 @@ mod tests {
         let n = step(&steps(), Some(&an), &n.progress, &obs(60, 400, 1));
         assert_eq!(n.actions, w(0, 100));
         assert_eq!(n.progress.phase, Phase::Done);
+        assert_eq!(n.actions, vec![Action::Weights(n.progress.weights())]);
         assert!(n.progress.finished());
     }
 
@@ -135,6 +138,7 @@ mod tests {
         let n = start(&steps(), &p0, &obs(0, 0, 0));
         let n = step(&steps(), Some(&an), &n.progress, &obs(3, 163, 49));
         assert_eq!(n.actions, w(100, 0));
+        assert_eq!(n.actions, vec![Action::Weights(n.progress.weights())]);
         let Phase::RolledBack(f) = &n.progress.phase else {
             panic!("{:?}", n.progress.phase)
         };

@@ -80,6 +80,15 @@ impl Progress {
         w
     }
 
+    /// The traffic split this phase puts on the proxy.
+    pub fn weights(&self) -> PerColor<u32> {
+        match &self.phase {
+            Phase::Step { weight, .. } => self.split(*weight),
+            Phase::Verify | Phase::Done => self.split(100),
+            Phase::RolledBack(_) => self.split(0),
+        }
+    }
+
     /// Aborts: all traffic back on the old color, at once.
     fn roll_back(&self, f: Failure, obs: &Observation) -> Next {
         Next {

@@ -6,14 +6,30 @@ use std::process::{Child, Command, Stdio};
 
 /// A running `wrk -t2 -c32` against one host behind a proxy.
 pub struct Wrk {
-    child: Child,
+    child: Option<Child>,
+}
+
+/// A test that fails mid-load leaves no wrk running.
+impl Drop for Wrk {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
 /// What wrk counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WrkResult {
     pub requests: u64,
+    /// connect + read + write + timeout, the kinds wrk reports.
     pub socket_errors: u64,
+    pub connect: u64,
+    pub read: u64,
+    pub write: u64,
+    /// Requests unanswered after wrk's timeout (2 s).
+    pub timeout: u64,
     pub non_2xx: u64,
     /// Requests per second, as wrk reports it.
     pub rps: u64,
@@ -42,12 +58,22 @@ impl Wrk {
             .stderr(Stdio::piped())
             .spawn()
             .expect("this needs wrk: `apt-get install -y wrk` (`.ci/run` does this)");
-        Wrk { child }
+        Wrk { child: Some(child) }
+    }
+
+    /// Ends the load now (wrk prints its report on SIGINT) and parses it:
+    /// for load that must last until something happens.
+    #[allow(dead_code)]
+    pub fn stop(self) -> WrkResult {
+        if let Some(c) = &self.child {
+            teal::drivers::managed::process::signal(c.id() as i32, libc::SIGINT);
+        }
+        self.finish()
     }
 
     /// Waits for wrk to finish and parses its report.
-    pub fn finish(self) -> WrkResult {
-        let out = self.child.wait_with_output().unwrap();
+    pub fn finish(mut self) -> WrkResult {
+        let out = self.child.take().unwrap().wait_with_output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let r = parse(&text);
         assert!(r.requests > 0, "wrk printed no request count:\n{text}");
@@ -65,10 +91,8 @@ fn number_after(text: &str, key: &str) -> u64 {
 
 /// Parses wrk's text report.
 pub fn parse(text: &str) -> WrkResult {
-    let socket_errors = ["connect ", "read ", "write ", "timeout "]
-        .iter()
-        .map(|k| text.split("Socket errors:").nth(1).map_or(0, |s| number_after(s, k)))
-        .sum();
+    let kind = |k| text.split("Socket errors:").nth(1).map_or(0, |s| number_after(s, k));
+    let (connect, read, write, timeout) = (kind("connect "), kind("read "), kind("write "), kind("timeout "));
     WrkResult {
         requests: text
             .split(" requests in")
@@ -76,7 +100,11 @@ pub fn parse(text: &str) -> WrkResult {
             .and_then(|l| l.split_whitespace().last())
             .and_then(|n| n.parse().ok())
             .unwrap_or(0),
-        socket_errors,
+        socket_errors: connect + read + write + timeout,
+        connect,
+        read,
+        write,
+        timeout,
         non_2xx: number_after(text, "Non-2xx or 3xx responses:"),
         rps: number_after(text, "Requests/sec:"),
     }
