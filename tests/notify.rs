@@ -140,9 +140,11 @@ async fn deploys_are_told_by_signed_webhooks_and_commit_statuses() {
     })
     .await;
 
+    let start = Instant::now();
     h.push("web 2.0", &h.service("green", &v1, Some(&v2), ""));
     let c2 = git_in(&h.work, &["rev-parse", "HEAD"]);
     h.until_serves("2.0 green\n", 60).await;
+    eprintln!("push to serving 2.0, a receiver that answers: {:?}", start.elapsed());
     let got = until(&log, &h, 30, "deployed 2.0", |g| {
         let e = events(g, &h.svc);
         e.iter()
@@ -279,6 +281,7 @@ async fn receivers_that_are_down_or_silent_do_not_slow_deploys() {
     h.push("web 2.0", &h.service("green", &v1, Some(&v2), ""));
     h.until_serves("2.0 green\n", 60).await;
     let took = start.elapsed();
+    eprintln!("push to serving 2.0, receivers down or silent: {took:?}");
     // The status API answers while notices wait on the silent receiver.
     let answered = Instant::now();
     assert!(h.status().await["services"].get(&h.svc).is_some());
