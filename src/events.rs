@@ -297,6 +297,18 @@ mod tests {
     }
 
     #[test]
+    fn a_full_notify_queue_drops_the_event_and_the_log_still_gets_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let log = EventLog::open(dir.path()).unwrap().with_sink(Some(tx));
+        log.append(&event("pull_image")).unwrap();
+        log.append(&event("start_color")).unwrap();
+        assert_eq!(rx.try_recv().unwrap().step, "pull_image");
+        assert!(rx.try_recv().is_err(), "the second was dropped, not waited for");
+        assert_eq!(read(log.path()).unwrap().len(), 2);
+    }
+
+    #[test]
     fn read_checked_names_the_lines_it_skips() {
         let dir = tempfile::tempdir().unwrap();
         let log = EventLog::open(dir.path()).unwrap();

@@ -180,6 +180,39 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn errors_are_retried_with_backoff_until_one_is_taken() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        use std::sync::Arc;
+        let calls = Arc::new(AtomicU32::new(0));
+        let seen = calls.clone();
+        let app = axum::Router::new().fallback(move || {
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < 2 {
+                    axum::http::StatusCode::BAD_GATEWAY
+                } else {
+                    axum::http::StatusCode::OK
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let (tx, rx) = mpsc::channel(4);
+        let target = Target::Webhook { url, secret: None };
+        let start = std::time::Instant::now();
+        let worker = tokio::spawn(worker(target, reqwest::Client::new(), rx));
+        let mut n =
+            super::super::Tracker::new("h".into()).notices(&crate::events::Event::outcome("web", "abc", "ok", 1, None));
+        tx.send(n.remove(0)).await.unwrap();
+        drop(tx);
+        worker.await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "two errors, then taken");
+        // Waited 0.5 s, then 1 s: backoff, not a tight loop.
+        assert!(start.elapsed() >= FIRST_RETRY * 3, "{:?}", start.elapsed());
+    }
+
     #[test]
     fn a_forge_hears_pending_success_and_failure_with_its_context() {
         let t = Target::Github {
