@@ -157,6 +157,12 @@ impl Daemon {
                 config.proxy = old.proxy.clone();
             }
         }
+        if config.notify != old.notify || config.host.name != old.host.name {
+            // The notifier and its secrets were set up once, at start.
+            warn!("SIGHUP: notify targets and host.name change only on restart");
+            config.notify = old.notify.clone();
+            config.host.name = old.host.name.clone();
+        }
         match Host::connect(config).await {
             Ok(host) => {
                 self._watcher = if host.config.repo.watch {
