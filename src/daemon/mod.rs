@@ -157,11 +157,13 @@ impl Daemon {
                 config.proxy = old.proxy.clone();
             }
         }
-        if config.notify != old.notify || config.host.name != old.host.name {
-            // The notifier and its secrets were set up once, at start.
-            warn!("SIGHUP: notify targets and host.name change only on restart");
+        // The notifier and its secrets are set up once, at start.
+        if config.notify != old.notify {
+            warn!("SIGHUP: notify targets change only on restart");
             config.notify = old.notify.clone();
-            config.host.name = old.host.name.clone();
+        }
+        if config.host.name != old.host.name {
+            warn!("SIGHUP: notices keep the old host name until a restart");
         }
         match Host::connect(config).await {
             Ok(host) => {
