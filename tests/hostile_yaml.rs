@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::{service, teal, Repo};
 
@@ -51,8 +51,8 @@ fn an_alias_bomb_is_refused_quickly_with_its_line_and_flat_memory() {
     );
     let rss = children_max_rss();
     assert!(rss < 100 << 20, "peak RSS {} MiB", rss >> 20);
-    // Generous: a debug build on a busy machine. BENCHMARKS.md has the figure.
-    assert!(took < Duration::from_secs(10), "{took:?}");
+    // Its time is a figure for BENCHMARKS.md (benches/hostile_yaml.sh), not a test.
+    eprintln!("the bomb refused in {took:?}, peak RSS {} MiB", rss >> 20);
 
     // The host config is checked the same way.
     let config = repo.path().join("daemon.yaml");
