@@ -6,6 +6,7 @@
 
 pub mod defaults;
 mod fields;
+pub mod notify;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -36,6 +37,9 @@ pub struct HostConfig {
     /// its peers use to read its status.
     #[serde(default)]
     pub host: HostIdentity,
+    /// Where deploys are reported: webhooks and forge commit statuses.
+    #[serde(default)]
+    pub notify: Vec<notify::NotifyTarget>,
 }
 
 /// `host:` in the host config.
@@ -297,6 +301,12 @@ pub enum ConfigError {
     /// Unknown fields, every one with its position.
     #[error("{0}")]
     Unknown(crate::spec::Diagnostics),
+    /// Too large, too deep or an alias bomb (`spec::limits`).
+    #[error("{0}")]
+    Hostile(crate::spec::Diagnostic),
+    /// A notify target that is neither a webhook nor a forge.
+    #[error("{0}")]
+    Invalid(crate::spec::Diagnostics),
     #[error("{path}:{line}:{col}: {message}")]
     Parse {
         path: String,
@@ -309,22 +319,32 @@ pub enum ConfigError {
 impl HostConfig {
     /// Reads and parses a host config file.
     pub fn load(path: &Path) -> Result<HostConfig, ConfigError> {
+        use std::io::Read;
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let read_err = |source| ConfigError::Read {
             path: shown.clone(),
             source,
-        })?;
+        };
+        // Never more than the limit (plus one byte, to see it crossed) in memory.
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| {
+                f.take(crate::spec::limits::MAX_FILE_BYTES as u64 + 1)
+                    .read_to_string(&mut text)
+            })
+            .map_err(read_err)?;
         Self::parse(&shown, &text)
     }
 
     /// Parses host config text; errors carry `path:line:col`. Every
     /// unknown field is reported at once, before any other error.
     pub fn parse(path: &str, text: &str) -> Result<HostConfig, ConfigError> {
+        crate::spec::limits::check(path, text).map_err(ConfigError::Hostile)?;
         let unknown = fields::unknown(path, text);
         if !unknown.is_empty() {
             return Err(ConfigError::Unknown(crate::spec::Diagnostics(unknown)));
         }
-        serde_yaml::from_str(text).map_err(|e| {
+        let config: HostConfig = serde_yaml::from_str(text).map_err(|e| {
             let (line, col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
             ConfigError::Parse {
                 path: path.into(),
@@ -332,7 +352,12 @@ impl HostConfig {
                 col,
                 message: strip_location(&e.to_string()),
             }
-        })
+        })?;
+        let wrong = notify::check(path, text, &config.notify);
+        if !wrong.is_empty() {
+            return Err(ConfigError::Invalid(crate::spec::Diagnostics(wrong)));
+        }
+        Ok(config)
     }
 }
 
@@ -348,103 +373,4 @@ fn strip_location(msg: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn minimal_config_gets_defaults() {
-        let c = HostConfig::parse("d.yaml", "repo: {url: /srv/deploy}\nproxy: {kind: nginx}\n").unwrap();
-        assert_eq!(c.repo.branch, "main");
-        assert_eq!(c.repo.poll, Duration::from_secs(15));
-        assert_eq!(c.docker.network, "teal");
-        assert_eq!(c.listen, "127.0.0.1:9470");
-        assert_eq!(c.proxy.nginx.test, ["nginx", "-t"]);
-        assert!(!c.proxy.managed);
-        assert_eq!(c.docker.mode, DockerMode::Engine);
-    }
-
-    #[test]
-    fn docker_mode_is_engine_or_swarm() {
-        let c = HostConfig::parse(
-            "d.yaml",
-            "repo: {url: x}\ndocker: {mode: swarm}\nproxy: {kind: haproxy}\n",
-        )
-        .unwrap();
-        assert_eq!(c.docker.mode, DockerMode::Swarm);
-        let err = HostConfig::parse(
-            "d.yaml",
-            "repo: {url: x}\ndocker: {mode: k8s}\nproxy: {kind: haproxy}\n",
-        )
-        .unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("unknown variant \"k8s\", expected \"engine\" or \"swarm\""),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn unknown_fields_are_located_all_at_once() {
-        let err = HostConfig::parse(
-            "d.yaml",
-            "repo:\n  url: x\n  brnach: main\nproxy: {kind: nginx, lisen: ':80'}\nlisten: [oops]\n",
-        )
-        .unwrap_err()
-        .to_string();
-        let lines: Vec<&str> = err.lines().collect();
-        assert_eq!(lines.len(), 2, "{err}");
-        assert!(
-            lines[0].starts_with("d.yaml:3:3: repo: unknown field \"brnach\", expected one of"),
-            "{err}"
-        );
-        assert!(
-            lines[1].starts_with("d.yaml:4:22: proxy: unknown field \"lisen\""),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn a_managed_proxy_needs_only_kind_listen_and_managed() {
-        let c = HostConfig::parse(
-            "d.yaml",
-            "repo: {url: /srv/deploy}\nproxy: {kind: nginx, listen: '127.0.0.1:8080', managed: true}\nstate_dir: /srv/teal\n",
-        )
-        .unwrap();
-        let spec = crate::reconcile::managed_spec(&c).expect("managed");
-        assert_eq!(spec.dir, Path::new("/srv/teal/proxy"), "its files live under state_dir");
-        assert_eq!((spec.kind, spec.listen.as_str()), (ProxyKind::Nginx, "127.0.0.1:8080"));
-        assert_eq!(spec.switch, NginxSwitch::Balancer);
-    }
-
-    #[test]
-    fn an_operators_proxy_defaults_field_by_field_to_debians_layout() {
-        let c = HostConfig::parse(
-            "d.yaml",
-            "repo: {url: x}\nproxy:\n  kind: haproxy\n  haproxy: {socket: /run/haproxy/teal.sock}\n  nginx: {switch: reload}\n",
-        )
-        .unwrap();
-        let h = &c.proxy.haproxy;
-        assert_eq!(h.socket, Path::new("/run/haproxy/teal.sock"));
-        assert_eq!(h.config, Path::new("/etc/haproxy/teal.cfg"));
-        assert_eq!(h.reload, ["systemctl", "reload", "haproxy"]);
-        let n = &c.proxy.nginx;
-        assert_eq!(n.switch, NginxSwitch::Reload);
-        assert_eq!(n.conf_dir, Path::new("/etc/nginx/conf.d"));
-        assert_eq!(
-            (n.test.clone(), n.reload.clone()),
-            (
-                vec!["nginx".to_string(), "-t".into()],
-                vec!["systemctl".to_string(), "reload".into(), "nginx".into()]
-            )
-        );
-        assert!(n.client_keepalive);
-    }
-
-    #[test]
-    fn bad_duration_and_kind_are_errors() {
-        let err = HostConfig::parse("d.yaml", "repo: {url: x, poll: soon}\nproxy: {kind: nginx}\n").unwrap_err();
-        assert!(err.to_string().contains("invalid duration \"soon\""), "{err}");
-        let err = HostConfig::parse("d.yaml", "repo: {url: x}\nproxy: {kind: traefik}\n").unwrap_err();
-        assert!(err.to_string().contains("unknown variant \"traefik\""), "{err}");
-    }
-}
+mod tests;

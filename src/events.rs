@@ -93,6 +93,9 @@ pub struct EventLog {
     path: PathBuf,
     /// Where each appended event is also sent (the dashboard's stream).
     tx: Option<tokio::sync::broadcast::Sender<Event>>,
+    /// Where each appended event is offered without waiting (the
+    /// notifier): when its queue is full the event is dropped, not waited for.
+    sink: Option<tokio::sync::mpsc::Sender<Event>>,
 }
 
 impl EventLog {
@@ -106,12 +109,22 @@ impl EventLog {
                 std::fs::OpenOptions::new().append(true).open(&path)?.write_all(b"\n")?;
             }
         }
-        Ok(EventLog { path, tx: None })
+        Ok(EventLog {
+            path,
+            tx: None,
+            sink: None,
+        })
     }
 
     /// Also sends each event to `tx` once it is written.
     pub fn with_broadcast(mut self, tx: tokio::sync::broadcast::Sender<Event>) -> EventLog {
         self.tx = Some(tx);
+        self
+    }
+
+    /// Also offers each event to `sink` once it is written, never waiting.
+    pub fn with_sink(mut self, sink: Option<tokio::sync::mpsc::Sender<Event>>) -> EventLog {
+        self.sink = sink;
         self
     }
 
@@ -125,6 +138,11 @@ impl EventLog {
         if let Some(tx) = &self.tx {
             // No receiver (no dashboard open) is not an error.
             let _ = tx.send(e.clone());
+        }
+        if let Some(sink) = &self.sink {
+            if let Err(tokio::sync::mpsc::error::TrySendError::Full(e)) = sink.try_send(e.clone()) {
+                tracing::warn!(service = %e.service, commit = %e.commit, step = %e.step, result = %e.result, "notify queue full: event not notified");
+            }
         }
         Ok(())
     }
@@ -276,6 +294,18 @@ mod tests {
         let steps: Vec<&str> = all.events.iter().map(|e| e.step.as_str()).collect();
         assert_eq!(steps, ["pull_image", "start_color", "switch"]);
         assert_eq!(all.skipped.len(), 1, "{:?}", all.skipped);
+    }
+
+    #[test]
+    fn a_full_notify_queue_drops_the_event_and_the_log_still_gets_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let log = EventLog::open(dir.path()).unwrap().with_sink(Some(tx));
+        log.append(&event("pull_image")).unwrap();
+        log.append(&event("start_color")).unwrap();
+        assert_eq!(rx.try_recv().unwrap().step, "pull_image");
+        assert!(rx.try_recv().is_err(), "the second was dropped, not waited for");
+        assert_eq!(read(log.path()).unwrap().len(), 2);
     }
 
     #[test]

@@ -39,9 +39,9 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
     })?;
     let secret = match &config.repo.webhook_secret_file {
         Some(p) => Some(
-            std::fs::read(p)
-                .with_context(|| format!("reading the webhook secret {}", p.display()))?
-                .trim_ascii()
+            crate::secret::Secret::read(p, "repo.webhook_secret_file")?
+                .expose()
+                .as_bytes()
                 .to_vec(),
         ),
         None => None,

@@ -66,7 +66,20 @@ impl Daemon {
     /// watcher that triggers a pass as soon as the repo changes.
     pub async fn new(config: HostConfig) -> anyhow::Result<Daemon> {
         let shared = status::Shared::default();
-        let log = EventLog::open(&config.state_dir)?.with_broadcast(shared.events.clone());
+        // Secrets libgit2 reads at each fetch; the others are read just below.
+        for (file, what) in [
+            (&config.repo.token_file, "repo.token_file"),
+            (&config.repo.ssh_key, "repo.ssh_key"),
+        ] {
+            if let Some(f) = file {
+                crate::secret::warn_if_shared(f, what);
+            }
+        }
+        let targets = crate::notify::targets(&config)?;
+        let notices = crate::notify::start(config.host.resolved_name(), targets);
+        let log = EventLog::open(&config.state_dir)?
+            .with_broadcast(shared.events.clone())
+            .with_sink(notices);
         let trigger = Arc::new(Notify::new());
         let watcher = if config.repo.watch {
             watch_local_repo(&config.repo.url, trigger.clone())
@@ -143,6 +156,14 @@ impl Daemon {
             if config.proxy.managed || old.proxy.managed {
                 config.proxy = old.proxy.clone();
             }
+        }
+        // The notifier and its secrets are set up once, at start.
+        if config.notify != old.notify {
+            warn!("SIGHUP: notify targets change only on restart");
+            config.notify = old.notify.clone();
+        }
+        if config.host.name != old.host.name {
+            warn!("SIGHUP: notices keep the old host name until a restart");
         }
         match Host::connect(config).await {
             Ok(host) => {
@@ -246,11 +267,9 @@ pub(crate) fn log_step(e: &StepEvent) {
 
 /// The fleet's bearer token for status reads, read once at start (a
 /// SIGHUP re-reads it with the rest of the config on restart).
-fn read_token(file: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
-    use anyhow::Context;
+fn read_token(file: Option<&std::path::Path>) -> anyhow::Result<Option<crate::secret::Secret>> {
     let Some(f) = file else { return Ok(None) };
-    let t = std::fs::read_to_string(f).with_context(|| format!("reading host.token_file {}", f.display()))?;
-    Ok(Some(t.trim().to_string()))
+    Ok(Some(crate::secret::Secret::read(f, "host.token_file")?))
 }
 
 /// The service name of events about a whole commit (a refused head).

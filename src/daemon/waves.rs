@@ -71,12 +71,12 @@ pub fn decide(commit: &str, reports: &[(String, u32, Report)]) -> Gate {
 /// answered.
 pub struct Peers {
     client: reqwest::Client,
-    token: Option<String>,
+    token: Option<crate::secret::Secret>,
     silent_since: HashMap<String, SystemTime>,
 }
 
 impl Peers {
-    pub fn new(token: Option<String>) -> Peers {
+    pub fn new(token: Option<crate::secret::Secret>) -> Peers {
         Peers {
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(2))
@@ -89,7 +89,7 @@ impl Peers {
 
     /// The fleet's bearer token, if any.
     pub fn token(&self) -> Option<&str> {
-        self.token.as_deref()
+        self.token.as_ref().map(|t| t.expose())
     }
 
     /// The gate for `svc` at `commit` on the host named `me`.
@@ -136,7 +136,7 @@ impl Peers {
     pub async fn status(&self, url: &str) -> Result<serde_json::Value, String> {
         let mut req = self.client.get(format!("{}/status", url.trim_end_matches('/')));
         if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
+            req = req.bearer_auth(t.expose());
         }
         let resp = req.send().await.map_err(|e| e.to_string())?;
         if !resp.status().is_success() {

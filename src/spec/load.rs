@@ -137,6 +137,18 @@ pub fn load(files: &RepoFiles) -> Result<Desired, Diagnostics> {
         return Err(Diagnostics(diags));
     }
     diags.extend(files.misnamed.iter().map(|p| misnamed(p)));
+    // Hostile files (too large, too deep, alias bombs) go no further than
+    // this check: nothing else reads them.
+    let mut hostile = BTreeSet::new();
+    for (path, text) in &files.files {
+        if let Err(d) = super::limits::check(path, text) {
+            diags.push(d);
+            hostile.insert(path.as_str());
+        }
+    }
+    if hostile.contains(REPO_FILE) {
+        return Err(Diagnostics(diags));
+    }
     let repo_text = files.files.get(REPO_FILE).map(String::as_str).unwrap_or("");
     let repo_loc = Locator::new(repo_text);
     let repo: RepoFile = if repo_text.trim().is_empty() {
@@ -149,7 +161,10 @@ pub fn load(files: &RepoFiles) -> Result<Desired, Diagnostics> {
         ..Default::default()
     };
     for (path, text) in &files.files {
-        let Some(file_name) = path.strip_prefix("services/") else {
+        let Some(file_name) = path
+            .strip_prefix("services/")
+            .filter(|_| !hostile.contains(path.as_str()))
+        else {
             continue;
         };
         let name = file_name.trim_end_matches(".yaml");

@@ -13,6 +13,7 @@ pub mod edit;
 pub mod file;
 pub mod fleet;
 mod health_rules;
+pub mod limits;
 pub mod load;
 pub mod locate;
 mod names;

@@ -225,23 +225,21 @@ fn color_row(svc: &ServiceStatus, c: Color) -> String {
 /// Swarm mode: each color's tasks, by node and endpoint (nothing in
 /// engine mode).
 fn tasks(svc: &ServiceStatus) -> String {
-    let mut o = String::new();
-    for c in Color::ALL.into_iter().filter(|c| !svc.tasks.get(*c).is_empty()) {
-        let each: Vec<String> = svc
-            .tasks
-            .get(c)
-            .iter()
-            .map(|t| {
-                let at = t
-                    .endpoint
-                    .as_deref()
-                    .map_or("not running".into(), |e| format!("at {}", esc(e)));
-                format!("<code>{}</code> on {} {at}", esc(&t.name), esc(&t.node))
-            })
-            .collect();
-        let _ = writeln!(o, "<p class=\"tasks muted\">{c} tasks: {}</p>", each.join(", "));
-    }
-    o
+    let task = |t: &crate::daemon::status::TaskStatus| {
+        let at = t
+            .endpoint
+            .as_deref()
+            .map_or("not running".into(), |e| format!("at {}", esc(e)));
+        format!("<code>{}</code> on {} {at}", esc(&t.name), esc(&t.node))
+    };
+    Color::ALL
+        .into_iter()
+        .filter(|c| !svc.tasks.get(*c).is_empty())
+        .map(|c| {
+            let each: Vec<String> = svc.tasks.get(c).iter().map(task).collect();
+            format!("<p class=\"tasks muted\">{c} tasks: {}</p>\n", each.join(", "))
+        })
+        .collect()
 }
 
 /// The newest deploy or rollback from the event log; else the one the
