@@ -98,6 +98,22 @@ fn task_containers(h: &TestHost) -> Vec<String> {
     h.ps("{{.Names}}")
 }
 
+/// The running task containers of one color, by name.
+fn running_tasks(h: &TestHost, color: &str) -> Vec<String> {
+    let names = docker(&[
+        "ps",
+        "--filter",
+        &format!("label=teal.service={}", h.svc),
+        "--filter",
+        &format!("label=teal.color={color}"),
+        "--filter",
+        "status=running",
+        "--format",
+        "{{.Names}}",
+    ]);
+    names.lines().map(String::from).collect()
+}
+
 async fn until(what: &str, secs: u64, h: &TestHost, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(secs) {
@@ -223,10 +239,7 @@ async fn swarm_colors_are_services_and_the_proxy_follows_their_tasks() {
     // A killed task: Swarm replaces it on a new port; the proxy follows
     // (both original tasks die one after the other, so serving at the end
     // means the proxy routes to the replacements).
-    let originals: Vec<String> = task_containers(&h)
-        .into_iter()
-        .filter(|t| t.starts_with(&blue))
-        .collect();
+    let originals = running_tasks(&h, "blue");
     assert_eq!(originals.len(), 2, "{originals:?}");
     for t in &originals {
         docker(&["kill", t]);
@@ -252,7 +265,7 @@ async fn swarm_colors_are_services_and_the_proxy_follows_their_tasks() {
             break;
         }
         assert!(
-            start.elapsed() < Duration::from_secs(30),
+            start.elapsed() < Duration::from_secs(75),
             "the proxy did not follow the replaced tasks (last {got:?}); log:\n{}",
             h.log_text()
         );
@@ -325,6 +338,35 @@ async fn swarm_colors_are_services_and_the_proxy_follows_their_tasks() {
     h.until_logged("strategy rolling is not supported in docker.mode: swarm yet", 30)
         .await;
     all_serve(&h, "1.0 blue\n", 10).await;
+
+    // A task that dies during its checks: the check starts over with the
+    // task Swarm runs instead, and the deploy goes through well before the
+    // deadline (rather than probing a gone endpoint until it).
+    let slow = common::host::Checks {
+        interval: "100ms",
+        successes: 30,
+        deadline: "60s",
+    };
+    let extra = "replicas: 2\nlabels: {team: shop}\n";
+    h.push(
+        "web 2.0, slow checks",
+        &h.service_checked("green", &v1, Some(&v2), &slow, extra),
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let victim = running_tasks(&h, "green")
+        .into_iter()
+        .next()
+        .expect("a running green task");
+    docker(&["kill", &victim]);
+    let start = Instant::now();
+    h.until_serves("2.0 green\n", 40).await;
+    assert!(start.elapsed() < Duration::from_secs(40));
+    assert!(
+        h.log_text().contains("a task stopped during its checks"),
+        "{}",
+        h.log_text()
+    );
+    until_only(&h, "2.0 green\n", 20).await;
 }
 
 const CANARY: &str = "strategy: canary\ncanary:\n  steps:\n    - {weight: 20, hold: 2s}\n    - {weight: 50, hold: 2s}\nanalysis: {max_errors: 5%, min_requests: 10}\nreplicas: 2\n";

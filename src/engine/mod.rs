@@ -164,14 +164,17 @@ impl Engine<'_> {
             }
             Step::WaitHealthy { color } => {
                 let svc = need()?;
-                self.docker.settle(svc, *color, svc.health.deadline).await?;
-                let targets = self.targets(svc, *color).await?;
-                if targets.is_empty() {
-                    return Err(StepError::Invalid(format!(
-                        "{name}/{color} has no running containers to check"
-                    )));
+                if matches!(self.docker, Runtime::Swarm(_)) {
+                    self.check_tasks(svc, *color).await?;
+                } else {
+                    let targets = self.targets(svc, *color).await?;
+                    if targets.is_empty() {
+                        return Err(StepError::Invalid(format!(
+                            "{name}/{color} has no running containers to check"
+                        )));
+                    }
+                    health::wait_healthy(&svc.health, svc.port, &targets, self.docker).await?;
                 }
-                health::wait_healthy(&svc.health, svc.port, &targets, self.docker).await?;
                 checked.insert(*color);
             }
             Step::Switch { to, .. } => {

@@ -1,4 +1,5 @@
-//! Following Swarm's task replacements: when Swarm starts a new task (a
+//! Following Swarm's task replacements: a color's check starts over when
+//! one of its tasks stops meanwhile, and when Swarm starts a new task (a
 //! killed container, a lost node), the route is rewritten with the new
 //! endpoint only once that task passed the commit's checks; endpoints that
 //! are gone simply drop out. Containers in engine mode keep their
@@ -6,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use super::{Engine, StepError};
 use crate::drivers::proxy::RouteSpec;
@@ -13,7 +15,51 @@ use crate::drivers::runtime::Runtime;
 use crate::health::{self, Target};
 use crate::spec::{Color, Service};
 
+/// How often a check of Swarm tasks looks whether its tasks still run.
+const WATCH: Duration = Duration::from_millis(500);
+
 impl Engine<'_> {
+    /// The checks of a color's tasks (Swarm mode), within the health
+    /// deadline: once Swarm runs the desired tasks, each is probed; when
+    /// one of them stops running meanwhile (killed, replaced, its node
+    /// lost), the check starts over with the tasks that run then, instead
+    /// of probing a gone endpoint until the deadline.
+    pub(super) async fn check_tasks(&self, svc: &Service, color: Color) -> Result<(), StepError> {
+        let until = tokio::time::Instant::now() + svc.health.deadline;
+        loop {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            self.docker.settle(svc, color, left).await?;
+            let targets = self.targets(svc, color).await?;
+            let health = crate::spec::Health {
+                deadline: until.saturating_duration_since(tokio::time::Instant::now()),
+                ..svc.health.clone()
+            };
+            tokio::select! {
+                r = health::wait_healthy(&health, svc.port, &targets, self.docker) => {
+                    return r.map(|_| ()).map_err(Into::into);
+                }
+                r = self.until_one_gone(svc, color, &targets) => r?,
+            }
+            tracing::info!(service = %svc.name, color = %color, "a task stopped during its checks; checking the tasks that run now");
+        }
+    }
+
+    /// Returns once one of `targets` is no longer a running task of `color`.
+    async fn until_one_gone(&self, svc: &Service, color: Color, targets: &[Target]) -> Result<(), StepError> {
+        loop {
+            tokio::time::sleep(WATCH).await;
+            let now: BTreeSet<String> = self
+                .targets(svc, color)
+                .await?
+                .into_iter()
+                .map(|t| t.container)
+                .collect();
+            if targets.iter().any(|t| !now.contains(&t.container)) {
+                return Ok(());
+            }
+        }
+    }
+
     /// `route` with every endpoint the proxy does not serve yet checked
     /// first (Swarm mode): those that fail the checks are left out, and
     /// the rest of the route is applied all the same.

@@ -116,8 +116,9 @@ impl SwarmDriver {
                     service: service.to_string(),
                     color: color.to_string(),
                     message: format!(
-                        "{ready} of {replicas} tasks running after {}{why}",
-                        crate::spec::duration::format(deadline)
+                        "{ready} of {replicas} tasks running the desired spec after {} ({} scheduled){why}",
+                        crate::spec::duration::format(deadline),
+                        have.len()
                     ),
                 });
             }
