@@ -81,6 +81,8 @@ async fn a_good_canary_walks_its_steps(kind: &str) {
             last - first
         );
     }
+    // The record is written before traffic moves: wait for the move.
+    h.until_serves("2.0 green\n", 10).await;
     for _ in 0..20 {
         assert_eq!(
             get_via(&h.listen, &h.host, "/").await.1,
@@ -118,6 +120,8 @@ async fn a_bad_canary_is_rolled_back_and_not_retried(kind: &str) {
     h.push("web 3.0", &h.service("green", &v1, Some(&bad), &canary));
     h.until_phase("rolled_back", 60).await;
     let _ = load.stop();
+    // The record is written before traffic moves: wait for the move.
+    h.until_serves("1.0 blue\n", 10).await;
     for _ in 0..20 {
         assert_eq!(
             get_via(&h.listen, &h.host, "/").await.1,
@@ -228,6 +232,8 @@ async fn blue_green_verify_switches_back_on_errors() {
     h.until_phase("rolled_back", 60).await;
     let _ = load.stop();
     // keep_idle: false, yet blue ran through the window: it serves again.
+    // The record is written before traffic moves: wait for the move.
+    h.until_serves("1.0 blue\n", 10).await;
     for _ in 0..10 {
         assert_eq!(get_via(&h.listen, &h.host, "/").await.1, "1.0 blue\n");
     }
@@ -283,6 +289,8 @@ async fn kill_9_mid_canary_resumes_from_the_recorded_step() {
         after.contains("canary step 2: 50 %") && !after.contains("canary step 1:"),
         "resumed step 2:\n{log}"
     );
+    // The record is written before traffic moves: wait for the move.
+    h.until_serves("2.0 green\n", 10).await;
     for _ in 0..10 {
         assert_eq!(get_via(&h.listen, &h.host, "/").await.1, "2.0 green\n");
     }
