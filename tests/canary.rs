@@ -81,13 +81,8 @@ async fn a_good_canary_walks_its_steps(kind: &str) {
             last - first
         );
     }
-    for _ in 0..20 {
-        assert_eq!(
-            get_via(&h.listen, &h.host, "/").await.1,
-            "2.0 green\n",
-            "{kind}: 100 % at the end"
-        );
-    }
+    // The record is written before traffic moves: wait for the move.
+    h.until_only_serves("2.0 green\n", 10).await;
     let status = h.status().await;
     assert_eq!(status["services"][&h.svc]["rollout"]["phase"]["phase"], "done");
     assert_eq!(status["services"][&h.svc]["weights"]["green"], 100);
@@ -118,13 +113,8 @@ async fn a_bad_canary_is_rolled_back_and_not_retried(kind: &str) {
     h.push("web 3.0", &h.service("green", &v1, Some(&bad), &canary));
     h.until_phase("rolled_back", 60).await;
     let _ = load.stop();
-    for _ in 0..20 {
-        assert_eq!(
-            get_via(&h.listen, &h.host, "/").await.1,
-            "1.0 blue\n",
-            "{kind}: all traffic back"
-        );
-    }
+    // The record is written before traffic moves: wait for the move.
+    h.until_only_serves("1.0 blue\n", 10).await;
     let figures = h.rollout().unwrap()["phase"]["figures"].as_str().unwrap().to_string();
     assert!(
         figures.starts_with("5xx ") && figures.ends_with("responses > 5 %"),
@@ -228,9 +218,8 @@ async fn blue_green_verify_switches_back_on_errors() {
     h.until_phase("rolled_back", 60).await;
     let _ = load.stop();
     // keep_idle: false, yet blue ran through the window: it serves again.
-    for _ in 0..10 {
-        assert_eq!(get_via(&h.listen, &h.host, "/").await.1, "1.0 blue\n");
-    }
+    // The record is written before traffic moves: wait for the move.
+    h.until_only_serves("1.0 blue\n", 10).await;
 }
 
 #[tokio::test]
@@ -283,7 +272,6 @@ async fn kill_9_mid_canary_resumes_from_the_recorded_step() {
         after.contains("canary step 2: 50 %") && !after.contains("canary step 1:"),
         "resumed step 2:\n{log}"
     );
-    for _ in 0..10 {
-        assert_eq!(get_via(&h.listen, &h.host, "/").await.1, "2.0 green\n");
-    }
+    // The record is written before traffic moves: wait for the move.
+    h.until_only_serves("2.0 green\n", 10).await;
 }

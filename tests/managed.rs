@@ -165,7 +165,8 @@ async fn a_dead_proxy_comes_back_serving_only_checked_colors(kind: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     daemon.terminate();
-    assert!(processes_of(&h.proxy_dir()).is_empty());
+    let left = processes_of(&h.proxy_dir());
+    assert!(left.is_empty(), "{kind}: left running {left:?}\n{}", h.log_text());
 }
 
 #[tokio::test]
@@ -206,7 +207,8 @@ async fn a_new_listen_address_is_taken_by_the_adopted_proxy(kind: &str) {
     }
     assert!(std::net::TcpStream::connect(&old).is_err(), "{kind}: {old} was let go");
     daemon.terminate();
-    assert!(processes_of(&h.proxy_dir()).is_empty());
+    let left = processes_of(&h.proxy_dir());
+    assert!(left.is_empty(), "{kind}: left running {left:?}\n{}", h.log_text());
 }
 
 #[tokio::test]

@@ -81,9 +81,8 @@ async fn a_rolling_update_under_load(kind: &str) {
         want,
         "{kind}: three replicas of 2.0 under their own names"
     );
-    for _ in 0..10 {
-        assert_eq!(get_via(&h.listen, &h.host, "/").await.1, "2.0 blue\n");
-    }
+    // The record is written before traffic moves: wait for the move.
+    h.until_only_serves("2.0 blue\n", 10).await;
 }
 
 #[tokio::test]
@@ -125,9 +124,8 @@ async fn a_failing_new_replica_stops_the_roll() {
         want,
         "the failed new replica is removed, the old ones kept"
     );
-    for _ in 0..10 {
-        assert_eq!(get_via(&h.listen, &h.host, "/").await.1, "1.0 blue\n");
-    }
+    // The record is written before traffic moves: wait for the move.
+    h.until_only_serves("1.0 blue\n", 10).await;
 }
 
 #[tokio::test]
@@ -152,9 +150,8 @@ async fn analysis_rolls_a_bad_batch_back() {
         .map(|n| (format!("teal-{}-blue-{n}", h.svc), v1.clone()))
         .collect();
     assert_eq!(containers(&h), want, "the bad batch is gone, the old replicas serve");
-    for _ in 0..20 {
-        assert_eq!(get_via(&h.listen, &h.host, "/").await.1, "1.0 blue\n");
-    }
+    // The record is written before traffic moves: wait for the move.
+    h.until_only_serves("1.0 blue\n", 10).await;
     let status = h.status().await;
     assert!(
         status["services"][&h.svc]["rolled_back"]["figures"]

@@ -21,6 +21,9 @@ pub struct Args {
 }
 
 pub async fn run(args: &Args) -> anyhow::Result<u8> {
+    // Before anything is started: a SIGTERM while the proxy is being
+    // started or adopted must still stop it, not kill teal and leave it.
+    let shutdown = shutdown_on_signals();
     let config = args.host.load()?;
     let _lock = StateLock::acquire(&config.state_dir)?;
     info!(repo = %config.repo.url, branch = %config.repo.branch, poll = %crate::spec::duration::format(config.repo.poll), "teal daemon starting");
@@ -58,7 +61,6 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
             reload.notify_one();
         }
     });
-    let shutdown = shutdown_on_signals();
     serve_api(listener, &daemon, secret, state_dir, shutdown.clone())?;
     // A pass is at most a pull plus a health deadline per step; an hour
     // without any progress is a hang.
@@ -97,15 +99,18 @@ pub fn serve_api(
     Ok(())
 }
 
-/// A flag that turns true on SIGTERM or Ctrl-C.
+/// A flag that turns true on SIGTERM or Ctrl-C. The handlers are in
+/// place when this returns (not when a task first runs), so a signal that
+/// comes right after is never the default one that kills teal outright.
 pub fn shutdown_on_signals() -> watch::Receiver<bool> {
+    use tokio::signal::unix::{signal, SignalKind};
     let (tx, rx) = watch::channel(false);
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
     tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = term.recv() => info!("SIGTERM: finishing the pass in flight"),
-            _ = tokio::signal::ctrl_c() => info!("interrupted: finishing the pass in flight"),
+            _ = int.recv() => info!("interrupted: finishing the pass in flight"),
         }
         let _ = tx.send(true);
     });

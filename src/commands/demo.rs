@@ -69,8 +69,9 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
     let config = HostConfig::load(&config_path)?;
     port_free_or_ours(&config, args.port)?;
     let state_dir = config.state_dir.clone();
-    let mut daemon = Daemon::new(config).await?;
+    // Ctrl-C while the proxy starts still stops it (see the daemon).
     let shutdown = super::daemon::shutdown_on_signals();
+    let mut daemon = Daemon::new(config).await?;
     super::daemon::serve_api(status, &daemon, None, state_dir, shutdown.clone())?;
     let teal = teal_command();
     let proxy_name = if kind == ProxyKind::Haproxy { "HAProxy" } else { "nginx" };

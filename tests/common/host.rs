@@ -271,6 +271,41 @@ impl TestHost {
     }
 
     /// Polls until the proxy answers `want`, or fails after `secs`.
+    /// Waits until 20 answers in a row are `want`, then asserts the next
+    /// 100 are too: traffic has all moved (one answer proves nothing while
+    /// a split still sends most there).
+    #[allow(dead_code)]
+    pub async fn until_only_serves(&self, want: &str, secs: u64) {
+        let start = Instant::now();
+        let mut run = 0;
+        let mut last = Ok((0, String::new()));
+        while start.elapsed() < Duration::from_secs(secs) {
+            last = try_get_via(&self.listen, &self.host, "/").await;
+            run = if last.as_ref().is_ok_and(|(_, body)| body == want) {
+                run + 1
+            } else {
+                0
+            };
+            if run == 20 {
+                // Then every answer: a split left behind (say 10 % on the
+                // other color) fails here, 100 answers in a row at 90 %
+                // being a 1-in-38,000 chance.
+                for _ in 0..100 {
+                    let got = try_get_via(&self.listen, &self.host, "/").await;
+                    assert!(
+                        got.as_ref().is_ok_and(|(_, body)| body == want),
+                        "after 20 answers of {want:?}, {got:?}: traffic is still split"
+                    );
+                }
+                return;
+            }
+        }
+        panic!(
+            "the proxy never served only {want:?} (last {last:?}); daemon log:\n{}",
+            self.log_text()
+        );
+    }
+
     pub async fn until_serves(&self, want: &str, secs: u64) {
         let start = Instant::now();
         let mut last = Ok((0, String::new()));
