@@ -514,6 +514,39 @@ async fn two_nodes_placement_picks_the_node_and_a_lost_nodes_tasks_move() {
     assert_eq!(task_nodes(&blue), [worker.id.clone(), worker.id.clone()]);
     all_serve(&h, "1.0 blue\n", 10).await;
 
+    // An image the worker cannot pull (only the manager has it, and no
+    // registry is reachable): the deploy fails at the deadline with the
+    // tasks' own state in the status (here Swarm keeps them "pending task
+    // scheduling"), and traffic stays.
+    let v3 = app_image_version(&h.docker, "3.0", true).await;
+    let short = common::host::Checks {
+        deadline: "10s",
+        ..Default::default()
+    };
+    h.push(
+        "web 3.0 on the worker, which lacks the image",
+        &h.service_checked("green", &v1, Some(&v3), &short, &placed),
+    );
+    let start = Instant::now();
+    let error = loop {
+        let s = h.status().await;
+        let d = &s["services"][&h.svc]["last_deploy"];
+        if d["result"] == "failed" {
+            break d["error"].as_str().unwrap_or_default().to_string();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the deploy never failed: {d}\n{}",
+            h.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        error.contains("0 of 2 tasks running") && error.contains(&format!("task {}-green.1: ", h.svc)),
+        "the status names the tasks' error: {error}"
+    );
+    all_serve(&h, "1.0 blue\n", 10).await;
+
     // Unplaced, a new color spreads over both nodes; when the worker goes
     // (its engine shuts down, without leaving the swarm), Swarm moves its
     // task to the manager and the proxy follows.

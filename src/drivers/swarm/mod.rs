@@ -117,7 +117,9 @@ impl SwarmDriver {
                     color: color.to_string(),
                     message: format!(
                         "{ready} of {replicas} tasks running the desired spec after {} ({} scheduled){why}",
-                        crate::spec::duration::format(deadline),
+                        crate::spec::duration::format(Duration::from_millis(
+                            deadline.as_millis().div_ceil(100) as u64 * 100
+                        )),
                         have.len()
                     ),
                 });
