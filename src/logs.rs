@@ -101,7 +101,7 @@ mod tests {
             crate::daemon::log_step(&event(switch, Ok(())));
             let check = Step::WaitHealthy { color: Color::Green };
             crate::daemon::log_step(&event(check, Err("web-green-0: GET /healthz -> 503".into())));
-            crate::daemon::log_step(&event(Step::RemoveService, Ok(())));
+            crate::daemon::log_step(&event(Step::RemoveService { drain: None }, Ok(())));
         });
         let bytes = buf.0.lock().unwrap().clone();
         String::from_utf8(bytes).unwrap()

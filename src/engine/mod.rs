@@ -202,14 +202,12 @@ impl Engine<'_> {
             Step::RemoveReplicas { color, keep } => self.docker.remove_replicas(name, *color, *keep).await?,
             Step::StopColor { color } => self.docker.stop_color(name, *color).await?,
             Step::RemoveColor { color } => self.docker.remove_color(name, *color).await?,
-            Step::RemoveService => {
-                // Out of the proxy first; requests in flight finish (the
-                // service's own drain is gone with its file: the default)
-                // before its containers go.
-                let routed = self.proxy.observe().await?.contains_key(name);
+            Step::RemoveService { drain } => {
+                // Out of the proxy first; requests in flight finish before
+                // the containers go.
                 self.proxy.remove(name).await?;
-                if routed {
-                    tokio::time::sleep(crate::spec::defaults::DRAIN).await;
+                if let Some(d) = drain {
+                    tokio::time::sleep(*d).await;
                 }
                 self.docker.remove_service(name).await?;
             }

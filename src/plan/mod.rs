@@ -147,8 +147,16 @@ pub enum Step {
     StopColor { color: Color },
     /// Remove every container of `color` (its image was removed).
     RemoveColor { color: Color },
-    /// Remove the proxy entry and every container of a deleted service.
-    RemoveService,
+    /// Remove the proxy entry and every container of a deleted service,
+    /// waiting `drain` in between when the proxy routed it (requests in
+    /// flight finish before their containers go).
+    RemoveService {
+        #[serde(
+            with = "crate::spec::duration::serde_human_opt",
+            skip_serializing_if = "Option::is_none"
+        )]
+        drain: Option<Duration>,
+    },
 }
 
 impl Step {
@@ -165,7 +173,7 @@ impl Step {
             | Step::RemoveColor { color } => Some(*color),
             Step::Switch { to, .. } | Step::Canary { to, .. } => Some(*to),
             Step::Verify { color, .. } | Step::Roll { color, .. } => Some(*color),
-            Step::RemoveService => None,
+            Step::RemoveService { .. } => None,
         }
     }
 }

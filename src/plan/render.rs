@@ -127,7 +127,10 @@ pub fn step(s: &Step) -> String {
         Step::RemoveReplicas { color, keep } => format!("remove {color} replicas beyond {keep}"),
         Step::StopColor { color } => format!("stop {color}"),
         Step::RemoveColor { color } => format!("remove {color} containers"),
-        Step::RemoveService => "remove proxy entry and containers".into(),
+        Step::RemoveService { drain: None } => "remove proxy entry and containers".into(),
+        Step::RemoveService { drain: Some(d) } => {
+            format!("remove proxy entry, drain {}, remove containers", duration::format(*d))
+        }
     }
 }
 

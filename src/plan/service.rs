@@ -96,7 +96,11 @@ pub(super) fn plan_service(name: &str, desired: Option<&Service>, observed: Opti
         hosts: vec![],
     };
     let Some(svc) = desired else {
-        plan.steps.push(Step::RemoveService);
+        // The service's own drain went with its file: the default one.
+        let routed = obs.route_hash.is_some();
+        plan.steps.push(Step::RemoveService {
+            drain: routed.then_some(crate::spec::defaults::DRAIN),
+        });
         plan.change = Change::Delete;
         return plan;
     };

@@ -261,7 +261,10 @@ fn transitions() {
             Some(web()),
             None,
             Change::Delete,
-            vec![Step::RemoveService],
+            // Routed on the host it leaves: out of the proxy, drained, gone.
+            vec![Step::RemoveService {
+                drain: Some(crate::spec::defaults::DRAIN),
+            }],
         ),
         (
             "keep_idle false stops the old color",

@@ -215,3 +215,14 @@ mod render_snapshots {
         insta::assert_snapshot!("bump_text_colour", render::text(&p, true).replace('\x1b', "\\e"));
     }
 }
+
+#[test]
+fn a_deleted_service_the_proxy_does_not_route_is_removed_without_a_drain() {
+    let mut obs = Observed::converged(&desired(&[web()]));
+    for s in obs.services.values_mut() {
+        s.route_hash = None;
+        s.live = None;
+    }
+    let p = plan(&desired(&[]), &obs);
+    assert_eq!(p.services[0].steps, vec![Step::RemoveService { drain: None }]);
+}
