@@ -26,8 +26,13 @@ struct SwarmGuard {
     services: Vec<String>,
 }
 
-/// (tests holding the swarm, whether a test made it).
-static SWARM: std::sync::Mutex<(u32, bool)> = std::sync::Mutex::new((0, false));
+/// (tests holding the swarm, whether a test made it, the lock that keeps
+/// other test processes off this engine's swarm meanwhile).
+static SWARM: std::sync::Mutex<(u32, bool, Option<std::fs::File>)> = std::sync::Mutex::new((0, false, None));
+
+/// Shared by every process that runs these tests on this machine (two
+/// checkouts, a bench): one at a time makes, uses and leaves the swarm.
+const SWARM_LOCK: &str = "/tmp/teal-swarm-tests.lock";
 
 fn docker(args: &[&str]) -> String {
     let out = Command::new("docker").args(args).output().expect("docker CLI");
@@ -42,6 +47,11 @@ fn docker(args: &[&str]) -> String {
 impl SwarmGuard {
     fn join(service: &str) -> SwarmGuard {
         let mut held = SWARM.lock().unwrap_or_else(|e| e.into_inner());
+        if held.2.is_none() {
+            let f = std::fs::File::create(SWARM_LOCK).expect("create the swarm tests' lock file");
+            f.lock().expect("lock the swarm tests' lock file");
+            held.2 = Some(f);
+        }
         let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
         if state != "active" {
             docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
@@ -66,6 +76,9 @@ impl Drop for SwarmGuard {
         if held.0 == 0 && held.1 {
             let _ = Command::new("docker").args(["swarm", "leave", "--force"]).output();
             held.1 = false;
+        }
+        if held.0 == 0 {
+            held.2 = None;
         }
     }
 }
