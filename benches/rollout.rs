@@ -8,6 +8,10 @@
 //!    replicas, one at a time) under `wrk -t2 -c32`: failed requests of
 //!    all requests.
 //!
+//! 3. with `TEAL_BENCH_SWARM=1`, the same rolling update in
+//!    `docker.mode: swarm` (a twin Swarm service, HAProxy only; makes a
+//!    one-node swarm on this engine and leaves it after).
+//!
 //! Run: `cargo bench --bench rollout` (needs Docker, nginx with its Lua
 //! module, HAProxy and wrk). `TEAL_BENCH_PROXY=haproxy|nginx` runs one.
 
@@ -95,17 +99,25 @@ async fn good_canary(kind: &str) -> common::wrk::WrkResult {
     r
 }
 
-async fn rolling_update(kind: &str) -> common::wrk::WrkResult {
+async fn rolling_update(kind: &str, swarm: bool) -> common::wrk::WrkResult {
     let h = TestHost::new("bench-roll").await;
+    let mut guard = swarm.then(|| common::swarm::SwarmGuard::join(&h.svc));
+    if let Some(g) = guard.as_mut() {
+        g.services.push(format!("{}-blue-next", h.svc));
+    }
     let v1 = app_image_version(&h.docker, "1.0", true).await;
     let v2 = app_image_version(&h.docker, "2.0", true).await;
     let rolling = "replicas: 3\nstrategy: rolling\nrolling: {max_surge: 1}\n";
     let file = |image: &str| h.service("blue", image, None, rolling);
     h.push("1.0", &file(&v1));
-    h.managed_config(kind);
+    if swarm {
+        common::swarm::swarm_config(&h, None);
+    } else {
+        h.managed_config(kind);
+    }
     let mut daemon = h.start_daemon();
     h.until_serves("1.0 blue\n", 60).await;
-    let load = Wrk::start(&h.listen, &h.host, 12);
+    let load = Wrk::start(&h.listen, &h.host, 15);
     tokio::time::sleep(Duration::from_secs(1)).await;
     h.push("2.0", &file(&v2));
     h.until_logged("rolling: 3 of 3 replicas run", 60).await;
@@ -139,7 +151,10 @@ async fn main() {
         );
         for (what, r) in [
             ("good canary (20 % -> 50 % -> 100 %)", good_canary(kind).await),
-            ("rolling update (3 replicas, 1 at a time)", rolling_update(kind).await),
+            (
+                "rolling update (3 replicas, 1 at a time)",
+                rolling_update(kind, false).await,
+            ),
         ] {
             println!(
                 "{kind}: {what} under wrk -t2 -c32: {} requests, {} failed ({} socket errors, {} non-2xx), {} req/s",
@@ -150,5 +165,16 @@ async fn main() {
                 r.rps
             );
         }
+    }
+    if std::env::var("TEAL_BENCH_SWARM").is_ok_and(|v| v == "1") {
+        let r = rolling_update("haproxy", true).await;
+        println!(
+            "haproxy, docker.mode: swarm: rolling update (3 tasks, 1 at a time) under wrk -t2 -c32: {} requests, {} failed ({} socket errors, {} non-2xx), {} req/s",
+            r.requests,
+            r.failed(),
+            r.socket_errors,
+            r.non_2xx,
+            r.rps
+        );
     }
 }

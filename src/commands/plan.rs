@@ -1,8 +1,11 @@
 //! `teal plan`: what the daemon would do now: the repo's branch head
-//! against what Docker and the proxy really run. Changes nothing.
+//! against what Docker and the proxy really run. Changes nothing. In
+//! swarm mode it also lists the tasks it planned against, per node.
 
 use super::host::{fetch, HostArgs};
 use super::Format;
+use crate::config::DockerMode;
+use crate::plan::tasks;
 use crate::reconcile::Host;
 
 #[derive(Debug, clap::Args)]
@@ -18,9 +21,21 @@ pub struct Args {
 pub async fn run(args: &Args) -> anyhow::Result<u8> {
     let config = args.host.load()?;
     let rev = fetch(&config).await?;
+    let swarm = config.docker.mode == DockerMode::Swarm;
     let host = Host::connect_read_only(config).await?;
-    let plan = host.plan(&rev.desired).await?;
-    print!("{}", super::render(&plan, args.format));
+    let observed = host.observe(&rev.desired).await?;
+    let plan = crate::plan::plan(&rev.desired, &observed);
+    let tasks = swarm.then(|| tasks::rows(&observed));
+    match (args.format, &tasks) {
+        (Format::Json, Some(rows)) => {
+            let mut v = crate::plan::render::json(&plan);
+            v["tasks"] = serde_json::to_value(rows)?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        (Format::Text, Some(rows)) => print!("{}{}", super::render(&plan, args.format), tasks::text(rows)),
+        (Format::Markdown, Some(rows)) => print!("{}{}", super::render(&plan, args.format), tasks::markdown(rows)),
+        (_, None) => print!("{}", super::render(&plan, args.format)),
+    }
     Ok(if plan.has_changes() {
         super::exit::CHANGES
     } else {

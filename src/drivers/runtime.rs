@@ -1,7 +1,7 @@
 //! Who runs the replicas (`docker.mode`): containers on this engine, or
 //! the tasks of Swarm services. The engine and the observer call this
-//! dispatch and never ask which one it is, except where a strategy needs
-//! what only the engine driver does (`supports`).
+//! dispatch and never ask which one it is, except for a rolling update,
+//! which replaces replicas in a way of each runtime's own.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use super::swarm::SwarmDriver;
 use crate::config::DockerMode;
 use crate::plan::ObservedContainer;
 use crate::spec::container::ContainerSpec;
-use crate::spec::{Color, Service, Strategy};
+use crate::spec::{Color, Service};
 
 /// The replicas' driver of one host.
 #[derive(Debug, Clone)]
@@ -33,22 +33,6 @@ impl Runtime {
         match self {
             Runtime::Engine(d) => d,
             Runtime::Swarm(s) => s.docker(),
-        }
-    }
-
-    /// Why `svc`'s strategy cannot run on this runtime, if it cannot:
-    /// refused up front rather than half done. Blue-green and canary only
-    /// move weights between two task sets, so they run on Swarm as they
-    /// are. Rolling replaces containers one by one under teal's names
-    /// (`-next` twins, renames); on Swarm that needs its own design (see
-    /// README, "Swarm mode"), so it is refused there.
-    pub fn supports(&self, svc: &Service) -> Result<(), String> {
-        match (self, &svc.strategy) {
-            (Runtime::Swarm(_), s @ Strategy::Rolling { .. }) => Err(format!(
-                "strategy {} is not supported in docker.mode: swarm yet; use blue-green (the default) or canary",
-                s.name()
-            )),
-            _ => Ok(()),
         }
     }
 
@@ -85,7 +69,10 @@ impl Runtime {
     /// scheduled, pulled and started after the service changed.
     pub async fn settle(&self, svc: &Service, color: Color, deadline: Duration) -> Result<(), DockerError> {
         match (self, ContainerSpec::of(svc, color)) {
-            (Runtime::Swarm(s), Some(spec)) => s.settle(&svc.name, color, &spec.hash(), svc.replicas, deadline).await,
+            (Runtime::Swarm(s), Some(spec)) => {
+                s.settle(&svc.name, color, false, &spec.hash(), svc.replicas, deadline)
+                    .await
+            }
             _ => Ok(()),
         }
     }

@@ -9,6 +9,7 @@
 pub mod record;
 mod rolling;
 mod rollout;
+mod swarm_roll;
 mod tasks;
 
 use std::collections::BTreeSet;
@@ -110,15 +111,9 @@ impl Engine<'_> {
         let started = Instant::now();
         let mut checked = BTreeSet::new();
         let mut result = Ok(());
-        // A strategy this runtime cannot run is refused before anything
-        // changes: the first step fails, saying why.
-        let unsupported = svc.and_then(|s| self.docker.supports(s).err());
         for step in &sp.steps {
             let t = Instant::now();
-            let r = match &unsupported {
-                Some(why) => Err(StepError::Invalid(why.clone())),
-                None => self.run_step(&sp.service, svc, step, &mut checked).await,
-            };
+            let r = self.run_step(&sp.service, svc, step, &mut checked).await;
             on_step(&StepEvent {
                 service: sp.service.clone(),
                 commit: self.commit.to_string(),

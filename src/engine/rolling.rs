@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use super::{container_spec, Engine, StepError};
 use crate::drivers::proxy::{Backend, RouteSpec};
+use crate::drivers::runtime::Runtime;
 use crate::health::{self, Target};
 use crate::plan::{route_hash, service_hash, ObservedContainer};
 use crate::spec::container::ContainerSpec;
@@ -23,6 +24,9 @@ impl Engine<'_> {
     /// Replaces every replica of `color` that does not run the desired
     /// spec under its own name.
     pub(super) async fn roll(&self, svc: &Service, color: Color, max_surge: u32) -> Result<(), StepError> {
+        if let Runtime::Swarm(s) = self.docker {
+            return self.roll_swarm(s, svc, color, max_surge).await;
+        }
         let spec = container_spec(svc, color)?;
         let hash = spec.hash();
         let mut done = 0;
@@ -127,7 +131,7 @@ impl Engine<'_> {
     /// With analysis: the color's responses over the batch's hold (old and
     /// new replicas alike: the proxy counts per color). A failure is
     /// recorded, so the same service is not rolled again.
-    async fn judge_batch(&self, svc: &Service, color: Color) -> Result<(), StepError> {
+    pub(super) async fn judge_batch(&self, svc: &Service, color: Color) -> Result<(), StepError> {
         let (Some(a), Strategy::Rolling { hold, .. }) = (&svc.analysis, &svc.strategy) else {
             return Ok(());
         };
@@ -170,7 +174,12 @@ impl Engine<'_> {
     }
 
     /// All traffic of the service on exactly `addrs` of `color`.
-    async fn route_color(&self, svc: &Service, color: Color, addrs: Vec<SocketAddr>) -> Result<(), StepError> {
+    pub(super) async fn route_color(
+        &self,
+        svc: &Service,
+        color: Color,
+        addrs: Vec<SocketAddr>,
+    ) -> Result<(), StepError> {
         let mut backends = PerColor::<Backend>::default();
         *backends.get_mut(color) = Backend { weight: 100, addrs };
         let route = RouteSpec {

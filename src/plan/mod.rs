@@ -5,6 +5,7 @@
 pub mod observed;
 pub mod render;
 mod service;
+pub mod tasks;
 
 #[cfg(test)]
 mod tests;

@@ -72,6 +72,10 @@ pub struct ObservedContainer {
     /// refusal can name the fields that changed; `None` when absent.
     #[serde(skip)]
     pub spec: Option<ContainerSpec>,
+    /// A task of the Swarm service a rolling update brings up beside the
+    /// color's own (the role of engine mode's `-next` containers).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub twin: bool,
 }
 
 impl ObservedContainer {
@@ -83,9 +87,12 @@ impl ObservedContainer {
     }
 
     /// A replica at rest: under its canonical name (not the `-next` twin a
-    /// rolling update creates), or a Swarm task (Swarm has no twins).
+    /// rolling update creates), or a task of the color's own Swarm service
+    /// (not of the twin service a rolling update brings up).
     pub fn at_rest(&self, service: &str, color: Color) -> bool {
-        self.node.is_some() || self.name == crate::spec::container::container_name(service, color, self.replica)
+        !self.twin
+            && (self.node.is_some()
+                || self.name == crate::spec::container::container_name(service, color, self.replica))
     }
 }
 
@@ -120,6 +127,7 @@ impl Observed {
                         port: None,
                         node: None,
                         spec: Some(spec.clone()),
+                        twin: false,
                     })
                     .collect();
             }

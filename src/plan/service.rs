@@ -249,13 +249,14 @@ fn steps(svc: &Service, obs: &ObservedService) -> Vec<Step> {
 }
 
 /// A rolling service whose live color needs new or replaced replicas, or
-/// has one left half swapped (a `-next` container): pull, then roll.
+/// has one left half swapped (a `-next` container, a twin Swarm service's
+/// task): pull, then roll.
 fn rolling(svc: &Service, color: Color, st: State, have: &[ObservedContainer]) -> Option<Vec<Step>> {
     let Strategy::Rolling { max_surge, .. } = svc.strategy else {
         return None;
     };
     let spec = ContainerSpec::of(svc, color)?;
-    let half_swapped = have.iter().any(|c| c.name != spec.container_name(c.replica));
+    let half_swapped = have.iter().any(|c| !c.at_rest(&svc.name, color));
     (st == State::Create || half_swapped).then(|| {
         vec![
             Step::PullImage {

@@ -80,6 +80,7 @@ impl DockerDriver {
             port: None,
             node: None,
             spec: ContainerSpec::from_label(l.get(labels::SPEC_JSON), l.get(labels::SPEC).map_or("", |h| h)),
+            twin: false,
         };
         Some((service, color, obs))
     }

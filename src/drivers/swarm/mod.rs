@@ -11,6 +11,9 @@
 
 mod service;
 mod tasks;
+mod twin;
+
+pub use twin::{ColorServices, Side};
 
 use std::time::Duration;
 
@@ -89,12 +92,14 @@ impl SwarmDriver {
 
     /// Waits until `color` of `service` has exactly `replicas` tasks, all
     /// running with spec `hash` and reachable (a port on a node), for at
-    /// most `deadline`. Past it, the error names the tasks' own errors
-    /// (no node matches the placement, an image a node cannot pull).
+    /// most `deadline`: in the color's own service, or with `twin` in a
+    /// rolling update's twin. Past it, the error names the tasks' own
+    /// errors (no node matches the placement, an image a node cannot pull).
     pub async fn settle(
         &self,
         service: &str,
         color: Color,
+        twin: bool,
         hash: &str,
         replicas: u32,
         deadline: Duration,
@@ -102,7 +107,13 @@ impl SwarmDriver {
         let until = tokio::time::Instant::now() + deadline;
         loop {
             let all = self.observe().await?;
-            let have = all.get(service).map(|p| p.get(color).clone()).unwrap_or_default();
+            let have: Vec<_> = all
+                .get(service)
+                .map(|p| p.get(color).clone())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|t| t.twin == twin)
+                .collect();
             let ready = have
                 .iter()
                 .filter(|t| t.running && t.spec_hash == hash && t.addr.is_some() && t.port.is_some())
@@ -111,7 +122,12 @@ impl SwarmDriver {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= until {
-                let why = self.task_errors(&service_name(service, color)).await;
+                let found = self.color_services(service, color).await?;
+                let name = if twin { found.twin } else { found.rest }.map(|s| s.name);
+                let why = match name {
+                    Some(n) => self.task_errors(&n).await,
+                    None => String::new(),
+                };
                 return Err(DockerError::Swarm {
                     service: service.to_string(),
                     color: color.to_string(),

@@ -15,7 +15,7 @@ use bollard::models::{
 };
 use bollard::query_parameters::{InspectServiceOptions, UpdateServiceOptions};
 
-use super::{service_name, SwarmDriver};
+use super::SwarmDriver;
 use crate::drivers::docker::{call, is_not_found, message, DockerError};
 use crate::spec::container::{labels, ContainerSpec};
 use crate::spec::{Color, RestartPolicy};
@@ -28,12 +28,16 @@ pub(super) const REPLICAS: &str = "teal.replicas";
 const SECOND: i64 = 1_000_000_000;
 
 /// What a color's service is made of, beyond its container spec.
-struct Want<'a> {
-    spec: &'a ContainerSpec,
-    hash: String,
-    replicas: u32,
-    placement: &'a BTreeMap<String, String>,
-    commit: &'a str,
+pub(super) struct Want<'a> {
+    /// The Swarm service's name (see `twin` for why it varies).
+    pub name: String,
+    /// A rolling update's twin (labelled `teal.twin`).
+    pub twin: bool,
+    pub spec: &'a ContainerSpec,
+    pub hash: String,
+    pub replicas: u32,
+    pub placement: &'a BTreeMap<String, String>,
+    pub commit: &'a str,
 }
 
 impl SwarmDriver {
@@ -56,14 +60,16 @@ impl SwarmDriver {
                 message: format!("network: {net} is not supported in docker.mode: swarm (tasks publish their port on their node instead); remove it"),
             });
         }
+        let name = self.rest_name(&spec.service, spec.color).await?;
         let want = Want {
+            name: name.clone(),
+            twin: false,
             spec,
             hash: spec.hash(),
             replicas,
             placement,
             commit,
         };
-        let name = service_name(&spec.service, spec.color);
         match self.inspect(&name).await? {
             None => {
                 let body = self.service_spec(&want);
@@ -92,7 +98,7 @@ impl SwarmDriver {
     /// Scales the service of `color` to `replicas` (0 stops the color, and
     /// remembers how many it had).
     pub async fn scale(&self, service: &str, color: Color, replicas: u32) -> Result<(), DockerError> {
-        let name = service_name(service, color);
+        let name = self.rest_name(service, color).await?;
         let Some((version, mut spec)) = self.inspect(&name).await? else {
             return Ok(());
         };
@@ -109,18 +115,26 @@ impl SwarmDriver {
         self.update(&name, version, spec).await
     }
 
-    /// Removes the service of `color`, if it exists.
+    /// Removes the services of `color` (its own, and a rolling update's
+    /// twin), if they exist.
     pub async fn remove_color(&self, service: &str, color: Color) -> Result<(), DockerError> {
-        let name = service_name(service, color);
-        if self.inspect(&name).await?.is_none() {
+        let found = self.color_services(service, color).await?;
+        for name in [found.rest, found.twin].into_iter().flatten().map(|s| s.name) {
+            self.delete(&name).await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn delete(&self, name: &str) -> Result<(), DockerError> {
+        if self.inspect(name).await?.is_none() {
             return Ok(());
         }
-        match self.docker.client().delete_service(&name).await {
+        match self.docker.client().delete_service(name).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(DockerError::Api {
                 action: "remove service",
-                target: name,
+                target: name.to_string(),
                 message: message(&e),
             }),
         }
@@ -136,7 +150,7 @@ impl SwarmDriver {
 
     /// The service's version and spec, `None` when it does not exist.
     /// Refuses a service of that name teal does not own.
-    async fn inspect(&self, name: &str) -> Result<Option<(u64, ServiceSpec)>, DockerError> {
+    pub(super) async fn inspect(&self, name: &str) -> Result<Option<(u64, ServiceSpec)>, DockerError> {
         let got = self
             .docker
             .client()
@@ -169,7 +183,7 @@ impl SwarmDriver {
         Ok(Some((version, spec)))
     }
 
-    async fn update(&self, name: &str, version: u64, spec: ServiceSpec) -> Result<(), DockerError> {
+    pub(super) async fn update(&self, name: &str, version: u64, spec: ServiceSpec) -> Result<(), DockerError> {
         let opts = UpdateServiceOptions {
             version: version as i32,
             ..Default::default()
@@ -183,7 +197,7 @@ impl SwarmDriver {
         .map(|_| ())
     }
 
-    fn service_spec(&self, w: &Want) -> ServiceSpec {
+    pub(super) fn service_spec(&self, w: &Want) -> ServiceSpec {
         let spec = w.spec;
         let mut l: HashMap<String, String> = spec.labels.clone().into_iter().collect();
         l.insert(labels::SERVICE.into(), spec.service.clone());
@@ -193,9 +207,15 @@ impl SwarmDriver {
         l.insert(labels::OWNER.into(), self.owner().to_string());
         l.insert(labels::IMAGE.into(), spec.image.clone());
         l.insert(labels::SPEC_JSON.into(), spec.to_label());
+        // On the service only: the tasks' template stays the same when the
+        // twin becomes the color's own service, so none restarts.
+        let mut on_service = l.clone();
+        if w.twin {
+            on_service.insert(super::twin::TWIN.into(), "true".into());
+        }
         ServiceSpec {
-            name: Some(service_name(&spec.service, spec.color)),
-            labels: Some(l.clone()),
+            name: Some(w.name.clone()),
+            labels: Some(on_service),
             task_template: Some(TaskSpec {
                 container_spec: Some(TaskSpecContainerSpec {
                     image: Some(spec.image.clone()),
@@ -279,7 +299,7 @@ pub(super) fn strip_digest(image: &str) -> &str {
     image.split_once('@').map_or(image, |(i, _)| i)
 }
 
-fn current_replicas(spec: &ServiceSpec) -> i64 {
+pub(super) fn current_replicas(spec: &ServiceSpec) -> i64 {
     spec.mode
         .as_ref()
         .and_then(|m| m.replicated.as_ref())
@@ -287,7 +307,7 @@ fn current_replicas(spec: &ServiceSpec) -> i64 {
         .unwrap_or(0)
 }
 
-fn replicated(n: u32) -> ServiceSpecMode {
+pub(super) fn replicated(n: u32) -> ServiceSpecMode {
     ServiceSpecMode {
         replicated: Some(ServiceSpecModeReplicated {
             replicas: Some(n as i64),

@@ -11,7 +11,7 @@ use bollard::models::{Node, Task, TaskState};
 use bollard::query_parameters::{ListNodesOptions, ListTasksOptions};
 
 use super::service::{strip_digest, REPLICAS};
-use super::{service_name, SwarmDriver};
+use super::SwarmDriver;
 use crate::drivers::docker::{call, Containers, DockerError};
 use crate::plan::ObservedContainer;
 use crate::spec::container::{labels, ContainerSpec};
@@ -53,12 +53,17 @@ impl SwarmDriver {
             ) else {
                 continue;
             };
+            let twin = l.contains_key(super::twin::TWIN);
+            let name = spec.name.clone().unwrap_or_default();
             let mut mine: Vec<&Task> = tasks.iter().filter(|t| t.service_id == s.id).collect();
             mine.sort_by_key(|t| t.slot.unwrap_or(i64::MAX));
             let mut have: Vec<ObservedContainer> = mine
                 .iter()
                 .enumerate()
-                .map(|(n, t)| observed(&service, color, n as u32, t, &nodes))
+                .map(|(n, t)| ObservedContainer {
+                    twin,
+                    ..observed(&name, n as u32, t, &nodes)
+                })
                 .collect();
             let scaled_to_zero = spec
                 .mode
@@ -67,9 +72,16 @@ impl SwarmDriver {
                 .is_some_and(|r| r == 0);
             if have.is_empty() && scaled_to_zero {
                 let before: u32 = l.get(REPLICAS).and_then(|r| r.parse().ok()).unwrap_or(0);
-                have = (0..before).map(|n| stopped(&service, color, n, &l)).collect();
+                have = (0..before).map(|n| stopped(&name, n, &l)).collect();
             }
-            *out.entry(service).or_default().get_mut(color) = have;
+            // A color's own service first, then a rolling update's twin.
+            let all = out.entry(service).or_default().get_mut(color);
+            if twin {
+                all.extend(have);
+            } else {
+                have.append(all);
+                *all = have;
+            }
         }
         Ok(out)
     }
@@ -142,7 +154,7 @@ fn node_addr(n: &Node) -> NodeAddr {
 /// planner starts the color again, which puts the image back. (Reading it
 /// as another spec instead would make the planner refuse to touch the
 /// live color, as it must for a change that comes from git.)
-fn observed(service: &str, color: Color, n: u32, t: &Task, nodes: &HashMap<String, NodeAddr>) -> ObservedContainer {
+fn observed(name: &str, n: u32, t: &Task, nodes: &HashMap<String, NodeAddr>) -> ObservedContainer {
     let cs = t
         .spec
         .as_ref()
@@ -167,7 +179,7 @@ fn observed(service: &str, color: Color, n: u32, t: &Task, nodes: &HashMap<Strin
     ObservedContainer {
         // Docker's own name for the task's container (what `docker ps`
         // shows, and what an exec check runs in on this node).
-        name: format!("{}.{slot}.{id}", service_name(service, color)),
+        name: format!("{name}.{slot}.{id}"),
         replica: n,
         image,
         spec_hash: hash.clone(),
@@ -177,14 +189,15 @@ fn observed(service: &str, color: Color, n: u32, t: &Task, nodes: &HashMap<Strin
         port: port.filter(|_| running),
         node: Some(node.map_or_else(|| "(unassigned)".to_string(), |n| n.name.clone())),
         spec: ContainerSpec::from_label(l.get(labels::SPEC_JSON), &hash),
+        twin: false,
     }
 }
 
 /// A replica of a color scaled to 0: no task, its spec from the service.
-fn stopped(service: &str, color: Color, n: u32, l: &HashMap<String, String>) -> ObservedContainer {
+fn stopped(name: &str, n: u32, l: &HashMap<String, String>) -> ObservedContainer {
     let hash = l.get(labels::SPEC).cloned().unwrap_or_default();
     ObservedContainer {
-        name: format!("{}.{}", service_name(service, color), n + 1),
+        name: format!("{name}.{}", n + 1),
         replica: n,
         image: l.get(labels::IMAGE).cloned().unwrap_or_default(),
         spec_hash: hash.clone(),
@@ -194,5 +207,6 @@ fn stopped(service: &str, color: Color, n: u32, l: &HashMap<String, String>) -> 
         port: None,
         node: Some("(scaled to 0)".into()),
         spec: ContainerSpec::from_label(l.get(labels::SPEC_JSON), &hash),
+        twin: false,
     }
 }
