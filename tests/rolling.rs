@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::host::TestHost;
@@ -31,24 +29,6 @@ fn containers(h: &TestHost) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Counts the service's containers every 50 ms until stopped; the most seen.
-fn watch_count(h: &TestHost) -> (Arc<AtomicBool>, Arc<AtomicUsize>, std::thread::JoinHandle<()>) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let most = Arc::new(AtomicUsize::new(0));
-    let (s, m, svc) = (stop.clone(), most.clone(), h.svc.clone());
-    let t = std::thread::spawn(move || {
-        while !s.load(Ordering::Relaxed) {
-            let out = std::process::Command::new("docker")
-                .args(["ps", "-aq", "--filter", &format!("label=teal.service={svc}")])
-                .output()
-                .unwrap();
-            m.fetch_max(String::from_utf8_lossy(&out.stdout).lines().count(), Ordering::Relaxed);
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    });
-    (stop, most, t)
-}
-
 async fn a_rolling_update_under_load(kind: &str) {
     proxy_or_fail(kind);
     let h = TestHost::new("roll").await;
@@ -58,21 +38,16 @@ async fn a_rolling_update_under_load(kind: &str) {
     h.managed_config(kind);
     let _daemon = h.start_daemon();
     h.until_serves("1.0 blue\n", 60).await;
-    let (stop, most, watcher) = watch_count(&h);
+    let watch = common::CountWatch::start(&h.svc, true);
     let load = Wrk::start(&h.listen, &h.host, 120);
     tokio::time::sleep(Duration::from_millis(500)).await;
     h.push("web 2.0", &rolling_service(&h, &v2, ""));
     h.until_logged("rolling: 3 of 3 replicas run", 60).await;
     let r = load.stop();
-    stop.store(true, Ordering::Relaxed);
-    watcher.join().unwrap();
+    let most = watch.most();
     assert_eq!(r.failed(), 0, "{kind}: {r:?}");
-    assert!(
-        most.load(Ordering::Relaxed) <= 4,
-        "{kind}: {} containers at once",
-        most.load(Ordering::Relaxed)
-    );
-    assert!(most.load(Ordering::Relaxed) >= 3);
+    assert!(most <= 4, "{kind}: {} containers at once", most);
+    assert!(most >= 3);
     let want: Vec<(String, String)> = (0..3)
         .map(|n| (format!("teal-{}-blue-{n}", h.svc), v2.clone()))
         .collect();

@@ -8,8 +8,6 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::host::TestHost;
@@ -22,25 +20,6 @@ fn rolling_service(h: &TestHost, image: &str, extra: &str) -> String {
         "active: blue\nblue:\n  image: {image}\nport: 8080\nroute: {{host: {}}}\nhealth:\n  http: {{path: /healthz}}\n  interval: 100ms\n  successes: 2\n  deadline: 20s\nswitch: {{drain: 300ms}}\nreplicas: 3\nstrategy: rolling\n{extra}",
         h.host
     )
-}
-
-/// Counts the service's running task containers every 50 ms until
-/// stopped; the most seen.
-fn watch_count(h: &TestHost) -> (Arc<AtomicBool>, Arc<AtomicUsize>, std::thread::JoinHandle<()>) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let most = Arc::new(AtomicUsize::new(0));
-    let (s, m, svc) = (stop.clone(), most.clone(), h.svc.clone());
-    let t = std::thread::spawn(move || {
-        while !s.load(Ordering::Relaxed) {
-            let out = std::process::Command::new("docker")
-                .args(["ps", "-q", "--filter", &format!("label=teal.service={svc}")])
-                .output()
-                .unwrap();
-            m.fetch_max(String::from_utf8_lossy(&out.stdout).lines().count(), Ordering::Relaxed);
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    });
-    (stop, most, t)
 }
 
 /// teal's Swarm services of the test's service: (name, replicas, image).
@@ -110,7 +89,7 @@ async fn a_rolling_update_over_swarm_tasks_goes_batch_by_batch_and_a_bad_one_goe
     // A bump under keep-alive load: batch by batch, never more than
     // replicas + max_surge tasks, no failed request; the color's service
     // is now the twin, under the other name.
-    let (stop, most, watcher) = watch_count(&h);
+    let watch = common::CountWatch::start(&h.svc, false);
     let load = Wrk::start(&h.listen, &h.host, 120);
     tokio::time::sleep(Duration::from_secs(1)).await;
     h.push("web 2.0", &rolling_service(&h, &v2, surge_1));
@@ -118,12 +97,11 @@ async fn a_rolling_update_over_swarm_tasks_goes_batch_by_batch_and_a_bad_one_goe
     h.until_logged(&format!("rolling: 3 of 3 replicas run {v2}"), 90).await;
     h.until_only_serves("2.0 blue\n", 30).await;
     let r = load.stop();
-    stop.store(true, Ordering::Relaxed);
-    watcher.join().unwrap();
+    let most = watch.most();
     eprintln!("wrk through a rolling update over Swarm tasks: {r:?}");
     assert_eq!(r.failed(), 0, "failed requests during the rolling update: {r:?}");
     assert!(r.requests > 100, "the load ran: {r:?}");
-    let seen = most.load(Ordering::Relaxed);
+    let seen = most;
     assert!(
         (3..=4).contains(&seen),
         "at most replicas + max_surge tasks ran: {seen}"

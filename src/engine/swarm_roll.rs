@@ -180,22 +180,11 @@ impl Engine<'_> {
             .filter(|t| t.endpoint(svc.port).is_some_and(|a| !served.contains(&a)))
             .filter_map(target)
             .collect();
-        let mut failed = BTreeSet::new();
-        if !fresh.is_empty() {
-            if let Err(f) = health::wait_healthy(&svc.health, svc.port, &fresh, self.docker).await {
-                let bad: BTreeSet<&str> = f
-                    .replicas
-                    .iter()
-                    .filter(|r| r.passes < f.needed)
-                    .map(|r| r.container.as_str())
-                    .collect();
-                failed = fresh
-                    .iter()
-                    .filter(|t| bad.contains(t.container.as_str()))
-                    .map(|t| SocketAddr::new(t.addr, t.port.unwrap_or(svc.port)))
-                    .collect();
-            }
-        }
+        let failed = if fresh.is_empty() {
+            BTreeSet::new()
+        } else {
+            self.failing(svc, color, &fresh).await
+        };
         let addrs: Vec<SocketAddr> = addrs.into_iter().filter(|a| !failed.contains(a)).collect();
         if addrs.iter().copied().collect::<BTreeSet<_>>() == served {
             return Ok(());

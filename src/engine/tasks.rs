@@ -79,30 +79,35 @@ impl Engine<'_> {
             if fresh.is_empty() {
                 continue;
             }
-            let failed: BTreeSet<SocketAddr> =
-                match health::wait_healthy(&svc.health, svc.port, &fresh, self.docker).await {
-                    Ok(_) => BTreeSet::new(),
-                    Err(f) => {
-                        tracing::warn!(service = %svc.name, color = %color, error = %f, "new tasks not routed");
-                        let bad: BTreeSet<&str> = f
-                            .replicas
-                            .iter()
-                            .filter(|r| r.passes < f.needed)
-                            .map(|r| r.container.as_str())
-                            .collect();
-                        fresh
-                            .iter()
-                            .filter(|t| bad.contains(t.container.as_str()))
-                            .map(|t| endpoint(t, svc.port))
-                            .collect()
-                    }
-                };
+            let failed = self.failing(svc, color, &fresh).await;
             route.backends.get_mut(color).addrs.retain(|a| !failed.contains(a));
         }
         Ok(route)
     }
 }
 
-fn endpoint(t: &Target, port: u16) -> SocketAddr {
+impl Engine<'_> {
+    /// The endpoints of `fresh` that do not pass the checks (all of them
+    /// are probed together, within the health deadline).
+    pub(super) async fn failing(&self, svc: &Service, color: Color, fresh: &[Target]) -> BTreeSet<SocketAddr> {
+        let Err(f) = health::wait_healthy(&svc.health, svc.port, fresh, self.docker).await else {
+            return BTreeSet::new();
+        };
+        tracing::warn!(service = %svc.name, color = %color, error = %f, "new tasks not routed");
+        let bad: BTreeSet<&str> = f
+            .replicas
+            .iter()
+            .filter(|r| r.passes < f.needed)
+            .map(|r| r.container.as_str())
+            .collect();
+        fresh
+            .iter()
+            .filter(|t| bad.contains(t.container.as_str()))
+            .map(|t| endpoint(t, svc.port))
+            .collect()
+    }
+}
+
+pub(super) fn endpoint(t: &Target, port: u16) -> SocketAddr {
     SocketAddr::new(t.addr, t.port.unwrap_or(port))
 }

@@ -337,3 +337,39 @@ pub fn promtool_check(text: &str) -> Result<(), String> {
         Err(format!("promtool check metrics ({}): {said}", out.status))
     }
 }
+
+/// Counts a service's containers (`docker ps`, with `all` the stopped ones
+/// too) every 50 ms on a thread of its own, until `most`.
+pub struct CountWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    most: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl CountWatch {
+    pub fn start(service: &str, all: bool) -> CountWatch {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let most = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (s, m, filter) = (stop.clone(), most.clone(), format!("label=teal.service={service}"));
+        let flag = if all { "-aq" } else { "-q" };
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let out = Command::new("docker")
+                    .args(["ps", flag, "--filter", &filter])
+                    .output()
+                    .expect("docker ps");
+                m.fetch_max(String::from_utf8_lossy(&out.stdout).lines().count(), Ordering::Relaxed);
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+        CountWatch { stop, most, thread }
+    }
+
+    /// Stops counting; the most containers seen at once.
+    pub fn most(self) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("the counting thread");
+        self.most.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
