@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod engine;
 pub mod host;
+pub mod swarm;
 pub mod wrk;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,181 @@
+//! The machine's engine as a Swarm manager for the swarm tests, the
+//! engines that join it, and waits on what the daemon serves. Every test
+//! that uses the swarm holds a `SwarmGuard` from start to end: it keeps
+//! the tests of all processes on this machine off the swarm meanwhile.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::engine::Engine;
+use super::host::TestHost;
+use super::{get_via, try_get_via};
+
+/// The machine's engine as a one-node swarm manager while any test of
+/// this binary needs it: the first one in makes the swarm when the engine
+/// is in none, the last one out leaves it again (only if a test made it).
+/// Each test's services are removed when its guard drops.
+pub struct SwarmGuard {
+    services: Vec<String>,
+}
+
+/// (tests holding the swarm, whether a test made it, the lock that keeps
+/// other test processes off this engine's swarm meanwhile).
+static SWARM: std::sync::Mutex<(u32, bool, Option<std::fs::File>)> = std::sync::Mutex::new((0, false, None));
+
+/// Shared by every process that runs these tests on this machine (two
+/// checkouts, a bench): one at a time makes, uses and leaves the swarm.
+const SWARM_LOCK: &str = "/tmp/teal-swarm-tests.lock";
+
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("docker CLI");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+impl SwarmGuard {
+    pub fn join(service: &str) -> SwarmGuard {
+        let mut held = SWARM.lock().unwrap_or_else(|e| e.into_inner());
+        if held.2.is_none() {
+            let f = std::fs::File::create(SWARM_LOCK).expect("create the swarm tests' lock file");
+            f.lock().expect("lock the swarm tests' lock file");
+            held.2 = Some(f);
+        }
+        let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+        if state != "active" {
+            docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+            held.1 = true;
+        }
+        held.0 += 1;
+        let manager = docker(&["info", "--format", "{{.Swarm.ControlAvailable}}"]);
+        assert_eq!(manager, "true", "this engine is in a swarm, but not as a manager");
+        SwarmGuard {
+            services: vec![format!("{service}-blue"), format!("{service}-green")],
+        }
+    }
+}
+
+impl Drop for SwarmGuard {
+    fn drop(&mut self) {
+        let mut args = vec!["service", "rm"];
+        args.extend(self.services.iter().map(String::as_str));
+        let _ = Command::new("docker").args(&args).output();
+        let mut held = SWARM.lock().unwrap_or_else(|e| e.into_inner());
+        held.0 -= 1;
+        if held.0 == 0 && held.1 {
+            let _ = Command::new("docker").args(["swarm", "leave", "--force"]).output();
+            held.1 = false;
+        }
+        if held.0 == 0 {
+            held.2 = None;
+        }
+    }
+}
+
+/// The daemon's host config: swarm mode, a managed HAProxy, fast polls.
+pub fn swarm_config(h: &TestHost, docker_host: Option<&str>) {
+    let host = docker_host.map(|d| format!(", host: '{d}'")).unwrap_or_default();
+    std::fs::write(
+        &h.config,
+        format!(
+            "repo: {{url: {}, poll: 300ms}}\ndocker: {{network: {}, mode: swarm{host}}}\nproxy:\n  kind: haproxy\n  listen: {}\n  managed: true\nstate_dir: {}\nlisten: {}\n",
+            h.bare.display(),
+            h.network,
+            h.listen,
+            h.state.display(),
+            h.api
+        ),
+    )
+    .unwrap();
+}
+
+/// `docker service inspect` of one field of one color's service.
+pub fn inspect(service: &str, format: &str) -> String {
+    docker(&["service", "inspect", service, "--format", format])
+}
+
+pub async fn until(what: &str, secs: u64, h: &TestHost, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(secs) {
+        if ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{what} did not happen within {secs}s; daemon log:\n{}", h.log_text());
+}
+
+/// Every request of `n` through the proxy answers 200 with `want`.
+pub async fn all_serve(h: &TestHost, want: &str, n: usize) {
+    for i in 0..n {
+        let got = get_via(&h.listen, &h.host, "/").await;
+        assert_eq!(got, (200, want.to_string()), "request {i} of {n}");
+    }
+}
+
+/// Waits (at most `secs`) until 10 requests in a row answer `want`.
+pub async fn until_only(h: &TestHost, want: &str, secs: u64) {
+    let start = Instant::now();
+    loop {
+        let mut ok = true;
+        for _ in 0..10 {
+            ok &= matches!(try_get_via(&h.listen, &h.host, "/").await, Ok((200, b)) if b == want);
+        }
+        if ok {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "the proxy never served only {want:?}; log:\n{}",
+            h.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A second engine on this machine joined to the swarm as a worker; on
+/// drop it leaves and the manager forgets it.
+pub struct Worker {
+    pub engine: Engine,
+    pub id: String,
+}
+
+impl Worker {
+    pub fn join() -> Worker {
+        let engine = Engine::start();
+        let token = docker(&["swarm", "join-token", "-q", "worker"]);
+        let manager = docker(&["info", "--format", "{{.Swarm.NodeAddr}}"]);
+        let addr = engine.addr();
+        // Its own listen address: the manager holds 2377 and 7946 on every
+        // address of this machine. (Its gossip port still clashes, so
+        // overlay networks would not work across the two; teal needs none:
+        // tasks publish their port on their node.)
+        let out = engine.docker(&[
+            "swarm",
+            "join",
+            "--token",
+            &token,
+            "--advertise-addr",
+            &addr,
+            "--listen-addr",
+            &format!("{addr}:2377"),
+            &format!("{manager}:2377"),
+        ]);
+        assert!(out.status.success(), "join: {}", String::from_utf8_lossy(&out.stderr));
+        let out = engine.docker(&["info", "--format", "{{.Swarm.NodeID}}"]);
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        Worker { engine, id }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.engine.docker(&["swarm", "leave", "--force"]);
+        let _ = Command::new("docker")
+            .args(["node", "rm", "--force", &self.id])
+            .output();
+    }
+}
