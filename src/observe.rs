@@ -19,6 +19,13 @@ pub enum ObserveError {
     Proxy(#[from] ProxyError),
 }
 
+impl ObserveError {
+    /// Whether Swarm could not answer for want of a leader.
+    pub fn is_no_quorum(&self) -> bool {
+        matches!(self, ObserveError::Docker(d) if d.is_no_quorum())
+    }
+}
+
 /// Reads Docker, the proxy and the rollout records afresh. `desired`
 /// supplies each service's port, so the proxy's peers can be compared with
 /// container addresses, and its active color, to read a split of traffic.

@@ -10,14 +10,35 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::engine::Engine;
 use common::host::TestHost;
-use common::swarm::*;
+use common::swarm::{all_serve, docker, inspect, swarm_config, until, until_only, SwarmGuard, Worker};
 use common::wrk::Wrk;
 use common::{app_image_version, failing_app_image, proxy_or_fail, teal, try_get_via};
+
+/// Task containers of the service (both colors), as `docker ps` finds
+/// them by teal's labels: (name, status).
+fn task_containers(h: &TestHost) -> Vec<String> {
+    h.ps("{{.Names}}")
+}
+
+/// The running task containers of one color, by name.
+fn running_tasks(h: &TestHost, color: &str) -> Vec<String> {
+    let names = docker(&[
+        "ps",
+        "--filter",
+        &format!("label=teal.service={}", h.svc),
+        "--filter",
+        &format!("label=teal.color={color}"),
+        "--filter",
+        "status=running",
+        "--format",
+        "{{.Names}}",
+    ]);
+    names.lines().map(String::from).collect()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swarm_colors_are_services_and_the_proxy_follows_their_tasks() {
@@ -278,50 +299,6 @@ async fn a_canary_over_two_task_sets_walks_its_steps_and_a_bad_one_is_rolled_bac
     // The rollback is recorded before traffic moves back.
     until_only(&h, "2.0 green\n", 20).await;
     all_serve(&h, "2.0 green\n", 20).await;
-}
-
-/// A second engine on this machine joined to the swarm as a worker; on
-/// drop it leaves and the manager forgets it.
-struct Worker {
-    engine: Engine,
-    id: String,
-}
-
-impl Worker {
-    fn join() -> Worker {
-        let engine = Engine::start();
-        let token = docker(&["swarm", "join-token", "-q", "worker"]);
-        let manager = docker(&["info", "--format", "{{.Swarm.NodeAddr}}"]);
-        let addr = engine.addr();
-        // Its own listen address: the manager holds 2377 and 7946 on every
-        // address of this machine. (Its gossip port still clashes, so
-        // overlay networks would not work across the two; teal needs none:
-        // tasks publish their port on their node.)
-        let out = engine.docker(&[
-            "swarm",
-            "join",
-            "--token",
-            &token,
-            "--advertise-addr",
-            &addr,
-            "--listen-addr",
-            &format!("{addr}:2377"),
-            &format!("{manager}:2377"),
-        ]);
-        assert!(out.status.success(), "join: {}", String::from_utf8_lossy(&out.stderr));
-        let out = engine.docker(&["info", "--format", "{{.Swarm.NodeID}}"]);
-        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        Worker { engine, id }
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.engine.docker(&["swarm", "leave", "--force"]);
-        let _ = Command::new("docker")
-            .args(["node", "rm", "--force", &self.id])
-            .output();
-    }
 }
 
 /// The nodes of the service's running tasks, sorted.

@@ -8,7 +8,9 @@ use crate::events::Event;
 use crate::reconcile::{fetch_desired, DesiredError};
 
 impl Daemon {
-    pub(super) async fn fetch(&mut self) {
+    /// Fetches the branch head; returns the problem it met, if any, for
+    /// the pass to report.
+    pub(super) async fn fetch(&mut self) -> Option<String> {
         let config = self.host.config.clone();
         let known = self.last_good.as_ref().map(|r| r.commit.clone());
         let fetched = tokio::task::spawn_blocking(move || {
@@ -65,9 +67,8 @@ impl Daemon {
         if problem.is_some() {
             self.shared.metrics.write().expect("metrics lock").fetch_errors += 1;
         }
-        status.last_error = problem.clone();
         *self.shared.status.write().expect("status lock") = status;
-        self.problem(problem);
+        problem
     }
 
     /// A head that is not signed as required, rewinds history or asks for

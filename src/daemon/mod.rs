@@ -198,19 +198,31 @@ impl Daemon {
         }
     }
 
+    /// The pass's problem (`None`: it met none) in the status, and in
+    /// the log once per change.
+    fn report(&mut self, p: Option<String>) {
+        self.shared.status.write().expect("status lock").last_error = p.clone();
+        self.problem(p);
+    }
+
     /// One pass: fetch, observe, plan, execute what backoff allows.
     pub async fn pass(&mut self) {
         let started = Instant::now();
         self.outage = false;
         let previous = self.last_good.as_ref().map(|r| r.commit.clone());
-        self.fetch().await;
-        let Some(rev) = self.last_good.clone() else { return };
+        let fetch_problem = self.fetch().await;
+        let Some(rev) = self.last_good.clone() else {
+            return self.report(fetch_problem);
+        };
         let new_commit = previous.as_deref() != Some(rev.commit.as_str());
         let observed = match self.host.observe(&rev.desired).await {
             Ok(o) => o,
             Err(e) => {
-                self.outage = true;
-                return self.problem(Some(e.to_string()));
+                // A swarm without a leader heals when its managers come
+                // back, and one call per poll costs its manager nothing:
+                // retry each poll, so the deploy follows at once.
+                self.outage |= !e.is_no_quorum();
+                return self.report(Some(e.to_string()));
             }
         };
         let mut plan = crate::plan::plan(&rev.desired, &observed);
@@ -233,8 +245,9 @@ impl Daemon {
         self.gate_waves(&mut plan, &rev).await;
         plan.services
             .retain(|sp| !sp.steps.is_empty() && self.backoff.allows(&sp.service, &rev.commit, now));
+        let mut deploy_problem = None;
         if !plan.services.is_empty() {
-            self.execute(&plan, &rev, new_commit).await;
+            deploy_problem = self.execute(&plan, &rev, new_commit).await;
         }
         let fresh = if plan.services.is_empty() {
             Ok(observed)
@@ -245,6 +258,7 @@ impl Daemon {
             self.update_services(&o);
             figures::probe_health(&self.shared, &self.host.docker, &rev.desired, &o);
         }
+        self.report(deploy_problem.or(fetch_problem));
         let mut m = self.shared.metrics.write().expect("metrics lock");
         m.reconcile_count += 1;
         m.reconcile_seconds_last = started.elapsed().as_secs_f64();

@@ -6,12 +6,21 @@ use std::time::Instant;
 use tracing::{error, info, warn};
 
 use super::{log_step, rollouts, round, short, status, Daemon};
-use crate::engine::StepEvent;
+use crate::engine::{StepError, StepEvent};
 use crate::events::Event;
 use crate::reconcile::Revision;
 
 impl Daemon {
-    pub(super) async fn execute(&mut self, plan: &crate::plan::Plan, rev: &Revision, new_commit: bool) {
+    /// Runs the plan and records each service's outcome. Returns the
+    /// problem to report when a deploy stopped because the swarm lost
+    /// quorum: such a deploy is tried again next poll, not backed off.
+    pub(super) async fn execute(
+        &mut self,
+        plan: &crate::plan::Plan,
+        rev: &Revision,
+        new_commit: bool,
+    ) -> Option<String> {
+        let mut problem = None;
         let log = self.log.clone();
         let progress = self.progress.clone();
         let on_step = move |e: &StepEvent| {
@@ -47,10 +56,16 @@ impl Daemon {
                     info!(service = %o.service, commit = %short(&rev.commit), took = %crate::spec::duration::format(round(o.duration)), "converged");
                     self.record(&o.service, &rev.commit, "ok", ms, None);
                 }
-                Err(e) if matches!(e.reason, crate::engine::StepError::RolledBack(_)) => {
+                Err(e) if matches!(e.reason, StepError::RolledBack(_)) => {
                     self.mark(&o.service, None, Some(&rev.commit));
                     rollouts::count(&self.shared, &o.service, &e.reason);
                     self.record(&o.service, &rev.commit, "rolled back", ms, Some(e.reason.to_string()));
+                }
+                Err(e) if matches!(&e.reason, StepError::Docker(d) if d.is_no_quorum()) => {
+                    self.mark(&o.service, None, Some(&rev.commit));
+                    error!(service = %o.service, commit = %short(&rev.commit), error = %e, "deploy stopped: the swarm lost quorum; traffic stays where it was, tried again next poll");
+                    self.record(&o.service, &rev.commit, "failed", ms, Some(e.to_string()));
+                    problem = Some(e.to_string());
                 }
                 Err(e) => {
                     self.mark(&o.service, None, Some(&rev.commit));
@@ -70,6 +85,7 @@ impl Daemon {
                 }
             }
         }
+        problem
     }
 
     /// Records a deploy result in the event log, the status and the deploy counter.

@@ -34,6 +34,45 @@ fn free_ranges() -> (u8, u8) {
     }
 }
 
+/// dockerd on `dir`'s config, data root and socket, logging to
+/// `dir/dockerd.log` (appended, so a restart keeps the first run's log).
+fn spawn_dockerd(
+    dir: &std::path::Path,
+    config: &str,
+    exec_root: &std::path::Path,
+    bridge: &str,
+) -> std::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("dockerd.log"))
+        .unwrap();
+    Command::new("dockerd")
+        .arg("--config-file")
+        .arg(dir.join(config))
+        .arg("--data-root")
+        .arg(dir.join("data"))
+        .arg("--exec-root")
+        .arg(exec_root)
+        .arg("-H")
+        .arg(format!("unix://{}", dir.join("docker.sock").display()))
+        .arg("--pidfile")
+        .arg(dir.join("dockerd.pid"))
+        .args(["-b", bridge, "--iptables=false", "--ip-masq=false"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("dockerd is installed")
+}
+
+/// Whether this machine has an interface named docker0 (the main engine's bridge).
+fn docker0_exists() -> bool {
+    sh(Command::new("ip").args(["link", "show", "docker0"]))
+        .status
+        .success()
+}
+
 impl Engine {
     /// Starts a dockerd with its own bridge and pool; waits until it answers.
     pub fn start() -> Engine {
@@ -60,41 +99,59 @@ impl Engine {
         )
         .unwrap();
         let socket = dir.path().join("docker.sock");
-        let log = std::fs::File::create(dir.path().join("dockerd.log")).unwrap();
-        let child = Command::new("dockerd")
-            .arg("--config-file")
-            .arg(&config)
-            .arg("--data-root")
-            .arg(dir.path().join("data"))
-            .arg("--exec-root")
-            .arg(&exec_root)
-            .arg("-H")
-            .arg(format!("unix://{}", socket.display()))
-            .arg("--pidfile")
-            .arg(dir.path().join("dockerd.pid"))
-            .args(["-b", &bridge, "--iptables=false", "--ip-masq=false"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("dockerd is installed");
-        let e = Engine {
+        // On a restart, no address pools: a dockerd that starts with
+        // `default-address-pools` on a data root holding its former
+        // default network deletes the interface named docker0 (moby's
+        // initNetworkController, "clear stale bridge network"), and on
+        // this machine that is the main engine's bridge. The pool is only
+        // for networks made later; the restarted engine keeps the ones it has.
+        std::fs::write(dir.path().join("restart.json"), "{}").unwrap();
+        let child = spawn_dockerd(dir.path(), "daemon.json", &exec_root, &bridge);
+        let mut e = Engine {
             socket,
             bridge,
             exec_root,
             child,
             _dir: dir,
         };
-        let start = Instant::now();
-        while !e.docker(&["info"]).status.success() {
-            let log = std::fs::read_to_string(e._dir.path().join("dockerd.log")).unwrap_or_default();
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "dockerd did not start:\n{log}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
+        if let Err(log) = e.wait_answers() {
+            panic!("dockerd did not start:\n{log}");
         }
         e
+    }
+
+    /// Waits (at most 30 s) until the engine answers; `Err` with its log.
+    fn wait_answers(&mut self) -> Result<(), String> {
+        let start = Instant::now();
+        while !self.docker(&["info"]).status.success() {
+            if start.elapsed() > Duration::from_secs(30) || self.child_running() == Some(false) {
+                return Err(std::fs::read_to_string(self._dir.path().join("dockerd.log")).unwrap_or_default());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(())
+    }
+
+    /// Whether dockerd still runs (`None`: cannot tell).
+    fn child_running(&mut self) -> Option<bool> {
+        self.child.try_wait().ok().map(|s| s.is_none())
+    }
+
+    /// Starts the engine again after `stop`, on the same data root, bridge
+    /// and socket, as a machine that boots again does: it comes back with
+    /// its images and its swarm membership. `Err` with dockerd's log when
+    /// it does not answer within 30 s.
+    pub fn restart(&mut self) -> Result<(), String> {
+        if self.child_running() != Some(false) {
+            self.stop();
+        }
+        let docker0 = docker0_exists();
+        self.child = spawn_dockerd(self._dir.path(), "restart.json", &self.exec_root, &self.bridge);
+        self.wait_answers()?;
+        if docker0 && !docker0_exists() {
+            return Err("the restarted dockerd deleted this machine's docker0: recreate it (ip link add docker0 type bridge ...)".into());
+        }
+        Ok(())
     }
 
     /// `unix:///.../docker.sock`, for `docker.host`.

@@ -67,6 +67,23 @@ pub enum DockerError {
         color: String,
         message: String,
     },
+    /// The Swarm manager answers, but the swarm has no leader: too few
+    /// managers are online. Nothing about teal's services can be read or
+    /// changed until more than half of them are back.
+    #[error("Swarm lost quorum: no manager is leader, so teal cannot {action} {target} (Docker: {message}). The proxy keeps its routes and teal retries each poll; bring managers back until more than half are online (`docker node ls` on a manager), or if they are gone for good run `docker swarm init --force-new-cluster` on this one")]
+    NoQuorum {
+        action: &'static str,
+        target: String,
+        message: String,
+    },
+}
+
+impl DockerError {
+    /// Whether this is the swarm without a leader (it heals by itself
+    /// when managers come back, so callers retry rather than back off).
+    pub fn is_no_quorum(&self) -> bool {
+        matches!(self, DockerError::NoQuorum { .. })
+    }
 }
 
 /// A connection to one Docker engine and the network teal manages on it.
@@ -90,11 +107,7 @@ pub(crate) async fn call<T>(
 ) -> Result<T, DockerError> {
     match tokio::time::timeout(CALL_TIMEOUT, fut).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(DockerError::Api {
-            action,
-            target: target.to_string(),
-            message: message(&e),
-        }),
+        Ok(Err(e)) => Err(api_error(action, target, &e)),
         Err(_) => Err(DockerError::Timeout {
             action,
             target: target.to_string(),
@@ -111,6 +124,34 @@ pub(crate) fn message(e: &bollard::errors::Error) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// An engine's answer as an error; the swarm's "no leader" answer as
+/// `NoQuorum`, whatever the call was.
+pub(crate) fn api_error(action: &'static str, target: &str, e: &bollard::errors::Error) -> DockerError {
+    let message = message(e);
+    let target = target.to_string();
+    if says_no_quorum(&message) {
+        DockerError::NoQuorum {
+            action,
+            target,
+            message,
+        }
+    } else {
+        DockerError::Api {
+            action,
+            target,
+            message,
+        }
+    }
+}
+
+/// Docker's words for a swarm without a leader: "The swarm does not have
+/// a leader. It's possible that too few managers are online. ..." (and
+/// swarmkit's own "lost quorum" while a manager finds that out).
+fn says_no_quorum(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("does not have a leader") || m.contains("too few managers are online") || m.contains("lost quorum")
 }
 
 pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {
@@ -163,5 +204,41 @@ impl DockerDriver {
     /// The engine's API client, for the Swarm driver (same connection).
     pub(crate) fn client(&self) -> &Docker {
         &self.client
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status_code: u16, message: &str) -> bollard::errors::Error {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn a_swarm_without_a_leader_reads_as_lost_quorum() {
+        let no_leader = answer(
+            500,
+            "rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online.",
+        );
+        let e = api_error("list services", "owned by this teal", &no_leader);
+        assert!(e.is_no_quorum(), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.starts_with(
+                "Swarm lost quorum: no manager is leader, so teal cannot list services owned by this teal"
+            ) && text.contains("The swarm does not have a leader")
+                && text.contains("retries each poll"),
+            "{text}"
+        );
+        let other = api_error("inspect service", "web-blue", &answer(500, "rpc error: something else"));
+        assert!(!other.is_no_quorum());
+        assert_eq!(
+            other.to_string(),
+            "Docker: inspect service web-blue: rpc error: something else (HTTP 500)"
+        );
     }
 }

@@ -16,7 +16,7 @@ use bollard::models::{
 use bollard::query_parameters::{InspectServiceOptions, UpdateServiceOptions};
 
 use super::SwarmDriver;
-use crate::drivers::docker::{call, is_not_found, message, DockerError};
+use crate::drivers::docker::{api_error, call, is_not_found, DockerError};
 use crate::spec::container::{labels, ContainerSpec};
 use crate::spec::{Color, RestartPolicy};
 
@@ -132,11 +132,7 @@ impl SwarmDriver {
         match self.docker.client().delete_service(name).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(DockerError::Api {
-                action: "remove service",
-                target: name.to_string(),
-                message: message(&e),
-            }),
+            Err(e) => Err(api_error("remove service", name, &e)),
         }
     }
 
@@ -158,13 +154,7 @@ impl SwarmDriver {
             .await;
         let s = match got {
             Err(e) if is_not_found(&e) => return Ok(None),
-            Err(e) => {
-                return Err(DockerError::Api {
-                    action: "inspect service",
-                    target: name.to_string(),
-                    message: message(&e),
-                })
-            }
+            Err(e) => return Err(api_error("inspect service", name, &e)),
             Ok(s) => s,
         };
         let spec = s.spec.unwrap_or_default();
