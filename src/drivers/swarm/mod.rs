@@ -35,6 +35,10 @@ pub fn service_name(service: &str, color: Color) -> String {
     format!("{service}-{color}")
 }
 
+/// The label (on the service only) that marks a rolling update's twin
+/// service (see `twin`).
+const TWIN: &str = "teal.twin";
+
 /// How often a wait polls the swarm.
 const POLL: Duration = Duration::from_millis(250);
 

@@ -201,7 +201,7 @@ impl SwarmDriver {
         // twin becomes the color's own service, so none restarts.
         let mut on_service = l.clone();
         if w.twin {
-            on_service.insert(super::twin::TWIN.into(), "true".into());
+            on_service.insert(super::TWIN.into(), "true".into());
         }
         ServiceSpec {
             name: Some(w.name.clone()),

@@ -53,7 +53,7 @@ impl SwarmDriver {
             ) else {
                 continue;
             };
-            let twin = l.contains_key(super::twin::TWIN);
+            let twin = l.contains_key(super::TWIN);
             let name = spec.name.clone().unwrap_or_default();
             let mut mine: Vec<&Task> = tasks.iter().filter(|t| t.service_id == s.id).collect();
             mine.sort_by_key(|t| t.slot.unwrap_or(i64::MAX));

@@ -16,13 +16,10 @@ use bollard::models::TaskState;
 use bollard::query_parameters::ListTasksOptions;
 
 use super::service::{current_replicas, replicated, Want};
-use super::SwarmDriver;
+use super::{SwarmDriver, TWIN};
 use crate::drivers::docker::{call, DockerError};
 use crate::spec::container::{labels, ContainerSpec};
 use crate::spec::Color;
-
-/// The label that marks a twin service.
-pub(super) const TWIN: &str = "teal.twin";
 
 /// One of a color's Swarm services as it is now.
 #[derive(Debug, Clone, PartialEq, Eq)]
