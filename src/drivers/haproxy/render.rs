@@ -181,7 +181,11 @@ pub fn render(routes: &BTreeMap<String, RouteSpec>, cfg: &HaproxyConfig, token: 
     for g in &cfg.global {
         let _ = writeln!(b, "    {g}");
     }
-    b.push_str("defaults\n    mode http\n    option http-keep-alive\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n    timeout http-keep-alive 60s\n");
+    // A replica that died (a killed container, a Swarm task on a lost
+    // node) may stay routed until teal's next look: a request that cannot
+    // connect to it within 1 s, or whose connection it closed without an
+    // answer, goes to another server of the backend instead of failing.
+    b.push_str("defaults\n    mode http\n    option http-keep-alive\n    option redispatch 1\n    retries 2\n    retry-on conn-failure empty-response\n    timeout connect 1s\n    timeout client 60s\n    timeout server 60s\n    timeout http-keep-alive 60s\n");
     let _ = writeln!(b, "frontend teal\n    bind {}", cfg.listen);
     b.push_str("    http-request set-var(txn.host) req.hdr(host),field(1,:),lower\n");
     let _ = writeln!(b, "    http-request return status 200 content-type text/plain string {token} if {{ var(txn.host) -m str {CONFIG_HOST} }}");
@@ -209,6 +213,9 @@ pub fn render(routes: &BTreeMap<String, RouteSpec>, cfg: &HaproxyConfig, token: 
         let n = slots(r);
         for (be, colors) in backends(r) {
             let _ = writeln!(b, "backend {be}");
+            // Only a refused connection is retried for a request that may
+            // change something: it never reached the server.
+            b.push_str("    http-request disable-l7-retry if !METH_GET !METH_OPTIONS\n");
             server_lines(&mut b, &colors, n);
         }
     }
