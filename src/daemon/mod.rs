@@ -7,6 +7,7 @@
 
 pub mod backoff;
 pub mod dashboard;
+mod docker_events;
 mod fetch;
 pub mod figures;
 pub mod http;
@@ -57,6 +58,7 @@ pub struct Daemon {
     /// Reads the host config again, for `reload`.
     pub config_loader: Option<Box<dyn Fn() -> anyhow::Result<HostConfig> + Send + Sync>>,
     _watcher: Option<notify::RecommendedWatcher>,
+    _docker_events: docker_events::Watch,
     /// Hosts of earlier waves, read through their status API.
     peers: waves::Peers,
 }
@@ -88,6 +90,7 @@ impl Daemon {
         };
         let token = read_token(config.host.token_file.as_deref())?;
         let host = Host::connect(config).await?;
+        let docker_events = watch_docker(&host, trigger.clone());
         Ok(Daemon {
             peers: waves::Peers::new(token),
             host,
@@ -104,6 +107,7 @@ impl Daemon {
             reload: Arc::new(Notify::new()),
             config_loader: None,
             _watcher: watcher,
+            _docker_events: docker_events,
         })
     }
 
@@ -167,6 +171,7 @@ impl Daemon {
         }
         match Host::connect(config).await {
             Ok(host) => {
+                self._docker_events = watch_docker(&host, self.trigger.clone());
                 self._watcher = if host.config.repo.watch {
                     watch_local_repo(&host.config.repo.url, self.trigger.clone())
                 } else {
@@ -305,6 +310,16 @@ fn short(commit: &str) -> &str {
 
 /// For a repo on this machine, a watcher that wakes the loop on any change
 /// (a commit or push updates its refs), so deploys need not wait a poll.
+/// Passes on the events of this host's replicas (see `docker_events`).
+fn watch_docker(host: &Host, trigger: Arc<Notify>) -> docker_events::Watch {
+    let client = host.docker.docker().client().clone();
+    docker_events::Watch(docker_events::watch(
+        client,
+        host.config.docker.network.clone(),
+        trigger,
+    ))
+}
+
 fn watch_local_repo(url: &str, trigger: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher;
     let path = url.strip_prefix("file://").unwrap_or(url);
