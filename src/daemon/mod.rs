@@ -308,8 +308,6 @@ fn short(commit: &str) -> &str {
     &commit[..commit.len().min(10)]
 }
 
-/// For a repo on this machine, a watcher that wakes the loop on any change
-/// (a commit or push updates its refs), so deploys need not wait a poll.
 /// Passes on the events of this host's replicas (see `docker_events`).
 fn watch_docker(host: &Host, trigger: Arc<Notify>) -> docker_events::Watch {
     let client = host.docker.docker().client().clone();
@@ -320,6 +318,8 @@ fn watch_docker(host: &Host, trigger: Arc<Notify>) -> docker_events::Watch {
     ))
 }
 
+/// For a repo on this machine, a watcher that wakes the loop on any change
+/// (a commit or push updates its refs), so deploys need not wait a poll.
 fn watch_local_repo(url: &str, trigger: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher;
     let path = url.strip_prefix("file://").unwrap_or(url);

@@ -19,9 +19,10 @@ use std::time::Duration;
 
 use super::{container_spec, target, Engine, StepError};
 use crate::drivers::swarm::{Side, SwarmDriver};
-use crate::health;
+use crate::health::{self, Target};
 use crate::plan::ObservedContainer;
 use crate::spec::{Color, Service};
+use crate::strategy::rolling::{swarm_move, SwarmMove};
 
 /// How often the roll looks whether Swarm marked old tasks to stop.
 const FOLLOW: Duration = Duration::from_millis(50);
@@ -56,18 +57,13 @@ impl Engine<'_> {
             let found = s.color_services(&svc.name, color).await?;
             let old = found.rest.as_ref().map_or(0, |r| r.replicas);
             let new = found.twin.as_ref().map_or(0, |t| t.replicas);
-            if old == 0 && new >= n {
-                s.ensure_twin(&spec, n, &svc.placement, self.commit).await?;
-                s.promote_twin(&svc.name, color).await?;
-                return self.route_swarm_color(svc, color).await;
-            }
-            // More than `replicas` tasks between batches: teal stopped
-            // after a batch came up and before the old tasks went; that
-            // batch is checked and judged again first.
-            let want = if old + new > n {
-                new
-            } else {
-                (new + max_surge.max(1)).min(n)
+            let (want, keep) = match swarm_move(n, max_surge, old, new) {
+                SwarmMove::Promote => {
+                    s.ensure_twin(&spec, n, &svc.placement, self.commit).await?;
+                    s.promote_twin(&svc.name, color).await?;
+                    return self.route_swarm_color(svc, color).await;
+                }
+                SwarmMove::Batch { twin, old } => (twin, old),
             };
             s.ensure_twin(&spec, want, &svc.placement, self.commit).await?;
             if let Err(e) = self.batch_up(s, svc, color, &hash, want).await {
@@ -79,7 +75,6 @@ impl Engine<'_> {
                 return Err(e);
             }
             if let Some(rest) = &found.rest {
-                let keep = old.min(n.saturating_sub(want));
                 s.set_replicas(&rest.name, keep).await?;
                 self.follow_scale_down(s, svc, color, &rest.name, keep).await?;
             }
@@ -104,11 +99,7 @@ impl Engine<'_> {
             .await?;
         let served = self.served(svc, color).await?;
         let (_, twin) = self.sides(svc, color).await?;
-        let fresh: Vec<_> = twin
-            .iter()
-            .filter(|t| t.endpoint(svc.port).is_some_and(|a| !served.contains(&a)))
-            .filter_map(target)
-            .collect();
+        let fresh = unrouted(&twin, &served, svc.port);
         health::wait_healthy(&svc.health, svc.port, &fresh, self.docker).await?;
         let (rest, twin) = self.sides(svc, color).await?;
         let addrs = rest.iter().chain(&twin).filter_map(|t| t.endpoint(svc.port)).collect();
@@ -173,13 +164,9 @@ impl Engine<'_> {
     async fn route_swarm_color(&self, svc: &Service, color: Color) -> Result<(), StepError> {
         let served = self.served(svc, color).await?;
         let (rest, twin) = self.sides(svc, color).await?;
-        let addrs: BTreeSet<SocketAddr> = rest.iter().chain(&twin).filter_map(|t| t.endpoint(svc.port)).collect();
-        let fresh: Vec<_> = rest
-            .iter()
-            .chain(&twin)
-            .filter(|t| t.endpoint(svc.port).is_some_and(|a| !served.contains(&a)))
-            .filter_map(target)
-            .collect();
+        let all: Vec<ObservedContainer> = rest.into_iter().chain(twin).collect();
+        let addrs: BTreeSet<SocketAddr> = all.iter().filter_map(|t| t.endpoint(svc.port)).collect();
+        let fresh = unrouted(&all, &served, svc.port);
         let failed = if fresh.is_empty() {
             BTreeSet::new()
         } else {
@@ -208,4 +195,13 @@ impl Engine<'_> {
         let tasks = all.get(&svc.name).map(|p| p.get(color).clone()).unwrap_or_default();
         Ok(tasks.into_iter().filter(|t| t.running).partition(|t| !t.twin))
     }
+}
+
+/// The tasks among `tasks` the proxy does not route to yet, as check targets.
+fn unrouted(tasks: &[ObservedContainer], served: &BTreeSet<SocketAddr>, port: u16) -> Vec<Target> {
+    tasks
+        .iter()
+        .filter(|t| t.endpoint(port).is_some_and(|a| !served.contains(&a)))
+        .filter_map(target)
+        .collect()
 }

@@ -36,7 +36,10 @@ pub fn rows(observed: &Observed) -> Vec<TaskRow> {
                     color,
                     node: node.clone(),
                     task: c.name.clone(),
-                    endpoint: c.endpoint(0).filter(|_| c.port.is_some()).map(|e| e.to_string()),
+                    endpoint: c
+                        .addr
+                        .zip(c.port)
+                        .map(|(a, p)| format!("{}", std::net::SocketAddr::new(a, p))),
                     running: c.running,
                     twin: c.twin,
                 });

@@ -8,6 +8,7 @@
 pub mod analysis;
 pub mod blue_green;
 pub mod canary;
+pub mod rolling;
 
 use std::time::Duration;
 
