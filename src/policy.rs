@@ -7,6 +7,12 @@
 //! whose source is, or resolves to, the engine's socket) or the host's
 //! network namespace. (Privileged mode and added capabilities cannot be
 //! written in a service file at all: they are unknown fields.)
+//!
+//! Docker resolves a bind's source again at every start, so what was
+//! admitted can change on disk: no bind may lie below another read-write
+//! bind (`overlap`), and the Docker driver asks `bind_refusal` again about
+//! what it mounts. Swarm tasks run on nodes whose paths the manager cannot
+//! see: no bind mounts in swarm mode.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -14,6 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::spec::locate::Locator;
 use crate::spec::{Color, Desired, Diagnostic, RepoFiles};
+
+mod overlap;
 
 /// `policy:` in the host config.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -29,37 +37,20 @@ pub struct Policy {
     pub volumes: Option<Vec<String>>,
 }
 
-/// Where the engine's socket is, and how this host resolves symlinks (the
-/// only IO the check needs, passed in so the check itself is pure).
+/// Where the engine's socket is, how this host resolves symlinks (the
+/// only IO the check needs, passed in so the check itself is pure), and
+/// whether replicas are Swarm tasks (which run on nodes whose paths this
+/// host cannot see).
 pub struct Host<'a> {
     pub docker_sockets: &'a [PathBuf],
     pub resolve: &'a dyn Fn(&Path) -> PathBuf,
-}
-
-impl Host<'_> {
-    /// `std::fs::canonicalize` on the longest existing ancestor, so a path
-    /// whose last parts do not exist yet still has its symlinks resolved.
-    pub fn resolve_on_disk(p: &Path) -> PathBuf {
-        let mut head = p.to_path_buf();
-        let mut tail = vec![];
-        loop {
-            if let Ok(c) = std::fs::canonicalize(&head) {
-                return tail.iter().rev().fold(c, |acc, t: &std::ffi::OsString| acc.join(t));
-            }
-            match (head.file_name().map(|f| f.to_os_string()), head.parent()) {
-                (Some(f), Some(parent)) => {
-                    tail.push(f);
-                    head = parent.to_path_buf();
-                }
-                _ => return p.to_path_buf(),
-            }
-        }
-    }
+    pub swarm: bool,
 }
 
 /// Every violation of `policy` in `desired`, located in `files`.
 pub fn check(desired: &Desired, files: &RepoFiles, policy: &Policy, host: &Host<'_>) -> Vec<Diagnostic> {
     let mut out = vec![];
+    let mut binds = vec![];
     for svc in desired.services.values() {
         let loc = Locator::new(files.files.get(&svc.file).map_or("", String::as_str));
         let at = |path: &[&str], msg: String| {
@@ -82,8 +73,9 @@ pub fn check(desired: &Desired, files: &RepoFiles, policy: &Policy, host: &Host<
         }
         for (i, v) in svc.volumes.iter().enumerate() {
             let n = i.to_string();
-            if let Some(why) = volume(v, policy, host) {
-                out.push(at(&["volumes", &n], why));
+            match volume(v, policy, host) {
+                Some(why) => out.push(at(&["volumes", &n], why)),
+                None => binds.extend(overlap::Bind::of(svc, i, &loc, host)),
             }
         }
         if let Some(net) = &svc.network {
@@ -95,6 +87,7 @@ pub fn check(desired: &Desired, files: &RepoFiles, policy: &Policy, host: &Host<
             }
         }
     }
+    out.extend(overlap::check(&binds));
     out
 }
 
@@ -104,6 +97,19 @@ fn volume(v: &str, policy: &Policy, host: &Host<'_>) -> Option<String> {
     if !source.starts_with('/') {
         return None; // a named volume
     }
+    if host.swarm {
+        return Some(format!(
+            "bind mount of {source}: in swarm mode a task may run on any node, where teal cannot check the path (or what its symlinks point at); use a named volume (name:/target)"
+        ));
+    }
+    bind_refusal(source, policy, host)
+}
+
+/// Why the bind source `source` is refused on this host, if it is: the
+/// Docker socket, or outside `policy.volumes` once normalised and resolved.
+/// Drivers ask again with what Docker reports, since Docker resolves the
+/// source afresh at each start.
+pub fn bind_refusal(source: &str, policy: &Policy, host: &Host<'_>) -> Option<String> {
     let lexical = normalize(Path::new(source));
     let real = (host.resolve)(&lexical);
     let sockets: Vec<PathBuf> = host
@@ -143,7 +149,7 @@ fn volume(v: &str, policy: &Policy, host: &Host<'_>) -> Option<String> {
 }
 
 /// `/srv/a/../../etc` -> `/etc`, without touching the disk.
-fn normalize(p: &Path) -> PathBuf {
+pub(crate) fn normalize(p: &Path) -> PathBuf {
     let mut out = PathBuf::from("/");
     for c in p.components() {
         match c {
@@ -158,91 +164,4 @@ fn normalize(p: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::spec::load::{load, RepoFiles};
-
-    const SVC: &str = "active: blue\nblue:\n  image: registry.example.com/shop/web:1\nport: 8080\nroute: {host: shop.example.com}\nhealth:\n  http: {path: /healthz}\n";
-
-    fn violations(extra: &str, policy: &Policy) -> Vec<String> {
-        let mut f = RepoFiles {
-            has_services_dir: true,
-            ..Default::default()
-        };
-        f.files.insert("services/web.yaml".into(), format!("{SVC}{extra}"));
-        let d = load(&f).unwrap();
-        // A host where /srv/link points at /etc.
-        let resolve = |p: &Path| -> PathBuf {
-            let s = p.to_string_lossy();
-            match s.strip_prefix("/srv/link") {
-                Some(rest) => PathBuf::from(format!("/etc{rest}")),
-                None => p
-                    .strip_prefix("/var/run")
-                    .map_or(p.to_path_buf(), |r| Path::new("/run").join(r)),
-            }
-        };
-        let host = Host {
-            docker_sockets: &[PathBuf::from("/var/run/docker.sock")],
-            resolve: &resolve,
-        };
-        check(&d, &f, policy, &host).iter().map(|d| d.to_string()).collect()
-    }
-
-    fn shop() -> Policy {
-        Policy {
-            images: Some(vec!["registry.example.com/shop/".into()]),
-            volumes: Some(vec!["/srv/".into()]),
-        }
-    }
-
-    #[test]
-    fn images_outside_the_prefixes_are_refused_where_they_are_written() {
-        assert!(violations("", &shop()).is_empty());
-        let text = SVC.replace("registry.example.com/shop/web:1", "evil.example.com/miner:1");
-        let mut f = RepoFiles {
-            has_services_dir: true,
-            ..Default::default()
-        };
-        f.files.insert("services/web.yaml".into(), text);
-        let d = load(&f).unwrap();
-        let host = Host {
-            docker_sockets: &[],
-            resolve: &|p: &Path| p.to_path_buf(),
-        };
-        let got: Vec<String> = check(&d, &f, &shop(), &host).iter().map(|d| d.to_string()).collect();
-        assert_eq!(
-            got,
-            ["services/web.yaml:3:10: image evil.example.com/miner:1 is outside this host's policy (policy.images: registry.example.com/shop/)"]
-        );
-    }
-
-    #[test]
-    fn bind_mounts_are_checked_after_normalising_and_resolving() {
-        let rows = [
-            ("volumes: [/srv/web/data:/data]", None),
-            ("volumes: [data:/data]", None),
-            ("volumes: [/etc:/etc:ro]", Some("services/web.yaml:8:11: bind source /etc is outside this host's policy (policy.volumes: /srv/)")),
-            ("volumes: ['/srv/../etc:/x']", Some("services/web.yaml:8:11: bind source /srv/../etc (resolves to /etc) is outside this host's policy (policy.volumes: /srv/)")),
-            ("volumes: [/srv/link/shadow:/x]", Some("services/web.yaml:8:11: bind source /srv/link/shadow (resolves to /etc/shadow) is outside this host's policy (policy.volumes: /srv/)")),
-            ("volumes: [/var/run/docker.sock:/s]", Some("services/web.yaml:8:11: bind source /var/run/docker.sock is (or holds) the Docker socket: never allowed from the repo, whatever the policy")),
-            ("volumes: [/run:/r]", Some("services/web.yaml:8:11: bind source /run is (or holds) the Docker socket: never allowed from the repo, whatever the policy")),
-            ("network: host", Some("services/web.yaml:8:10: network \"host\" shares a namespace with the host or another container: never allowed from the repo")),
-        ];
-        for (extra, want) in rows {
-            let got = violations(&format!("{extra}\n"), &shop());
-            assert_eq!(got, want.map(String::from).into_iter().collect::<Vec<_>>(), "{extra}");
-        }
-        // A socket inside an allowed prefix is still refused.
-        let open = Policy {
-            images: None,
-            volumes: Some(vec!["/".into()]),
-        };
-        assert_eq!(violations("volumes: [/var/run/docker.sock:/s]\n", &open).len(), 1);
-        // No list: no bind mounts at all.
-        let none = Policy::default();
-        assert_eq!(
-            violations("volumes: [/srv/web:/w]\n", &none),
-            ["services/web.yaml:8:11: bind mount of /srv/web: this host allows no bind mounts (policy.volumes lists none); use a named volume"]
-        );
-    }
-}
+mod tests;

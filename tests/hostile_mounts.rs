@@ -1,0 +1,135 @@
+//! What a hostile repo or container can do with mounts, against the real
+//! Docker engine: a read-write bind that turns a second bind into a host
+//! path outside `policy.volumes` by a symlink (Docker resolves bind
+//! sources afresh at every start), and named volumes of other apps.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::host::TestHost;
+use common::proxy_or_fail;
+
+/// A `FROM scratch` image of tests/fixtures/bind_escape.rs, compiled
+/// statically with the rustc that builds these tests.
+async fn escape_image(h: &TestHost) -> String {
+    use sha2::Digest;
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bind_escape.rs");
+    let text = std::fs::read(&source).unwrap();
+    let tag = format!("teal-test-escape:{}", &hex::encode(sha2::Sha256::digest(&text))[..12]);
+    if h.docker.image_present(&tag).await.unwrap() {
+        return tag;
+    }
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let version = Command::new(&rustc)
+        .arg("-vV")
+        .output()
+        .expect("rustc -vV (install Rust: rustup.rs)");
+    let host = String::from_utf8_lossy(&version.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(String::from))
+        .expect("rustc -vV names its host");
+    let out = tempfile::tempdir().unwrap();
+    let bin = out.path().join("bind-escape");
+    let status = Command::new(&rustc)
+        .args([
+            "--edition",
+            "2021",
+            "-O",
+            "-C",
+            "target-feature=+crt-static",
+            "--target",
+            &host,
+            "-o",
+        ])
+        .arg(&bin)
+        .arg(&source)
+        .status()
+        .unwrap();
+    assert!(status.success(), "compiling {} statically failed", source.display());
+    h.docker
+        .build_app_image(&tag, &std::fs::read(&bin).unwrap(), &[])
+        .await
+        .expect("build the bind-escape image");
+    tag
+}
+
+/// Appends `policy:` lines to the test host's config.
+fn add_policy(h: &TestHost, lines: &str) {
+    let mut text = std::fs::read_to_string(&h.config).unwrap();
+    text.push_str("policy:\n");
+    text.push_str(lines);
+    std::fs::write(&h.config, text).unwrap();
+}
+
+/// `/tmp/...` as the kernel sees it, so paths compare with what Docker reports.
+fn real(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap()
+}
+
+/// Waits until the daemon refuses the work tree's head; the reason. Fails
+/// at once when `leaked` appears: the attack worked.
+async fn until_refused(h: &TestHost, leaked: &Path) -> String {
+    let head = common::git_in(&h.work, &["rev-parse", "HEAD"]);
+    let start = Instant::now();
+    loop {
+        if let Ok(secret) = std::fs::read_to_string(leaked) {
+            panic!(
+                "a container read {secret:?}, a file outside policy.volumes, through a bind the policy admitted\n{}",
+                h.log_text()
+            );
+        }
+        // The status API answers once the daemon is up.
+        if let Ok((200, body)) = common::try_get_via(&h.api, "localhost", "/status").await {
+            let s: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if s["refused"]["commit"].as_str() == Some(head.as_str()) {
+                return s["refused"]["reason"].as_str().unwrap().to_string();
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "head not refused within 60 s; containers: {:?}\n{}",
+            h.ps("{{.Names}} {{.Status}}"),
+            h.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_read_write_bind_cannot_turn_a_second_bind_into_a_host_path_outside_the_policy() {
+    proxy_or_fail("haproxy");
+    let h = TestHost::new("escape").await;
+    let image = escape_image(&h).await;
+    let dirs = tempfile::tempdir().unwrap();
+    let (allowed, outside) = (real(dirs.path()).join("allowed"), real(dirs.path()).join("outside"));
+    std::fs::create_dir_all(allowed.join("app/sub")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret"), "the host's root\n").unwrap();
+    h.managed_config("haproxy");
+    add_policy(&h, &format!("  volumes: ['{}/']\n", allowed.display()));
+    let (app, sub) = (allowed.join("app"), allowed.join("app/sub"));
+    let extra = format!(
+        "env: {{OUTSIDE: '{}'}}\nvolumes: ['{}:/data', '{}:/sub:ro']\n",
+        outside.display(),
+        app.display(),
+        sub.display()
+    );
+    h.push("escape", &h.service("blue", &image, None, &extra));
+    let _daemon = h.start_daemon();
+
+    let reason = until_refused(&h, &app.join("leaked")).await;
+    let file = format!("services/{}.yaml:", h.svc);
+    for want in [
+        file.as_str(),
+        &format!("bind source {} is inside {}", sub.display(), app.display()),
+        "read-write",
+        "read-only",
+    ] {
+        assert!(reason.contains(want), "{want:?} not in: {reason}");
+    }
+    assert_eq!(h.ps("{{.Names}}"), Vec::<String>::new(), "nothing was created");
+    assert!(sub.is_dir() && !app.join("leaked").exists());
+}
