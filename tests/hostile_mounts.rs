@@ -5,21 +5,26 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::host::TestHost;
-use common::proxy_or_fail;
+use common::{docker_or_fail, proxy_or_fail, unique, DockerGuard};
+use teal::drivers::docker::{DockerDriver, MountRules};
+use teal::policy::Policy;
+use teal::spec::container::ContainerSpec;
+use teal::spec::{Color, RestartPolicy};
 
 /// A `FROM scratch` image of tests/fixtures/bind_escape.rs, compiled
 /// statically with the rustc that builds these tests.
-async fn escape_image(h: &TestHost) -> String {
+async fn escape_image(docker: &DockerDriver) -> String {
     use sha2::Digest;
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bind_escape.rs");
     let text = std::fs::read(&source).unwrap();
     let tag = format!("teal-test-escape:{}", &hex::encode(sha2::Sha256::digest(&text))[..12]);
-    if h.docker.image_present(&tag).await.unwrap() {
+    if docker.image_present(&tag).await.unwrap() {
         return tag;
     }
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
@@ -49,7 +54,7 @@ async fn escape_image(h: &TestHost) -> String {
         .status()
         .unwrap();
     assert!(status.success(), "compiling {} statically failed", source.display());
-    h.docker
+    docker
         .build_app_image(&tag, &std::fs::read(&bin).unwrap(), &[])
         .await
         .expect("build the bind-escape image");
@@ -102,7 +107,7 @@ async fn until_refused(h: &TestHost, leaked: &Path) -> String {
 async fn a_read_write_bind_cannot_turn_a_second_bind_into_a_host_path_outside_the_policy() {
     proxy_or_fail("haproxy");
     let h = TestHost::new("escape").await;
-    let image = escape_image(&h).await;
+    let image = escape_image(&h.docker).await;
     let dirs = tempfile::tempdir().unwrap();
     let (allowed, outside) = (real(dirs.path()).join("allowed"), real(dirs.path()).join("outside"));
     std::fs::create_dir_all(allowed.join("app/sub")).unwrap();
@@ -132,4 +137,115 @@ async fn a_read_write_bind_cannot_turn_a_second_bind_into_a_host_path_outside_th
     }
     assert_eq!(h.ps("{{.Names}}"), Vec::<String>::new(), "nothing was created");
     assert!(sub.is_dir() && !app.join("leaked").exists());
+}
+
+/// A Docker driver whose bind mounts must stay under `allowed`, and the
+/// blue spec of a fresh service of the bind-escape image with `volumes`.
+async fn driver(allowed: &Path, volumes: &[String]) -> (DockerDriver, ContainerSpec, DockerGuard) {
+    docker_or_fail();
+    let network = unique("teal-mounts");
+    let service = unique("mounts");
+    let docker = DockerDriver::connect(None, &network).await.unwrap();
+    docker.ensure_network().await.unwrap();
+    let guard = DockerGuard {
+        services: vec![service.clone()],
+        network,
+    };
+    let rules = MountRules {
+        policy: Policy {
+            volumes: Some(vec![format!("{}/", allowed.display())]),
+            ..Default::default()
+        },
+        docker_sockets: vec![PathBuf::from("/var/run/docker.sock")],
+    };
+    let spec = ContainerSpec {
+        service,
+        color: Color::Blue,
+        image: escape_image(&docker).await,
+        port: 8080,
+        env: BTreeMap::new(),
+        command: None,
+        volumes: volumes.to_vec(),
+        labels: BTreeMap::new(),
+        restart: RestartPolicy::UnlessStopped,
+        network: None,
+    };
+    (docker.with_mounts(rules), spec, guard)
+}
+
+fn docker_inspect(name: &str, format: &str) -> String {
+    let out = Command::new("docker")
+        .args(["inspect", "-f", format, name])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test]
+async fn docker_is_given_the_resolved_bind_source_and_the_spec_hash_stays() {
+    let dirs = tempfile::tempdir().unwrap();
+    let allowed = real(dirs.path()).join("allowed");
+    std::fs::create_dir_all(allowed.join("data-v1")).unwrap();
+    std::os::unix::fs::symlink(allowed.join("data-v1"), allowed.join("data")).unwrap();
+    let written = format!("{}:/sub:ro", allowed.join("data").display());
+    let (docker, spec, _guard) = driver(&allowed, std::slice::from_ref(&written)).await;
+    docker.ensure_color(&spec, 1, "c1").await.unwrap();
+
+    let name = spec.container_name(0);
+    assert_eq!(
+        docker_inspect(&name, "{{range .Mounts}}{{.Source}}{{end}}"),
+        allowed.join("data-v1").display().to_string(),
+        "Docker resolves the path again at each start: it must get the path the policy admitted"
+    );
+    // The label keeps the spec as written, so an upgraded teal replaces nothing.
+    assert_eq!(
+        docker_inspect(&name, "{{index .Config.Labels \"teal.spec\"}}"),
+        spec.hash()
+    );
+    assert_eq!(spec.volumes, [written]);
+}
+
+#[tokio::test]
+async fn a_bind_source_swapped_for_a_symlink_while_stopped_is_never_mounted() {
+    let dirs = tempfile::tempdir().unwrap();
+    let (allowed, outside) = (real(dirs.path()).join("allowed"), real(dirs.path()).join("outside"));
+    for d in [allowed.join("out"), allowed.join("data"), outside.clone()] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(outside.join("secret"), "the host's root\n").unwrap();
+    let volumes = [
+        format!("{}:/data", allowed.join("out").display()),
+        format!("{}:/sub:ro", allowed.join("data").display()),
+    ];
+    let (docker, spec, _guard) = driver(&allowed, &volumes).await;
+    docker.ensure_color(&spec, 1, "c1").await.unwrap();
+    let name = spec.container_name(0);
+    assert_eq!(docker_inspect(&name, "{{.State.Running}}"), "true");
+
+    // While it is stopped, the admitted directory becomes a symlink out of
+    // the policy (what a container with write access to its parent could do).
+    Command::new("docker")
+        .args(["stop", "-t", "1", &name])
+        .output()
+        .unwrap();
+    std::fs::remove_dir(allowed.join("data")).unwrap();
+    std::os::unix::fs::symlink(&outside, allowed.join("data")).unwrap();
+
+    let err = docker.ensure_color(&spec, 1, "c1").await.map(|_| ());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    if let Ok(secret) = std::fs::read_to_string(allowed.join("out/leaked")) {
+        panic!("the container read {secret:?} from outside policy.volumes (ensure_color: {err:?})");
+    }
+    let err = err.expect_err("starting it again must be refused").to_string();
+    for want in [
+        spec.service.as_str(),
+        "blue",
+        name.as_str(),
+        &allowed.join("data").display().to_string(),
+        "outside this host's policy",
+        "traffic stays",
+    ] {
+        assert!(err.contains(want), "{want:?} not in: {err}");
+    }
+    assert_eq!(docker_inspect(&name, "{{.State.Running}}"), "false");
 }
