@@ -12,7 +12,8 @@
 //! admitted can change on disk: no bind may lie below another read-write
 //! bind (`overlap`), and the Docker driver asks `bind_refusal` again about
 //! what it mounts. Swarm tasks run on nodes whose paths the manager cannot
-//! see: no bind mounts in swarm mode.
+//! see: no bind mounts in swarm mode. A named volume may be another app's
+//! data: a service mounts its own, or those `policy.named_volumes` allows.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -35,6 +36,11 @@ pub struct Policy {
     /// no bind mounts (named volumes stay allowed).
     #[serde(default)]
     pub volumes: Option<Vec<String>>,
+    /// Name prefixes of Docker named volumes a service may mount, e.g.
+    /// `shop-`. Absent: only its own, named after it (`<service>`,
+    /// `<service>-...` or `<service>_...`). An empty list: none.
+    #[serde(default)]
+    pub named_volumes: Option<Vec<String>>,
 }
 
 /// Where the engine's socket is, how this host resolves symlinks (the
@@ -73,7 +79,7 @@ pub fn check(desired: &Desired, files: &RepoFiles, policy: &Policy, host: &Host<
         }
         for (i, v) in svc.volumes.iter().enumerate() {
             let n = i.to_string();
-            match volume(v, policy, host) {
+            match volume(v, &svc.name, policy, host) {
                 Some(why) => out.push(at(&["volumes", &n], why)),
                 None => binds.extend(overlap::Bind::of(svc, i, &loc, host)),
             }
@@ -91,11 +97,11 @@ pub fn check(desired: &Desired, files: &RepoFiles, policy: &Policy, host: &Host<
     out
 }
 
-/// Why a `source:target[:ro]` volume is refused, if it is.
-fn volume(v: &str, policy: &Policy, host: &Host<'_>) -> Option<String> {
+/// Why a `source:target[:ro]` volume of `service` is refused, if it is.
+fn volume(v: &str, service: &str, policy: &Policy, host: &Host<'_>) -> Option<String> {
     let source = v.split(':').next().unwrap_or("");
     if !source.starts_with('/') {
-        return None; // a named volume
+        return named_volume(source, service, policy);
     }
     if host.swarm {
         return Some(format!(
@@ -146,6 +152,33 @@ pub fn bind_refusal(source: &str, policy: &Policy, host: &Host<'_>) -> Option<St
         ));
     }
     None
+}
+
+/// Why `service` may not mount the named volume `name`, if it may not: a
+/// volume made by another app (its database, say) is its data, not this
+/// repo's.
+fn named_volume(name: &str, service: &str, policy: &Policy) -> Option<String> {
+    match &policy.named_volumes {
+        None if named_after(name, service) => None,
+        None => Some(format!(
+            "named volume {name} is not named after service {service}, and this host lets a service mount only its own (another app's volume could be its database): rename it {service}-{name}, or ask the host's owner to list a prefix of it in policy.named_volumes"
+        )),
+        Some(prefixes) if prefixes.iter().any(|p| name.starts_with(p.as_str())) => None,
+        Some(prefixes) if prefixes.is_empty() => Some(format!(
+            "named volume {name}: this host allows no named volumes (policy.named_volumes is empty); ask the host's owner to list a prefix of it there"
+        )),
+        Some(prefixes) => Some(format!(
+            "named volume {name} is outside this host's policy (policy.named_volumes: {}): rename it to start with one of those, or ask the host's owner to add a prefix of it",
+            prefixes.join(", ")
+        )),
+    }
+}
+
+/// `web`, `web-data`, `web_data` for service `web`; not `webhooks-db`
+/// (service names hold no `_`, so `web_...` is never another's).
+fn named_after(name: &str, service: &str) -> bool {
+    name.strip_prefix(service)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['-', '_']))
 }
 
 /// `/srv/a/../../etc` -> `/etc`, without touching the disk.

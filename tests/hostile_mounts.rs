@@ -82,7 +82,7 @@ async fn until_refused(h: &TestHost, leaked: &Path) -> String {
     loop {
         if let Ok(secret) = std::fs::read_to_string(leaked) {
             panic!(
-                "a container read {secret:?}, a file outside policy.volumes, through a bind the policy admitted\n{}",
+                "a container read {secret:?}, a file it must not reach, through a mount the policy admitted\n{}",
                 h.log_text()
             );
         }
@@ -248,4 +248,101 @@ async fn a_bind_source_swapped_for_a_symlink_while_stopped_is_never_mounted() {
         assert!(err.contains(want), "{want:?} not in: {err}");
     }
     assert_eq!(docker_inspect(&name, "{{.State.Running}}"), "false");
+}
+
+/// Named volumes removed on drop, after the containers of `service` that
+/// use them.
+struct Volumes {
+    service: String,
+    names: Vec<String>,
+}
+
+impl Drop for Volumes {
+    fn drop(&mut self) {
+        let label = format!("label=teal.service={}", self.service);
+        let out = Command::new("docker").args(["ps", "-aq", "--filter", &label]).output();
+        let ids: Vec<String> = out
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !ids.is_empty() {
+            let _ = Command::new("docker").arg("rm").arg("-f").args(&ids).output();
+        }
+        let _ = Command::new("docker").args(["volume", "rm"]).args(&self.names).output();
+    }
+}
+
+#[tokio::test]
+async fn a_service_cannot_mount_another_apps_named_volume() {
+    proxy_or_fail("haproxy");
+    let h = TestHost::new("volumes").await;
+    let image = escape_image(&h.docker).await;
+    let dirs = tempfile::tempdir().unwrap();
+    let allowed = real(dirs.path()).join("allowed");
+    std::fs::create_dir_all(allowed.join("out")).unwrap();
+    // Another app's database on the same engine.
+    let (theirs, ours) = (unique("billing-db"), format!("{}-data", h.svc));
+    let _volumes = Volumes {
+        service: h.svc.clone(),
+        names: vec![theirs.clone(), ours.clone()],
+    };
+    let status = Command::new("docker")
+        .args(["volume", "create", &theirs])
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "docker volume create {theirs}");
+    let data = docker_inspect_volume(&theirs);
+    std::fs::write(Path::new(&data).join("secret"), "billing's password\n").unwrap();
+
+    h.managed_config("haproxy");
+    add_policy(&h, &format!("  volumes: ['{}/']\n", allowed.display()));
+    let out = format!("{}:/data", allowed.join("out").display());
+    h.push(
+        "steal",
+        &h.service(
+            "blue",
+            &image,
+            None,
+            &format!("volumes: ['{out}', '{theirs}:/sub:ro']\n"),
+        ),
+    );
+    let _daemon = h.start_daemon();
+    let reason = until_refused(&h, &allowed.join("out/leaked")).await;
+    for want in [
+        format!("services/{}.yaml:", h.svc),
+        format!("named volume {theirs} is not named after service {}", h.svc),
+        format!("rename it {}-", h.svc),
+        "policy.named_volumes".to_string(),
+    ] {
+        assert!(reason.contains(&want), "{want:?} not in: {reason}");
+    }
+    assert_eq!(h.ps("{{.Names}}"), Vec::<String>::new(), "nothing was created");
+
+    // Its own volume (named after it) is mounted.
+    h.push(
+        "own volume",
+        &h.service("blue", &image, None, &format!("volumes: ['{out}', '{ours}:/sub:ro']\n")),
+    );
+    let start = Instant::now();
+    let name = format!("teal-{}-blue-0", h.svc);
+    while docker_inspect(&name, "{{range .Mounts}}{{.Name}} {{end}}") != ours {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{ours} never mounted\n{}",
+            h.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn docker_inspect_volume(name: &str) -> String {
+    let out = Command::new("docker")
+        .args(["volume", "inspect", "-f", "{{.Mountpoint}}", name])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

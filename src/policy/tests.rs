@@ -42,6 +42,7 @@ fn shop() -> Policy {
     Policy {
         images: Some(vec!["registry.example.com/shop/".into()]),
         volumes: Some(vec!["/srv/".into()]),
+        named_volumes: None,
     }
 }
 
@@ -71,7 +72,7 @@ fn images_outside_the_prefixes_are_refused_where_they_are_written() {
 fn bind_mounts_are_checked_after_normalising_and_resolving() {
     let rows = [
         ("volumes: [/srv/web/data:/data]", None),
-        ("volumes: [data:/data]", None),
+        ("volumes: [web-data:/data]", None),
         ("volumes: [/etc:/etc:ro]", Some("services/web.yaml:8:11: bind source /etc is outside this host's policy (policy.volumes: /srv/)")),
         ("volumes: ['/srv/../etc:/x']", Some("services/web.yaml:8:11: bind source /srv/../etc (resolves to /etc) is outside this host's policy (policy.volumes: /srv/)")),
         ("volumes: [/srv/link/shadow:/x]", Some("services/web.yaml:8:11: bind source /srv/link/shadow (resolves to /etc/shadow) is outside this host's policy (policy.volumes: /srv/)")),
@@ -85,8 +86,8 @@ fn bind_mounts_are_checked_after_normalising_and_resolving() {
     }
     // A socket inside an allowed prefix is still refused.
     let open = Policy {
-        images: None,
         volumes: Some(vec!["/".into()]),
+        ..Default::default()
     };
     assert_eq!(violations("volumes: [/var/run/docker.sock:/s]\n", &open).len(), 1);
     // No list: no bind mounts at all.
@@ -150,5 +151,35 @@ fn swarm_mode_refuses_every_bind_mount_and_keeps_named_volumes() {
     assert_eq!(
         found(&[("web", "volumes: ['/srv/app:/data:ro', 'web-data:/d']\n")], &shop(), true),
         ["services/web.yaml:8:11: bind mount of /srv/app: in swarm mode a task may run on any node, where teal cannot check the path (or what its symlinks point at); use a named volume (name:/target)"]
+    );
+}
+
+#[test]
+fn a_service_mounts_only_its_own_named_volumes_unless_the_policy_lists_more() {
+    let named = |name: &str, named_volumes: Option<&[&str]>| {
+        let policy = Policy {
+            named_volumes: named_volumes.map(|l| l.iter().map(|p| p.to_string()).collect()),
+            ..shop()
+        };
+        violations(&format!("volumes: ['{name}:/data']\n"), &policy)
+    };
+    for own in ["web", "web-data", "web_data"] {
+        assert_eq!(named(own, None), Vec::<String>::new(), "{own}");
+    }
+    assert_eq!(
+        named("billing-db", None),
+        ["services/web.yaml:8:11: named volume billing-db is not named after service web, and this host lets a service mount only its own (another app's volume could be its database): rename it web-billing-db, or ask the host's owner to list a prefix of it in policy.named_volumes"]
+    );
+    // "webhooks-db" starts with "web" but is not web's.
+    assert_eq!(named("webhooks-db", None).len(), 1);
+    // A list replaces the default: only what it names.
+    assert_eq!(named("shared-cache", Some(&["shared-"])), Vec::<String>::new());
+    assert_eq!(
+        named("web-data", Some(&["shared-"])),
+        ["services/web.yaml:8:11: named volume web-data is outside this host's policy (policy.named_volumes: shared-): rename it to start with one of those, or ask the host's owner to add a prefix of it"]
+    );
+    assert_eq!(
+        named("web-data", Some(&[])),
+        ["services/web.yaml:8:11: named volume web-data: this host allows no named volumes (policy.named_volumes is empty); ask the host's owner to list a prefix of it there"]
     );
 }
