@@ -346,3 +346,30 @@ fn docker_inspect_volume(name: &str) -> String {
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+#[test]
+fn swarm_mode_refuses_bind_mounts_where_they_are_written() {
+    let repo = common::Repo::new();
+    let svc = common::service("blue", Some("web:1"), None, "web.test");
+    repo.commit(
+        "binds",
+        &[(
+            "services/web.yaml",
+            Some(&format!("{svc}volumes: ['/srv/web:/data:ro', 'web-data:/d']\n")),
+        )],
+    );
+    let config = repo.path().join("daemon.yaml");
+    std::fs::write(
+        &config,
+        "repo: {url: /nowhere}\ndocker: {mode: swarm}\nproxy: {kind: haproxy}\npolicy: {volumes: [/srv/]}\n",
+    )
+    .unwrap();
+    let r = common::teal(repo.path(), &["validate", "--config", config.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("services/web.yaml:9:11: bind mount of /srv/web: in swarm mode a task may run on any node, where teal cannot check the path (or what its symlinks point at); use a named volume (name:/target)"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("1 error"), "{}", r.stdout);
+}
