@@ -99,6 +99,8 @@ impl DockerDriver {
         )
         .await?;
         if let Err(e) = self.check_mounts(name, "so teal stopped it").await {
+            // Said before the stop, in case the stop itself fails.
+            tracing::error!(container = name, error = %e, "stopping a container that mounted a path outside the policy");
             let now = StopContainerOptions {
                 t: Some(0),
                 ..Default::default()
