@@ -108,6 +108,7 @@ fn lines() -> Vec<(usize, Line, &'static str)> {
         (0, Section("policy"), "what the repo may ask of this host"),
         (1, Off("images", "[registry.example.com/shop/]"), "image prefixes; default: any image"),
         (1, Off("volumes", "[/srv/]"), "bind-mount source prefixes; default: no bind mounts"),
+        (1, Off("named_volumes", "[shop-]"), "named-volume prefixes; default: a service's own (<service>-...)"),
         (0, Off("notify", "[{url: https://hooks.example.com/teal, secret_file: /etc/teal/notify_secret}]"), "webhooks and commit statuses; default: none (README)"),
     ]
 }
