@@ -6,6 +6,13 @@
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use common::host::TestHost;
 use common::{app_image_version, proxy_or_fail, teal};
 
@@ -65,4 +72,270 @@ async fn apply_next_to_a_running_daemon_refuses_and_says_how_to_trigger_it() {
     // SAFETY: kill(2) with plain integers.
     unsafe { libc::kill(pid as i32, libc::SIGHUP) };
     h.until_serves("2.0 green\n", 60).await;
+}
+
+/// A listener that plays a fleet peer: it records the head of every
+/// request it gets and answers each with a status document, or with a
+/// body that never ends (64 KiB a millisecond until the reader hangs up).
+struct FakePeer {
+    url: String,
+    heads: Arc<Mutex<Vec<String>>>,
+    /// Endless answers still being written.
+    writing: Arc<AtomicUsize>,
+}
+
+impl FakePeer {
+    fn start(endless: bool) -> FakePeer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let heads = Arc::new(Mutex::new(vec![]));
+        let writing = Arc::new(AtomicUsize::new(0));
+        let (h, w) = (heads.clone(), writing.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (h, w) = (h.clone(), w.clone());
+                std::thread::spawn(move || answer(conn, endless, &h, &w));
+            }
+        });
+        FakePeer { url, heads, writing }
+    }
+
+    fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+}
+
+fn answer(mut conn: TcpStream, endless: bool, heads: &Mutex<Vec<String>>, writing: &AtomicUsize) {
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).is_ok_and(|n| n == 1) {
+        head.push(byte[0]);
+    }
+    heads.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
+    if !endless {
+        let body = r#"{"config_errors":[],"services":{}}"#;
+        let _ = write!(
+            conn,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        return;
+    }
+    writing.fetch_add(1, Ordering::SeqCst);
+    let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n[");
+    let chunk = vec![b' '; 64 * 1024];
+    while conn.write_all(&chunk).is_ok() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    writing.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// A bearer token file (0600) in `dir`.
+fn token_file(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("status_token");
+    std::fs::write(&path, "fleet-s3cret\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+/// `teal status --fleet` reads only the status URLs the host config
+/// lets it read: a URL the repo names for an attacker gets no request
+/// (so never the token), plain http off loopback is refused with what to
+/// do, and a peer answering an endless body is cut at 1 MiB.
+#[test]
+fn status_fleet_sends_the_token_only_to_peers_the_host_config_names() {
+    let good = FakePeer::start(false);
+    let evil = FakePeer::start(false);
+    let flood = FakePeer::start(true);
+    let repo = common::Repo::new();
+    let teal_yaml = format!(
+        "hosts:\n  good: {{status: '{}'}}\n  evil: {{status: '{}/'}}\n  far: {{status: 'http://10.255.255.1:9470'}}\n  flood: {{status: '{}'}}\n",
+        good.url, evil.url, flood.url
+    );
+    repo.commit(
+        "fleet",
+        &[("teal.yaml", Some(&teal_yaml)), ("services/.gitkeep", Some(""))],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("daemon.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "repo: {{url: {}}}\nproxy: {{kind: haproxy}}\nstate_dir: {}\nhost: {{name: good, token_file: {}}}\nfleet:\n  peers: ['{}', '{}']\n",
+            repo.path().display(),
+            dir.path().join("state").display(),
+            token_file(dir.path()).display(),
+            good.url,
+            flood.url
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let run = teal(dir.path(), &["status", "--fleet", "--config", config.to_str().unwrap()]);
+    let took = started.elapsed();
+    assert_eq!(run.code, 1, "three hosts are not read:\n{}{}", run.stdout, run.stderr);
+    let row = |host: &str| {
+        run.stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{host} ")))
+            .unwrap_or_else(|| panic!("no row for {host}:\n{}", run.stdout))
+            .to_string()
+    };
+
+    // The peer the host config names is read, with the token.
+    assert!(row("good").ends_with("no services"), "{}", run.stdout);
+    let heads = good.heads();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    assert!(heads[0].starts_with("GET /status "), "{heads:?}");
+    assert!(
+        heads[0]
+            .to_ascii_lowercase()
+            .contains("authorization: bearer fleet-s3cret"),
+        "{heads:?}"
+    );
+
+    // The repo's URL for an attacker gets nothing at all.
+    assert_eq!(evil.heads(), Vec::<String>::new(), "the attacker's URL was contacted");
+    assert!(
+        row("evil").contains(&format!(
+            "status URL {}/ is not in fleet.peers of the host config: not read; add it there",
+            evil.url
+        )),
+        "{}",
+        run.stdout
+    );
+
+    // Plain http to a host off loopback: refused, saying what to do.
+    assert!(
+        row("far").contains("status URL http://10.255.255.1:9470 is plain http to a host that is not loopback: not read; use https://, or set fleet.allow_http_peers: true"),
+        "{}",
+        run.stdout
+    );
+
+    // An endless body: cut at the cap, well within the timeout.
+    assert!(
+        row("flood").contains("status body over 1 MiB: cut there"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(flood.heads().len(), 1);
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    let start = Instant::now();
+    while flood.writing.load(Ordering::SeqCst) > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "teal kept reading the endless body"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A host config that names a plain-http peer off loopback is refused at
+/// its line, unless it opts in with fleet.allow_http_peers.
+#[test]
+fn a_plain_http_peer_in_the_host_config_is_refused_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("daemon.yaml");
+    let text = "repo: {url: /srv/deploy}\nproxy: {kind: haproxy}\nfleet:\n  peers:\n    - https://10.0.0.11:9470\n    - http://10.0.0.12:9470\n";
+    std::fs::write(&config, text).unwrap();
+    let run = teal(dir.path(), &["config", "--check", config.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let want = format!(
+        "{}:6:7: fleet.peers[1]: http://10.0.0.12:9470 is plain http to a host that is not loopback: use https://, or set fleet.allow_http_peers: true (host.token_file then crosses the network in clear)",
+        config.display()
+    );
+    assert!(run.stderr.contains(&want), "{want}\nnot in:\n{}", run.stderr);
+    std::fs::write(&config, format!("{text}  allow_http_peers: true\n")).unwrap();
+    let run = teal(dir.path(), &["config", "--check", config.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+}
+
+/// The waves read peers through the same rules: a repo that names an
+/// attacker's URL as the wave-1 host holds the wave (and the attacker
+/// gets no request); an admitted peer answering an endless body is cut at
+/// 1 MiB and holds the wave as an unreachable one.
+#[tokio::test]
+async fn waves_read_only_admitted_peers_and_cut_endless_bodies() {
+    proxy_or_fail("haproxy");
+    let evil = FakePeer::start(false);
+    let flood = FakePeer::start(true);
+    let h = TestHost::new("wavepeers").await;
+    let v1 = app_image_version(&h.docker, "1.0", true).await;
+    let v2 = app_image_version(&h.docker, "2.0", true).await;
+    let token = token_file(h.dir.path());
+    std::fs::write(
+        &h.config,
+        format!(
+            "repo: {{url: {}, poll: 300ms}}\nhost: {{name: h2, token_file: {}}}\ndocker: {{network: {}}}\nproxy: {{kind: haproxy, listen: '{}', managed: true}}\nstate_dir: {}\nlisten: '{}'\nfleet: {{peers: ['{}']}}\n",
+            h.bare.display(),
+            token.display(),
+            h.network,
+            h.listen,
+            h.state.display(),
+            h.api,
+            flood.url
+        ),
+    )
+    .unwrap();
+    let hosts = |h1: &str| {
+        format!(
+            "hosts:\n  h1: {{labels: {{role: web, wave: \"1\"}}, status: '{h1}'}}\n  h2: {{labels: {{role: web, wave: \"2\"}}, status: 'http://{}'}}\n",
+            h.api
+        )
+    };
+    // 1.0 first, without waves: a service that runs nowhere yet is not in
+    // the status, so its waiting could not be read there.
+    std::fs::write(h.work.join("teal.yaml"), hosts(&evil.url)).unwrap();
+    h.push("web 1.0", &h.service("blue", &v1, None, ""));
+    let _daemon = h.start_daemon();
+    h.until_serves("1.0 blue\n", 60).await;
+    let waves = "placement: {role: web}\nrollout: {by: wave}\n";
+    h.push("web 2.0 by wave", &h.service("green", &v1, Some(&v2), waves));
+
+    let want = format!(
+        "waiting for wave 1: h1: status URL {} is not in fleet.peers of the host config: not read; add it there if this host may read it (and send it host.token_file)",
+        evil.url
+    );
+    until_waiting(&h, 60, |w| w == want).await;
+    assert_eq!(evil.heads(), Vec::<String>::new(), "the attacker's URL was contacted");
+    let v2_runs = || h.ps("{{.Image}}").contains(&v2);
+    assert!(!v2_runs(), "wave 2 deployed without wave 1");
+
+    std::fs::write(h.work.join("teal.yaml"), hosts(&flood.url)).unwrap();
+    h.push("h1 at the flood", &h.service("green", &v1, Some(&v2), waves));
+    until_waiting(&h, 60, |w| {
+        w.starts_with("waiting for wave 1: h1 unreachable since ") && w.ends_with("(status body over 1 MiB: cut there)")
+    })
+    .await;
+    let heads = flood.heads();
+    assert!(
+        heads[0]
+            .to_ascii_lowercase()
+            .contains("authorization: bearer fleet-s3cret"),
+        "an admitted peer gets the token: {heads:?}"
+    );
+    assert!(!v2_runs(), "wave 2 deployed without wave 1");
+}
+
+/// Polls `teal status --format json` (the API needs the token) until the
+/// service's `waiting` satisfies `ok`.
+async fn until_waiting(h: &TestHost, secs: u64, ok: impl Fn(&str) -> bool) {
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < Duration::from_secs(secs) {
+        let run = teal(
+            h.dir.path(),
+            &["status", "--format", "json", "--config", h.config.to_str().unwrap()],
+        );
+        if let Ok(s) = serde_json::from_str::<serde_json::Value>(&run.stdout) {
+            last = s["services"][&h.svc]["waiting"].as_str().unwrap_or("").to_string();
+            if ok(&last) {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("never waiting as expected; last {last:?}; log:\n{}", h.log_text());
 }
