@@ -5,6 +5,7 @@
 //! (`defaults` prints them all); unknown fields are reported all at once.
 
 pub mod defaults;
+pub mod events;
 mod fields;
 pub mod fleet;
 pub mod notify;
@@ -45,6 +46,9 @@ pub struct HostConfig {
     /// `host.token_file` to).
     #[serde(default)]
     pub fleet: fleet::FleetConfig,
+    /// When the event log rotates, and how much of it is kept.
+    #[serde(default)]
+    pub events: events::EventsConfig,
 }
 
 /// `host:` in the host config.

@@ -6,14 +6,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::host::TestHost;
+use common::hostile::{bytes_read, event_line, history_entry, token_file, until_deployed, until_waiting, FakePeer};
 use common::{app_image_version, proxy_or_fail, teal};
 
 /// `teal apply` next to a running daemon would race it on the proxy's
@@ -72,72 +69,6 @@ async fn apply_next_to_a_running_daemon_refuses_and_says_how_to_trigger_it() {
     // SAFETY: kill(2) with plain integers.
     unsafe { libc::kill(pid as i32, libc::SIGHUP) };
     h.until_serves("2.0 green\n", 60).await;
-}
-
-/// A listener that plays a fleet peer: it records the head of every
-/// request it gets and answers each with a status document, or with a
-/// body that never ends (64 KiB a millisecond until the reader hangs up).
-struct FakePeer {
-    url: String,
-    heads: Arc<Mutex<Vec<String>>>,
-    /// Endless answers still being written.
-    writing: Arc<AtomicUsize>,
-}
-
-impl FakePeer {
-    fn start(endless: bool) -> FakePeer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let heads = Arc::new(Mutex::new(vec![]));
-        let writing = Arc::new(AtomicUsize::new(0));
-        let (h, w) = (heads.clone(), writing.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let (h, w) = (h.clone(), w.clone());
-                std::thread::spawn(move || answer(conn, endless, &h, &w));
-            }
-        });
-        FakePeer { url, heads, writing }
-    }
-
-    fn heads(&self) -> Vec<String> {
-        self.heads.lock().unwrap().clone()
-    }
-}
-
-fn answer(mut conn: TcpStream, endless: bool, heads: &Mutex<Vec<String>>, writing: &AtomicUsize) {
-    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).is_ok_and(|n| n == 1) {
-        head.push(byte[0]);
-    }
-    heads.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
-    if !endless {
-        let body = r#"{"config_errors":[],"services":{}}"#;
-        let _ = write!(
-            conn,
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        return;
-    }
-    writing.fetch_add(1, Ordering::SeqCst);
-    let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n[");
-    let chunk = vec![b' '; 64 * 1024];
-    while conn.write_all(&chunk).is_ok() {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    writing.fetch_sub(1, Ordering::SeqCst);
-}
-
-/// A bearer token file (0600) in `dir`.
-fn token_file(dir: &Path) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join("status_token");
-    std::fs::write(&path, "fleet-s3cret\n").unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
 }
 
 /// `teal status --fleet` reads only the status URLs the host config
@@ -223,7 +154,7 @@ fn status_fleet_sends_the_token_only_to_peers_the_host_config_names() {
     assert_eq!(flood.heads().len(), 1);
     assert!(took < Duration::from_secs(3), "took {took:?}");
     let start = Instant::now();
-    while flood.writing.load(Ordering::SeqCst) > 0 {
+    while flood.writing() > 0 {
         assert!(
             start.elapsed() < Duration::from_secs(5),
             "teal kept reading the endless body"
@@ -319,23 +250,148 @@ async fn waves_read_only_admitted_peers_and_cut_endless_bodies() {
     assert!(!v2_runs(), "wave 2 deployed without wave 1");
 }
 
-/// Polls `teal status --format json` (the API needs the token) until the
-/// service's `waiting` satisfies `ok`.
-async fn until_waiting(h: &TestHost, secs: u64, ok: impl Fn(&str) -> bool) {
-    let start = Instant::now();
-    let mut last = String::new();
-    while start.elapsed() < Duration::from_secs(secs) {
-        let run = teal(
-            h.dir.path(),
-            &["status", "--format", "json", "--config", h.config.to_str().unwrap()],
-        );
-        if let Ok(s) = serde_json::from_str::<serde_json::Value>(&run.stdout) {
-            last = s["services"][&h.svc]["waiting"].as_str().unwrap_or("").to_string();
-            if ok(&last) {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+/// A deploy whose lines straddle two rotations is one whole entry in
+/// `teal history`: it reads events.jsonl.N ... .1 and events.jsonl in order.
+#[test]
+fn history_reads_across_the_rotated_files_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path();
+    std::fs::write(
+        state.join("events.jsonl.2"),
+        event_line("start_color", Some("green"), None, Some("shop/web:2.0")),
+    )
+    .unwrap();
+    std::fs::write(
+        state.join("events.jsonl.1"),
+        event_line("switch", Some("green"), Some("blue"), None),
+    )
+    .unwrap();
+    std::fs::write(state.join("events.jsonl"), event_line("deploy", None, None, None)).unwrap();
+    let run = teal(
+        dir.path(),
+        &["history", "--state-dir", state.to_str().unwrap(), "--format", "json"],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let entries = doc["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{}", run.stdout);
+    let e = &entries[0];
+    assert_eq!(e["result"], "ok", "{e}");
+    assert_eq!(e["switch"], serde_json::json!({"from": "blue", "to": "green"}), "{e}");
+    assert_eq!(
+        e["started"],
+        serde_json::json!([{"color": "green", "image": "shop/web:2.0"}]),
+        "{e}"
+    );
+    assert_eq!(e["steps"].as_array().unwrap().len(), 2, "{e}");
+}
+
+/// A daemon starting on a 200 MiB event log (years of history, or a log
+/// blown up on purpose) reads its last byte, not the whole file: what the
+/// process reads in all stays far below the log's size. The first append
+/// then rotates the log instead of growing it further.
+#[tokio::test]
+async fn a_huge_event_log_is_not_read_at_start_and_rotates() {
+    proxy_or_fail("haproxy");
+    let h = TestHost::new("biglog").await;
+    let v1 = app_image_version(&h.docker, "1.0", true).await;
+    h.managed_config("haproxy");
+    std::fs::create_dir_all(&h.state).unwrap();
+    let log = h.state.join("events.jsonl");
+    const HUGE: u64 = 200 * 1024 * 1024;
+    {
+        // Sparse: 200 MiB on paper, a few blocks on disk.
+        let f = std::fs::File::create(&log).unwrap();
+        f.set_len(HUGE).unwrap();
     }
-    panic!("never waiting as expected; last {last:?}; log:\n{}", h.log_text());
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    f.write_all(event_line("deploy", None, None, None).as_bytes()).unwrap();
+    drop(f);
+    let huge_len = std::fs::metadata(&log).unwrap().len();
+
+    h.push("web 1.0", &h.service("blue", &v1, None, ""));
+    let daemon = h.start_daemon();
+    h.until_serves("1.0 blue\n", 60).await;
+    let start = Instant::now();
+    while !h
+        .events()
+        .iter()
+        .any(|e| e.step == teal::events::DEPLOY && e.service == h.svc)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no deploy line:\n{}",
+            h.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let read = bytes_read(daemon.pid());
+    // The figure in BENCHMARKS.md ("Daemon start on a huge event log").
+    eprintln!("the daemon read {read} bytes in all; the event log is {huge_len} bytes");
+    assert!(
+        read < 32 * 1024 * 1024,
+        "the daemon read {read} bytes in all with a {huge_len}-byte event log: it reads the log whole"
+    );
+    // The default 16 MiB rotation: the huge file moved aside, by a rename.
+    let rotated = h.state.join("events.jsonl.1");
+    assert_eq!(std::fs::metadata(&rotated).map(|m| m.len()).ok(), Some(huge_len));
+    assert!(std::fs::metadata(&log).unwrap().len() < 64 * 1024);
+}
+
+/// With `events: {max_size: 1KiB, keep: 2}` the daemon's log rotates
+/// before any file passes 1 KiB and keeps two rotated files; `teal
+/// history` shows a deploy whose lines are spread over two files whole.
+#[tokio::test]
+async fn the_daemon_rotates_its_log_at_the_configured_size() {
+    proxy_or_fail("haproxy");
+    let h = TestHost::new("rotate").await;
+    let v1 = app_image_version(&h.docker, "1.0", true).await;
+    let v2 = app_image_version(&h.docker, "2.0", true).await;
+    h.managed_config("haproxy");
+    let text = std::fs::read_to_string(&h.config).unwrap();
+    std::fs::write(&h.config, format!("{text}events: {{max_size: 1KiB, keep: 2}}\n")).unwrap();
+    let log = h.state.join("events.jsonl");
+    h.push("web 1.0", &h.service("blue", &v1, None, ""));
+    let _daemon = h.start_daemon();
+    h.until_serves("1.0 blue\n", 60).await;
+    h.push("web 2.0", &h.service("green", &v1, Some(&v2), ""));
+    h.until_serves("2.0 green\n", 60).await;
+    let c2 = until_deployed(&h, &log).await;
+
+    // The 2.0 deploy's six or so lines cannot fit in one 1 KiB file.
+    let holding = teal::events::files(&log)
+        .iter()
+        .filter(|f| std::fs::read_to_string(f).unwrap().contains(&c2))
+        .count();
+    assert!(holding >= 2, "the 2.0 deploy's lines are in {holding} file(s)");
+    let entry = history_entry(&h, &c2);
+    assert_eq!(entry["result"], "ok", "{entry}");
+    assert_eq!(
+        entry["switch"],
+        serde_json::json!({"from": "blue", "to": "green"}),
+        "{entry}"
+    );
+    assert_eq!(
+        entry["started"],
+        serde_json::json!([{"color": "green", "image": v2}]),
+        "{entry}"
+    );
+
+    // More deploys: still two rotated files, none past 1 KiB.
+    h.push("web 1.0 again", &h.service("blue", &v1, Some(&v2), ""));
+    h.until_serves("1.0 blue\n", 60).await;
+    until_deployed(&h, &log).await;
+    h.push("web 2.0 again", &h.service("green", &v1, Some(&v2), ""));
+    h.until_serves("2.0 green\n", 60).await;
+    until_deployed(&h, &log).await;
+    let files = teal::events::files(&log);
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["events.jsonl.2", "events.jsonl.1", "events.jsonl"]);
+    for f in &files {
+        let len = std::fs::metadata(f).unwrap().len();
+        assert!(len <= 1024, "{} is {len} bytes, past max_size", f.display());
+    }
 }

@@ -38,7 +38,7 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
         .with_context(|| format!("recording the applied commit in {}", config.state_dir.display()))?;
     let short = &rev.commit[..rev.commit.len().min(10)];
     eprintln!("teal apply: {} at {short}", config.repo.url);
-    let log = EventLog::open(&config.state_dir)?;
+    let log = EventLog::open(&config.state_dir)?.with_rotation(config.events.rotation());
     let host = Host::connect(config).await?;
     let progress = |e: &StepEvent| {
         let took = duration::format(std::time::Duration::from_millis(e.duration.as_millis() as u64));
