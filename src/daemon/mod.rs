@@ -68,14 +68,13 @@ impl Daemon {
     /// watcher that triggers a pass as soon as the repo changes.
     pub async fn new(config: HostConfig) -> anyhow::Result<Daemon> {
         let shared = status::Shared::default();
-        // Secrets libgit2 reads at each fetch; the others are read just below.
-        for (file, what) in [
-            (&config.repo.token_file, "repo.token_file"),
-            (&config.repo.ssh_key, "repo.ssh_key"),
-        ] {
-            if let Some(f) = file {
-                crate::secret::warn_if_shared(f, what);
-            }
+        // Secrets read again at each fetch: checked once here, so an empty
+        // token stops the start, not each pass. The others are read below.
+        if let Some(f) = &config.repo.token_file {
+            crate::secret::Secret::read(f, "repo.token_file")?;
+        }
+        if let Some(f) = &config.repo.ssh_key {
+            crate::secret::warn_if_shared(f, "repo.ssh_key");
         }
         let targets = crate::notify::targets(&config)?;
         let notices = crate::notify::start(config.host.resolved_name(), targets);
