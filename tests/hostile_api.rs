@@ -81,3 +81,72 @@ async fn an_empty_secret_file_stops_the_daemon_at_start() {
         );
     }
 }
+
+#[tokio::test]
+async fn teal_status_shows_terminal_escapes_of_a_commit_escaped_and_json_exact() {
+    proxy_or_fail("haproxy");
+    let h = TestHost::new("escapes").await;
+    let v1 = common::app_image_version(&h.docker, "1.0", true).await;
+    h.push("web 1.0", &h.service("blue", &v1, None, ""));
+    h.managed_config("haproxy");
+    let _daemon = h.start_daemon();
+    h.until_serves("1.0 blue\n", 60).await;
+
+    // An author who retitles the terminal, and a subject that overwrites
+    // its own line with a harmless one.
+    let author = "Eve\x1b]0;pwned\x07\x1b[8m";
+    let subject = "rm -rf /srv\r\x1b[2Kweb 1.0 again";
+    std::fs::write(
+        h.work.join(format!("services/{}.yaml", h.svc)),
+        h.service("blue", &v1, None, "replicas: 1\n"),
+    )
+    .unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(&h.work)
+            .env("GIT_AUTHOR_NAME", author)
+            .env("GIT_AUTHOR_EMAIL", "eve@example.com")
+            .env("GIT_COMMITTER_NAME", "ci")
+            .env("GIT_COMMITTER_EMAIL", "ci@example.com")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["add", "-A"]);
+    git(&["-c", "commit.gpgsign=false", "commit", "-q", "-m", subject]);
+    git(&["push", "-q", "origin", "HEAD:main"]);
+    let head = common::git_in(&h.work, &["rev-parse", "HEAD"]);
+    let start = Instant::now();
+    while h.status().await["applied_commit"] != head.as_str() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "not applied:\n{}",
+            h.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let config = h.config.to_str().unwrap();
+    let text = common::teal(h.dir.path(), &["status", "--config", config]);
+    assert_eq!(text.code, 0, "{text:?}");
+    assert!(!text.stdout.contains(['\x1b', '\r', '\x07']), "{:?}", text.stdout);
+    assert!(
+        text.stdout
+            .contains("Eve\\u{1b}]0;pwned\\u{7}\\u{1b}[8m <eve@example.com>"),
+        "{}",
+        text.stdout
+    );
+    let json = common::teal(h.dir.path(), &["status", "--config", config, "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(
+        v["applied"]["author"],
+        format!("{author} <eve@example.com>"),
+        "JSON is exact"
+    );
+    assert_eq!(v["applied"]["message"], subject, "JSON is exact");
+}
