@@ -4,6 +4,7 @@
 //! field but `repo.url` and `proxy.kind` has a default, field by field
 //! (`defaults` prints them all); unknown fields are reported all at once.
 
+pub mod api;
 pub mod defaults;
 mod fields;
 pub mod notify;
@@ -40,6 +41,9 @@ pub struct HostConfig {
     /// Where deploys are reported: webhooks and forge commit statuses.
     #[serde(default)]
     pub notify: Vec<notify::NotifyTarget>,
+    /// The status API's connection and stream limits.
+    #[serde(default)]
+    pub api: api::ApiConfig,
 }
 
 /// `host:` in the host config.
@@ -56,6 +60,11 @@ pub struct HostIdentity {
     /// fleet). Default: none (the API stays on loopback).
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// Names this host is reached by (a browser's address bar, a peer's
+    /// status URL), which the status API answers to besides IP addresses
+    /// and `localhost`; any other Host header gets 421 (DNS rebinding).
+    #[serde(default)]
+    pub names: Vec<String>,
 }
 
 impl HostIdentity {
@@ -353,7 +362,8 @@ impl HostConfig {
                 message: strip_location(&e.to_string()),
             }
         })?;
-        let wrong = notify::check(path, text, &config.notify);
+        let mut wrong = notify::check(path, text, &config.notify);
+        wrong.extend(api::check(path, text, &config.host.names, &config.api));
         if !wrong.is_empty() {
             return Err(ConfigError::Invalid(crate::spec::Diagnostics(wrong)));
         }

@@ -150,3 +150,196 @@ async fn teal_status_shows_terminal_escapes_of_a_commit_escaped_and_json_exact()
     );
     assert_eq!(v["applied"]["message"], subject, "JSON is exact");
 }
+
+/// One raw request to the status API with `host` as its Host header (the
+/// header a browser sends for the name in its address bar): (status, body).
+async fn get_as(api: &str, host: &str, path: &str) -> (u16, String) {
+    try_get_via(api, host, path)
+        .await
+        .unwrap_or_else(|e| panic!("GET {path} (Host: {host}) at {api}: {e}"))
+}
+
+#[tokio::test]
+async fn a_foreign_host_header_dns_rebinding_is_refused() {
+    proxy_or_fail("haproxy");
+    let h = TestHost::new("rebind").await;
+    let webhook = h.dir.path().join("webhook_secret");
+    std::fs::write(&webhook, "s3cret\n").unwrap();
+    let proxy = format!("  kind: haproxy\n  listen: {}\n  managed: true\n", h.listen);
+    h.write_config_with(&format!(", webhook_secret_file: {}", webhook.display()), &proxy);
+    let mut daemon = h.start_daemon();
+    let port = h.api.rsplit_once(':').unwrap().1;
+    let start = Instant::now();
+    while try_get_via(&h.api, "localhost", "/healthz").await.is_err() {
+        assert!(exit_within(&mut daemon, 0).is_none(), "{}", h.log_text());
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", h.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A page at attacker.example whose name now resolves to 127.0.0.1.
+    for path in ["/", "/status", "/events", "/metrics", "/healthz"] {
+        for host in [
+            "attacker.example",
+            &format!("attacker.example:{port}"),
+            "localhost.attacker.example",
+        ] {
+            let (code, body) = get_as(&h.api, host, path).await;
+            assert_eq!(code, 421, "GET {path} with Host {host}: {body}");
+            assert!(body.contains("host.names"), "the answer says what to do: {body}");
+        }
+    }
+    for host in [
+        "localhost".to_string(),
+        format!("localhost:{port}"),
+        "LOCALHOST.".to_string(),
+        h.api.clone(),
+        "127.0.0.1".to_string(),
+        format!("[::1]:{port}"),
+    ] {
+        assert_eq!(get_as(&h.api, &host, "/status").await.0, 200, "Host {host}");
+    }
+    // The webhook is HMAC-signed and reached by whatever name the forge
+    // uses: answered (here refused for its missing signature), not 421.
+    let mut s = tokio::net::TcpStream::connect(&h.api).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(
+        b"POST /hooks/git HTTP/1.1\r\nHost: git.example.com\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}",
+    )
+    .await
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 401"), "{out}");
+    drop(daemon);
+
+    // A name this host is reached by, once listed, is accepted.
+    append_config(&h, "host: {names: [teal.example.com, Status.Example.COM]}\n");
+    let _daemon = h.start_daemon();
+    let start = Instant::now();
+    while try_get_via(&h.api, "localhost", "/healthz").await.is_err() {
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", h.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for host in [
+        "teal.example.com",
+        &format!("teal.example.com:{port}"),
+        "status.example.com",
+    ] {
+        assert_eq!(get_as(&h.api, host, "/status").await.0, 200, "Host {host}");
+    }
+    assert_eq!(get_as(&h.api, "attacker.example", "/status").await.0, 421);
+}
+
+/// `teal daemon` with its open files limited to `nofile` (soft and hard,
+/// as `prlimit --nofile=256` sets them), its stderr appended to the log.
+fn start_daemon_with_nofile(h: &TestHost, nofile: u64) -> common::host::Daemon {
+    use std::os::unix::process::CommandExt;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&h.log)
+        .unwrap();
+    let mut cmd = std::process::Command::new(common::teal_bin());
+    cmd.args(["daemon", "--config", h.config.to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .stderr(log)
+        .stdout(std::process::Stdio::null());
+    // SAFETY: only setrlimit(2) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: nofile,
+                rlim_max: nofile,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    common::host::Daemon(cmd.spawn().unwrap())
+}
+
+/// A slowloris: `n` connections to `addr`, a third sending nothing, a
+/// third a request head one byte a second, a third a whole head and then
+/// its body one byte a second; each one the server closes is opened again
+/// a second later, until the returned sender is dropped.
+fn flood(addr: &str, n: usize) -> tokio::sync::watch::Sender<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    let slow_body = b"POST /hooks/git HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n";
+    for i in 0..n {
+        let (addr, mut stopped) = (addr.to_string(), stopped.clone());
+        tokio::spawn(async move {
+            let attack = async {
+                loop {
+                    if let Ok(mut s) = tokio::net::TcpStream::connect(&addr).await {
+                        let mut head = b"GET /status HTTP/1.1\r\nHost: localhost\r\nX-Slow: ".iter().cycle();
+                        if i % 3 == 2 && s.write_all(slow_body).await.is_err() {
+                            continue;
+                        }
+                        let mut buf = [0u8; 256];
+                        loop {
+                            let byte = if i % 3 == 1 { *head.next().unwrap() } else { b'x' };
+                            if i % 3 != 0 && s.write_all(&[byte]).await.is_err() {
+                                break;
+                            }
+                            match tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await {
+                                Ok(Ok(0)) | Ok(Err(_)) => break,
+                                _ => {}
+                            }
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            };
+            tokio::select! {
+                _ = attack => {}
+                _ = stopped.changed() => {}
+            }
+        });
+    }
+    stop
+}
+
+/// GET /healthz answered within `secs`, or what went wrong.
+async fn healthz_within(api: &str, secs: u64) -> Result<(u16, String), String> {
+    match tokio::time::timeout(Duration::from_secs(secs), try_get_via(api, "localhost", "/healthz")).await {
+        Ok(Ok(got)) => Ok(got),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {secs} s")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slowloris_flood_past_the_fd_limit_starves_neither_healthz_nor_deploys() {
+    proxy_or_fail("haproxy");
+    let h = TestHost::new("slowloris").await;
+    let v1 = common::app_image_version(&h.docker, "1.0", true).await;
+    let v2 = common::app_image_version(&h.docker, "2.0", true).await;
+    h.push("web 1.0", &h.service("blue", &v1, None, ""));
+    h.managed_config("haproxy");
+    let _daemon = start_daemon_with_nofile(&h, 256);
+    h.until_serves("1.0 blue\n", 60).await;
+
+    // More connections than the daemon may hold open files.
+    let stop = flood(&h.api, 400);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for _ in 0..5 {
+        let got = healthz_within(&h.api, 3).await;
+        assert_eq!(got, Ok((200, "ok\n".into())), "under the flood; log:\n{}", h.log_text());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // A deploy needs Docker, git and the proxy: none of them may run out
+    // of file descriptors.
+    h.push("web 2.0", &h.service("green", &v1, Some(&v2), ""));
+    h.until_serves("2.0 green\n", 90).await;
+    assert_eq!(healthz_within(&h.api, 3).await, Ok((200, "ok\n".into())));
+    drop(stop);
+    let log = h.log_text();
+    assert!(!log.contains("Too many open files"), "{log}");
+    assert!(
+        log.contains("connections capped at a quarter of the open-file limit cap=64 nofile=256")
+            && log.contains("status API at its connection cap"),
+        "the flood reached the cap: {log}"
+    );
+}

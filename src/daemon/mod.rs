@@ -10,9 +10,12 @@ pub mod dashboard;
 mod docker_events;
 mod fetch;
 pub mod figures;
+pub mod host_check;
 pub mod http;
+mod listener;
 pub mod lock;
 mod outcomes;
+pub mod rlimit;
 mod rollouts;
 pub mod status;
 pub mod systemd;
@@ -165,6 +168,10 @@ impl Daemon {
             warn!("SIGHUP: notify targets change only on restart");
             config.notify = old.notify.clone();
         }
+        // The status API is set up once too.
+        if config.host.names != old.host.names || config.api != old.api {
+            warn!("SIGHUP: host.names and api change only on restart");
+        }
         if config.host.name != old.host.name {
             warn!("SIGHUP: notices keep the old host name until a restart");
         }
@@ -183,6 +190,11 @@ impl Daemon {
             }
             Err(e) => error!(error = %e, "SIGHUP: cannot use the new host config; keeping the running one"),
         }
+    }
+
+    /// The host config in use (the last one loaded, SIGHUP included).
+    pub fn config(&self) -> &HostConfig {
+        &self.host.config
     }
 
     /// A clean stop: stops the managed proxy teal owns, if any. (A crash
