@@ -318,7 +318,7 @@ async fn a_slowloris_flood_past_the_fd_limit_starves_neither_healthz_nor_deploys
     let v2 = common::app_image_version(&h.docker, "2.0", true).await;
     h.push("web 1.0", &h.service("blue", &v1, None, ""));
     h.managed_config("haproxy");
-    let _daemon = start_daemon_with_nofile(&h, 256);
+    let daemon = start_daemon_with_nofile(&h, 256);
     h.until_serves("1.0 blue\n", 60).await;
 
     // More connections than the daemon may hold open files.
@@ -329,6 +329,10 @@ async fn a_slowloris_flood_past_the_fd_limit_starves_neither_healthz_nor_deploys
         assert_eq!(got, Ok((200, "ok\n".into())), "under the flood; log:\n{}", h.log_text());
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // SIGHUP re-reads the host config: it needs a file descriptor too.
+    // SAFETY: kill(2) with plain integers.
+    unsafe { libc::kill(daemon.pid() as i32, libc::SIGHUP) };
+    h.until_logged("SIGHUP: host config unchanged", 10).await;
     // A deploy needs Docker, git and the proxy: none of them may run out
     // of file descriptors.
     h.push("web 2.0", &h.service("green", &v1, Some(&v2), ""));
