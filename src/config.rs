@@ -4,6 +4,7 @@
 //! field but `repo.url` and `proxy.kind` has a default, field by field
 //! (`defaults` prints them all); unknown fields are reported all at once.
 
+pub mod api;
 pub mod defaults;
 pub mod events;
 mod fields;
@@ -49,6 +50,9 @@ pub struct HostConfig {
     /// When the event log rotates, and how much of it is kept.
     #[serde(default)]
     pub events: events::EventsConfig,
+    /// The status API's connection and stream limits.
+    #[serde(default)]
+    pub api: api::ApiConfig,
 }
 
 /// `host:` in the host config.
@@ -65,6 +69,11 @@ pub struct HostIdentity {
     /// fleet). Default: none (the API stays on loopback).
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// Names this host is reached by (a browser's address bar, a peer's
+    /// status URL), which the status API answers to besides IP addresses
+    /// and `localhost`; any other Host header gets 421 (DNS rebinding).
+    #[serde(default)]
+    pub names: Vec<String>,
 }
 
 impl HostIdentity {
@@ -365,6 +374,7 @@ impl HostConfig {
         })?;
         let mut wrong = notify::check(path, text, &config.notify);
         wrong.extend(fleet::check(path, text, &config.fleet));
+        wrong.extend(api::check(path, text, &config.host.names, &config.api));
         if !wrong.is_empty() {
             return Err(ConfigError::Invalid(crate::spec::Diagnostics(wrong)));
         }

@@ -14,6 +14,7 @@
 //! - `config`: the host config (not in git)
 //! - `daemon`: the long-running loop, its lock, backoff, HTTP API and dashboard
 //! - `logs`: log lines as text or JSON
+//! - `printable`: outside text made safe to print on a terminal
 //! - `commands`: one thin module per subcommand
 //! - `app`: the bundled static demo app
 
@@ -31,6 +32,7 @@ pub mod notify;
 pub mod observe;
 pub mod plan;
 pub mod policy;
+pub mod printable;
 pub mod reconcile;
 pub mod secret;
 pub mod source;

@@ -22,14 +22,22 @@ impl fmt::Display for Secret {
     }
 }
 
-/// A secret file that cannot be read, named by its role and path.
+/// A secret file that cannot be used, named by its role and path.
 #[derive(Debug, thiserror::Error)]
-#[error("{what} {path}: {source}")]
-pub struct SecretError {
-    pub what: String,
-    pub path: String,
-    #[source]
-    pub source: std::io::Error,
+pub enum SecretError {
+    #[error("{what} {path}: {source}")]
+    Read {
+        what: String,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Empty or only whitespace: as a token every request would carry it,
+    /// as an HMAC key anyone could sign.
+    #[error(
+        "{what} {path}: the file is empty (or only whitespace), which would turn off the check it guards; write the secret into it, or remove {what} from the host config"
+    )]
+    Empty { what: String, path: String },
 }
 
 impl Secret {
@@ -44,15 +52,30 @@ impl Secret {
     }
 
     /// Reads `path` (the file of `what`, e.g. `notify[0].secret_file`),
-    /// trimmed; warns when others than its owner may read it.
+    /// trimmed; refuses an empty one; warns when others than its owner may
+    /// read it.
     pub fn read(path: &Path, what: &str) -> Result<Secret, SecretError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SecretError {
+        let secret = Secret::load(path, what)?;
+        warn_if_shared(path, what);
+        Ok(secret)
+    }
+
+    /// `read` without the warning, for a file read again at every use
+    /// (the repo token at each fetch) and warned about once at start.
+    pub fn load(path: &Path, what: &str) -> Result<Secret, SecretError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SecretError::Read {
             what: what.to_string(),
             path: path.display().to_string(),
             source,
         })?;
-        warn_if_shared(path, what);
-        Ok(Secret(text.trim().to_string()))
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(SecretError::Empty {
+                what: what.to_string(),
+                path: path.display().to_string(),
+            });
+        }
+        Ok(Secret(text.to_string()))
     }
 }
 
@@ -96,5 +119,23 @@ mod tests {
         assert!(!warn_if_shared(&f, "t"));
         let e = Secret::read(&dir.path().join("none"), "notify[0].secret_file").unwrap_err();
         assert!(e.to_string().starts_with("notify[0].secret_file "), "{e}");
+    }
+
+    #[test]
+    fn an_empty_secret_is_refused_with_its_file_named() {
+        // An empty token or HMAC key would turn the check it guards off:
+        // every request would carry it, every body would verify.
+        let dir = tempfile::tempdir().unwrap();
+        for text in ["", "\n", "  \t\r\n"] {
+            let f = dir.path().join("token");
+            std::fs::write(&f, text).unwrap();
+            let e = Secret::read(&f, "host.token_file").unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("host.token_file {}: ", f.display()))
+                    && e.contains("is empty")
+                    && e.contains("remove host.token_file"),
+                "{text:?}: {e}"
+            );
+        }
     }
 }

@@ -39,6 +39,7 @@ async fn served_metrics(shared: Shared) -> (u16, String) {
         secret: None,
         state_dir: state.path().to_path_buf(),
         token: None,
+        ..Default::default()
     };
     let server = tokio::spawn(teal::daemon::http::serve(listener, api, async {
         let _ = stopped.await;

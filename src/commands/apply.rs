@@ -9,6 +9,7 @@ use crate::daemon::lock::{Holder, LockError, StateLock};
 use crate::engine::StepEvent;
 use crate::events::{Event, EventLog};
 use crate::plan::render;
+use crate::printable::field;
 use crate::reconcile::Host;
 use crate::spec::duration;
 
@@ -44,13 +45,19 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
         let took = duration::format(std::time::Duration::from_millis(e.duration.as_millis() as u64));
         match &e.result {
             Ok(()) => eprintln!("  {}: {} ... ok ({took})", e.service, render::step(&e.step)),
-            Err(why) => eprintln!("  {}: {} ... FAILED ({took}): {why}", e.service, render::step(&e.step)),
+            Err(why) => eprintln!(
+                "  {}: {} ... FAILED ({took}): {}",
+                e.service,
+                render::step(&e.step),
+                field(&why.to_string())
+            ),
         }
         if let Err(err) = log.append(&Event::from(e)) {
             eprintln!("  (could not append to {}: {err})", log.path().display());
         }
     };
-    let pulling = |service: &str, line: &str| eprintln!("  {service}: {line}");
+    // Pull progress comes from the registry, errors from containers and git.
+    let pulling = |service: &str, line: &str| eprintln!("  {service}: {}", field(line));
     let rollout = |p: &crate::strategy::Progress| eprintln!("  {}: {}", p.service, crate::strategy::describe(p));
     let hooks = crate::reconcile::Hooks {
         on_step: &progress,
@@ -67,7 +74,7 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
     for sp in plan.services.iter().filter(|s| s.refused.is_some()) {
         failed += 1;
         let why = sp.refused.clone().unwrap_or_default();
-        eprintln!("  {}: refused: {why}", sp.service);
+        eprintln!("  {}: refused: {}", sp.service, field(&why));
         record(Event::outcome(&sp.service, &rev.commit, "refused", 0, Some(why)));
     }
     for o in &outcomes {
@@ -78,13 +85,14 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
                 failed += 1;
                 let rolled_back = matches!(e.reason, crate::engine::StepError::RolledBack(_));
                 eprintln!(
-                    "  {}: deploy of {short} {}: {e}",
+                    "  {}: deploy of {short} {}: {}",
                     o.service,
                     if rolled_back {
                         "rolled back by analysis, all traffic back on the old color"
                     } else {
                         "failed, traffic stays where it was"
-                    }
+                    },
+                    field(&e.to_string())
                 );
                 record(Event::outcome(
                     &o.service,

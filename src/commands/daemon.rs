@@ -26,7 +26,13 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
     let shutdown = shutdown_on_signals();
     let config = args.host.load()?;
     let _lock = StateLock::acquire(&config.state_dir)?;
-    info!(repo = %config.repo.url, branch = %config.repo.branch, poll = %crate::spec::duration::format(config.repo.poll), "teal daemon starting");
+    // Connections, Docker calls and fetches each hold a file descriptor:
+    // the soft limit (often 1024) goes up to the hard one.
+    let nofile = crate::daemon::rlimit::raise_nofile().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot raise the open-file limit: set LimitNOFILE= in the unit");
+        crate::daemon::rlimit::nofile().unwrap_or(0)
+    });
+    info!(repo = %config.repo.url, branch = %config.repo.branch, poll = %crate::spec::duration::format(config.repo.poll), nofile, "teal daemon starting");
     let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| {
         let holder = config
             .listen
@@ -92,6 +98,8 @@ pub fn serve_api(
         secret,
         state_dir,
         token: daemon.status_token(),
+        names: daemon.config().host.names.clone(),
+        limits: daemon.config().api.clone(),
     };
     tokio::spawn(crate::daemon::http::serve(listener, api, async move {
         let _ = shutdown.wait_for(|v| *v).await;

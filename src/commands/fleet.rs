@@ -113,6 +113,10 @@ pub fn table(answers: &[(String, Answer)]) -> String {
             }
         }
     }
+    // Every cell but the header is a peer's answer.
+    for cell in rows.iter_mut().flatten() {
+        *cell = crate::printable::field(cell).into_owned();
+    }
     let widths: Vec<usize> = (0..6)
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
@@ -122,4 +126,28 @@ pub fn table(answers: &[(String, Answer)]) -> String {
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peers_text_is_shown_escaped() {
+        let mut s = Status::default();
+        let svc = crate::daemon::status::ServiceStatus {
+            waiting: Some("waiting\x1b[2J\rfor wave 1".into()),
+            ..Default::default()
+        };
+        s.services.insert("web".into(), svc);
+        let out = table(&[
+            ("web-1".into(), Ok(s)),
+            ("web-2".into(), Err("down\x1b]0;x\x07".into())),
+        ]);
+        assert!(!out.contains(['\x1b', '\r', '\x07']), "{out:?}");
+        assert!(
+            out.contains("waiting\\u{1b}[2J\\rfor wave 1") && out.contains("down\\u{1b}]0;x\\u{7}"),
+            "{out}"
+        );
+    }
 }

@@ -98,6 +98,6 @@ pub fn token(config: &crate::config::HostConfig) -> anyhow::Result<Option<String
     let Some(f) = &config.host.token_file else {
         return Ok(None);
     };
-    let t = std::fs::read_to_string(f).with_context(|| format!("reading host.token_file {}", f.display()))?;
-    Ok(Some(t.trim().to_string()))
+    let t = crate::secret::Secret::load(f, "host.token_file")?;
+    Ok(Some(t.expose().to_string()))
 }

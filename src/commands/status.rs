@@ -61,7 +61,8 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
     Ok(super::exit::OK)
 }
 
-/// The status for people: one block per service.
+/// The status for people: one block per service, control characters
+/// shown escaped (`printable`).
 pub fn text(s: &Status) -> String {
     let short = |c: &Option<String>| {
         c.as_deref()
@@ -92,7 +93,8 @@ pub fn text(s: &Status) -> String {
     for (name, svc) in &s.services {
         o.push_str(&service(name, svc));
     }
-    o
+    // Authors, subjects and errors come from the repo, containers and git.
+    crate::printable::lines(&o).into_owned()
 }
 
 /// One service: where traffic goes, each color, the last deploy.
@@ -211,6 +213,46 @@ mod tests {
             },
         );
         insta::assert_snapshot!(text(&s));
+    }
+
+    #[test]
+    fn control_characters_from_a_repo_or_a_container_are_shown_escaped() {
+        // An author who retitles the terminal and overwrites the line.
+        let evil = "Eve\x1b]0;pwned\x07\r\x1b[2KAda <ada@example.com>";
+        let mut s = Status {
+            applied_commit: Some("4be1c0aa7f".into()),
+            fetched_commit: Some("4be1c0aa7f".into()),
+            applied: Some(crate::source::CommitInfo {
+                message: "web\r1.4.2".into(),
+                author: evil.into(),
+                time: "2026-11-22T17:29:00Z".into(),
+            }),
+            last_error: Some("pull failed: \x1b[8mhidden".into()),
+            ..Status::default()
+        };
+        s.services.insert(
+            "web".into(),
+            ServiceStatus {
+                last_deploy: Some(Deploy {
+                    commit: "4be1c0aa7f".into(),
+                    result: "failed".into(),
+                    duration_ms: 1,
+                    error: Some("check said \x1b[31mOK\r".into()),
+                    at: "2026-11-22T17:30:00Z".into(),
+                    message: None,
+                    author: Some(evil.into()),
+                }),
+                ..ServiceStatus::default()
+            },
+        );
+        let out = text(&s);
+        assert!(!out.contains(['\x1b', '\r', '\x07']), "{out:?}");
+        assert!(
+            out.contains("by Eve\\u{1b}]0;pwned\\u{7}\\r\\u{1b}[2KAda <ada@example.com>")
+                && out.contains("problem: pull failed: \\u{1b}[8mhidden")
+                && out.contains(": check said \\u{1b}[31mOK\\r\n"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -46,6 +46,7 @@ impl HostConfig {
             notify: vec![],
             fleet: super::fleet::FleetConfig::default(),
             events: super::events::EventsConfig::default(),
+            api: super::api::ApiConfig::default(),
         }
     }
 }
@@ -107,6 +108,7 @@ fn lines() -> Vec<(usize, Line, &'static str)> {
         (0, Section("host"), "this host in a fleet (teal.yaml hosts)"),
         (1, Off("name", "web-1"), "its name in teal.yaml's hosts; default: the machine's hostname"),
         (1, Off("token_file", "/etc/teal/status_token"), "bearer token for the status API and peer reads; default: none"),
+        (1, Off("names", "[teal.example.com]"), "Host names the status API answers to besides IPs and localhost"),
         (0, Section("policy"), "what the repo may ask of this host"),
         (1, Off("images", "[registry.example.com/shop/]"), "image prefixes; default: any image"),
         (1, Off("volumes", "[/srv/]"), "bind-mount source prefixes; default: no bind mounts"),
@@ -117,6 +119,9 @@ fn lines() -> Vec<(usize, Line, &'static str)> {
         (0, Section("events"), "state_dir/events.jsonl, which teal history reads"),
         (1, Value("max_size", super::events::format_size(d.events.max_size)), "past it, events.jsonl becomes events.jsonl.1"),
         (1, Value("keep", d.events.keep.to_string()), "rotated files kept (.1 ... .keep); older ones are deleted"),
+        (0, Section("api"), "the status API's limits"),
+        (1, Value("max_connections", d.api.max_connections.to_string()), "open at once, at most a quarter of the open-file limit"),
+        (1, Value("max_streams", d.api.max_streams.to_string()), "live /events streams (dashboards); more get 503"),
         (0, Off("notify", "[{url: https://hooks.example.com/teal, secret_file: /etc/teal/notify_secret}]"), "webhooks and commit statuses; default: none (README)"),
     ]
 }

@@ -2,6 +2,8 @@
 //! (`GET /`, live through `GET /events`), `GET /status`, `GET /metrics`,
 //! `GET /healthz`, and `POST /hooks/git` (GitHub/Gitea push events,
 //! verified by `X-Hub-Signature-256` before they trigger a fetch).
+//! Connections are served by `listener` (deadlines, a cap); requests for
+//! another host's name are refused by `host_check`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use super::dashboard::{self, Context};
 use super::status::Shared;
 
 /// What the API serves from.
+#[derive(Default)]
 pub struct Api {
     /// The loop's status and metrics, and its event stream.
     pub shared: Shared,
@@ -32,6 +35,10 @@ pub struct Api {
     /// Bearer token every request but /healthz and the (HMAC-signed)
     /// webhook must carry; `None`: open (loopback by default).
     pub token: Option<String>,
+    /// `host.names`: the names answered besides IPs and `localhost`.
+    pub names: Vec<String>,
+    /// `api`: connections and streams at once.
+    pub limits: crate::config::api::ApiConfig,
 }
 
 #[derive(Clone)]
@@ -39,7 +46,13 @@ struct App {
     dashboard: Arc<Context>,
     trigger: Arc<Notify>,
     secret: Option<Arc<Vec<u8>>>,
+    /// One permit per live `/events` stream.
+    streams: Arc<tokio::sync::Semaphore>,
 }
+
+/// The largest request body (a push event): GitHub's are far smaller, and
+/// a body is held in memory whole to check its signature.
+pub const MAX_BODY: usize = 1024 * 1024;
 
 /// The dashboard's scripts and styles are inline, and it talks only to
 /// this listener: nothing else may load.
@@ -52,10 +65,22 @@ pub async fn serve(
     api: Api,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let nofile = super::rlimit::nofile().unwrap_or(1024);
+    let cap = super::listener::connection_cap(api.limits.max_connections, nofile);
+    if cap < api.limits.max_connections {
+        tracing::info!(
+            cap,
+            nofile,
+            "status API: connections capped at a quarter of the open-file limit"
+        );
+    }
+    // Streams never make way for a new connection: half the cap at most.
+    let streams = api.limits.max_streams.min(cap / 2).max(1);
     let app = App {
         dashboard: Arc::new(Context::new(api.shared, api.state_dir)),
         trigger: api.trigger,
         secret: api.secret.map(Arc::new),
+        streams: Arc::new(tokio::sync::Semaphore::new(streams)),
     };
     let router = Router::new()
         .route("/", get(page))
@@ -64,12 +89,18 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/hooks/git", post(hook))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(
             api.token.map(Arc::new),
             require_token,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(api.names),
+            super::host_check::require_own_name,
+        ))
         .with_state(app);
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    super::listener::run(listener, router, cap, shutdown).await;
+    Ok(())
 }
 
 /// With a token configured, only requests carrying it get an answer.
@@ -118,11 +149,17 @@ async fn page(State(app): State<App>) -> impl IntoResponse {
     )
 }
 
-async fn events(State(app): State<App>) -> impl IntoResponse {
+async fn events(State(app): State<App>) -> axum::response::Response {
+    let Ok(permit) = app.streams.clone().try_acquire_owned() else {
+        let why =
+            "too many live /events streams (dashboards) open: close one, or raise api.max_streams in the host config\n";
+        return (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "10")], why).into_response();
+    };
     (
         [("cache-control", "no-store")],
-        dashboard::sse::stream(app.dashboard.clone()),
+        dashboard::sse::stream(app.dashboard.clone(), permit),
     )
+        .into_response()
 }
 
 async fn status(State(app): State<App>) -> impl IntoResponse {
@@ -165,193 +202,5 @@ pub fn verify(secret: &[u8], body: &[u8], header: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sign(secret: &[u8], body: &[u8]) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
-        mac.update(body);
-        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-    }
-
-    async fn request(addr: &str, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n{headers}\r\n{body}",
-            body.len()
-        );
-        s.write_all(req.as_bytes()).await.unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap();
-        let code = out.split_whitespace().nth(1).unwrap().parse().unwrap();
-        (
-            code,
-            out.split_once("\r\n\r\n")
-                .map(|(_, b)| b.to_string())
-                .unwrap_or_default(),
-        )
-    }
-
-    #[tokio::test]
-    async fn with_a_token_only_requests_that_carry_it_are_answered() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let state = tempfile::tempdir().unwrap();
-        let api = Api {
-            shared: Shared::default(),
-            trigger: Arc::new(Notify::new()),
-            secret: None,
-            state_dir: state.path().to_path_buf(),
-            token: Some("fleet-token".into()),
-        };
-        tokio::spawn(serve(listener, api, std::future::pending()));
-        assert_eq!(request(&addr, "GET", "/status", "", "").await.0, 401);
-        assert_eq!(
-            request(&addr, "GET", "/", "Authorization: Bearer nope\r\n", "").await.0,
-            401
-        );
-        assert_eq!(
-            request(&addr, "GET", "/status", "Authorization: Bearer fleet-token\r\n", "")
-                .await
-                .0,
-            200
-        );
-        assert_eq!(
-            request(&addr, "GET", "/healthz", "", "").await.0,
-            200,
-            "liveness stays open"
-        );
-    }
-
-    #[tokio::test]
-    async fn status_metrics_and_a_webhook_that_must_be_signed() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let shared = Shared::default();
-        shared.status.write().unwrap().applied_commit = Some("abc".into());
-        let trigger = Arc::new(Notify::new());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let state = tempfile::tempdir().unwrap();
-        let api = Api {
-            shared,
-            trigger: trigger.clone(),
-            secret: Some(b"s3cret".to_vec()),
-            state_dir: state.path().to_path_buf(),
-            token: None,
-        };
-        let server = tokio::spawn(serve(listener, api, async {
-            let _ = stopped.await;
-        }));
-        let (code, body) = request(&addr, "GET", "/status", "", "").await;
-        assert_eq!(code, 200);
-        assert_eq!(
-            serde_json::from_str::<serde_json::Value>(&body).unwrap()["applied_commit"],
-            "abc"
-        );
-        let (code, body) = request(&addr, "GET", "/metrics", "", "").await;
-        assert_eq!(code, 200);
-        assert!(body.contains("teal_reconcile_duration_seconds_count 0"), "{body}");
-        assert_eq!(request(&addr, "GET", "/healthz", "", "").await, (200, "ok\n".into()));
-
-        let push = r#"{"ref":"refs/heads/main"}"#;
-        let fired = |t: Arc<Notify>| async move {
-            tokio::time::timeout(std::time::Duration::from_millis(200), t.notified())
-                .await
-                .is_ok()
-        };
-        assert_eq!(
-            request(&addr, "POST", "/hooks/git", "", push).await.0,
-            401,
-            "missing signature"
-        );
-        let wrong = format!("X-Hub-Signature-256: {}\r\n", sign(b"other", push.as_bytes()));
-        assert_eq!(
-            request(&addr, "POST", "/hooks/git", &wrong, push).await.0,
-            401,
-            "wrong secret"
-        );
-        assert!(!fired(trigger.clone()).await, "no fetch triggered by a bad signature");
-        let good = format!("X-Hub-Signature-256: {}\r\n", sign(b"s3cret", push.as_bytes()));
-        assert_eq!(request(&addr, "POST", "/hooks/git", &good, push).await.0, 202);
-        assert!(fired(trigger.clone()).await, "a good signature triggers a fetch");
-        let _ = stop.send(());
-        server.await.unwrap().unwrap();
-    }
-
-    /// Reads from `s` until `want` has arrived, or fails after 5 s.
-    async fn read_until(s: &mut tokio::net::TcpStream, seen: &mut String, want: &str) {
-        use tokio::io::AsyncReadExt;
-        let mut buf = [0u8; 4096];
-        while !seen.contains(want) {
-            let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf))
-                .await
-                .unwrap_or_else(|_| panic!("no {want:?} within 5s; got:\n{seen}"))
-                .unwrap();
-            assert!(n > 0, "stream closed before {want:?}:\n{seen}");
-            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    }
-
-    #[tokio::test]
-    async fn the_dashboard_page_and_its_event_stream() {
-        use tokio::io::AsyncWriteExt;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let shared = Shared::default();
-        shared.status.write().unwrap().services.insert(
-            "web".into(),
-            super::super::status::ServiceStatus {
-                live: Some(crate::spec::Color::Blue),
-                images: crate::spec::PerColor {
-                    blue: Some("web:1.0".into()),
-                    green: None,
-                },
-                ..Default::default()
-            },
-        );
-        let state = tempfile::tempdir().unwrap();
-        let api = Api {
-            shared: shared.clone(),
-            trigger: Arc::new(Notify::new()),
-            secret: None,
-            state_dir: state.path().to_path_buf(),
-            token: None,
-        };
-        tokio::spawn(serve(listener, api, std::future::pending()));
-        let (code, page) = request(&addr, "GET", "/", "", "").await;
-        assert_eq!(code, 200);
-        assert!(
-            page.contains("id=\"svc-web\"") && page.contains("<td class=\"version\">1.0</td>"),
-            "{page}"
-        );
-
-        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        s.write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
-        let mut seen = String::new();
-        read_until(&mut s, &mut seen, "event: page\n").await;
-        assert!(
-            seen.to_lowercase().contains("content-type: text/event-stream"),
-            "{seen}"
-        );
-        let log = crate::events::EventLog::open(state.path())
-            .unwrap()
-            .with_broadcast(shared.events.clone());
-        log.append(&crate::events::Event::outcome("web", "abc", "ok", 5, None))
-            .unwrap();
-        read_until(&mut s, &mut seen, "event: row\n").await;
-        assert!(
-            seen.contains("\ndata: {\"time\":") && seen.contains("\"step\":\"deploy\""),
-            "each event as its JSON line: {seen}"
-        );
-        assert!(seen.contains("data-step=\"deploy\""), "{seen}");
-    }
-
-    #[test]
-    fn verify_rejects_malformed_headers() {
-        assert!(!verify(b"k", b"x", ""));
-        assert!(!verify(b"k", b"x", "sha1=00"));
-        assert!(!verify(b"k", b"x", "sha256=zz"));
-        assert!(verify(b"k", b"x", &sign(b"k", b"x")));
-    }
-}
+#[path = "http_tests.rs"]
+mod tests;

@@ -10,9 +10,12 @@ pub mod dashboard;
 mod docker_events;
 mod fetch;
 pub mod figures;
+pub mod host_check;
 pub mod http;
+mod listener;
 pub mod lock;
 mod outcomes;
+pub mod rlimit;
 mod rollouts;
 pub mod status;
 pub mod systemd;
@@ -68,14 +71,13 @@ impl Daemon {
     /// watcher that triggers a pass as soon as the repo changes.
     pub async fn new(config: HostConfig) -> anyhow::Result<Daemon> {
         let shared = status::Shared::default();
-        // Secrets libgit2 reads at each fetch; the others are read just below.
-        for (file, what) in [
-            (&config.repo.token_file, "repo.token_file"),
-            (&config.repo.ssh_key, "repo.ssh_key"),
-        ] {
-            if let Some(f) = file {
-                crate::secret::warn_if_shared(f, what);
-            }
+        // Secrets read again at each fetch: checked once here, so an empty
+        // token stops the start, not each pass. The others are read below.
+        if let Some(f) = &config.repo.token_file {
+            crate::secret::Secret::read(f, "repo.token_file")?;
+        }
+        if let Some(f) = &config.repo.ssh_key {
+            crate::secret::warn_if_shared(f, "repo.ssh_key");
         }
         let targets = crate::notify::targets(&config)?;
         let notices = crate::notify::start(config.host.resolved_name(), targets);
@@ -167,6 +169,10 @@ impl Daemon {
             warn!("SIGHUP: notify targets change only on restart");
             config.notify = old.notify.clone();
         }
+        // The status API is set up once too.
+        if config.host.names != old.host.names || config.api != old.api {
+            warn!("SIGHUP: host.names and api change only on restart");
+        }
         if config.host.name != old.host.name {
             warn!("SIGHUP: notices keep the old host name until a restart");
         }
@@ -185,6 +191,11 @@ impl Daemon {
             }
             Err(e) => error!(error = %e, "SIGHUP: cannot use the new host config; keeping the running one"),
         }
+    }
+
+    /// The host config in use (the last one loaded, SIGHUP included).
+    pub fn config(&self) -> &HostConfig {
+        &self.host.config
     }
 
     /// A clean stop: stops the managed proxy teal owns, if any. (A crash

@@ -109,6 +109,8 @@ mod unit_file {
             "SystemCallFilter=@system-service",
             "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
             "MemoryDenyWriteExecute=yes",
+            // The filter forbids setrlimit: teal cannot raise it itself.
+            "LimitNOFILE=",
         ] {
             assert!(
                 unit.lines().any(|l| l.starts_with(line)),

@@ -71,14 +71,17 @@ fn row(e: &Entry) -> [String; 7] {
     } else {
         took(Duration::from_millis(e.duration_ms))
     };
+    // Each cell read from the event log, whose errors quote containers and
+    // git, is escaped before it is padded or painted.
+    let p = |s: &str| crate::printable::field(s).into_owned();
     [
-        e.time.get(..19).unwrap_or(&e.time).replace('T', " "),
-        e.service.clone(),
-        e.commit.get(..10).unwrap_or(&e.commit).to_string(),
+        p(&e.time.get(..19).unwrap_or(&e.time).replace('T', " ")),
+        p(&e.service),
+        p(e.commit.get(..10).unwrap_or(&e.commit)),
         kind.to_string(),
-        e.result.clone(),
+        p(&e.result),
         took,
-        detail(e),
+        p(&detail(e)),
     ]
 }
 

@@ -232,3 +232,22 @@ fn text_is_coloured_only_when_asked_and_json_has_a_version() {
     assert_eq!(json["entries"][1]["result"], "failed");
     assert_eq!(json["entries"][1]["steps"][1]["step"], "wait_healthy");
 }
+
+#[test]
+fn control_characters_in_an_error_are_shown_escaped_in_text_only() {
+    let mut log = Log::default();
+    log.start("web", "c1", Green, "web:2");
+    log.line("web", "c1", "wait_healthy", "failed").error = Some("\x1b]52;c;ZXZpbA==\x07\rall good".into());
+    log.outcome("web", "c1", "failed", 4000);
+    let got = log.entries();
+    for color in [false, true] {
+        let out = render::text(&got, color);
+        assert!(!out.contains(['\x07', '\r']) && !out.contains("\x1b]"), "{out:?}");
+        assert!(out.contains("\\u{1b}]52;c;ZXZpbA==\\u{7}\\rall good"), "{out}");
+    }
+    let json = render::json(&got);
+    assert_eq!(
+        json["entries"][0]["error"], "\x1b]52;c;ZXZpbA==\x07\rall good",
+        "JSON stays exact"
+    );
+}

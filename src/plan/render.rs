@@ -8,6 +8,7 @@ use std::fmt::Write;
 use serde_json::json;
 
 use super::{Change, Plan, ServicePlan, Step, Transition};
+use crate::printable;
 use crate::spec::{duration, Color, Health};
 
 /// Version of the JSON shape; bumped only on incompatible changes.
@@ -150,7 +151,7 @@ pub fn text(plan: &Plan, color: bool) -> String {
         let head = format!("{sig} {}", sp.service);
         let _ = writeln!(out, "{}  {kind}, traffic {}", st.paint(code, &head), traffic(sp));
         if let Some(why) = &sp.refused {
-            let _ = writeln!(out, "    {}", st.paint("31", why));
+            let _ = writeln!(out, "    {}", st.paint("31", &printable::lines(why)));
         }
         if !sp.hosts.is_empty() {
             let _ = writeln!(out, "    hosts: {}", sp.hosts.join(", "));
@@ -192,7 +193,7 @@ pub fn markdown(plan: &Plan) -> String {
             out,
             "> [!WARNING]\n> **{}** refused: {}\n",
             sp.service,
-            sp.refused.as_deref().unwrap_or("")
+            printable::lines(sp.refused.as_deref().unwrap_or(""))
         );
     }
     let fleet = changed.iter().any(|s| !s.hosts.is_empty());

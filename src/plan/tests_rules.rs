@@ -214,6 +214,17 @@ mod render_snapshots {
         assert!(!render::text(&p, false).contains('\x1b'));
         insta::assert_snapshot!("bump_text_colour", render::text(&p, true).replace('\x1b', "\\e"));
     }
+
+    #[test]
+    fn outside_text_in_a_reason_is_escaped_in_text_and_markdown_and_exact_in_json() {
+        let mut p = scenario("refused");
+        p.services[0].refused = Some("no\x1b]0;pwned\x07\rok".into());
+        for out in [render::text(&p, false), render::text(&p, true), render::markdown(&p)] {
+            assert!(!out.contains(['\x07', '\r']) && !out.contains("\x1b]"), "{out:?}");
+            assert!(out.contains("no\\u{1b}]0;pwned\\u{7}\\rok"), "{out}");
+        }
+        assert_eq!(render::json(&p)["services"][0]["refused"], "no\x1b]0;pwned\x07\rok");
+    }
 }
 
 #[test]

@@ -36,6 +36,8 @@ pub enum FetchError {
     NoBranch { url: String, branch: String },
     #[error("reading {path}: {source}")]
     Secret { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Token(#[from] crate::secret::SecretError),
 }
 
 /// Fetches `remote.branch` into the bare mirror `mirror` (created when
@@ -169,13 +171,11 @@ fn normalise_url(url: &str) -> String {
         .unwrap_or_else(|_| url.to_string())
 }
 
+/// Read at every fetch, so a rotated token is picked up without a restart.
 fn read_secret(path: &Path) -> Result<String, FetchError> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .map_err(|source| FetchError::Secret {
-            path: path.display().to_string(),
-            source,
-        })
+    Ok(crate::secret::Secret::load(path, "repo.token_file")?
+        .expose()
+        .to_string())
 }
 
 fn credentials(
@@ -293,7 +293,7 @@ mod tests {
         let mut r = remote(work.display().to_string());
         r.token_file = Some("/nonexistent/token".into());
         let err = fetch(&dir.path().join("m.git"), &r).unwrap_err().to_string();
-        assert!(err.starts_with("reading /nonexistent/token: "), "{err}");
+        assert!(err.starts_with("repo.token_file /nonexistent/token: "), "{err}");
     }
 }
 

@@ -16,7 +16,7 @@ mod health_rules;
 pub mod limits;
 pub mod load;
 pub mod locate;
-mod names;
+pub(crate) mod names;
 pub mod schema;
 mod strategy;
 pub mod validate;

@@ -31,11 +31,16 @@ struct Client {
     page: Option<String>,
     /// The log or the status moved since the live part was rendered.
     dirty: bool,
+    /// This stream's place under `api.max_streams`, given back on drop.
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// The stream for one client: the live part at once (it may be reconnecting
 /// after missing some), then every event and every change.
-pub fn stream(ctx: Arc<Context>) -> axum::response::sse::Sse<impl Stream<Item = Result<Sse, Infallible>>> {
+pub fn stream(
+    ctx: Arc<Context>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> axum::response::sse::Sse<impl Stream<Item = Result<Sse, Infallible>>> {
     let client = Client {
         rx: ctx.shared.events.subscribe(),
         ctx,
@@ -43,6 +48,7 @@ pub fn stream(ctx: Arc<Context>) -> axum::response::sse::Sse<impl Stream<Item = 
         status: None,
         page: None,
         dirty: true,
+        _permit: permit,
     };
     let events = futures_util::stream::unfold(client, |mut c| async move {
         let next = c.next().await;
