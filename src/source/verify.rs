@@ -133,12 +133,12 @@ fn verify_ssh(sig: &str, data: &[u8], file: &Path) -> Result<String, Refusal> {
 
 fn verify_gpg(sig: &str, data: &[u8], keyring: &Path) -> Result<String, Refusal> {
     // gpgv reads a detached signature from a file, the data from stdin.
-    let sig_path = std::env::temp_dir().join(format!("teal-{}-{}.sig", std::process::id(), {
-        use sha2::Digest;
-        hex::encode(&sha2::Sha256::digest(sig.as_bytes())[..8])
-    }));
-    std::fs::write(&sig_path, sig).map_err(|e| Refusal(format!("{}: {e}", sig_path.display())))?;
-    let _cleanup = RemoveOnDrop(sig_path.clone());
+    // The file goes in a fresh dir only this user can enter, under a
+    // random name: at a guessable path in the shared /tmp another local
+    // user could plant a symlink and have the daemon write through it.
+    let dir = private_dir().map_err(|e| Refusal(format!("a private temp dir for gpgv's signature file: {e}")))?;
+    let sig_path = dir.path().join("commit.sig");
+    write_new(&sig_path, sig.as_bytes()).map_err(|e| Refusal(format!("{}: {e}", sig_path.display())))?;
     let mut child = Command::new("gpgv")
         .arg("--keyring")
         .arg(keyring)
@@ -181,12 +181,24 @@ fn verify_gpg(sig: &str, data: &[u8], keyring: &Path) -> Result<String, Refusal>
     Err(Refusal(format!("bad OpenPGP signature by {key}: {}", text.trim())))
 }
 
-struct RemoveOnDrop(PathBuf);
+/// A new temp dir (random name, mode 0700), removed on drop.
+fn private_dir() -> std::io::Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .prefix("teal-gpgv-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+}
 
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
+/// Writes a file that must not exist yet (no symlink is followed).
+fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
 }
 
 /// The head must descend from (or be) the applied commit.
@@ -228,5 +240,17 @@ mod tests {
         );
         let err = parse_signers("eve\n", Path::new("allowed")).unwrap_err();
         assert!(err.0.starts_with("allowed:1: no public key"), "{err}");
+    }
+
+    #[test]
+    fn gpgv_s_signature_file_is_in_a_dir_only_its_owner_can_enter() {
+        use std::os::unix::fs::PermissionsExt;
+        let (a, b) = (private_dir().unwrap(), private_dir().unwrap());
+        assert_ne!(a.path(), b.path(), "random names");
+        assert_eq!(std::fs::metadata(a.path()).unwrap().permissions().mode() & 0o777, 0o700);
+        let f = a.path().join("commit.sig");
+        write_new(&f, b"sig").unwrap();
+        assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(write_new(&f, b"again").is_err(), "never an existing file");
     }
 }

@@ -1,0 +1,91 @@
+//! Attacks on who may deploy, each reproduced against real git, gpg and
+//! ssh-keygen: a symlink planted where the OpenPGP check writes its
+//! temp file, allowed_signers options ssh-keygen honours, oversized blobs
+//! and a lost or corrupt record of the applied commit. None needs Docker:
+//! they call teal's admission (the library, as the daemon does) or the
+//! `teal` binary.
+
+mod common;
+
+use common::signing::{self, Gpg};
+use common::Repo;
+use teal::source::verify::{verify_commit, Verify};
+
+/// A repo with one commit signed by the OpenPGP key of
+/// deployer@example.com, the keyring that holds that key, and the commit.
+fn gpg_signed_repo() -> (Repo, Gpg, std::path::PathBuf, git2::Oid) {
+    let gpg = Gpg::new();
+    gpg.key("Deployer <deployer@example.com>");
+    let keyring = gpg.export("deployer@example.com");
+    let repo = Repo::new();
+    let head = signing::commit(
+        repo.path(),
+        "signed",
+        &[("teal.yaml", "{}\n")],
+        &gpg.signing("deployer@example.com"),
+        &[("GNUPGHOME", gpg.home.path())],
+        None,
+    );
+    (repo, gpg, keyring, git2::Oid::from_str(&head).unwrap())
+}
+
+/// Before: the detached signature went to `$TMPDIR/teal-<pid>-<hash>.sig`,
+/// a name anyone could compute from the commit, written through any
+/// symlink found there: a local user could make the daemon (root)
+/// overwrite a file of their choice.
+#[test]
+fn the_openpgp_check_does_not_write_through_a_symlink_planted_at_a_guessable_temp_path() {
+    let (repo, _gpg, keyring, head) = gpg_signed_repo();
+    let git = git2::Repository::open(repo.path()).unwrap();
+    let (sig, _) = git.extract_signature(&head, None).unwrap();
+    let guessed = std::env::temp_dir().join(format!("teal-{}-{}.sig", std::process::id(), {
+        use sha2::Digest;
+        hex::encode(&sha2::Sha256::digest(&sig[..])[..8])
+    }));
+    let victims = tempfile::tempdir().unwrap();
+    let victim = victims.path().join("precious");
+    std::fs::write(&victim, "the operator's file\n").unwrap();
+    let _ = std::fs::remove_file(&guessed);
+    std::os::unix::fs::symlink(&victim, &guessed).unwrap();
+    let v = Verify {
+        allowed_signers: None,
+        gpg_keyring: Some(keyring),
+    };
+    let verdict = verify_commit(&git, head, &v);
+    let _ = std::fs::remove_file(&guessed);
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "the operator's file\n",
+        "the check wrote through the planted symlink"
+    );
+    let who = verdict.expect("a good signature by the deployer");
+    assert!(who.starts_with("Deployer <deployer@example.com>"), "{who}");
+}
+
+/// The verdict itself is unchanged by where the signature is written.
+#[test]
+fn a_stranger_s_openpgp_signature_is_still_refused() {
+    let gpg = Gpg::new();
+    gpg.key("Deployer <deployer@example.com>");
+    gpg.key("Stranger <stranger@example.com>");
+    let keyring = gpg.export("deployer@example.com");
+    let repo = Repo::new();
+    let head = signing::commit(
+        repo.path(),
+        "by a stranger",
+        &[("teal.yaml", "{}\n")],
+        &gpg.signing("stranger@example.com"),
+        &[("GNUPGHOME", gpg.home.path())],
+        None,
+    );
+    let git = git2::Repository::open(repo.path()).unwrap();
+    let v = Verify {
+        allowed_signers: None,
+        gpg_keyring: Some(keyring.clone()),
+    };
+    let err = verify_commit(&git, git2::Oid::from_str(&head).unwrap(), &v).unwrap_err();
+    assert!(
+        err.0.ends_with(&format!("which is not in {}", keyring.display())),
+        "{err}"
+    );
+}
