@@ -29,11 +29,37 @@ pub struct RepoFiles {
     pub misnamed: BTreeSet<String>,
 }
 
+/// Reads a file of at most `limits::MAX_FILE_BYTES`: a larger one is an
+/// error naming it and its size, found from its metadata before any read,
+/// and never more than the limit is read (a symlink to /dev/zero included).
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let max = super::limits::MAX_FILE_BYTES;
+    let too_big = |size: &str| {
+        std::io::Error::other(format!(
+            "{}: file is {size} bytes, more than the {max} teal reads: a config file this large is a mistake or an attack",
+            path.display()
+        ))
+    };
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    if size > max as u64 {
+        return Err(too_big(&size.to_string()));
+    }
+    // A file that grows, or a device that never ends, stops at the limit.
+    let mut text = String::new();
+    file.take(max as u64 + 1).read_to_string(&mut text)?;
+    if text.len() > max {
+        return Err(too_big(&format!("at least {}", max + 1)));
+    }
+    Ok(text)
+}
+
 impl RepoFiles {
     /// Reads `teal.yaml` and `services/*.yaml` under `dir`.
     pub fn from_dir(dir: &Path) -> std::io::Result<RepoFiles> {
         let mut files = BTreeMap::new();
-        match std::fs::read_to_string(dir.join(REPO_FILE)) {
+        match read_bounded(&dir.join(REPO_FILE)) {
             Ok(t) => {
                 files.insert(REPO_FILE.to_string(), t);
             }
@@ -53,7 +79,7 @@ impl RepoFiles {
                 let path = format!("{SERVICES_DIR}/{name}");
                 match service_entry(&name) {
                     ServiceEntry::Service => {
-                        files.insert(path, std::fs::read_to_string(entry.path())?);
+                        files.insert(path, read_bounded(&entry.path())?);
                     }
                     ServiceEntry::Misnamed => {
                         misnamed.insert(path);
