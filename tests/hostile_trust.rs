@@ -9,7 +9,7 @@ mod common;
 
 use std::path::Path;
 
-use common::signing::{self, Gpg};
+use common::signing::{self, ssh_keygen_verdict, Gpg, SignedRepo};
 use common::Repo;
 use teal::source::verify::{verify_commit, Verify};
 
@@ -128,36 +128,6 @@ fn a_50_mib_service_file_is_refused_with_its_name_and_size() {
 
 /// When alice's commit was made: 2026-01-01 12:00:00 UTC.
 const SIGNED_AT: &str = "@1767268800 +0000";
-
-/// What git (2.x) and OpenSSH decide for a commit signed over `payload`
-/// with `sig`: `git verify-commit` runs `ssh-keygen -Y find-principals`,
-/// then `ssh-keygen -Y verify -n git -I <principal>` for each principal
-/// found, with `-Overify-time=` the committer time; good when one verifies.
-fn ssh_keygen_verdict(allowed: &Path, payload: &Path, sig: &Path, time: &str) -> bool {
-    let verify_time = format!("-Overify-time={time}");
-    let found = std::process::Command::new("ssh-keygen")
-        .args(["-Y", "find-principals", "-f"])
-        .arg(allowed)
-        .arg("-s")
-        .arg(sig)
-        .arg(&verify_time)
-        .output()
-        .expect("ssh-keygen (apt-get install -y openssh-client)");
-    let principals = String::from_utf8_lossy(&found.stdout).into_owned();
-    principals.lines().filter(|p| !p.is_empty()).any(|p| {
-        std::process::Command::new("ssh-keygen")
-            .args(["-Y", "verify", "-n", "git", "-f"])
-            .arg(allowed)
-            .args(["-I", p, "-s"])
-            .arg(sig)
-            .arg(&verify_time)
-            .stdin(std::fs::File::open(payload).unwrap())
-            .output()
-            .unwrap()
-            .status
-            .success()
-    })
-}
 
 /// Each allowed_signers file (A: alice's key, B: bob's) decides alice's
 /// commit the same way in teal as in ssh-keygen and in `git
@@ -282,4 +252,153 @@ fn allowed_signers_decide_as_ssh_keygen_and_git_decide() {
         )),
         "{why}"
     );
+}
+
+/// Before: `fast_forward_only` was off unless set, so with `verify` on, a
+/// branch force-pushed back to an older commit, still carrying its good
+/// signature, was applied: an old vulnerable version came back.
+#[test]
+fn with_verify_on_a_branch_rewound_to_an_older_signed_commit_is_refused_by_default() {
+    let r = SignedRepo::new("");
+    // A fresh host whose first head is refused still takes the first
+    // signed one as its baseline.
+    r.commit("registry.example.com/web:0", false);
+    let e = r.fetch().unwrap_err();
+    assert!(e.contains("no signature"), "{e}");
+    let c1 = r.commit("registry.example.com/web:1", true);
+    assert_eq!(r.fetch(), Ok(c1.clone()), "the first signed head of a fresh host");
+    let c2 = r.commit("registry.example.com/web:2", true);
+    assert_eq!(r.fetch(), Ok(c2.clone()));
+    r.repo.git(&["reset", "-q", "--hard", &c1]);
+    let e = r.fetch().unwrap_err();
+    assert_eq!(
+        e,
+        format!(
+            "refused {}: history rewound, it does not descend from the applied {}",
+            &c1[..7],
+            &c2[..7]
+        )
+    );
+
+    // Turned off on purpose, the rewind is applied.
+    let off = SignedRepo::new(", fast_forward_only: false");
+    let c1 = off.commit("registry.example.com/web:1", true);
+    off.fetch().unwrap();
+    off.commit("registry.example.com/web:2", true);
+    off.fetch().unwrap();
+    off.repo.git(&["reset", "-q", "--hard", &c1]);
+    assert_eq!(off.fetch(), Ok(c1));
+}
+
+/// Before: with `fast_forward_only` on, a missing, empty (a write torn by
+/// a crash) or garbled record of the applied commit switched the check
+/// off, and any signed head was applied. Now each refuses the head and
+/// says to run `teal trust reset`, which shows the head and records it.
+#[test]
+fn a_lost_or_damaged_applied_record_refuses_the_head_until_teal_trust_reset() {
+    let r = SignedRepo::new(", fast_forward_only: true");
+    let c1 = r.commit("registry.example.com/web:1", true);
+    assert_eq!(r.fetch(), Ok(c1.clone()));
+    assert_eq!(std::fs::read_to_string(r.record()).unwrap(), format!("{c1}\n"));
+    let c2 = r.commit("registry.example.com/web:2", true);
+    for (damage, says) in [
+        ("", "is empty"),
+        ("not a commit\n", "is not a commit id"),
+        ("-", "is missing"),
+    ] {
+        if damage == "-" {
+            std::fs::remove_file(r.record()).unwrap();
+        } else {
+            std::fs::write(r.record(), damage).unwrap();
+        }
+        let e = r.fetch().unwrap_err();
+        assert!(
+            e.starts_with(&format!("refused {}: ", &c2[..7]))
+                && e.contains(says)
+                && e.contains(&r.record().display().to_string()),
+            "{damage:?}: {e}"
+        );
+        assert!(e.contains("run `teal trust reset`"), "{e}");
+    }
+    let config = r.config.to_str().unwrap();
+    // An unsigned head is not accepted by hand either.
+    let unsigned = r.commit("registry.example.com/web:3", false);
+    let out = common::teal(r.repo.path(), &["trust", "reset", "--config", config]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains(&format!("{}: no signature", &unsigned[..10])),
+        "{}",
+        out.stderr
+    );
+    assert!(!r.record().exists(), "nothing recorded");
+
+    let out = common::teal(r.repo.path(), &["trust", "reset", "--config", config, "--rev", &c2]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    for want in [
+        c2.as_str(),
+        "registry.example.com/web:2",
+        "signed by alice@example.com (SHA256:",
+        "before: none (the record is missing)",
+    ] {
+        assert!(out.stdout.contains(want), "{want}:\n{}", out.stdout);
+    }
+    assert!(
+        out.stdout
+            .contains(&format!("note: the branch head {} descends from it", &unsigned[..10])),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(std::fs::read_to_string(r.record()).unwrap(), format!("{c2}\n"));
+    let e = r.fetch().unwrap_err();
+    assert!(e.ends_with("no signature"), "the head is still checked: {e}");
+    let c4 = r.commit("registry.example.com/web:4", true);
+    assert_eq!(r.fetch(), Ok(c4));
+}
+
+/// The record is written to a fresh temp file, fsynced, renamed over the
+/// old one, and the directory fsynced: the system calls `teal trust
+/// reset` makes, in that order, as strace sees them. Before, the file
+/// was renamed without either fsync: a crash could leave it empty.
+#[test]
+fn the_applied_record_is_fsynced_renamed_and_its_directory_fsynced() {
+    let r = SignedRepo::new("");
+    r.commit("registry.example.com/web:1", true);
+    let log = r.keys.path().join("strace.log");
+    let out = std::process::Command::new("strace")
+        .args(["-f", "-o"])
+        .arg(&log)
+        .args(["-e", "trace=openat,fsync,fdatasync,rename,renameat,renameat2"])
+        .arg(common::teal_bin())
+        .args(["trust", "reset", "--config", r.config.to_str().unwrap()])
+        .output()
+        .unwrap_or_else(|e| panic!("strace: {e} (apt-get install -y strace)"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let dir = r.state_dir().display().to_string();
+    // Each step's line, found in order after the one before.
+    let mut rest = calls.as_str();
+    let mut after = |what: &str, pred: &dyn Fn(&str) -> bool| -> String {
+        let at = rest
+            .lines()
+            .position(pred)
+            .unwrap_or_else(|| panic!("no {what} in:\n{calls}"));
+        let line = rest.lines().nth(at).unwrap().to_string();
+        let skip: usize = rest.lines().take(at + 1).map(|l| l.len() + 1).sum();
+        rest = &rest[skip.min(rest.len())..];
+        line
+    };
+    let fd = |line: &str| line.rsplit("= ").next().unwrap().trim().to_string();
+    let tmp = after("temp file opened", &|l| {
+        l.contains(&format!("\"{dir}/.applied-commit.")) && l.contains("O_EXCL")
+    });
+    let tmp_fd = fd(&tmp);
+    after("fsync of the temp file", &|l| l.contains(&format!("fsync({tmp_fd})")));
+    after("rename over the record", &|l| {
+        l.contains("rename") && l.contains(&format!("\"{dir}/applied-commit\") = 0"))
+    });
+    let opened = after("directory opened", &|l| {
+        l.contains(&format!("openat(AT_FDCWD, \"{dir}\", O_RDONLY"))
+    });
+    let dir_fd = fd(&opened);
+    after("fsync of the directory", &|l| l.contains(&format!("fsync({dir_fd})")));
 }

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::Repo;
+
 /// Runs a command, panicking with its output (and how to install it) on failure.
 pub fn run(cmd: &mut Command, what: &str) -> String {
     let out = cmd.output().unwrap_or_else(|e| {
@@ -121,4 +123,114 @@ pub fn commit(
     }
     run(&mut cmd, "git commit");
     super::git_in(dir, &["rev-parse", "HEAD"])
+}
+
+/// What git (2.x) and OpenSSH decide for a commit signed over `payload`
+/// with `sig`: `git verify-commit` runs `ssh-keygen -Y find-principals`,
+/// then `ssh-keygen -Y verify -n git -I <principal>` for each principal
+/// found, with `-Overify-time=` the committer time; good when one verifies.
+pub fn ssh_keygen_verdict(allowed: &Path, payload: &Path, sig: &Path, time: &str) -> bool {
+    let verify_time = format!("-Overify-time={time}");
+    let found = std::process::Command::new("ssh-keygen")
+        .args(["-Y", "find-principals", "-f"])
+        .arg(allowed)
+        .arg("-s")
+        .arg(sig)
+        .arg(&verify_time)
+        .output()
+        .expect("ssh-keygen (apt-get install -y openssh-client)");
+    let principals = String::from_utf8_lossy(&found.stdout).into_owned();
+    principals.lines().filter(|p| !p.is_empty()).any(|p| {
+        std::process::Command::new("ssh-keygen")
+            .args(["-Y", "verify", "-n", "git", "-f"])
+            .arg(allowed)
+            .args(["-I", p, "-s"])
+            .arg(sig)
+            .arg(&verify_time)
+            .stdin(std::fs::File::open(payload).unwrap())
+            .output()
+            .unwrap()
+            .status
+            .success()
+    })
+}
+
+/// A config repo whose commits alice signs, the host config of a host
+/// that pulls it with `repo.verify` (and `extra` repo settings), and
+/// that host's state dir.
+pub struct SignedRepo {
+    pub repo: Repo,
+    pub keys: tempfile::TempDir,
+    pub alice: std::path::PathBuf,
+    pub state: tempfile::TempDir,
+    pub config: std::path::PathBuf,
+}
+
+impl SignedRepo {
+    pub fn new(extra: &str) -> SignedRepo {
+        let keys = tempfile::tempdir().unwrap();
+        let alice = ssh_key(keys.path(), "alice");
+        let public = std::fs::read_to_string(alice.with_extension("pub")).unwrap();
+        let signers = keys.path().join("allowed_signers");
+        std::fs::write(&signers, format!("alice@example.com {public}")).unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let repo = Repo::new();
+        let config = keys.path().join("daemon.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "repo: {{url: '{}', poll: 1h, verify: {{allowed_signers: '{}'}}{extra}}}\nproxy: {{kind: haproxy}}\nstate_dir: '{}'\n",
+                repo.path().display(),
+                signers.display(),
+                state.path().join("teal").display()
+            ),
+        )
+        .unwrap();
+        SignedRepo {
+            repo,
+            keys,
+            alice,
+            state,
+            config,
+        }
+    }
+
+    /// Commits web at `image`, signed by alice (or not): the commit id.
+    pub fn commit(&self, image: &str, signed: bool) -> String {
+        let text = super::service("blue", Some(image), None, "web.example");
+        let sign = if signed { ssh_signing(&self.alice) } else { vec![] };
+        commit(
+            self.repo.path(),
+            image,
+            &[("services/web.yaml", &text)],
+            &sign,
+            &[],
+            None,
+        )
+    }
+
+    pub fn host_config(&self) -> teal::config::HostConfig {
+        teal::config::HostConfig::load(&self.config).unwrap()
+    }
+
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        self.state.path().join("teal")
+    }
+
+    pub fn record(&self) -> std::path::PathBuf {
+        self.state_dir().join("applied-commit")
+    }
+
+    /// What the daemon does at each fetch: admit the head, and record it
+    /// when admitted. The admitted commit, or the refusal.
+    pub fn fetch(&self) -> Result<String, String> {
+        let config = self.host_config();
+        match teal::reconcile::fetch_desired(&config) {
+            Ok(rev) => {
+                teal::reconcile::record_applied(&config.state_dir, &rev.commit).unwrap();
+                Ok(rev.commit)
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
 }
