@@ -175,6 +175,13 @@ async fn waves() {
     let v2 = app_image_version(&h.docker, "2.0", true).await;
     let mut a = Host::new(&h, "h1", &[&v1, &v2]);
     let mut b = Host::new(&h, "h2", &[&v1, &v2]);
+    // Each host reads only the status URLs its host config lists.
+    for host in [&a, &b] {
+        let path = host.dir.join("daemon.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let peers = format!("fleet: {{peers: ['http://{}', 'http://{}']}}\n", a.api, b.api);
+        std::fs::write(&path, text + &peers).unwrap();
+    }
     let fleet = format!(
         "hosts:\n  h1: {{labels: {{wave: \"1\"}}, status: 'http://{}'}}\n  h2: {{labels: {{wave: \"2\"}}, status: 'http://{}'}}\n",
         a.api, b.api

@@ -5,7 +5,9 @@
 //! (`defaults` prints them all); unknown fields are reported all at once.
 
 pub mod defaults;
+pub mod events;
 mod fields;
+pub mod fleet;
 pub mod notify;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +42,13 @@ pub struct HostConfig {
     /// Where deploys are reported: webhooks and forge commit statuses.
     #[serde(default)]
     pub notify: Vec<notify::NotifyTarget>,
+    /// Which status URLs of teal.yaml's hosts this host reads (and sends
+    /// `host.token_file` to).
+    #[serde(default)]
+    pub fleet: fleet::FleetConfig,
+    /// When the event log rotates, and how much of it is kept.
+    #[serde(default)]
+    pub events: events::EventsConfig,
 }
 
 /// `host:` in the host config.
@@ -320,7 +329,8 @@ pub enum ConfigError {
     /// Too large, too deep or an alias bomb (`spec::limits`).
     #[error("{0}")]
     Hostile(crate::spec::Diagnostic),
-    /// A notify target that is neither a webhook nor a forge.
+    /// A notify target that is neither a webhook nor a forge, or a peer
+    /// URL that is not https (`fleet.peers`).
     #[error("{0}")]
     Invalid(crate::spec::Diagnostics),
     #[error("{path}:{line}:{col}: {message}")]
@@ -369,7 +379,8 @@ impl HostConfig {
                 message: strip_location(&e.to_string()),
             }
         })?;
-        let wrong = notify::check(path, text, &config.notify);
+        let mut wrong = notify::check(path, text, &config.notify);
+        wrong.extend(fleet::check(path, text, &config.fleet));
         if !wrong.is_empty() {
             return Err(ConfigError::Invalid(crate::spec::Diagnostics(wrong)));
         }

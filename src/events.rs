@@ -2,11 +2,17 @@
 //! state dir, one JSON object per line (time, commit, service, step,
 //! result, duration), and after a service's steps one `deploy` line with
 //! the outcome (or a refusal). A torn last line (a crash mid-write) is
-//! skipped by the reader and fenced off by the writer. `teal history`
-//! reads it back; the line format is documented in docs/history.md.
+//! skipped by the reader and fenced off by the writer. The log rotates by
+//! size (`rotate`), so it never grows without bound, and nothing reads
+//! more of it than it needs: the writer looks at its last byte, views of
+//! recent events at its tail. `teal history` reads it back across the
+//! rotated files; the line format is documented in docs/history.md.
+
+mod rotate;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -14,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::{step_name, StepEvent};
 use crate::plan::Step;
 use crate::spec::Color;
+pub use rotate::{files, Rotation, DEFAULT_KEEP, DEFAULT_MAX_SIZE};
 
 /// The `step` of the line that ends a service's run of steps: its outcome
 /// (`ok`, `failed`) and total duration, or `refused` with the reason.
@@ -96,24 +103,34 @@ pub struct EventLog {
     /// Where each appended event is offered without waiting (the
     /// notifier): when its queue is full the event is dropped, not waited for.
     sink: Option<tokio::sync::mpsc::Sender<Event>>,
+    rotation: Rotation,
+    /// One append (and rotation) at a time among the clones of this log.
+    writing: Arc<Mutex<()>>,
 }
 
 impl EventLog {
-    /// The log in `state_dir`, created when missing. A torn last line
-    /// left by a crash is ended, so the next event starts on its own line.
+    /// The log in `state_dir`, created when missing, with the default
+    /// rotation. A torn last line left by a crash is ended, so the next
+    /// event starts on its own line; only that last byte is read.
     pub fn open(state_dir: &Path) -> std::io::Result<EventLog> {
         std::fs::create_dir_all(state_dir)?;
         let path = state_dir.join("events.jsonl");
-        if let Ok(bytes) = std::fs::read(&path) {
-            if bytes.last().is_some_and(|b| *b != b'\n') {
-                std::fs::OpenOptions::new().append(true).open(&path)?.write_all(b"\n")?;
-            }
+        if rotate::last_byte(&path).ok().flatten().is_some_and(|b| b != b'\n') {
+            std::fs::OpenOptions::new().append(true).open(&path)?.write_all(b"\n")?;
         }
         Ok(EventLog {
             path,
             tx: None,
             sink: None,
+            rotation: Rotation::default(),
+            writing: Arc::default(),
         })
+    }
+
+    /// Rotates at `rotation` instead of the default (`events` in the host config).
+    pub fn with_rotation(mut self, rotation: Rotation) -> EventLog {
+        self.rotation = rotation;
+        self
     }
 
     /// Also sends each event to `tx` once it is written.
@@ -128,13 +145,20 @@ impl EventLog {
         self
     }
 
-    /// Appends one event as one line, with a single write.
+    /// Appends one event as one line, with a single write; first rotates
+    /// the log when the line would take it past its size.
     pub fn append(&self, e: &Event) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(e).map_err(std::io::Error::other)?;
         line.push(b'\n');
+        let one = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let len = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        if self.rotation.due(len, line.len() as u64) {
+            rotate::rotate(&self.path, self.rotation.keep)?;
+        }
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
         f.write_all(&line)?;
         f.flush()?;
+        drop(one);
         if let Some(tx) = &self.tx {
             // No receiver (no dashboard open) is not an error.
             let _ = tx.send(e.clone());
@@ -157,21 +181,14 @@ pub fn read(path: &Path) -> std::io::Result<Vec<Event>> {
     Ok(read_checked(path)?.events)
 }
 
-/// The events in the last `bytes` of the log (the first, partial line
-/// dropped), for views of what happened lately without reading it all.
-/// Lines that are not events are counted in `skipped`, numbered from the
-/// start of that window.
+/// The events in the last `bytes` of the log, across its rotated files
+/// (the first, partial line dropped), for views of what happened lately
+/// without reading it all. Lines that are not events are counted in
+/// `skipped`, numbered from the start of that window.
 pub fn read_tail(path: &Path, bytes: u64) -> std::io::Result<Log> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(path)?;
-    let len = f.metadata()?.len();
-    // One byte early: when it is a newline, the window starts on a whole line.
-    let start = len.saturating_sub(bytes.saturating_add(1));
-    f.seek(SeekFrom::Start(start))?;
-    let mut buf = Vec::new();
-    f.read_to_end(&mut buf)?;
+    let (buf, on_line) = rotate::tail(path, bytes)?;
     let text = String::from_utf8_lossy(&buf);
-    let whole = if start == 0 {
+    let whole = if on_line {
         &text[..]
     } else {
         text.split_once('\n').map_or("", |(_, rest)| rest)

@@ -167,13 +167,10 @@ pub async fn probe_once<E: Exec>(
             if got != *status {
                 return Err(format!("GET {url} -> {got} (expected {status})"));
             }
-            if let Some(want) = body {
-                let text = resp.text().await.map_err(|e| format!("GET {url}: body: {e}"))?;
-                if !text.contains(want.as_str()) {
-                    return Err(format!("GET {url}: body does not contain {want:?}"));
-                }
+            match body {
+                Some(want) => body_contains(resp, want).await.map_err(|e| format!("GET {url}: {e}")),
+                None => Ok(()),
             }
-            Ok(())
         }
         Probe::Exec(cmd) => match exec.exec(&target.container, cmd, timeout).await {
             Ok(0) => Ok(()),
@@ -181,6 +178,34 @@ pub async fn probe_once<E: Exec>(
             Err(e) => Err(format!("exec {}: {e}", cmd.join(" "))),
         },
     }
+}
+
+/// Most of a probe's response body teal reads: the app is not trusted to
+/// end it.
+pub const MAX_PROBE_BODY: usize = 64 << 10;
+
+/// Whether the first `MAX_PROBE_BODY` bytes of `resp`'s body contain
+/// `want`; reading stops there (or at the match), whatever the body's length.
+async fn body_contains(mut resp: reqwest::Response, want: &str) -> Result<(), String> {
+    let mut seen: Vec<u8> = vec![];
+    while seen.len() < MAX_PROBE_BODY {
+        match resp.chunk().await.map_err(|e| format!("body: {e}"))? {
+            Some(chunk) => seen.extend_from_slice(&chunk[..chunk.len().min(MAX_PROBE_BODY - seen.len())]),
+            None => break,
+        }
+        if String::from_utf8_lossy(&seen).contains(want) {
+            return Ok(());
+        }
+    }
+    if String::from_utf8_lossy(&seen).contains(want) {
+        return Ok(());
+    }
+    let within = if seen.len() >= MAX_PROBE_BODY {
+        format!(" in its first {MAX_PROBE_BODY} bytes")
+    } else {
+        String::new()
+    };
+    Err(format!("body does not contain {want:?}{within}"))
 }
 
 /// A client for probes: no proxy from the environment (probes go straight
@@ -321,6 +346,56 @@ mod tests {
         .await
         .expect_err("body lacks 'ready'");
         assert!(err.to_string().contains("body does not contain \"ready\""), "{err}");
+    }
+
+    /// An app that answers every request with a body that never ends,
+    /// and keeps the most it managed to send on one connection.
+    async fn endless_app() -> (u16, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+        use std::sync::atomic::Ordering;
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = sent.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let mut mine = 0u64;
+                    let mut req = [0u8; 1024];
+                    let _ = s.read(&mut req).await;
+                    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\n";
+                    if s.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let chunk = vec![b'x'; 64 << 10];
+                    while s.write_all(&chunk).await.is_ok() {
+                        mine += chunk.len() as u64;
+                        count.fetch_max(mine, Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        (port, sent)
+    }
+
+    #[tokio::test]
+    async fn an_endless_body_is_read_no_further_than_the_limit() {
+        let (port, sent) = endless_app().await;
+        let mut h = health(http(200, Some("ready")), 1, 1500);
+        h.timeout = Duration::from_millis(1000);
+        let err = wait_healthy(&h, port, &local("a"), &FixedExec(0))
+            .await
+            .expect_err("no 'ready' in the body");
+        assert!(
+            err.to_string()
+                .contains("body does not contain \"ready\" in its first 65536 bytes"),
+            "{err}"
+        );
+        // What the app got to send on a connection is bounded by the limit
+        // and the socket buffers, not by how long a probe may take.
+        let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(sent < 32 << 20, "a probe read {sent} bytes of an endless body");
     }
 
     #[tokio::test]

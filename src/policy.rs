@@ -7,6 +7,13 @@
 //! whose source is, or resolves to, the engine's socket) or the host's
 //! network namespace. (Privileged mode and added capabilities cannot be
 //! written in a service file at all: they are unknown fields.)
+//!
+//! Docker resolves a bind's source again at every start, so what was
+//! admitted can change on disk: no bind may lie below another read-write
+//! bind (`overlap`), and the Docker driver asks `bind_refusal` again about
+//! what it mounts. Swarm tasks run on nodes whose paths the manager cannot
+//! see: no bind mounts in swarm mode. A named volume may be another app's
+//! data: a service mounts its own, or those `policy.named_volumes` allows.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -14,6 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::spec::locate::Locator;
 use crate::spec::{Color, Desired, Diagnostic, RepoFiles};
+
+mod overlap;
 
 /// `policy:` in the host config.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -27,39 +36,27 @@ pub struct Policy {
     /// no bind mounts (named volumes stay allowed).
     #[serde(default)]
     pub volumes: Option<Vec<String>>,
+    /// Name prefixes of Docker named volumes a service may mount, e.g.
+    /// `shop-`. Absent: only its own, named after it (`<service>`,
+    /// `<service>-...` or `<service>_...`). An empty list: none.
+    #[serde(default)]
+    pub named_volumes: Option<Vec<String>>,
 }
 
-/// Where the engine's socket is, and how this host resolves symlinks (the
-/// only IO the check needs, passed in so the check itself is pure).
+/// Where the engine's socket is, how this host resolves symlinks (the
+/// only IO the check needs, passed in so the check itself is pure), and
+/// whether replicas are Swarm tasks (which run on nodes whose paths this
+/// host cannot see).
 pub struct Host<'a> {
     pub docker_sockets: &'a [PathBuf],
     pub resolve: &'a dyn Fn(&Path) -> PathBuf,
-}
-
-impl Host<'_> {
-    /// `std::fs::canonicalize` on the longest existing ancestor, so a path
-    /// whose last parts do not exist yet still has its symlinks resolved.
-    pub fn resolve_on_disk(p: &Path) -> PathBuf {
-        let mut head = p.to_path_buf();
-        let mut tail = vec![];
-        loop {
-            if let Ok(c) = std::fs::canonicalize(&head) {
-                return tail.iter().rev().fold(c, |acc, t: &std::ffi::OsString| acc.join(t));
-            }
-            match (head.file_name().map(|f| f.to_os_string()), head.parent()) {
-                (Some(f), Some(parent)) => {
-                    tail.push(f);
-                    head = parent.to_path_buf();
-                }
-                _ => return p.to_path_buf(),
-            }
-        }
-    }
+    pub swarm: bool,
 }
 
 /// Every violation of `policy` in `desired`, located in `files`.
 pub fn check(desired: &Desired, files: &RepoFiles, policy: &Policy, host: &Host<'_>) -> Vec<Diagnostic> {
     let mut out = vec![];
+    let mut binds = vec![];
     for svc in desired.services.values() {
         let loc = Locator::new(files.files.get(&svc.file).map_or("", String::as_str));
         let at = |path: &[&str], msg: String| {
@@ -82,8 +79,9 @@ pub fn check(desired: &Desired, files: &RepoFiles, policy: &Policy, host: &Host<
         }
         for (i, v) in svc.volumes.iter().enumerate() {
             let n = i.to_string();
-            if let Some(why) = volume(v, policy, host) {
-                out.push(at(&["volumes", &n], why));
+            match volume(v, &svc.name, policy, host) {
+                Some(why) => out.push(at(&["volumes", &n], why)),
+                None => binds.extend(overlap::Bind::of(svc, i, &loc, host)),
             }
         }
         if let Some(net) = &svc.network {
@@ -95,15 +93,29 @@ pub fn check(desired: &Desired, files: &RepoFiles, policy: &Policy, host: &Host<
             }
         }
     }
+    out.extend(overlap::check(&binds));
     out
 }
 
-/// Why a `source:target[:ro]` volume is refused, if it is.
-fn volume(v: &str, policy: &Policy, host: &Host<'_>) -> Option<String> {
+/// Why a `source:target[:ro]` volume of `service` is refused, if it is.
+fn volume(v: &str, service: &str, policy: &Policy, host: &Host<'_>) -> Option<String> {
     let source = v.split(':').next().unwrap_or("");
     if !source.starts_with('/') {
-        return None; // a named volume
+        return named_volume(source, service, policy);
     }
+    if host.swarm {
+        return Some(format!(
+            "bind mount of {source}: in swarm mode a task may run on any node, where teal cannot check the path (or what its symlinks point at); use a named volume (name:/target)"
+        ));
+    }
+    bind_refusal(source, policy, host)
+}
+
+/// Why the bind source `source` is refused on this host, if it is: the
+/// Docker socket, or outside `policy.volumes` once normalised and resolved.
+/// Drivers ask again with what Docker reports, since Docker resolves the
+/// source afresh at each start.
+pub fn bind_refusal(source: &str, policy: &Policy, host: &Host<'_>) -> Option<String> {
     let lexical = normalize(Path::new(source));
     let real = (host.resolve)(&lexical);
     let sockets: Vec<PathBuf> = host
@@ -142,8 +154,35 @@ fn volume(v: &str, policy: &Policy, host: &Host<'_>) -> Option<String> {
     None
 }
 
+/// Why `service` may not mount the named volume `name`, if it may not: a
+/// volume made by another app (its database, say) is its data, not this
+/// repo's.
+fn named_volume(name: &str, service: &str, policy: &Policy) -> Option<String> {
+    match &policy.named_volumes {
+        None if named_after(name, service) => None,
+        None => Some(format!(
+            "named volume {name} is not named after service {service}, and this host lets a service mount only its own (another app's volume could be its database): rename it {service}-{name}, or ask the host's owner to list a prefix of it in policy.named_volumes"
+        )),
+        Some(prefixes) if prefixes.iter().any(|p| name.starts_with(p.as_str())) => None,
+        Some(prefixes) if prefixes.is_empty() => Some(format!(
+            "named volume {name}: this host allows no named volumes (policy.named_volumes is empty); ask the host's owner to list a prefix of it there"
+        )),
+        Some(prefixes) => Some(format!(
+            "named volume {name} is outside this host's policy (policy.named_volumes: {}): rename it to start with one of those, or ask the host's owner to add a prefix of it",
+            prefixes.join(", ")
+        )),
+    }
+}
+
+/// `web`, `web-data`, `web_data` for service `web`; not `webhooks-db`
+/// (service names hold no `_`, so `web_...` is never another's).
+fn named_after(name: &str, service: &str) -> bool {
+    name.strip_prefix(service)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['-', '_']))
+}
+
 /// `/srv/a/../../etc` -> `/etc`, without touching the disk.
-fn normalize(p: &Path) -> PathBuf {
+pub(crate) fn normalize(p: &Path) -> PathBuf {
     let mut out = PathBuf::from("/");
     for c in p.components() {
         match c {
@@ -158,91 +197,4 @@ fn normalize(p: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::spec::load::{load, RepoFiles};
-
-    const SVC: &str = "active: blue\nblue:\n  image: registry.example.com/shop/web:1\nport: 8080\nroute: {host: shop.example.com}\nhealth:\n  http: {path: /healthz}\n";
-
-    fn violations(extra: &str, policy: &Policy) -> Vec<String> {
-        let mut f = RepoFiles {
-            has_services_dir: true,
-            ..Default::default()
-        };
-        f.files.insert("services/web.yaml".into(), format!("{SVC}{extra}"));
-        let d = load(&f).unwrap();
-        // A host where /srv/link points at /etc.
-        let resolve = |p: &Path| -> PathBuf {
-            let s = p.to_string_lossy();
-            match s.strip_prefix("/srv/link") {
-                Some(rest) => PathBuf::from(format!("/etc{rest}")),
-                None => p
-                    .strip_prefix("/var/run")
-                    .map_or(p.to_path_buf(), |r| Path::new("/run").join(r)),
-            }
-        };
-        let host = Host {
-            docker_sockets: &[PathBuf::from("/var/run/docker.sock")],
-            resolve: &resolve,
-        };
-        check(&d, &f, policy, &host).iter().map(|d| d.to_string()).collect()
-    }
-
-    fn shop() -> Policy {
-        Policy {
-            images: Some(vec!["registry.example.com/shop/".into()]),
-            volumes: Some(vec!["/srv/".into()]),
-        }
-    }
-
-    #[test]
-    fn images_outside_the_prefixes_are_refused_where_they_are_written() {
-        assert!(violations("", &shop()).is_empty());
-        let text = SVC.replace("registry.example.com/shop/web:1", "evil.example.com/miner:1");
-        let mut f = RepoFiles {
-            has_services_dir: true,
-            ..Default::default()
-        };
-        f.files.insert("services/web.yaml".into(), text);
-        let d = load(&f).unwrap();
-        let host = Host {
-            docker_sockets: &[],
-            resolve: &|p: &Path| p.to_path_buf(),
-        };
-        let got: Vec<String> = check(&d, &f, &shop(), &host).iter().map(|d| d.to_string()).collect();
-        assert_eq!(
-            got,
-            ["services/web.yaml:3:10: image evil.example.com/miner:1 is outside this host's policy (policy.images: registry.example.com/shop/)"]
-        );
-    }
-
-    #[test]
-    fn bind_mounts_are_checked_after_normalising_and_resolving() {
-        let rows = [
-            ("volumes: [/srv/web/data:/data]", None),
-            ("volumes: [data:/data]", None),
-            ("volumes: [/etc:/etc:ro]", Some("services/web.yaml:8:11: bind source /etc is outside this host's policy (policy.volumes: /srv/)")),
-            ("volumes: ['/srv/../etc:/x']", Some("services/web.yaml:8:11: bind source /srv/../etc (resolves to /etc) is outside this host's policy (policy.volumes: /srv/)")),
-            ("volumes: [/srv/link/shadow:/x]", Some("services/web.yaml:8:11: bind source /srv/link/shadow (resolves to /etc/shadow) is outside this host's policy (policy.volumes: /srv/)")),
-            ("volumes: [/var/run/docker.sock:/s]", Some("services/web.yaml:8:11: bind source /var/run/docker.sock is (or holds) the Docker socket: never allowed from the repo, whatever the policy")),
-            ("volumes: [/run:/r]", Some("services/web.yaml:8:11: bind source /run is (or holds) the Docker socket: never allowed from the repo, whatever the policy")),
-            ("network: host", Some("services/web.yaml:8:10: network \"host\" shares a namespace with the host or another container: never allowed from the repo")),
-        ];
-        for (extra, want) in rows {
-            let got = violations(&format!("{extra}\n"), &shop());
-            assert_eq!(got, want.map(String::from).into_iter().collect::<Vec<_>>(), "{extra}");
-        }
-        // A socket inside an allowed prefix is still refused.
-        let open = Policy {
-            images: None,
-            volumes: Some(vec!["/".into()]),
-        };
-        assert_eq!(violations("volumes: [/var/run/docker.sock:/s]\n", &open).len(), 1);
-        // No list: no bind mounts at all.
-        let none = Policy::default();
-        assert_eq!(
-            violations("volumes: [/srv/web:/w]\n", &none),
-            ["services/web.yaml:8:11: bind mount of /srv/web: this host allows no bind mounts (policy.volumes lists none); use a named volume"]
-        );
-    }
-}
+mod tests;

@@ -96,7 +96,9 @@ pub fn read(repo: &Repository, rev: &str, path: &str) -> Result<RepoFiles, Sourc
     };
     let mut files = RepoFiles::default();
     if let Some(text) = blob_text(repo, &tree, crate::spec::load::REPO_FILE, rev)? {
-        files.insert(crate::spec::load::REPO_FILE, text);
+        files
+            .insert(crate::spec::load::REPO_FILE, text)
+            .map_err(|d| refused(rev, d))?;
     }
     if let Some(entry) = tree.get_name(crate::spec::load::SERVICES_DIR) {
         if entry.kind() == Some(ObjectType::Tree) {
@@ -111,7 +113,7 @@ pub fn read(repo: &Repository, rev: &str, path: &str) -> Result<RepoFiles, Sourc
                 match service_entry(name) {
                     ServiceEntry::Service => {
                         let text = blob(repo, e.id(), rev, &path)?;
-                        files.insert(&path, text);
+                        files.insert(&path, text).map_err(|d| refused(rev, d))?;
                     }
                     // Named, not read: it may not even be text.
                     ServiceEntry::Misnamed => {
@@ -160,6 +162,16 @@ fn blob(repo: &Repository, id: git2::Oid, rev: &str, path: &str) -> Result<Strin
         path: path.to_string(),
         message: "not UTF-8 text".into(),
     })
+}
+
+/// A file past the limits on a whole repo (`limits::MAX_SERVICES`,
+/// `limits::MAX_REPO_BYTES`).
+fn refused(rev: &str, d: crate::spec::Diagnostic) -> SourceError {
+    SourceError::Read {
+        rev: rev.to_string(),
+        path: d.path,
+        message: d.message,
+    }
 }
 
 fn read_err(rev: &str, path: &str, e: git2::Error) -> SourceError {

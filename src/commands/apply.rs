@@ -5,6 +5,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use super::host::{fetch, HostArgs};
+use crate::daemon::lock::{Holder, LockError, StateLock};
 use crate::engine::StepEvent;
 use crate::events::{Event, EventLog};
 use crate::plan::render;
@@ -17,16 +18,27 @@ pub struct Args {
     pub host: HostArgs,
 }
 
-/// Exit 0 when the host runs what the commit asks for, 1 otherwise.
+/// Exit 0 when the host runs what the commit asks for, 1 otherwise
+/// (also when a daemon or another apply holds the state dir).
 pub async fn run(args: &Args) -> anyhow::Result<u8> {
     let config = args.host.load()?;
+    // Before anything is fetched or recorded: a daemon on this state dir
+    // would race this pass on the proxy's files and the containers.
+    let _lock = match StateLock::acquire_as(&config.state_dir, Holder::Apply) {
+        Ok(lock) => lock,
+        Err(LockError::Held { path, pid, holder }) => {
+            eprintln!("teal apply: {}", held(&config.state_dir, &path, pid, holder));
+            return Ok(super::exit::ERROR);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let started = Instant::now();
     let rev = fetch(&config).await?;
     crate::reconcile::record_applied(&config.state_dir, &rev.commit)
         .with_context(|| format!("recording the applied commit in {}", config.state_dir.display()))?;
     let short = &rev.commit[..rev.commit.len().min(10)];
     eprintln!("teal apply: {} at {short}", config.repo.url);
-    let log = EventLog::open(&config.state_dir)?;
+    let log = EventLog::open(&config.state_dir)?.with_rotation(config.events.rotation());
     let host = Host::connect(config).await?;
     let progress = |e: &StepEvent| {
         let took = duration::format(std::time::Duration::from_millis(e.duration.as_millis() as u64));
@@ -98,5 +110,26 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
             super::validate::plural(failed)
         );
         Ok(super::exit::ERROR)
+    }
+}
+
+/// Why this apply does nothing, and what to do instead.
+fn held(state_dir: &std::path::Path, lock: &std::path::Path, pid: Option<u32>, holder: Holder) -> String {
+    let who = pid.map_or("pid unknown".to_string(), |p| format!("pid {p}"));
+    let dir = state_dir.display();
+    match holder {
+        Holder::Daemon => {
+            let hup = pid.map_or("kill -HUP <its pid>".to_string(), |p| format!("kill -HUP {p}"));
+            format!(
+                "a teal daemon ({who}) is running on {dir} (it holds {}) and applies the branch head itself; \
+                 not applying next to it. To make it fetch and apply now: `systemctl reload teal` or `{hup}` \
+                 (or a push webhook to its /hooks/git)",
+                lock.display()
+            )
+        }
+        Holder::Apply => format!(
+            "another teal apply ({who}) is running on {dir} (it holds {}): wait for it to end",
+            lock.display()
+        ),
     }
 }

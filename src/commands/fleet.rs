@@ -1,12 +1,14 @@
 //! `teal status --fleet`: every host of teal.yaml's `hosts`, read from its
 //! status URL at once, as a table of host x service. A host that does not
-//! answer within a few seconds is marked, not waited for.
+//! answer within a few seconds is marked, not waited for; one whose URL the
+//! host config does not admit (`fleet.peers`) is marked and not contacted.
 
 use std::fmt::Write;
 use std::time::Duration;
 
 use crate::config::HostConfig;
 use crate::daemon::status::Status;
+use crate::drivers::peer::PeerClient;
 
 /// One host's answer.
 type Answer = Result<Status, String>;
@@ -21,17 +23,15 @@ pub async fn run(config: &HostConfig, json: bool) -> anyhow::Result<u8> {
         "teal.yaml at {} lists no hosts: this is a single host, see `teal status`",
         &rev.commit[..rev.commit.len().min(10)]
     );
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(3))
-        .build()?;
-    let token = super::host::token(config)?;
+    // The waves' client and rules: only URLs the host config admits are read.
+    let token = super::host::token(config)?.map(crate::secret::Secret::new);
+    let client = PeerClient::new(token, Duration::from_secs(3));
     let reads = hosts.iter().map(|(name, h)| {
-        let (client, token) = (client.clone(), token.clone());
+        let client = client.clone();
         async move {
             let answer: Answer = match &h.status {
                 None => Err("no status URL in teal.yaml".into()),
-                Some(url) => read(&client, url, token.as_deref()).await,
+                Some(url) => client.status(url, &config.fleet).await.map_err(|e| e.to_string()),
             };
             (name.clone(), answer)
         }
@@ -61,19 +61,6 @@ pub async fn run(config: &HostConfig, json: bool) -> anyhow::Result<u8> {
     } else {
         super::exit::ERROR
     })
-}
-
-async fn read(client: &reqwest::Client, url: &str, token: Option<&str>) -> Answer {
-    let mut req = client.get(format!("{}/status", url.trim_end_matches('/')));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.map_err(|e| format!("unreachable: {e}"))?;
-    if !resp.status().is_success() {
-        return Err(format!("answered {}", resp.status()));
-    }
-    let body = resp.text().await.map_err(|e| e.to_string())?;
-    serde_json::from_str(&body).map_err(|e| format!("not a status document: {e}"))
 }
 
 /// host x service: color, version, commit, state.

@@ -1,5 +1,6 @@
 //! `teal history`: what happened on this host, from the event log in the
-//! state dir, one line per deploy, rollback and refusal, oldest first.
+//! state dir (the current file and those rotated out), one line per
+//! deploy, rollback and refusal, oldest first.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -49,16 +50,25 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         }
     };
     let path = state_dir.join("events.jsonl");
-    let log = match events::read_checked(&path) {
-        Ok(log) => log,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
-            "{}: no event log: nothing was deployed with this state directory yet; is it the daemon's (--state-dir, or state_dir in the host config)?",
-            path.display()
-        ),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    for (line, why) in &log.skipped {
-        eprintln!("warning: {}:{line}: not an event, skipped: {why}", path.display());
+    let files = events::files(&path);
+    anyhow::ensure!(
+        !files.is_empty(),
+        "{}: no event log: nothing was deployed with this state directory yet; is it the daemon's (--state-dir, or state_dir in the host config)?",
+        path.display()
+    );
+    // Oldest file first: a deploy whose lines straddle a rotation is whole again.
+    let mut all = vec![];
+    for file in &files {
+        let log = match events::read_checked(file) {
+            Ok(log) => log,
+            // Renamed by a rotation since it was listed (rare): missed this once.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+        };
+        for (line, why) in &log.skipped {
+            eprintln!("warning: {}:{line}: not an event, skipped: {why}", file.display());
+        }
+        all.extend(log.events);
     }
     let filter = Filter {
         service: args.service.clone(),
@@ -66,7 +76,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
             .since
             .map(|d| SystemTime::now().checked_sub(d).unwrap_or(SystemTime::UNIX_EPOCH)),
     };
-    let entries = history::entries(&log.events, &filter);
+    let entries = history::entries(&all, &filter);
     match args.format {
         HistoryFormat::Json => println!("{}", serde_json::to_string_pretty(&history::render::json(&entries))?),
         HistoryFormat::Text if entries.is_empty() => println!("{}", nothing(args)),

@@ -44,8 +44,14 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
             for w in &desired.warnings {
                 println!("warning: {w}");
             }
-            let names: Vec<&str> = desired.services.keys().map(String::as_str).collect();
-            let n = names.len();
+            // A repo of thousands of services gets a line, not a page.
+            const SHOWN: usize = 12;
+            let n = desired.services.len();
+            let mut names: Vec<&str> = desired.services.keys().take(SHOWN).map(String::as_str).collect();
+            let more = n.saturating_sub(SHOWN).to_string() + " more";
+            if n > SHOWN {
+                names.push(&more);
+            }
             println!("ok: {n} service{} valid ({})", plural(n), names.join(", "));
             Ok(super::exit::OK)
         }

@@ -44,6 +44,8 @@ impl HostConfig {
             policy: crate::policy::Policy::default(),
             host: super::HostIdentity::default(),
             notify: vec![],
+            fleet: super::fleet::FleetConfig::default(),
+            events: super::events::EventsConfig::default(),
         }
     }
 }
@@ -108,6 +110,13 @@ fn lines() -> Vec<(usize, Line, &'static str)> {
         (0, Section("policy"), "what the repo may ask of this host"),
         (1, Off("images", "[registry.example.com/shop/]"), "image prefixes; default: any image"),
         (1, Off("volumes", "[/srv/]"), "bind-mount source prefixes; default: no bind mounts"),
+        (1, Off("named_volumes", "[shop-]"), "named-volume prefixes; default: a service's own (<service>-...)"),
+        (0, Section("fleet"), "the peers this host reads: status URLs of teal.yaml's hosts"),
+        (1, Off("peers", "[https://10.0.0.11:9470, https://10.0.0.12:9470]"), "the only ones read (and sent host.token_file); default: none"),
+        (1, Value("allow_http_peers", d.fleet.allow_http_peers.to_string()), "true: plain http off loopback too (the token in clear)"),
+        (0, Section("events"), "state_dir/events.jsonl, which teal history reads"),
+        (1, Value("max_size", super::events::format_size(d.events.max_size)), "past it, events.jsonl becomes events.jsonl.1"),
+        (1, Value("keep", d.events.keep.to_string()), "rotated files kept (.1 ... .keep); older ones are deleted"),
         (0, Off("notify", "[{url: https://hooks.example.com/teal, secret_file: /etc/teal/notify_secret}]"), "webhooks and commit statuses; default: none (README)"),
     ]
 }

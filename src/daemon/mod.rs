@@ -80,6 +80,7 @@ impl Daemon {
         let targets = crate::notify::targets(&config)?;
         let notices = crate::notify::start(config.host.resolved_name(), targets);
         let log = EventLog::open(&config.state_dir)?
+            .with_rotation(config.events.rotation())
             .with_broadcast(shared.events.clone())
             .with_sink(notices);
         let trigger = Arc::new(Notify::new());

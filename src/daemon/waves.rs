@@ -2,13 +2,17 @@
 //! host of an earlier wave that runs the service reports, through its
 //! status API, that it serves C. An unreachable peer holds the wave (never
 //! proceed on silence); a peer whose deploy of C failed stops it until a
-//! new commit. The decision is a pure function of what the peers said.
+//! new commit; a peer whose status URL the host config does not admit
+//! (`fleet.peers`) is not read, and holds the wave too. The decision is a
+//! pure function of what the peers said.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use tracing::info;
 
+use crate::config::fleet::FleetConfig;
+use crate::drivers::peer::{PeerClient, PeerError};
 use crate::plan::{Change, Plan};
 use crate::reconcile::Revision;
 use crate::spec::{Desired, Service};
@@ -33,6 +37,8 @@ pub enum Report {
     Unreachable { since: SystemTime, why: String },
     /// teal.yaml gives it no status URL.
     NoUrl,
+    /// The host config does not let this host read its URL: why.
+    NotRead(String),
 }
 
 /// The decision from each earlier-wave peer's report: (host, wave, report).
@@ -62,6 +68,7 @@ pub fn decide(commit: &str, reports: &[(String, u32, Report)]) -> Gate {
                     "waiting for wave {wave}: {host} has no status URL in teal.yaml"
                 ))
             }
+            Report::NotRead(why) => return Gate::Wait(format!("waiting for wave {wave}: {host}: {why}")),
         }
     }
     Gate::Go
@@ -70,30 +77,33 @@ pub fn decide(commit: &str, reports: &[(String, u32, Report)]) -> Gate {
 /// Reads the peers of earlier waves, remembering since when each has not
 /// answered.
 pub struct Peers {
-    client: reqwest::Client,
-    token: Option<crate::secret::Secret>,
+    client: PeerClient,
     silent_since: HashMap<String, SystemTime>,
 }
 
 impl Peers {
     pub fn new(token: Option<crate::secret::Secret>) -> Peers {
         Peers {
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(2))
-                .build()
-                .expect("an http client"),
-            token,
+            client: PeerClient::new(token, Duration::from_secs(2)),
             silent_since: HashMap::new(),
         }
     }
 
     /// The fleet's bearer token, if any.
     pub fn token(&self) -> Option<&str> {
-        self.token.as_ref().map(|t| t.expose())
+        self.client.token()
     }
 
-    /// The gate for `svc` at `commit` on the host named `me`.
-    pub async fn gate(&mut self, desired: &Desired, me: &str, svc: &Service, commit: &str) -> Gate {
+    /// The gate for `svc` at `commit` on the host named `me`; only the
+    /// status URLs `fleet` (the host config) admits are read.
+    pub async fn gate(
+        &mut self,
+        desired: &Desired,
+        fleet: &FleetConfig,
+        me: &str,
+        svc: &Service,
+        commit: &str,
+    ) -> Gate {
         if !svc.by_wave {
             return Gate::Go;
         }
@@ -105,15 +115,15 @@ impl Peers {
             };
             let report = match desired.hosts[host].status.as_deref() {
                 None => Report::NoUrl,
-                Some(url) => self.read(host, url, &svc.name).await,
+                Some(url) => self.read(host, url, fleet, &svc.name).await,
             };
             reports.push((host.to_string(), wave, report));
         }
         decide(commit, &reports)
     }
 
-    async fn read(&mut self, host: &str, url: &str, service: &str) -> Report {
-        match self.status(url).await {
+    async fn read(&mut self, host: &str, url: &str, fleet: &FleetConfig, service: &str) -> Report {
+        match self.client.status::<serde_json::Value>(url, fleet).await {
             Ok(status) => {
                 self.silent_since.remove(host);
                 let s = &status["services"][service];
@@ -122,28 +132,15 @@ impl Peers {
                     failed: s["failed"].as_str().map(String::from),
                 }
             }
-            Err(why) => Report::Unreachable {
+            Err(PeerError::NotAllowed(why)) => Report::NotRead(why),
+            Err(e) => Report::Unreachable {
                 since: *self
                     .silent_since
                     .entry(host.to_string())
                     .or_insert_with(SystemTime::now),
-                why,
+                why: e.why().to_string(),
             },
         }
-    }
-
-    /// `GET <url>/status`, with the fleet's bearer token.
-    pub async fn status(&self, url: &str) -> Result<serde_json::Value, String> {
-        let mut req = self.client.get(format!("{}/status", url.trim_end_matches('/')));
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t.expose());
-        }
-        let resp = req.send().await.map_err(|e| e.to_string())?;
-        if !resp.status().is_success() {
-            return Err(format!("status API answered {}", resp.status()));
-        }
-        let body = resp.bytes().await.map_err(|e| e.to_string())?;
-        serde_json::from_slice(&body).map_err(|e| format!("unreadable status: {e}"))
     }
 }
 
@@ -162,7 +159,8 @@ impl super::Daemon {
             let Some(svc) = rev.desired.services.get(&sp.service) else {
                 continue;
             };
-            let waiting = match self.peers.gate(&rev.desired, &me, svc, &rev.commit).await {
+            let fleet = &self.host.config.fleet;
+            let waiting = match self.peers.gate(&rev.desired, fleet, &me, svc, &rev.commit).await {
                 Gate::Go => None,
                 Gate::Wait(m) | Gate::Stop(m) => Some(m),
             };
@@ -250,6 +248,18 @@ mod tests {
         assert_eq!(
             w,
             "waiting for wave 1: web-1 unreachable since 2023-11-14T22:13:20Z (connection refused)"
+        );
+        assert_eq!(
+            decide(
+                c,
+                &[(
+                    "web-1".into(),
+                    1,
+                    Report::NotRead("status URL x is not in fleet.peers".into())
+                )]
+            ),
+            Gate::Wait("waiting for wave 1: web-1: status URL x is not in fleet.peers".into()),
+            "a peer the host config does not admit holds the wave"
         );
     }
 }

@@ -1,14 +1,18 @@
-//! The only code that touches the outside: Docker (bollard), nginx, HAProxy.
+//! The only code that touches the outside: Docker (bollard), nginx, HAProxy,
+//! and the fleet's peers (`peer`).
 //! `route` holds what the proxy drivers share, `reload` the mechanics of a
 //! checked config change; `proxy` dispatches over the two drivers and
 //! `managed` runs a proxy process teal owns. `runtime` dispatches over who
-//! runs the replicas: `docker` (containers) or `swarm` (Swarm services).
+//! runs the replicas: `docker` (containers) or `swarm` (Swarm services);
+//! `paths` resolves host paths for the policy's bind checks.
 
 mod batch;
 pub mod docker;
 pub mod haproxy;
 pub mod managed;
 pub mod nginx;
+pub mod paths;
+pub mod peer;
 pub mod proxy;
 pub mod reload;
 pub mod route;

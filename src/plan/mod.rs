@@ -10,6 +10,8 @@ pub mod tasks;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_props;
+#[cfg(test)]
 mod tests_rules;
 #[cfg(test)]
 mod tests_strategy;

@@ -107,7 +107,8 @@ impl PolicyCheck<'_> {
     pub fn check(&self, desired: &crate::spec::Desired, files: &RepoFiles) -> Vec<crate::spec::Diagnostic> {
         let host = policy::Host {
             docker_sockets: &self.docker_sockets,
-            resolve: &policy::Host::resolve_on_disk,
+            resolve: &crate::drivers::paths::resolve,
+            swarm: self.swarm,
         };
         policy::check(desired, files, self.policy, &host)
     }

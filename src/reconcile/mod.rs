@@ -10,7 +10,7 @@ pub use admit::{fetch_desired, fetch_fleet, fetch_head, read_desired, PolicyChec
 pub use applied::record as record_applied;
 
 use crate::config::{DockerMode, HostConfig, NginxSwitch, ProxyKind};
-use crate::drivers::docker::{DockerDriver, DockerError};
+use crate::drivers::docker::{DockerDriver, DockerError, MountRules};
 use crate::drivers::haproxy::{Haproxy, HaproxyConfig};
 use crate::drivers::managed::{self, ManagedSpec, Origin, Supervised};
 use crate::drivers::nginx::balancer::Balancer;
@@ -178,11 +178,17 @@ impl Host {
     }
 }
 
-/// Connects to Docker; in swarm mode, refuses an engine that is not a
-/// Swarm manager.
+/// Connects to Docker, holding bind mounts to the host policy; in swarm
+/// mode, refuses an engine that is not a Swarm manager.
 async fn runtime(config: &HostConfig) -> Result<Runtime, DockerError> {
     let d = &config.docker;
-    let docker = DockerDriver::connect(d.host.as_deref(), &d.network).await?;
+    let rules = MountRules {
+        policy: config.policy.clone(),
+        docker_sockets: PolicyCheck::of(config).docker_sockets,
+    };
+    let docker = DockerDriver::connect(d.host.as_deref(), &d.network)
+        .await?
+        .with_mounts(rules);
     Ok(match d.mode {
         DockerMode::Engine => Runtime::Engine(docker),
         DockerMode::Swarm => {

@@ -104,8 +104,9 @@ pub struct HostFile {
     /// Labels that services' `placement` selects on, e.g. `{role: web, wave: "1"}`.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
-    /// The host's status API, e.g. `http://10.0.0.11:9470`, read by the
-    /// hosts of later waves and by `teal status --fleet`.
+    /// The host's status API, e.g. `https://10.0.0.11:9470`, read by the
+    /// hosts of later waves and by `teal status --fleet`: only by hosts
+    /// whose host config lists it in `fleet.peers`.
     #[serde(default)]
     pub status: Option<String>,
 }

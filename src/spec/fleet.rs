@@ -27,7 +27,7 @@ pub(super) fn resolve_hosts(
                     REPO_FILE,
                     line,
                     col,
-                    format!("status {url:?} of host {name} is not an http(s) URL: write e.g. http://10.0.0.11:9470"),
+                    format!("status {url:?} of host {name} is not an http(s) URL: write e.g. https://10.0.0.11:9470"),
                 ));
             }
         }
@@ -162,7 +162,7 @@ mod tests {
     fn bad_fleet_input_is_located() {
         assert_eq!(
             errors(&FLEET.replace("http://10.0.0.12:9470", "10.0.0.12:9470"), ""),
-            ["teal.yaml:3:51: status \"10.0.0.12:9470\" of host web-2 is not an http(s) URL: write e.g. http://10.0.0.11:9470"]
+            ["teal.yaml:3:51: status \"10.0.0.12:9470\" of host web-2 is not an http(s) URL: write e.g. https://10.0.0.11:9470"]
         );
         assert_eq!(
             errors(FLEET, "rollout: {by: wave}\n"),

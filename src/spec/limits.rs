@@ -28,6 +28,11 @@ pub const MAX_DEPTH: usize = 64;
 /// Most nodes a file may stand for, aliases expanded (a large teal.yaml
 /// has a few thousand).
 pub const MAX_NODES: u64 = 100_000;
+/// Most service files one commit may hold: ten thousand validate and
+/// diff in seconds; past that a repo is a mistake or an attack.
+pub const MAX_SERVICES: usize = 10_000;
+/// Most bytes all config files of one commit may add up to.
+pub const MAX_REPO_BYTES: usize = 64 << 20;
 
 /// Checks `text` (the file `path`) against the limits; the first one
 /// crossed, at the line where it was crossed. A syntax error is left to

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 
 use super::file::{RepoFile, ServiceFile};
+use super::limits::{MAX_FILE_BYTES, MAX_REPO_BYTES, MAX_SERVICES};
 use super::locate::Locator;
 use super::validate::{resolve_service, Ctx, Source};
 use super::{Desired, Diagnostic, Diagnostics};
@@ -27,49 +28,22 @@ pub struct RepoFiles {
     /// Other files in `services/` (`web.yml`, `notes.txt`), by path. Each is
     /// an error: a file meant as a service must never be skipped silently.
     pub misnamed: BTreeSet<String>,
-}
-
-/// Reads a file of at most `limits::MAX_FILE_BYTES`: a larger one is an
-/// error naming it and its size, found from its metadata before any read,
-/// and never more than the limit is read (a symlink to /dev/zero included).
-fn read_bounded(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let max = super::limits::MAX_FILE_BYTES;
-    let too_big = |size: &str| {
-        std::io::Error::other(format!(
-            "{}: file is {size} bytes, more than the {max} teal reads: a config file this large is a mistake or an attack",
-            path.display()
-        ))
-    };
-    let file = std::fs::File::open(path)?;
-    let size = file.metadata()?.len();
-    if size > max as u64 {
-        return Err(too_big(&size.to_string()));
-    }
-    // A file that grows, or a device that never ends, stops at the limit.
-    let mut text = String::new();
-    file.take(max as u64 + 1).read_to_string(&mut text)?;
-    if text.len() > max {
-        return Err(too_big(&format!("at least {}", max + 1)));
-    }
-    Ok(text)
+    /// Bytes of the files read so far, against `limits::MAX_REPO_BYTES`.
+    pub bytes: usize,
 }
 
 impl RepoFiles {
     /// Reads `teal.yaml` and `services/*.yaml` under `dir`.
     pub fn from_dir(dir: &Path) -> std::io::Result<RepoFiles> {
-        let mut files = BTreeMap::new();
-        match read_bounded(&dir.join(REPO_FILE)) {
-            Ok(t) => {
-                files.insert(REPO_FILE.to_string(), t);
-            }
+        let mut files = RepoFiles::default();
+        match read_text(&dir.join(REPO_FILE), REPO_FILE) {
+            Ok(t) => files.insert(REPO_FILE, t).map_err(refused)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
         let services = dir.join(SERVICES_DIR);
-        let has_services_dir = services.is_dir();
-        let mut misnamed = BTreeSet::new();
-        if has_services_dir {
+        files.has_services_dir = services.is_dir();
+        if files.has_services_dir {
             for entry in std::fs::read_dir(&services)? {
                 let entry = entry?;
                 let name = entry.file_name().to_string_lossy().into_owned();
@@ -77,33 +51,33 @@ impl RepoFiles {
                     continue;
                 }
                 let path = format!("{SERVICES_DIR}/{name}");
-                match service_entry(&name) {
-                    ServiceEntry::Service => {
-                        files.insert(path, read_bounded(&entry.path())?);
-                    }
-                    ServiceEntry::Misnamed => {
-                        misnamed.insert(path);
-                    }
-                    ServiceEntry::Ignored => {}
+                if service_entry(&name) == ServiceEntry::Service {
+                    files.room(&path, entry.metadata()?.len()).map_err(refused)?;
+                    let text = read_text(&entry.path(), &path)?;
+                    files.insert(&path, text).map_err(refused)?;
+                } else {
+                    files.insert(&path, String::new()).map_err(refused)?;
                 }
             }
         }
-        Ok(RepoFiles {
-            files,
-            has_services_dir,
-            misnamed,
-        })
+        Ok(files)
     }
 
     /// Adds a file read from elsewhere (a git tree), keeping only the files
-    /// teal reads. `path` is relative to the config root.
-    pub fn insert(&mut self, path: &str, text: String) {
+    /// teal reads. `path` is relative to the config root. Refused, with
+    /// nothing kept, when the file would take the repo past
+    /// `limits::MAX_SERVICES` or `limits::MAX_REPO_BYTES`.
+    pub fn insert(&mut self, path: &str, text: String) -> Result<(), Diagnostic> {
         if path == REPO_FILE {
+            self.room(path, text.len() as u64)?;
+            self.bytes += text.len();
             self.files.insert(path.to_string(), text);
         } else if let Some(name) = path.strip_prefix("services/") {
             self.has_services_dir = true;
             match service_entry(name) {
                 ServiceEntry::Service => {
+                    self.room(path, text.len() as u64)?;
+                    self.bytes += text.len();
                     self.files.insert(path.to_string(), text);
                 }
                 ServiceEntry::Misnamed => {
@@ -112,7 +86,63 @@ impl RepoFiles {
                 ServiceEntry::Ignored => {}
             }
         }
+        Ok(())
     }
+
+    /// Whether a file of `size` bytes at `path` still fits the limits on a
+    /// whole repo, asked before it is read: a commit of ten thousand 1 MiB
+    /// files is refused before teal holds 10 GB of them.
+    pub fn room(&self, path: &str, size: u64) -> Result<(), Diagnostic> {
+        let services = self.files.len() - usize::from(self.files.contains_key(REPO_FILE));
+        if path != REPO_FILE && services >= MAX_SERVICES {
+            return Err(Diagnostic::new(
+                path,
+                0,
+                0,
+                format!("more than {MAX_SERVICES} service files in one commit: teal refuses such a repo (split it by host with placement, or keep one repo per fleet)"),
+            ));
+        }
+        if self.bytes as u64 + size > MAX_REPO_BYTES as u64 {
+            return Err(Diagnostic::new(
+                path,
+                0,
+                0,
+                format!("the config files of this commit add up to more than {MAX_REPO_BYTES} bytes: teal refuses such a repo"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A limit crossed while reading a directory, as an IO error that names
+/// the file.
+fn refused(d: Diagnostic) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, d.to_string())
+}
+
+/// A config file's text, read no further than the limit on one file (a
+/// `teal.yaml` that is a link to `/dev/zero` ends there); an error names
+/// the file (`services/web.yaml: not UTF-8 text`), as reading it out of
+/// git does.
+fn read_text(file: &Path, shown: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let named = |e: std::io::Error| {
+        let why = match e.kind() {
+            std::io::ErrorKind::InvalidData => "not UTF-8 text".to_string(),
+            _ => e.to_string(),
+        };
+        std::io::Error::new(e.kind(), format!("{shown}: {why}"))
+    };
+    let mut bytes = vec![];
+    std::fs::File::open(file)
+        .and_then(|f| f.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes))
+        .map_err(named)?;
+    if bytes.len() > MAX_FILE_BYTES {
+        // Cut at the limit, perhaps inside a character: `load` refuses it
+        // for its size, with its name.
+        return Ok(String::from_utf8_lossy(&bytes).into_owned());
+    }
+    String::from_utf8(bytes).map_err(|_| named(std::io::ErrorKind::InvalidData.into()))
 }
 
 /// What teal makes of a file name directly under `services/`.

@@ -23,6 +23,8 @@ pub mod validate;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_props;
 
 use std::collections::BTreeMap;
 use std::fmt;

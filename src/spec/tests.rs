@@ -220,7 +220,7 @@ fn a_file_in_services_that_teal_would_not_read_is_named() {
         "services/notes.txt",
         "services/.gitkeep",
     ] {
-        from_git.insert(p, "x".into());
+        from_git.insert(p, "x".into()).unwrap();
     }
     assert_eq!(files.misnamed, from_git.misnamed, "a directory and a git tree agree");
     assert_eq!(

@@ -6,9 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, HostConfig, RestartPolicy, RestartPolicyNameEnum};
-use bollard::query_parameters::{
-    CreateContainerOptions, RemoveContainerOptions, StartContainerOptions, StopContainerOptions,
-};
+use bollard::query_parameters::{CreateContainerOptions, RemoveContainerOptions, StopContainerOptions};
 
 use super::{call, is_not_found, message, DockerDriver, DockerError};
 use crate::plan::ObservedContainer;
@@ -70,12 +68,7 @@ impl DockerDriver {
                         self.remove(&name).await?;
                         self.create(spec, n, &hash, commit).await?;
                     } else if !c.state.as_ref().and_then(|s| s.running).unwrap_or(false) {
-                        call(
-                            "start container",
-                            &name,
-                            self.client.start_container(&name, None::<StartContainerOptions>),
-                        )
-                        .await?;
+                        self.start_checked(&name).await?;
                     }
                 }
             }
@@ -107,6 +100,7 @@ impl DockerDriver {
             .await
             .expect("the create semaphore is never closed");
         let name = name.to_string();
+        let binds = self.binds(spec, &name).await?;
         let mut l: HashMap<String, String> = spec.labels.clone().into_iter().collect();
         l.insert(labels::SERVICE.into(), spec.service.clone());
         l.insert(labels::COLOR.into(), spec.color.to_string());
@@ -132,7 +126,7 @@ impl DockerDriver {
                     name: Some(restart),
                     maximum_retry_count: None,
                 }),
-                binds: (!spec.volumes.is_empty()).then(|| spec.volumes.clone()),
+                binds: (!binds.is_empty()).then_some(binds),
                 network_mode: Some(spec.network.clone().unwrap_or_else(|| self.network.clone())),
                 ..Default::default()
             }),
@@ -148,12 +142,7 @@ impl DockerDriver {
             self.client.create_container(Some(opts), body),
         )
         .await?;
-        call(
-            "start container",
-            &name,
-            self.client.start_container(&name, None::<StartContainerOptions>),
-        )
-        .await
+        self.start_checked(&name).await
     }
 
     pub(super) async fn remove(&self, name: &str) -> Result<(), DockerError> {

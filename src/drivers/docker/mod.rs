@@ -4,17 +4,20 @@
 
 //!
 //! Split by concern: `observe` (what runs), `lifecycle` (create, start,
-//! stop, remove), `network`, `exec` (checks inside a container) and
-//! `image` (pull, build, remove).
+//! stop, remove), `mounts` (bind sources checked as Docker mounts them),
+//! `network`, `exec` (checks inside a container) and `image` (pull,
+//! build, remove).
 
 mod exec;
 mod image;
 mod lifecycle;
+mod mounts;
 mod network;
 mod observe;
 mod replace;
 
 pub(crate) use lifecycle::env;
+pub use mounts::MountRules;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -67,6 +70,16 @@ pub enum DockerError {
         color: String,
         message: String,
     },
+    /// A bind source resolves outside the host policy when Docker is about
+    /// to mount it (or just did): the path changed after admission.
+    #[error("{service}/{color}: container {container}: {reason} now, {done} (traffic stays where it was). The path changed on this host after the commit was admitted (a directory replaced by a symlink?): look at it before deploying again")]
+    Mount {
+        service: String,
+        color: String,
+        container: String,
+        reason: String,
+        done: &'static str,
+    },
     /// The Swarm manager answers, but the swarm has no leader: too few
     /// managers are online. Nothing about teal's services can be read or
     /// changed until more than half of them are back.
@@ -94,6 +107,8 @@ pub struct DockerDriver {
     /// Containers created at once: the engine creates a hundred requests
     /// made together slower than the same in batches of a few.
     creates: std::sync::Arc<tokio::sync::Semaphore>,
+    /// What bind sources may resolve to when Docker mounts them.
+    mounts: std::sync::Arc<MountRules>,
 }
 
 /// How many containers are created at the same time.
@@ -193,6 +208,7 @@ impl DockerDriver {
             client,
             network: network.to_string(),
             creates: std::sync::Arc::new(tokio::sync::Semaphore::new(PARALLEL_CREATES)),
+            mounts: std::sync::Arc::new(MountRules::default()),
         })
     }
 

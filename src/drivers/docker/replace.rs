@@ -4,7 +4,7 @@
 //! the canonical name, so at rest every replica has one container under
 //! one name.
 
-use bollard::query_parameters::{RenameContainerOptions, StartContainerOptions};
+use bollard::query_parameters::RenameContainerOptions;
 
 use super::{call, DockerDriver, DockerError};
 use crate::spec::container::ContainerSpec;
@@ -17,14 +17,10 @@ impl DockerDriver {
         Ok(name)
     }
 
-    /// Starts a stopped container teal owns.
+    /// Starts a stopped container teal owns (when its bind mounts still
+    /// resolve inside the policy).
     pub async fn start(&self, name: &str) -> Result<(), DockerError> {
-        call(
-            "start container",
-            name,
-            self.client.start_container(name, None::<StartContainerOptions>),
-        )
-        .await
+        self.start_checked(name).await
     }
 
     /// Stops (with the grace period) and removes one container teal owns.

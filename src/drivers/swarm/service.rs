@@ -1,6 +1,6 @@
 //! One color as a Swarm service: its spec (image, env, command, labels on
 //! the service and on its tasks' containers, replicas, restart policy,
-//! bind mounts, placement as node-label constraints, the port published
+//! named volumes, placement as node-label constraints, the port published
 //! in `mode=host` with no fixed number), and converging, scaling and
 //! removing it. Only services carrying this teal's `teal.owner` are
 //! touched.
@@ -53,13 +53,7 @@ impl SwarmDriver {
         placement: &BTreeMap<String, String>,
         commit: &str,
     ) -> Result<(), DockerError> {
-        if let Some(net) = &spec.network {
-            return Err(DockerError::Swarm {
-                service: spec.service.clone(),
-                color: spec.color.to_string(),
-                message: format!("network: {net} is not supported in docker.mode: swarm (tasks publish their port on their node instead); remove it"),
-            });
-        }
+        unsupported(spec)?;
         let name = self.rest_name(&spec.service, spec.color).await?;
         let want = Want {
             name: name.clone(),
@@ -216,7 +210,7 @@ impl SwarmDriver {
                     // teal's `command` replaces the image's CMD, as on
                     // containers: Swarm calls that `args`.
                     args: spec.command.clone(),
-                    mounts: Some(spec.volumes.iter().filter_map(|v| bind(v)).collect()),
+                    mounts: Some(spec.volumes.iter().filter_map(|v| mount(v)).collect()),
                     stop_grace_period: Some(10 * SECOND),
                     ..Default::default()
                 }),
@@ -314,18 +308,38 @@ fn condition(r: RestartPolicy) -> TaskSpecRestartPolicyConditionEnum {
     }
 }
 
-/// A `host:container[:ro]` volume as a bind mount (the host policy
-/// checked the host path before any driver ran).
-fn bind(v: &str) -> Option<Mount> {
+/// A `name:/target[:ro]` named volume as a Swarm volume mount: each node
+/// makes the volume when a task first needs it. (Bind mounts never get
+/// here: see `unsupported`.)
+fn mount(v: &str) -> Option<Mount> {
     let mut parts = v.split(':');
     let (source, target) = (parts.next()?, parts.next()?);
     Some(Mount {
         source: Some(source.into()),
         target: Some(target.into()),
-        typ: Some(MountTypeEnum::BIND),
+        typ: Some(MountTypeEnum::VOLUME),
         read_only: Some(parts.next() == Some("ro")),
         ..Default::default()
     })
+}
+
+/// What a color's spec asks that its Swarm tasks cannot have: a network
+/// of its own (tasks publish their port instead), or a bind mount (a task
+/// runs on whichever node Swarm picks, where the manager cannot check the
+/// path against the host policy; the policy refuses them at admission).
+pub(super) fn unsupported(spec: &ContainerSpec) -> Result<(), DockerError> {
+    let refuse = |message: String| DockerError::Swarm {
+        service: spec.service.clone(),
+        color: spec.color.to_string(),
+        message,
+    };
+    if let Some(net) = &spec.network {
+        return Err(refuse(format!("network: {net} is not supported in docker.mode: swarm (tasks publish their port on their node instead); remove it")));
+    }
+    match spec.volumes.iter().find(|v| v.starts_with('/')) {
+        Some(v) => Err(refuse(format!("bind mount {v} is not supported in docker.mode: swarm (a task runs on any node, where teal cannot check the path); use a named volume"))),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -333,15 +347,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn volumes_are_bind_mounts_and_digests_are_ignored() {
-        let m = bind("/srv/data:/data:ro").unwrap();
+    fn named_volumes_are_volume_mounts_and_digests_are_ignored() {
+        let m = mount("web-data:/data:ro").unwrap();
         assert_eq!(
-            (m.source.as_deref(), m.target.as_deref(), m.read_only),
-            (Some("/srv/data"), Some("/data"), Some(true))
+            (m.typ, m.source.as_deref(), m.target.as_deref(), m.read_only),
+            (Some(MountTypeEnum::VOLUME), Some("web-data"), Some("/data"), Some(true))
         );
-        assert_eq!(bind("/srv/x:/x").unwrap().read_only, Some(false));
-        assert!(bind("anonymous").is_none());
+        assert_eq!(mount("web-data:/x").unwrap().read_only, Some(false));
+        assert!(mount("anonymous").is_none());
         assert_eq!(strip_digest("web:1@sha256:abc"), "web:1");
         assert_eq!(strip_digest("web:1"), "web:1");
+    }
+
+    #[test]
+    fn bind_mounts_and_networks_are_refused_in_swarm_mode() {
+        let spec = |volumes: &[&str], network: Option<&str>| ContainerSpec {
+            service: "web".into(),
+            color: Color::Green,
+            image: "web:1".into(),
+            port: 8080,
+            env: BTreeMap::new(),
+            command: None,
+            volumes: volumes.iter().map(|v| v.to_string()).collect(),
+            labels: BTreeMap::new(),
+            restart: RestartPolicy::UnlessStopped,
+            network: network.map(String::from),
+        };
+        assert!(unsupported(&spec(&["web-data:/data"], None)).is_ok());
+        let bind = unsupported(&spec(&["web-data:/data", "/srv/web:/w:ro"], None)).unwrap_err();
+        assert_eq!(
+            bind.to_string(),
+            "web/green: bind mount /srv/web:/w:ro is not supported in docker.mode: swarm (a task runs on any node, where teal cannot check the path); use a named volume"
+        );
+        assert!(unsupported(&spec(&[], Some("shop")))
+            .unwrap_err()
+            .to_string()
+            .contains("network: shop"));
     }
 }

@@ -96,6 +96,7 @@ impl SwarmDriver {
                 ),
             }),
             None => {
+                super::service::unsupported(spec)?;
                 let name = match &found.rest {
                     Some(r) => other_name(&spec.service, spec.color, &r.name),
                     None => super::service_name(&spec.service, spec.color),
