@@ -120,9 +120,18 @@ pub struct RepoConfig {
     #[serde(default)]
     pub verify: VerifyConfig,
     /// Refuse a head that does not descend from the last applied commit
-    /// (a rewound branch). Default false.
+    /// (a rewound branch). Default: on when `verify` is set (a signed old
+    /// commit pushed back is still signed), else off; see
+    /// `refuses_rewinds`.
     #[serde(default)]
-    pub fast_forward_only: bool,
+    pub fast_forward_only: Option<bool>,
+}
+
+impl RepoConfig {
+    /// `fast_forward_only` as written, else on exactly when `verify` is.
+    pub fn refuses_rewinds(&self) -> bool {
+        self.fast_forward_only.unwrap_or_else(|| self.verify.required())
+    }
 }
 
 /// `repo.verify`: who may deploy. With either set, an unsigned head, or
@@ -137,6 +146,13 @@ pub struct VerifyConfig {
     /// OpenPGP keyring (checked with gpgv): signatures by its keys.
     #[serde(default)]
     pub gpg_keyring: Option<PathBuf>,
+}
+
+impl VerifyConfig {
+    /// Whether the head must carry a signature.
+    pub fn required(&self) -> bool {
+        self.allowed_signers.is_some() || self.gpg_keyring.is_some()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -82,6 +82,15 @@ enum Command {
     /// commented YAML; `--check FILE` reports every unknown field with its
     /// line at once. Example: `teal config --check /etc/teal/daemon.yaml`
     Config(commands::config::Args),
+    /// Who may deploy: accept a commit as the one this host applied last.
+    ///
+    /// `teal trust reset` shows the branch head (or --rev), checks its
+    /// signature, and records it as the baseline repo.fast_forward_only
+    /// checks new heads against: after the daemon refuses every head
+    /// because that record is lost or damaged, or to accept a rewound
+    /// branch on purpose.
+    /// Example: `teal trust reset --config /etc/teal/daemon.yaml`
+    Trust(commands::trust::Args),
     /// Print shell completions, e.g. `teal completions bash > /etc/bash_completion.d/teal`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -107,6 +116,7 @@ fn main() -> ExitCode {
         Command::History(a) => commands::history::run(a),
         Command::Demo(a) => block_on(commands::demo::run(a)),
         Command::Config(a) => commands::config::run(a),
+        Command::Trust(a) => commands::trust::run(a),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(*shell, &mut Cli::command(), "teal", &mut std::io::stdout());

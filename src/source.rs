@@ -140,6 +140,22 @@ fn blob_text(repo: &Repository, tree: &Tree<'_>, name: &str, rev: &str) -> Resul
 }
 
 fn blob(repo: &Repository, id: git2::Oid, rev: &str, path: &str) -> Result<String, SourceError> {
+    // The size is in the object's header: a blob of gigabytes is refused
+    // before any of it is inflated, not after (spec::limits sees text).
+    let (size, _) = repo
+        .odb()
+        .and_then(|odb| odb.read_header(id))
+        .map_err(|e| read_err(rev, path, e))?;
+    let max = crate::spec::limits::MAX_FILE_BYTES;
+    if size > max {
+        return Err(SourceError::Read {
+            rev: rev.to_string(),
+            path: path.to_string(),
+            message: format!(
+                "file is {size} bytes, more than the {max} teal reads: a config file this large is a mistake or an attack"
+            ),
+        });
+    }
     let blob = repo.find_blob(id).map_err(|e| read_err(rev, path, e))?;
     String::from_utf8(blob.content().to_vec()).map_err(|_| SourceError::Read {
         rev: rev.to_string(),
@@ -168,4 +184,54 @@ fn read_err(rev: &str, path: &str, e: git2::Error) -> SourceError {
 
 fn repo_name(repo: &Repository) -> String {
     repo.workdir().unwrap_or_else(|| repo.path()).display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A loose object whose header says `size` bytes but that holds four:
+    /// read in full it would be four bytes, so an error naming `size`
+    /// proves that only the header was read. Written by hand: zlib with
+    /// one stored (uncompressed) deflate block.
+    fn lying_blob(repo: &Repository, size: usize) -> git2::Oid {
+        let id = git2::Oid::hash_object(ObjectType::Blob, &vec![b'a'; size]).unwrap();
+        let mut raw = format!("blob {size}\0").into_bytes();
+        raw.extend_from_slice(b"aaaa");
+        let len = raw.len() as u16;
+        let mut z = vec![0x78, 0x01, 0x01];
+        z.extend(len.to_le_bytes());
+        z.extend((!len).to_le_bytes());
+        z.extend(&raw);
+        let (a, b) = raw.iter().fold((1u32, 0u32), |(a, b), &x| {
+            let a = (a + u32::from(x)) % 65521;
+            (a, (b + a) % 65521)
+        });
+        z.extend(((b << 16) | a).to_be_bytes());
+        let hex = id.to_string();
+        let file = repo.path().join("objects").join(&hex[..2]).join(&hex[2..]);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, z).unwrap();
+        id
+    }
+
+    #[test]
+    fn a_blob_over_the_limit_is_refused_from_its_header_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let big = lying_blob(&repo, 50 << 20);
+        let mut services = repo.treebuilder(None).unwrap();
+        services.insert("web.yaml", big, 0o100644).unwrap();
+        let services = services.write().unwrap();
+        let mut root = repo.treebuilder(None).unwrap();
+        root.insert("services", services, 0o040000).unwrap();
+        let tree = repo.find_tree(root.write().unwrap()).unwrap();
+        let who = git2::Signature::now("t", "t@example.com").unwrap();
+        repo.commit(Some("HEAD"), &who, &who, "big", &tree, &[]).unwrap();
+        let err = read(&repo, "HEAD", "/").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "HEAD:services/web.yaml: file is 52428800 bytes, more than the 1048576 teal reads: a config file this large is a mistake or an attack"
+        );
+    }
 }

@@ -51,13 +51,20 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
     }
 }
 
-/// Settings a config spells out that teal will not use: with a managed
-/// proxy, teal picks the proxy's paths and commands itself.
+/// Settings a config spells out that teal will not use, or that weaken
+/// what it was asked to guard.
 pub fn notes(path: &str, text: &str, config: &HostConfig) -> Vec<String> {
+    let loc = Locator::new(text);
+    let mut out = managed_notes(path, &loc, config);
+    out.extend(trust_notes(path, &loc, config));
+    out
+}
+
+/// With a managed proxy, teal picks the proxy's paths and commands itself.
+fn managed_notes(path: &str, loc: &Locator, config: &HostConfig) -> Vec<String> {
     if !config.proxy.managed {
         return vec![];
     }
-    let loc = Locator::new(text);
     let unused = [
         ["haproxy", "config"],
         ["haproxy", "socket"],
@@ -79,6 +86,38 @@ pub fn notes(path: &str, text: &str, config: &HostConfig) -> Vec<String> {
         .collect()
 }
 
+/// `fast_forward_only: false` next to `verify`, and allowed_signers lines
+/// that vouch for nothing.
+fn trust_notes(path: &str, loc: &Locator, config: &HostConfig) -> Vec<String> {
+    let mut out = vec![];
+    if config.repo.fast_forward_only == Some(false) && config.repo.verify.required() {
+        if let Some(node) = loc.node(&["repo", "fast_forward_only"]) {
+            let at = node.key.unwrap_or(node.value);
+            out.push(format!(
+                "{path}:{}:{}: note: repo.fast_forward_only: false with repo.verify: a branch pushed back to an older signed commit is applied, an old version with it; leave the line out to refuse rewinds",
+                at.line, at.col
+            ));
+        }
+    }
+    if let Some(file) = &config.repo.verify.allowed_signers {
+        match std::fs::read_to_string(file) {
+            Ok(text) => {
+                for (line, why) in crate::source::verify::signers::parse(&text).skipped {
+                    out.push(format!(
+                        "{}:{line}: note: skipped, as ssh-keygen skips it: {why}",
+                        file.display()
+                    ));
+                }
+            }
+            Err(e) => out.push(format!(
+                "{}: note: cannot be read ({e}): every SSH-signed head is refused",
+                file.display()
+            )),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +132,28 @@ mod tests {
         );
         let operator = HostConfig::parse("d.yaml", &text.replace("managed: true", "managed: false")).unwrap();
         assert!(notes("d.yaml", text, &operator).is_empty());
+    }
+
+    #[test]
+    fn turning_rewinds_on_again_and_unreadable_signer_lines_are_noted() {
+        let dir = tempfile::tempdir().unwrap();
+        let signers = dir.path().join("allowed_signers");
+        std::fs::write(&signers, "# deployers\nalice namespaces=git ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEICg3q9/JQwE0e9W8IMUeAUp9/JPfM/SpuZeaEtXCao\n").unwrap();
+        let text = format!(
+            "repo:\n  url: x\n  verify: {{allowed_signers: {}}}\n  fast_forward_only: false\nproxy: {{kind: haproxy}}\n",
+            signers.display()
+        );
+        let c = HostConfig::parse("d.yaml", &text).unwrap();
+        assert!(!c.repo.refuses_rewinds());
+        assert_eq!(
+            notes("d.yaml", &text, &c),
+            [
+                "d.yaml:4:3: note: repo.fast_forward_only: false with repo.verify: a branch pushed back to an older signed commit is applied, an old version with it; leave the line out to refuse rewinds".to_string(),
+                format!("{}:2: note: skipped, as ssh-keygen skips it: bad options: missing start quote", signers.display()),
+            ]
+        );
+        let on = HostConfig::parse("d.yaml", &text.replace("  fast_forward_only: false\n", "")).unwrap();
+        assert!(on.repo.refuses_rewinds(), "on with verify unless turned off");
+        assert_eq!(notes("d.yaml", &text, &on).len(), 1);
     }
 }

@@ -12,6 +12,7 @@ pub mod history;
 pub mod host;
 pub mod plan;
 pub mod status;
+pub mod trust;
 pub mod validate;
 
 use std::io::IsTerminal;

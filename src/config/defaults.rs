@@ -29,7 +29,7 @@ impl HostConfig {
                 webhook_secret_file: None,
                 watch: true,
                 verify: super::VerifyConfig::default(),
-                fast_forward_only: false,
+                fast_forward_only: None,
             },
             docker: DockerConfig::default(),
             proxy: ProxyConfig {
@@ -84,7 +84,7 @@ fn lines() -> Vec<(usize, Line, &'static str)> {
         (1, Section("verify"), "who may deploy: the head commit must carry a good signature"),
         (2, Off("allowed_signers", "/etc/teal/allowed_signers"), "ssh-keygen format; SSH-signed commits; default: none"),
         (2, Off("gpg_keyring", "/etc/teal/deployers.gpg"), "OpenPGP-signed commits (gpgv); default: none"),
-        (1, Value("fast_forward_only", d.repo.fast_forward_only.to_string()), "true: refuse a head that rewinds the applied commit"),
+        (1, Off("fast_forward_only", "true"), "refuse a head that rewinds the applied commit; default: true with verify, else false"),
         (0, Section("docker"), ""),
         (1, Off("host", "unix:///var/run/docker.sock"), "default: $DOCKER_HOST, else the local socket"),
         (1, Value("network", d.docker.network.clone()), "created when missing; services join it; names teal's containers"),

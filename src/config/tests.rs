@@ -106,5 +106,5 @@ fn the_example_host_config_parses_with_every_notify_setting() {
     assert!(c.notify[0].url.is_some() && c.notify[0].secret_file.is_some());
     let g = c.notify[1].github.as_ref().unwrap();
     assert!(g.target_url.is_some() && g.api.starts_with("https://"));
-    assert!(c.repo.fast_forward_only && c.repo.verify.allowed_signers.is_some());
+    assert!(c.repo.fast_forward_only == Some(true) && c.repo.verify.allowed_signers.is_some());
 }

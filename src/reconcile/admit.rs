@@ -6,37 +6,25 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{DesiredError, Revision};
+use super::{applied, DesiredError, Revision};
 use crate::config::HostConfig;
 use crate::policy::{self, Policy};
 use crate::source::fetch::{self, Remote};
 use crate::source::verify::{self, Verify};
 use crate::spec::{Diagnostics, RepoFiles};
 
-/// The record of the last commit this host applied, for
-/// `repo.fast_forward_only`.
-fn applied_path(state_dir: &Path) -> PathBuf {
-    state_dir.join("applied-commit")
-}
-
-/// Records `commit` as applied (accepted as the desired state).
-pub fn record_applied(state_dir: &Path, commit: &str) -> std::io::Result<()> {
-    std::fs::create_dir_all(state_dir)?;
-    let path = applied_path(state_dir);
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, format!("{commit}\n"))?;
-    std::fs::rename(tmp, path)
-}
-
-fn last_applied(state_dir: &Path) -> Option<git2::Oid> {
-    let text = std::fs::read_to_string(applied_path(state_dir)).ok()?;
-    git2::Oid::from_str(text.trim()).ok()
-}
-
 /// Fetches the configured branch into the mirror in the state dir: the
 /// mirror's path and the head.
-fn fetch_head(config: &HostConfig) -> Result<(PathBuf, git2::Oid), DesiredError> {
+pub fn fetch_head(config: &HostConfig) -> Result<(PathBuf, git2::Oid), DesiredError> {
     let mirror = config.state_dir.join("repo.git");
+    if !mirror.exists() {
+        // No mirror, no commit accepted yet: from here on a missing
+        // record is a lost one (`applied`).
+        applied::mark_fresh(&config.state_dir).map_err(|e| DesiredError::State {
+            path: applied::path(&config.state_dir).display().to_string(),
+            message: e.to_string(),
+        })?;
+    }
     let remote = Remote {
         url: config.repo.url.clone(),
         branch: config.repo.branch.clone(),
@@ -66,9 +54,13 @@ pub fn fetch_desired(config: &HostConfig) -> Result<Revision, DesiredError> {
     if v.required() {
         verify::verify_commit(&repo, oid, &v).map_err(|r| refuse(r.0))?;
     }
-    if config.repo.fast_forward_only {
-        if let Some(applied) = last_applied(&config.state_dir) {
-            verify::fast_forward(&repo, oid, applied).map_err(|r| refuse(r.0))?;
+    if config.repo.refuses_rewinds() {
+        match applied::read(&config.state_dir).map_err(|e| refuse(e.to_string()))? {
+            // The first head a fresh host admits becomes the baseline.
+            applied::Baseline::Fresh => {}
+            applied::Baseline::Commit(applied) => {
+                verify::fast_forward(&repo, oid, applied).map_err(|r| refuse(r.0))?;
+            }
         }
     }
     let host = config.host.resolved_name();

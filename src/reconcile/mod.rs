@@ -4,8 +4,10 @@
 //! between passes except what the caller keeps (backoff, status).
 
 mod admit;
+pub mod applied;
 
-pub use admit::{fetch_desired, fetch_fleet, read_desired, record_applied, PolicyCheck};
+pub use admit::{fetch_desired, fetch_fleet, fetch_head, read_desired, PolicyCheck};
+pub use applied::record as record_applied;
 
 use crate::config::{DockerMode, HostConfig, NginxSwitch, ProxyKind};
 use crate::drivers::docker::{DockerDriver, DockerError, MountRules};
@@ -67,6 +69,9 @@ pub enum DesiredError {
     /// host's policy: not applied.
     #[error("refused {}: {reason}", &.commit[..commit.len().min(7)])]
     Refused { commit: String, reason: String },
+    /// A file in the state dir that cannot be written.
+    #[error("{path}: {message}")]
+    State { path: String, message: String },
 }
 
 /// A commit's desired state.

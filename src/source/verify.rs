@@ -5,8 +5,9 @@
 //!
 //! SSH signatures are verified in Rust with RustCrypto's `ssh-key` (SSHSIG
 //! for ed25519, ECDSA P-256/P-384 and RSA keys), against an
-//! `allowed_signers` file in ssh-keygen's format: no process per check and
-//! no dependence on the host's OpenSSH version. OpenPGP signatures go to
+//! `allowed_signers` file in ssh-keygen's format, matched as git has
+//! ssh-keygen match it (`signers`): no process per check and no
+//! dependence on the host's OpenSSH version. OpenPGP signatures go to
 //! `gpgv --keyring`, the verifier GnuPG ships for exactly this: a Rust
 //! OpenPGP stack would be a large dependency for one call.
 
@@ -16,6 +17,8 @@ use std::process::{Command, Stdio};
 
 use git2::{Oid, Repository};
 use ssh_key::{HashAlg, PublicKey, SshSig};
+
+pub mod signers;
 
 /// What the host config asks of the head commit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,7 +55,12 @@ pub fn verify_commit(repo: &Repository, commit: Oid, v: &Verify) -> Result<Strin
                 "an SSH signature, but repo.verify has no allowed_signers to check it against".into(),
             ));
         };
-        verify_ssh(&sig, &data, file)
+        // The time git hands ssh-keygen (-Overify-time): the committer's.
+        let time = repo
+            .find_commit(commit)
+            .map(|c| u64::try_from(c.committer().when().seconds()).unwrap_or(0))
+            .map_err(|e| Refusal(format!("unreadable commit: {}", e.message())))?;
+        verify_ssh(&sig, &data, file, time)
     } else if sig.contains("-----BEGIN PGP SIGNATURE-----") {
         let Some(keyring) = &v.gpg_keyring else {
             return Err(Refusal(
@@ -65,80 +73,62 @@ pub fn verify_commit(repo: &Repository, commit: Oid, v: &Verify) -> Result<Strin
     }
 }
 
-/// One line of an allowed-signers file.
-#[derive(Debug, Clone)]
-struct Signer {
-    principals: String,
-    namespaces: Option<Vec<String>>,
-    key: PublicKey,
-}
-
-/// Parses `principals [options] keytype base64 [comment]` lines; comments
-/// and blank lines are skipped, a line that does not parse is an error
-/// naming it.
-fn parse_signers(text: &str, file: &Path) -> Result<Vec<Signer>, Refusal> {
-    let mut out = vec![];
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let bad = |why: &str| Refusal(format!("{}:{}: {why}", file.display(), i + 1));
-        let mut words = line.split_whitespace();
-        let principals = words.next().unwrap_or("").trim_matches('"').to_string();
-        let rest: Vec<&str> = words.collect();
-        let key_at = rest
-            .iter()
-            .position(|w| w.starts_with("ssh-") || w.starts_with("ecdsa-") || w.starts_with("sk-"))
-            .ok_or_else(|| bad("no public key (ssh-ed25519, ecdsa-sha2-..., ssh-rsa) on this line"))?;
-        let options = rest[..key_at].join(" ");
-        if options.contains("cert-authority") {
-            return Err(bad("cert-authority lines are not supported; list the signers' keys"));
-        }
-        let namespaces = options
-            .split(',')
-            .find_map(|o| o.trim().strip_prefix("namespaces="))
-            .map(|n| n.trim_matches('"').split(',').map(|s| s.trim().to_string()).collect());
-        let key_text = rest[key_at..].iter().take(2).copied().collect::<Vec<_>>().join(" ");
-        let key = PublicKey::from_openssh(&key_text).map_err(|e| bad(&format!("unreadable public key: {e}")))?;
-        out.push(Signer {
-            principals,
-            namespaces,
-            key,
-        });
-    }
-    Ok(out)
-}
-
-fn verify_ssh(sig: &str, data: &[u8], file: &Path) -> Result<String, Refusal> {
+fn verify_ssh(sig: &str, data: &[u8], file: &Path, time: u64) -> Result<String, Refusal> {
     let sig = SshSig::from_pem(sig.trim()).map_err(|e| Refusal(format!("unreadable SSH signature: {e}")))?;
     let fingerprint = sig.public_key().fingerprint(HashAlg::Sha256);
     let text = std::fs::read_to_string(file).map_err(|e| Refusal(format!("{}: {e}", file.display())))?;
-    let signers = parse_signers(&text, file)?;
-    let allowed = signers.iter().find(|s| {
-        s.key.key_data() == sig.public_key() && s.namespaces.as_ref().is_none_or(|n| n.iter().any(|n| n == "git"))
-    });
-    let Some(signer) = allowed else {
-        return Err(Refusal(format!(
-            "signed by {fingerprint} which is not in {} for the git namespace",
-            file.display()
-        )));
-    };
-    signer
-        .key
+    let allowed = signers::parse(&text);
+    let principal = allowed
+        .vouch(sig.public_key(), "git", time)
+        .map_err(|why| Refusal(not_vouched(why, &fingerprint, file, &allowed.skipped, time)))?;
+    PublicKey::from(sig.public_key().clone())
         .verify("git", data, &sig)
         .map_err(|_| Refusal(format!("bad signature by {fingerprint}: the commit does not match it")))?;
-    Ok(format!("{} ({fingerprint})", signer.principals))
+    Ok(format!("{principal} ({fingerprint})"))
+}
+
+/// Why `file` vouches for no signature by `fingerprint` made at `time`,
+/// with the lines it skipped (a typo there is the usual cause).
+fn not_vouched(
+    why: signers::NoSigner,
+    fingerprint: &ssh_key::Fingerprint,
+    file: &Path,
+    skipped: &[(usize, String)],
+    time: u64,
+) -> String {
+    let at = |t: u64| humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t));
+    let shown = file.display();
+    let mut text = match why {
+        signers::NoSigner::NotListed => {
+            format!("signed by {fingerprint} which is not in {shown} for the git namespace")
+        }
+        signers::NoSigner::NotYetValid { line, after } => format!(
+            "signed by {fingerprint}, whose key {shown}:{line} allows only from {} (valid-after), at {} (the commit time)",
+            at(after),
+            at(time)
+        ),
+        signers::NoSigner::Expired { line, before } => format!(
+            "signed by {fingerprint}, whose key {shown}:{line} allows only until {} (valid-before), at {} (the commit time)",
+            at(before),
+            at(time)
+        ),
+    };
+    for (line, reason) in skipped {
+        text.push_str(&format!(
+            "; {shown}:{line} is skipped, as ssh-keygen skips it: {reason}"
+        ));
+    }
+    text
 }
 
 fn verify_gpg(sig: &str, data: &[u8], keyring: &Path) -> Result<String, Refusal> {
     // gpgv reads a detached signature from a file, the data from stdin.
-    let sig_path = std::env::temp_dir().join(format!("teal-{}-{}.sig", std::process::id(), {
-        use sha2::Digest;
-        hex::encode(&sha2::Sha256::digest(sig.as_bytes())[..8])
-    }));
-    std::fs::write(&sig_path, sig).map_err(|e| Refusal(format!("{}: {e}", sig_path.display())))?;
-    let _cleanup = RemoveOnDrop(sig_path.clone());
+    // The file goes in a fresh dir only this user can enter, under a
+    // random name: at a guessable path in the shared /tmp another local
+    // user could plant a symlink and have the daemon write through it.
+    let dir = private_dir().map_err(|e| Refusal(format!("a private temp dir for gpgv's signature file: {e}")))?;
+    let sig_path = dir.path().join("commit.sig");
+    write_new(&sig_path, sig.as_bytes()).map_err(|e| Refusal(format!("{}: {e}", sig_path.display())))?;
     let mut child = Command::new("gpgv")
         .arg("--keyring")
         .arg(keyring)
@@ -181,12 +171,24 @@ fn verify_gpg(sig: &str, data: &[u8], keyring: &Path) -> Result<String, Refusal>
     Err(Refusal(format!("bad OpenPGP signature by {key}: {}", text.trim())))
 }
 
-struct RemoveOnDrop(PathBuf);
+/// A new temp dir (random name, mode 0700), removed on drop.
+fn private_dir() -> std::io::Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .prefix("teal-gpgv-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+}
 
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
+/// Writes a file that must not exist yet (no symlink is followed).
+fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
 }
 
 /// The head must descend from (or be) the applied commit.
@@ -213,20 +215,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn allowed_signers_lines_parse_with_and_without_options() {
-        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEICg3q9/JQwE0e9W8IMUeAUp9/JPfM/SpuZeaEtXCao";
-        let text = format!("# deployers\nalice@example.com namespaces=\"git\" {key} alice\n\nbob,carol {key}\n");
-        let s = parse_signers(&text, Path::new("allowed")).unwrap();
-        assert_eq!(s.len(), 2);
-        assert_eq!(s[0].namespaces.as_deref(), Some(&["git".to_string()][..]));
-        assert_eq!(s[1].principals, "bob,carol");
-        assert!(s[1].namespaces.is_none());
-        let err = parse_signers("eve cert-authority ssh-ed25519 AAAA\n", Path::new("allowed")).unwrap_err();
-        assert_eq!(
-            err.0,
-            "allowed:1: cert-authority lines are not supported; list the signers' keys"
-        );
-        let err = parse_signers("eve\n", Path::new("allowed")).unwrap_err();
-        assert!(err.0.starts_with("allowed:1: no public key"), "{err}");
+    fn gpgv_s_signature_file_is_in_a_dir_only_its_owner_can_enter() {
+        use std::os::unix::fs::PermissionsExt;
+        let (a, b) = (private_dir().unwrap(), private_dir().unwrap());
+        assert_ne!(a.path(), b.path(), "random names");
+        assert_eq!(std::fs::metadata(a.path()).unwrap().permissions().mode() & 0o777, 0o700);
+        let f = a.path().join("commit.sig");
+        write_new(&f, b"sig").unwrap();
+        assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(write_new(&f, b"again").is_err(), "never an existing file");
     }
 }

@@ -6,6 +6,7 @@ pub mod browser;
 pub mod engine;
 pub mod host;
 pub mod hostile;
+pub mod signing;
 pub mod swarm;
 pub mod wrk;
 
