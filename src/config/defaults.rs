@@ -95,7 +95,7 @@ fn lines() -> Vec<(usize, Line, &'static str)> {
         (2, Value("socket", h.socket.display().to_string()), "runtime API: the stats socket of Debian's haproxy.cfg"),
         (2, Value("reload", list(&h.reload)), "Debian's service command"),
         (1, Section("nginx"), "an operator's nginx (managed: false), as Debian installs it"),
-        (2, Value("conf_dir", n.conf_dir.display().to_string()), "teal writes teal-*.conf here; Debian's nginx.conf includes it"),
+        (2, Value("conf_dir", n.conf_dir.display().to_string()), "teal writes teal-*.conf, teal_*.conf here; Debian's nginx.conf includes it"),
         (2, Value("test", list(&n.test)), "checks a new config before a reload"),
         (2, Value("reload", list(&n.reload)), "Debian's service command"),
         (2, Value("switch", switch), "balancer: teal's Lua balancer, no reload (managed too); or reload"),

@@ -195,7 +195,7 @@ fn nginx_conf(spec: &ManagedSpec) -> Result<String, ProxyError> {
     let user = if is_root() { "user root;\n" } else { "" };
     let listen = &spec.listen;
     Ok(format!(
-        "{modules}{user}worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 4096; }}\nhttp {{\n    access_log off;\n    client_body_temp_path {d}/tmp/body;\n    proxy_temp_path {d}/tmp/proxy;\n    fastcgi_temp_path {d}/tmp/fastcgi;\n    uwsgi_temp_path {d}/tmp/uwsgi;\n    scgi_temp_path {d}/tmp/scgi;\n    keepalive_requests 100000;\n    server {{ listen {listen} default_server; return 404 \"no teal route for this host\\n\"; }}\n    include {d}/conf.d/teal-*.conf;\n}}\n"
+        "{modules}{user}worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 4096; }}\nhttp {{\n    access_log off;\n    client_body_temp_path {d}/tmp/body;\n    proxy_temp_path {d}/tmp/proxy;\n    fastcgi_temp_path {d}/tmp/fastcgi;\n    uwsgi_temp_path {d}/tmp/uwsgi;\n    scgi_temp_path {d}/tmp/scgi;\n    keepalive_requests 100000;\n    server {{ listen {listen} default_server; return 404 \"no teal route for this host\\n\"; }}\n    include {d}/conf.d/teal*.conf;\n}}\n"
     ))
 }
 

@@ -207,6 +207,11 @@ pub async fn adopt_or_start(spec: &ManagedSpec) -> Result<(Managed, ProxyDriver,
         source,
     })?;
     if let Some((m, driver)) = attach(spec)? {
+        // nginx.conf as this teal writes it (an older teal's may include
+        // other file names): read at the next reload, checked by it.
+        if spec.kind == ProxyKind::Nginx {
+            launch::rewrite_nginx_conf(spec)?;
+        }
         if let Some(old) = read_record(spec).filter(|r| r.listen != spec.listen) {
             relisten(spec, &driver, &old.listen).await?;
         }
