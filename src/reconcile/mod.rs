@@ -201,6 +201,7 @@ pub fn managed_spec(config: &HostConfig) -> Option<ManagedSpec> {
         listen: p.listen.clone(),
         switch: p.nginx.switch,
         client_keepalive: p.nginx.client_keepalive,
+        user: p.user.clone(),
     })
 }
 

@@ -209,6 +209,23 @@ impl Nginx {
         self.change("(all services)", vec![]).await.map(|_| ())
     }
 
+    /// `nginx -t`, then a reload, of the files as they are (a managed
+    /// nginx whose nginx.conf changed).
+    pub async fn reload_checked(&self) -> Result<(), ProxyError> {
+        let _one = self.batch.exclusive().await;
+        run(&self.config.test)
+            .await
+            .map_err(|(command, output)| ProxyError::Rejected {
+                service: "(all services)".into(),
+                command,
+                output,
+            })?;
+        run(&self.config.reload)
+            .await
+            .map(|_| ())
+            .map_err(|(command, output)| ProxyError::Command { command, output })
+    }
+
     /// Applies a change of service files plus the regenerated shared
     /// files. A change of structure is written, checked by `nginx -t` (all
     /// rolled back when it is rejected), reloaded and awaited. When only

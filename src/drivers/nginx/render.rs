@@ -179,6 +179,11 @@ pub(super) fn servers(
         for l in &locs {
             location(&mut body, l, balanced);
         }
+        // Else nginx would look for files under its prefix for the other
+        // paths of this host (a 403 or 404 depending on the workers' user).
+        if !locs.iter().any(|l| l.path == "/") {
+            body.push_str("    location / { return 404 \"no teal route for this path\\n\"; }\n");
+        }
         body.push_str("}\n");
     }
     format!(
