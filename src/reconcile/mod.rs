@@ -4,6 +4,7 @@
 //! between passes except what the caller keeps (backoff, status).
 
 mod admit;
+pub mod env_key;
 
 pub use admit::{fetch_desired, fetch_fleet, read_desired, record_applied, PolicyCheck};
 
@@ -52,6 +53,8 @@ pub enum HostError {
     Docker(#[from] DockerError),
     #[error("setting up the {kind:?} proxy: {source}")]
     Proxy { kind: ProxyKind, source: ProxyError },
+    #[error("the env key in the state dir: {0}")]
+    EnvKey(#[from] env_key::EnvKeyError),
 }
 
 /// Reading the desired state of the repo's branch head.
@@ -63,6 +66,9 @@ pub enum DesiredError {
     Read { commit: String, message: String },
     #[error("commit {commit} has an invalid config:\n{diagnostics}")]
     Invalid { commit: String, diagnostics: Diagnostics },
+    /// The host's key for env digests cannot be read or made.
+    #[error("the env key in the state dir: {0}")]
+    EnvKey(#[from] env_key::EnvKeyError),
     /// Not signed as the host requires, rewound history, or outside the
     /// host's policy: not applied.
     #[error("refused {}: {reason}", &.commit[..commit.len().min(7)])]
@@ -175,9 +181,15 @@ impl Host {
 
 /// Connects to Docker; in swarm mode, refuses an engine that is not a
 /// Swarm manager.
-async fn runtime(config: &HostConfig) -> Result<Runtime, DockerError> {
+async fn runtime(config: &HostConfig) -> Result<Runtime, HostError> {
     let d = &config.docker;
-    let docker = DockerDriver::connect(d.host.as_deref(), &d.network).await?;
+    let dir = config.state_dir.clone();
+    let key = tokio::task::spawn_blocking(move || env_key::load_or_create(&dir))
+        .await
+        .expect("reading the env key does not panic")?;
+    let docker = DockerDriver::connect(d.host.as_deref(), &d.network)
+        .await?
+        .with_env_key(key);
     Ok(match d.mode {
         DockerMode::Engine => Runtime::Engine(docker),
         DockerMode::Swarm => {
