@@ -27,6 +27,9 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
     let config = args.host.load()?;
     let _lock = StateLock::acquire(&config.state_dir)?;
     info!(repo = %config.repo.url, branch = %config.repo.branch, poll = %crate::spec::duration::format(config.repo.poll), "teal daemon starting");
+    if config.docker.mode == crate::config::DockerMode::Swarm {
+        tracing::warn!("{}", crate::drivers::swarm::PUBLISHED_EVERYWHERE);
+    }
     let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| {
         let holder = config
             .listen

@@ -92,6 +92,13 @@ pub fn text(s: &Status) -> String {
     for (name, svc) in &s.services {
         o.push_str(&service(name, svc));
     }
+    let swarm = s
+        .services
+        .values()
+        .any(|svc| Color::ALL.iter().any(|c| !svc.tasks.get(*c).is_empty()));
+    if swarm {
+        let _ = writeln!(o, "note: {}", crate::drivers::swarm::PUBLISHED_EVERYWHERE);
+    }
     o
 }
 
@@ -246,5 +253,6 @@ mod tests {
                 && out.contains("         task web-blue.2.def on node-1 (not running)\n"),
             "{out}"
         );
+        assert!(out.ends_with("see the rule in README \"Swarm mode\"\n"), "{out}");
     }
 }
