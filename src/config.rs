@@ -234,6 +234,10 @@ pub struct ProxyConfig {
     /// True: teal starts and owns the proxy process itself (demo, tests).
     #[serde(default)]
     pub managed: bool,
+    /// With `managed`: the user the proxy's workers run as; default the
+    /// distribution's (`www-data` for nginx, `haproxy`), else `nobody`.
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 /// An operator's HAProxy; each field defaults to Debian's layout.

@@ -169,6 +169,7 @@ async fn driver(allowed: &Path, volumes: &[String]) -> (DockerDriver, ContainerS
         labels: BTreeMap::new(),
         restart: RestartPolicy::UnlessStopped,
         network: None,
+        env_key: None,
     };
     (docker.with_mounts(rules), spec, guard)
 }

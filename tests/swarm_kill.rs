@@ -37,7 +37,7 @@ fn routed_ports(h: &TestHost) -> BTreeSet<u16> {
     let Ok(mut s) = std::os::unix::net::UnixStream::connect(h.proxy_dir().join("admin.sock")) else {
         return BTreeSet::new();
     };
-    let backend = format!("teal_{}", h.svc.replace('-', "_"));
+    let backend = format!("teal_{}", h.svc);
     s.write_all(format!("show servers state {backend}\n").as_bytes())
         .unwrap();
     let mut out = String::new();

@@ -63,7 +63,18 @@ pub fn notes(path: &str, text: &str, config: &HostConfig) -> Vec<String> {
 /// With a managed proxy, teal picks the proxy's paths and commands itself.
 fn managed_notes(path: &str, loc: &Locator, config: &HostConfig) -> Vec<String> {
     if !config.proxy.managed {
-        return vec![];
+        // An operator's proxy runs as its own config says.
+        return loc
+            .node(&["proxy", "user"])
+            .map(|node| {
+                let at = node.key.unwrap_or(node.value);
+                format!(
+                    "{path}:{}:{}: note: proxy.user is used only with managed: true (set the user in your proxy's own config)",
+                    at.line, at.col
+                )
+            })
+            .into_iter()
+            .collect();
     }
     let unused = [
         ["haproxy", "config"],
@@ -132,6 +143,12 @@ mod tests {
         );
         let operator = HostConfig::parse("d.yaml", &text.replace("managed: true", "managed: false")).unwrap();
         assert!(notes("d.yaml", text, &operator).is_empty());
+        let text = "repo: {url: x}\nproxy:\n  kind: nginx\n  user: www-data\n";
+        let operator = HostConfig::parse("d.yaml", text).unwrap();
+        assert_eq!(
+            notes("d.yaml", text, &operator),
+            ["d.yaml:4:3: note: proxy.user is used only with managed: true (set the user in your proxy's own config)"]
+        );
     }
 
     #[test]

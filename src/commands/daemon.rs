@@ -33,6 +33,9 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
         crate::daemon::rlimit::nofile().unwrap_or(0)
     });
     info!(repo = %config.repo.url, branch = %config.repo.branch, poll = %crate::spec::duration::format(config.repo.poll), nofile, "teal daemon starting");
+    if config.docker.mode == crate::config::DockerMode::Swarm {
+        tracing::warn!("{}", crate::drivers::swarm::PUBLISHED_EVERYWHERE);
+    }
     let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| {
         let holder = config
             .listen

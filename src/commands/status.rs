@@ -93,6 +93,13 @@ pub fn text(s: &Status) -> String {
     for (name, svc) in &s.services {
         o.push_str(&service(name, svc));
     }
+    let swarm = s
+        .services
+        .values()
+        .any(|svc| Color::ALL.iter().any(|c| !svc.tasks.get(*c).is_empty()));
+    if swarm {
+        let _ = writeln!(o, "note: {}", crate::drivers::swarm::PUBLISHED_EVERYWHERE);
+    }
     // Authors, subjects and errors come from the repo, containers and git.
     crate::printable::lines(&o).into_owned()
 }
@@ -288,5 +295,6 @@ mod tests {
                 && out.contains("         task web-blue.2.def on node-1 (not running)\n"),
             "{out}"
         );
+        assert!(out.ends_with("see the rule in README \"Swarm mode\"\n"), "{out}");
     }
 }

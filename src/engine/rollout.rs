@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{Engine, StepError};
 use crate::drivers::route::Counts;
-use crate::plan::{service_hash, Step};
+use crate::plan::{is_service, service_hash, Step};
 use crate::spec::{Color, PerColor, Service};
 use crate::strategy::{self, blue_green, canary, Action, Next, Observation, Phase, Progress};
 
@@ -28,7 +28,7 @@ impl Engine<'_> {
         let hash = service_hash(svc);
         let obs = self.observe_rollout(svc, to).await?;
         let next = match self.records.load(&svc.name) {
-            Some(p) if resumable(&p, &hash, from, to, step) => resume(&p, &obs),
+            Some(p) if resumable(&p, svc, from, to, step) => resume(&p, &obs),
             _ => {
                 let p0 = strategy::begin(&svc.name, self.commit, &hash, from, to, &obs);
                 match step {
@@ -120,12 +120,12 @@ impl Engine<'_> {
 
 /// A record of the same rollout (same service content, same colors, same
 /// kind of step) that has not finished.
-fn resumable(p: &Progress, hash: &str, from: Color, to: Color, step: &Step) -> bool {
+fn resumable(p: &Progress, svc: &Service, from: Color, to: Color, step: &Step) -> bool {
     let same_kind = matches!(
         (&p.phase, step),
         (Phase::Step { .. }, Step::Canary { .. }) | (Phase::Verify, _)
     );
-    p.service_hash == hash && p.from == from && p.to == to && !p.finished() && same_kind
+    is_service(&p.service_hash, svc) && p.from == from && p.to == to && !p.finished() && same_kind
 }
 
 /// Resumes the recorded phase from now: its weights set again, its hold

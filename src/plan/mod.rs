@@ -197,12 +197,33 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     Plan { services }
 }
 
-/// Identity of a desired service: sha256 of all it resolves to. A commit
-/// that leaves it alone keeps it; one that changes it (or a repo default
-/// it uses) does not.
+/// Identity of a desired service: sha256 of all it resolves to, env
+/// values as keyed digests (the hash is shown in status). A commit that
+/// leaves it alone keeps it; one that changes it (or a repo default it
+/// uses) does not.
 pub fn service_hash(svc: &Service) -> String {
-    let json = serde_json::to_string(svc).expect("a service serialises");
+    let sealed = Service {
+        env: svc
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), svc.env_key.seal(k, v)))
+            .collect(),
+        ..svc.clone()
+    };
+    let json = serde_json::to_string(&sealed).expect("a service serialises");
     hex::encode(Sha256::digest(json.as_bytes()))
+}
+
+/// Whether a recorded `service_hash` (of a rollout, of a rollback) names
+/// this service: as this teal hashes it, or as an older one did (env
+/// values in plain text), so an upgrade of teal neither restarts a rollout
+/// nor retries a commit analysis rolled back.
+pub fn is_service(recorded: &str, svc: &Service) -> bool {
+    let older = || {
+        let json = serde_json::to_string(svc).expect("a service serialises");
+        hex::encode(Sha256::digest(json.as_bytes()))
+    };
+    recorded == service_hash(svc) || recorded == older()
 }
 
 /// sha256 of what the proxy needs to know about a service's route (host,

@@ -4,7 +4,7 @@
 use crate::spec::container::ContainerSpec;
 use crate::spec::{Color, PerColor, Service, Strategy};
 
-use super::{route_hash, service_hash, Change, ObservedContainer, ObservedService, ServicePlan, Step, Transition};
+use super::{is_service, route_hash, Change, ObservedContainer, ObservedService, ServicePlan, Step, Transition};
 
 /// How the containers of one color compare with its desired spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,11 +104,7 @@ pub(super) fn plan_service(name: &str, desired: Option<&Service>, observed: Opti
         plan.change = Change::Delete;
         return plan;
     };
-    if let Some(rb) = obs
-        .rolled_back
-        .as_ref()
-        .filter(|rb| rb.service_hash == service_hash(svc))
-    {
+    if let Some(rb) = obs.rolled_back.as_ref().filter(|rb| is_service(&rb.service_hash, svc)) {
         plan.change = Change::RolledBack;
         plan.refused = Some(format!(
             "rolled back by analysis at {}: {}; revert or push a fix",

@@ -49,6 +49,7 @@ pub(super) fn web() -> Service {
         analysis: None,
         placement: Default::default(),
         by_wave: false,
+        env_key: Default::default(),
     }
 }
 

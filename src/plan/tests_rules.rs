@@ -237,3 +237,21 @@ fn a_deleted_service_the_proxy_does_not_route_is_removed_without_a_drain() {
     let p = plan(&desired(&[]), &obs);
     assert_eq!(p.services[0].steps, vec![Step::RemoveService { drain: None }]);
 }
+
+#[test]
+fn the_service_hash_hides_env_values_and_knows_an_older_teals() {
+    let svc = with(|s| {
+        s.env.insert("TOKEN".into(), "1234".into());
+        s.env_key = crate::spec::env_seal::EnvKey::new([5; 32]);
+    });
+    let older = hex::encode(Sha256::digest(serde_json::to_string(&svc).unwrap().as_bytes()));
+    assert_ne!(service_hash(&svc), older, "keyed: no guessing the value back");
+    assert!(is_service(&service_hash(&svc), &svc));
+    assert!(is_service(&older, &svc), "a record from before the upgrade");
+    let changed = with(|s| {
+        s.env.insert("TOKEN".into(), "1235".into());
+        s.env_key = svc.env_key;
+    });
+    assert!(!is_service(&service_hash(&svc), &changed));
+    assert!(!is_service(&older, &changed));
+}

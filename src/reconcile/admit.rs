@@ -64,12 +64,15 @@ pub fn fetch_desired(config: &HostConfig) -> Result<Revision, DesiredError> {
         }
     }
     let host = config.host.resolved_name();
-    read_desired(
+    let mut rev = read_desired(
         &mirror,
         &commit,
         &config.repo.path,
         Some((&host, &PolicyCheck::of(config))),
-    )
+    )?;
+    rev.desired
+        .set_env_key(super::env_key::load_or_create(&config.state_dir)?);
+    Ok(rev)
 }
 
 /// Fetches the configured branch and reads its whole desired state, for

@@ -5,6 +5,7 @@
 
 mod admit;
 pub mod applied;
+pub mod env_key;
 
 pub use admit::{fetch_desired, fetch_fleet, fetch_head, read_desired, PolicyCheck};
 pub use applied::record as record_applied;
@@ -54,6 +55,8 @@ pub enum HostError {
     Docker(#[from] DockerError),
     #[error("setting up the {kind:?} proxy: {source}")]
     Proxy { kind: ProxyKind, source: ProxyError },
+    #[error("the env key in the state dir: {0}")]
+    EnvKey(#[from] env_key::EnvKeyError),
 }
 
 /// Reading the desired state of the repo's branch head.
@@ -65,6 +68,9 @@ pub enum DesiredError {
     Read { commit: String, message: String },
     #[error("commit {commit} has an invalid config:\n{diagnostics}")]
     Invalid { commit: String, diagnostics: Diagnostics },
+    /// The host's key for env digests cannot be read or made.
+    #[error("the env key in the state dir: {0}")]
+    EnvKey(#[from] env_key::EnvKeyError),
     /// Not signed as the host requires, rewound history, or outside the
     /// host's policy: not applied.
     #[error("refused {}: {reason}", &.commit[..commit.len().min(7)])]
@@ -180,15 +186,20 @@ impl Host {
 
 /// Connects to Docker, holding bind mounts to the host policy; in swarm
 /// mode, refuses an engine that is not a Swarm manager.
-async fn runtime(config: &HostConfig) -> Result<Runtime, DockerError> {
+async fn runtime(config: &HostConfig) -> Result<Runtime, HostError> {
     let d = &config.docker;
     let rules = MountRules {
         policy: config.policy.clone(),
         docker_sockets: PolicyCheck::of(config).docker_sockets,
     };
+    let dir = config.state_dir.clone();
+    let key = tokio::task::spawn_blocking(move || env_key::load_or_create(&dir))
+        .await
+        .expect("reading the env key does not panic")?;
     let docker = DockerDriver::connect(d.host.as_deref(), &d.network)
         .await?
-        .with_mounts(rules);
+        .with_mounts(rules)
+        .with_env_key(key);
     Ok(match d.mode {
         DockerMode::Engine => Runtime::Engine(docker),
         DockerMode::Swarm => {
@@ -212,6 +223,7 @@ pub fn managed_spec(config: &HostConfig) -> Option<ManagedSpec> {
         listen: p.listen.clone(),
         switch: p.nginx.switch,
         client_keepalive: p.nginx.client_keepalive,
+        user: p.user.clone(),
     })
 }
 

@@ -5,12 +5,15 @@
 //! changes the container itself is in here: replica count and routing are not
 //! (they change how many containers exist and where traffic goes, not what
 //! a container is), so a pure scale or route change never restarts anything.
+//! Env values enter the hash and the `teal.spec.json` label only as keyed
+//! digests (`env_seal`): labels are public to anyone who can read Docker.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::env_seal::{is_sealed, EnvKey};
 use super::{Color, RestartPolicy, Service};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +29,10 @@ pub struct ContainerSpec {
     pub restart: RestartPolicy,
     /// `None`: the host's managed network.
     pub network: Option<String>,
+    /// The host's key that seals `env` for the hash and the label; `None`:
+    /// `env` holds digests already (a spec read back from a label).
+    #[serde(skip)]
+    pub env_key: Option<EnvKey>,
 }
 
 impl ContainerSpec {
@@ -43,13 +50,28 @@ impl ContainerSpec {
             labels: service.labels.clone(),
             restart: service.restart,
             network: service.network.clone(),
+            env_key: Some(service.env_key),
         })
     }
 
-    /// sha256 (hex) of the canonical JSON of this spec. Stable across runs:
-    /// every map is a BTreeMap, so the JSON key order is fixed.
+    /// This spec with each env value replaced by its digest: what labels
+    /// show and what the hash covers.
+    pub fn sealed(&self) -> ContainerSpec {
+        let Some(key) = self.env_key else {
+            return self.clone();
+        };
+        ContainerSpec {
+            env: self.env.iter().map(|(k, v)| (k.clone(), key.seal(k, v))).collect(),
+            env_key: None,
+            ..self.clone()
+        }
+    }
+
+    /// sha256 (hex) of the canonical JSON of the sealed spec. Stable across
+    /// runs: every map is a BTreeMap, so the JSON key order is fixed. It
+    /// changes with any env value, and shows none.
     pub fn hash(&self) -> String {
-        let json = serde_json::to_vec(self).expect("container spec serialises");
+        let json = serde_json::to_vec(&self.sealed()).expect("container spec serialises");
         hex::encode(Sha256::digest(&json))
     }
 
@@ -64,19 +86,32 @@ impl ContainerSpec {
         format!("{}-next", self.container_name(n))
     }
 
-    /// The canonical JSON, for the `teal.spec.json` label: a container
-    /// carries what it was created from, so a refused change can name the
-    /// fields that differ (the hash alone says only that something does).
+    /// The canonical JSON of the sealed spec, for the `teal.spec.json`
+    /// label: a container carries what it was created from, so a refused
+    /// change can name the fields that differ (the hash alone says only
+    /// that something does).
     pub fn to_label(&self) -> String {
-        serde_json::to_string(self).expect("container spec serialises")
+        serde_json::to_string(&self.sealed()).expect("container spec serialises")
     }
 
     /// The spec in a `teal.spec.json` label, when it parses and matches the
-    /// container's `teal.spec` hash (a label from another teal version, or
-    /// edited by hand, is not trusted to say what changed).
-    pub fn from_label(json: Option<&String>, hash: &str) -> Option<ContainerSpec> {
+    /// container's `teal.spec` hash (a label edited by hand is not trusted
+    /// to say what changed). An older teal's label holds env values in
+    /// plain text and a hash of them: its spec comes back sealed with
+    /// `key`, so its `hash()` is what this teal computes for the same spec,
+    /// and an upgrade of teal restarts nothing.
+    pub fn from_label(json: Option<&String>, hash: &str, key: &EnvKey) -> Option<ContainerSpec> {
         let spec: ContainerSpec = serde_json::from_str(json?).ok()?;
-        (spec.hash() == hash).then_some(spec)
+        if spec.hash() != hash {
+            return None;
+        }
+        if spec.env.values().all(|v| is_sealed(v)) {
+            return Some(spec);
+        }
+        Some(ContainerSpec {
+            env_key: Some(*key),
+            ..spec
+        })
     }
 
     /// The fields that differ from `self` in `to`, as users write them in a
@@ -84,11 +119,12 @@ impl ContainerSpec {
     /// `labels.com.example.team`, `restart`, `network`. Env values are not
     /// shown (they may be secrets), only their names.
     pub fn changes(&self, to: &ContainerSpec) -> Vec<String> {
+        let (sealed_from, sealed_to) = (self.sealed(), to.sealed());
         let field = |changed: bool, name: &str| if changed { vec![name.to_string()] } else { vec![] };
         [
             field(self.image != to.image, "image"),
             field(self.port != to.port, "port"),
-            changed_keys("env", &self.env, &to.env),
+            changed_keys("env", &sealed_from.env, &sealed_to.env),
             field(self.command != to.command, "command"),
             field(self.volumes != to.volumes, "volumes"),
             changed_keys("labels", &self.labels, &to.labels),
@@ -97,6 +133,17 @@ impl ContainerSpec {
         ]
         .concat()
     }
+}
+
+/// A container's spec hash as this teal computes it, and its spec, from
+/// its `teal.spec` and `teal.spec.json` labels (an older teal's label
+/// comes back sealed: see `ContainerSpec::from_label`).
+pub fn read_labels(json: Option<&String>, hash: &str, key: &EnvKey) -> (String, Option<ContainerSpec>) {
+    let spec = ContainerSpec::from_label(json, hash, key);
+    (
+        spec.as_ref().map_or_else(|| hash.to_string(), ContainerSpec::hash),
+        spec,
+    )
 }
 
 /// `prefix.KEY` for each key added, removed or changed between two maps.
@@ -148,6 +195,7 @@ mod tests {
             labels: BTreeMap::new(),
             restart: RestartPolicy::UnlessStopped,
             network: None,
+            env_key: None,
         }
     }
 
@@ -177,11 +225,65 @@ mod tests {
 
     #[test]
     fn a_label_is_trusted_only_when_it_matches_the_hash() {
-        let a = spec();
+        let key = EnvKey::new([1; 32]);
+        let a = ContainerSpec {
+            env_key: Some(key),
+            ..spec()
+        };
         let label = a.to_label();
-        assert_eq!(ContainerSpec::from_label(Some(&label), &a.hash()), Some(a.clone()));
-        assert_eq!(ContainerSpec::from_label(Some(&label), "other"), None);
-        assert_eq!(ContainerSpec::from_label(Some(&"{".to_string()), &a.hash()), None);
-        assert_eq!(ContainerSpec::from_label(None, &a.hash()), None);
+        let back = ContainerSpec::from_label(Some(&label), &a.hash(), &key).unwrap();
+        assert_eq!((back.hash(), back.sealed()), (a.hash(), a.sealed()));
+        assert_eq!(ContainerSpec::from_label(Some(&label), "other", &key), None);
+        assert_eq!(ContainerSpec::from_label(Some(&"{".to_string()), &a.hash(), &key), None);
+        assert_eq!(ContainerSpec::from_label(None, &a.hash(), &key), None);
+    }
+
+    #[test]
+    fn labels_and_hashes_show_env_names_and_digests_never_values() {
+        let mut a = spec();
+        a.env_key = Some(EnvKey::new([1; 32]));
+        let label = a.to_label();
+        assert!(
+            !label.contains("s3cret") && label.contains("\"TOKEN\":\"hmac-sha256:"),
+            "{label}"
+        );
+        let mut b = a.clone();
+        b.env.insert("TOKEN".into(), "s3cret2".into());
+        assert_ne!(a.hash(), b.hash(), "a changed value restarts the color");
+        let mut c = a.clone();
+        c.env_key = Some(EnvKey::new([2; 32]));
+        assert_ne!(a.hash(), c.hash(), "digests are keyed");
+        // A spec without env hashes as before env values were sealed.
+        let mut plain = a.clone();
+        plain.env.clear();
+        let json = serde_json::to_vec(&ContainerSpec {
+            env_key: None,
+            ..plain.clone()
+        })
+        .unwrap();
+        assert_eq!(plain.hash(), hex::encode(Sha256::digest(&json)));
+    }
+
+    #[test]
+    fn an_older_teals_label_reads_as_the_same_spec_sealed() {
+        let key = EnvKey::new([3; 32]);
+        let mut now = spec();
+        now.env_key = Some(key);
+        // What an older teal wrote: env in plain text, hashed as it is.
+        let old = ContainerSpec {
+            env_key: None,
+            ..now.clone()
+        };
+        let (json, hash) = (
+            serde_json::to_string(&old).unwrap(),
+            hex::encode(Sha256::digest(serde_json::to_vec(&old).unwrap())),
+        );
+        assert!(json.contains("s3cret"));
+        let (read_hash, read) = read_labels(Some(&json), &hash, &key);
+        assert_eq!(read_hash, now.hash(), "no restart after an upgrade");
+        assert_eq!(read.unwrap().changes(&now), Vec::<String>::new());
+        let mut changed = now.clone();
+        changed.env.insert("TOKEN".into(), "n3w".into());
+        assert_ne!(read_hash, changed.hash());
     }
 }

@@ -84,6 +84,14 @@ fn selector(p: &BTreeMap<String, String>) -> String {
 }
 
 impl Desired {
+    /// Seals every service's env values with this host's key (from its
+    /// state dir) in container hashes and labels.
+    pub fn set_env_key(&mut self, key: super::env_seal::EnvKey) {
+        for svc in self.services.values_mut() {
+            svc.env_key = key;
+        }
+    }
+
     /// The hosts `svc` runs on (all hosts when it has no placement); empty
     /// when the repo lists no hosts.
     pub fn hosts_of(&self, svc: &Service) -> Vec<&str> {

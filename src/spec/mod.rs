@@ -10,6 +10,7 @@ pub mod container;
 pub mod diag;
 pub mod duration;
 pub mod edit;
+pub mod env_seal;
 pub mod file;
 pub mod fleet;
 mod health_rules;
@@ -152,6 +153,10 @@ pub struct Service {
     pub placement: BTreeMap<String, String>,
     /// Hosts deploy a new commit wave by wave.
     pub by_wave: bool,
+    /// The key that seals env values in labels and hashes: the host's
+    /// (`Desired::set_env_key`), or a public one where no host is involved.
+    #[serde(skip)]
+    pub env_key: env_seal::EnvKey,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -147,6 +147,7 @@ pub fn resolve_service(ctx: &mut Ctx<'_>, name: &str, f: &ServiceFile, repo: &Re
         analysis,
         placement: f.placement.clone().unwrap_or_default(),
         by_wave: f.rollout.as_ref().and_then(|r| r.by).is_some(),
+        env_key: Default::default(),
     })
 }
 

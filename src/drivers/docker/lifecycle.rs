@@ -10,7 +10,7 @@ use bollard::query_parameters::{CreateContainerOptions, RemoveContainerOptions, 
 
 use super::{call, is_not_found, message, DockerDriver, DockerError};
 use crate::plan::ObservedContainer;
-use crate::spec::container::{labels, ContainerSpec};
+use crate::spec::container::{labels, read_labels, ContainerSpec};
 use crate::spec::Color;
 
 /// Grace period for a container to stop before it is killed.
@@ -64,7 +64,12 @@ impl DockerDriver {
                             network: self.network.clone(),
                         });
                     }
-                    if l.get(labels::SPEC) != Some(&hash) {
+                    let (have, _) = read_labels(
+                        l.get(labels::SPEC_JSON),
+                        l.get(labels::SPEC).map_or("", |h| h),
+                        &self.env_key,
+                    );
+                    if have != hash {
                         self.remove(&name).await?;
                         self.create(spec, n, &hash, commit).await?;
                     } else if !c.state.as_ref().and_then(|s| s.running).unwrap_or(false) {

@@ -26,6 +26,7 @@ use std::time::Duration;
 use bollard::Docker;
 
 use crate::plan::ObservedContainer;
+use crate::spec::env_seal::EnvKey;
 use crate::spec::PerColor;
 
 /// Time any single Docker API call may take (pulls and builds excepted).
@@ -109,6 +110,9 @@ pub struct DockerDriver {
     creates: std::sync::Arc<tokio::sync::Semaphore>,
     /// What bind sources may resolve to when Docker mounts them.
     mounts: std::sync::Arc<MountRules>,
+    /// The host's key for env digests, to read an older teal's labels
+    /// (see `ContainerSpec::from_label`).
+    env_key: EnvKey,
 }
 
 /// How many containers are created at the same time.
@@ -209,7 +213,17 @@ impl DockerDriver {
             network: network.to_string(),
             creates: std::sync::Arc::new(tokio::sync::Semaphore::new(PARALLEL_CREATES)),
             mounts: std::sync::Arc::new(MountRules::default()),
+            env_key: EnvKey::default(),
         })
+    }
+
+    /// Reads labels with the host's key (`state_dir/env.key`).
+    pub fn with_env_key(self, env_key: EnvKey) -> DockerDriver {
+        DockerDriver { env_key, ..self }
+    }
+
+    pub(crate) fn env_key(&self) -> &EnvKey {
+        &self.env_key
     }
 
     /// The managed network's name.

@@ -9,7 +9,7 @@ use bollard::query_parameters::ListContainersOptions;
 
 use super::{call, Containers, DockerDriver, DockerError};
 use crate::plan::ObservedContainer;
-use crate::spec::container::{labels, ContainerSpec};
+use crate::spec::container::{labels, read_labels};
 use crate::spec::Color;
 
 impl DockerDriver {
@@ -65,6 +65,11 @@ impl DockerDriver {
             })
             .and_then(|ip| ip.parse::<IpAddr>().ok());
         let running = c.state.as_ref().is_some_and(|s| s.to_string() == "running");
+        let (spec_hash, spec) = read_labels(
+            l.get(labels::SPEC_JSON),
+            l.get(labels::SPEC).map_or("", |h| h),
+            &self.env_key,
+        );
         let obs = ObservedContainer {
             name,
             replica,
@@ -73,13 +78,13 @@ impl DockerDriver {
                 .cloned()
                 .or_else(|| c.image.clone())
                 .unwrap_or_default(),
-            spec_hash: l.get(labels::SPEC).cloned().unwrap_or_default(),
+            spec_hash,
             running,
             commit: l.get(labels::COMMIT).cloned(),
             addr: addr.filter(|_| running),
             port: None,
             node: None,
-            spec: ContainerSpec::from_label(l.get(labels::SPEC_JSON), l.get(labels::SPEC).map_or("", |h| h)),
+            spec,
             twin: false,
         };
         Some((service, color, obs))

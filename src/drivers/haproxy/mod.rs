@@ -17,7 +17,7 @@ use super::batch::Batch;
 use super::reload::{config_token, persist, read_opt, run, sha256, wait_for_config};
 use super::route::{Counters, Counts, ObservedRoute, ProxyError, RouteSpec};
 use crate::spec::{Color, PerColor};
-use render::{backend, backend_names, structure, switch_commands, PLACEHOLDER, ROUTE};
+use render::{backend, backend_names, skeleton, switch_commands, PLACEHOLDER, ROUTE};
 
 pub use render::{render, HaproxyConfig};
 pub use runtime::Runtime;
@@ -104,11 +104,12 @@ impl Haproxy {
 
     async fn apply_all(&self, batch: Vec<RouteSpec>) -> Result<(), ProxyError> {
         let (mut routes, _) = self.read_routes()?;
-        let before = structure(&routes);
+        let before = read_opt(&self.config.config)?.unwrap_or_default();
         for r in &batch {
             routes.insert(r.service.clone(), r.clone());
         }
-        if before != structure(&routes) {
+        let after = render(&routes, &self.config, &config_token());
+        if skeleton(&before) != skeleton(&after) {
             let names: Vec<&str> = batch.iter().map(|r| r.service.as_str()).collect();
             return self.write(&names.join(", "), &routes).await;
         }
@@ -128,7 +129,7 @@ impl Haproxy {
             .collect();
         let switch: Vec<String> = batch.iter().flat_map(|r| switch_commands(r, &current)).collect();
         self.runtime.call(&switch).await?;
-        persist(&self.config.config, render(&routes, &self.config, &config_token())).await
+        persist(&self.config.config, after).await
     }
 
     /// Removes one service's backends and routes (a reload).

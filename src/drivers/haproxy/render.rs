@@ -36,8 +36,11 @@ const MIN_SLOTS: usize = 4;
 /// HAProxy's largest server weight.
 const MAX_WEIGHT: u32 = 256;
 
+/// A service's backend: its name as it is. Service names cannot contain
+/// `_`, which every name teal adds (`_preview`, `_pv`, `teal_no_route`)
+/// carries, so no service name can take another's backend or teal's own.
 pub(super) fn backend(service: &str) -> String {
-    format!("teal_{}", service.replace('-', "_"))
+    format!("teal_{service}")
 }
 
 /// Slots per color: enough for every address, at least MIN_SLOTS, a power of two.
@@ -46,16 +49,20 @@ pub(super) fn slots(route: &RouteSpec) -> usize {
     most.max(MIN_SLOTS).next_power_of_two()
 }
 
-/// What forces a reload when it changes: services, routes, slot counts.
-pub(super) fn structure(routes: &BTreeMap<String, RouteSpec>) -> String {
-    let parts: Vec<String> = routes
-        .values()
-        .map(|r| {
-            let pv = r.preview.as_ref().map(|p| format!("{}|{:?}", p.host, p.allow));
-            format!("{}|{}|{}|{:?}|{}", r.service, r.host, r.path, pv, slots(r))
+/// What only a reload changes: the config without the route records, the
+/// reload token and what the runtime API sets (server addresses, weights
+/// and states). It differs between the file and a new rendering for a new
+/// service, host, path, preview or slot count, and after an upgrade of
+/// teal that renders differently (renamed backends, new settings).
+pub(super) fn skeleton(text: &str) -> Vec<String> {
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.starts_with(ROUTE) && !l.contains(CONFIG_HOST))
+        .map(|l| match l.strip_prefix("    server ") {
+            Some(rest) => format!("    server {}", rest.split_whitespace().next().unwrap_or("")),
+            None => l.to_string(),
         })
-        .collect();
-    parts.join("\n")
+        .collect()
 }
 
 /// The weight of each server of a color, so that the color's servers
@@ -238,6 +245,49 @@ mod tests {
         // Nothing serving yet: in order.
         assert_eq!(assign(&[a(5), a(6)], &[None, None], 2), [Some(a(5)), Some(a(6))]);
         assert_eq!(assign(&[], &now, 4), [None; 4]);
+    }
+
+    #[test]
+    fn only_what_the_runtime_api_cannot_set_forces_a_reload() {
+        let cfg = HaproxyConfig {
+            config: "/x/teal.cfg".into(),
+            socket: "/x/admin.sock".into(),
+            reload: vec![],
+            listen: "127.0.0.1:80".into(),
+            binary: "haproxy".into(),
+            global: vec![],
+        };
+        let route = |svc: &str, addr: &str, weight: u32| {
+            let backends = crate::spec::PerColor::<Backend> {
+                blue: Backend {
+                    weight,
+                    addrs: vec![addr.parse().unwrap()],
+                },
+                green: Backend::default(),
+            };
+            let r = RouteSpec {
+                service: svc.into(),
+                host: "shop.test".into(),
+                path: "/".into(),
+                backends,
+                preview: None,
+                commit: "c".into(),
+                route_hash: "h".into(),
+            };
+            BTreeMap::from([(svc.to_string(), r)])
+        };
+        let a = render(&route("my-app", "10.0.0.1:80", 100), &cfg, "t1");
+        let b = render(&route("my-app", "10.0.0.2:81", 0), &cfg, "t2");
+        assert_eq!(skeleton(&a), skeleton(&b), "addresses, weights and the token");
+        assert!(a.contains("backend teal_my-app\n"), "{a}");
+        // The file an older teal wrote (`-` turned into `_`) needs a reload.
+        assert_ne!(skeleton(&a.replace("teal_my-app", "teal_my_app")), skeleton(&a));
+        let more = BTreeMap::from_iter(route("my-app", "10.0.0.1:80", 100).into_iter().chain(route(
+            "api",
+            "10.0.0.1:80",
+            100,
+        )));
+        assert_ne!(skeleton(&render(&more, &cfg, "t1")), skeleton(&a));
     }
 
     #[test]

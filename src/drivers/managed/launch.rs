@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::ManagedSpec;
+use super::{account, ManagedSpec};
 use crate::config::{NginxSwitch, ProxyKind};
 use crate::drivers::haproxy::{render, Haproxy, HaproxyConfig};
 use crate::drivers::nginx::balancer::Balancer;
@@ -65,29 +65,7 @@ pub(super) fn spawn(spec: &ManagedSpec) -> Result<Child, ProxyError> {
 /// the pid file, so it stays valid when the proxy is started again.
 pub(super) fn driver(spec: &ManagedSpec) -> Result<ProxyDriver, ProxyError> {
     Ok(match spec.kind {
-        ProxyKind::Nginx => {
-            let bin = find("nginx")?;
-            let base = vec![
-                bin,
-                "-p".into(),
-                spec.dir.display().to_string(),
-                "-c".into(),
-                spec.config_path().display().to_string(),
-            ];
-            let mut test = base.clone();
-            test.insert(1, "-t".into());
-            test.insert(2, "-q".into());
-            let mut reload = base;
-            reload.extend(["-s".into(), "reload".into()]);
-            ProxyDriver::Nginx(Nginx::new(NginxConfig {
-                conf_dir: spec.dir.join("conf.d"),
-                test,
-                reload,
-                listen: spec.listen.clone(),
-                client_keepalive: spec.client_keepalive,
-                balancer: (spec.switch == NginxSwitch::Balancer).then(|| Balancer::in_dir(&spec.dir)),
-            }))
-        }
+        ProxyKind::Nginx => ProxyDriver::Nginx(nginx(spec)?),
         // Master-worker: SIGUSR2 to the master (its pid is in the pid
         // file) reloads seamlessly: the listening sockets pass to the new
         // worker.
@@ -103,6 +81,32 @@ pub(super) fn driver(spec: &ManagedSpec) -> Result<ProxyDriver, ProxyError> {
     })
 }
 
+/// The driver of the managed nginx: its own files, `nginx -t` and a
+/// reload of the master named by the pid file.
+fn nginx(spec: &ManagedSpec) -> Result<Nginx, ProxyError> {
+    let bin = find("nginx")?;
+    let base = vec![
+        bin,
+        "-p".into(),
+        spec.dir.display().to_string(),
+        "-c".into(),
+        spec.config_path().display().to_string(),
+    ];
+    let mut test = base.clone();
+    test.insert(1, "-t".into());
+    test.insert(2, "-q".into());
+    let mut reload = base;
+    reload.extend(["-s".into(), "reload".into()]);
+    Ok(Nginx::new(NginxConfig {
+        conf_dir: spec.dir.join("conf.d"),
+        test,
+        reload,
+        listen: spec.listen.clone(),
+        client_keepalive: spec.client_keepalive,
+        balancer: (spec.switch == NginxSwitch::Balancer).then(|| Balancer::in_dir(&spec.dir)),
+    }))
+}
+
 pub(super) fn haproxy_config(spec: &ManagedSpec) -> Result<HaproxyConfig, ProxyError> {
     Ok(HaproxyConfig {
         config: spec.config_path(),
@@ -111,11 +115,19 @@ pub(super) fn haproxy_config(spec: &ManagedSpec) -> Result<HaproxyConfig, ProxyE
         listen: spec.listen.clone(),
         binary: find("haproxy")?,
         // Never two proxies on one address: without SO_REUSEPORT a second
-        // HAProxy on this port fails to bind instead of sharing it.
-        global: vec![
-            format!("pidfile {}", spec.dir.join("haproxy.pid").display()),
-            "noreuseport".into(),
-        ],
+        // HAProxy on this port fails to bind instead of sharing it. The
+        // master stays root (it re-executes itself on a reload); the
+        // workers switch to the user.
+        global: [
+            vec![
+                format!("pidfile {}", spec.dir.join("haproxy.pid").display()),
+                "noreuseport".into(),
+            ],
+            account::worker_account(spec)?
+                .map(|a| vec![format!("user {}", a.name), format!("group {}", a.group)])
+                .unwrap_or_default(),
+        ]
+        .concat(),
     })
 }
 
@@ -183,20 +195,29 @@ pub fn lua_modules() -> Result<String, ProxyError> {
     Ok(lines)
 }
 
-/// The managed nginx.conf: teal's files in `conf.d`, temp paths in the dir.
+/// The managed nginx.conf: teal's files in `conf.d`. The workers run as
+/// an unprivileged user who may not reach the dir (the balancer keeps it
+/// 0700), so they write no files: request bodies stream to the app and
+/// responses are never buffered to disk (the temp paths stay unused).
 fn nginx_conf(spec: &ManagedSpec) -> Result<String, ProxyError> {
     let modules = match spec.switch {
         NginxSwitch::Balancer => lua_modules()?,
         NginxSwitch::Reload => String::new(),
     };
     let d = spec.dir.display();
-    // Running as root, nginx would switch workers to `nobody`, who cannot
-    // write the temp paths in the dir: keep the workers as this user.
-    let user = if is_root() { "user root;\n" } else { "" };
+    let user = match account::worker_account(spec)? {
+        Some(a) => format!("user {} {};\n", a.name, a.group),
+        None => String::new(),
+    };
     let listen = &spec.listen;
     Ok(format!(
-        "{modules}{user}worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 4096; }}\nhttp {{\n    access_log off;\n    client_body_temp_path {d}/tmp/body;\n    proxy_temp_path {d}/tmp/proxy;\n    fastcgi_temp_path {d}/tmp/fastcgi;\n    uwsgi_temp_path {d}/tmp/uwsgi;\n    scgi_temp_path {d}/tmp/scgi;\n    keepalive_requests 100000;\n    server {{ listen {listen} default_server; return 404 \"no teal route for this host\\n\"; }}\n    include {d}/conf.d/teal-*.conf;\n}}\n"
+        "{modules}{user}worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 4096; }}\nhttp {{\n    access_log off;\n    client_body_temp_path {d}/tmp/body;\n    proxy_temp_path {d}/tmp/proxy;\n    fastcgi_temp_path {d}/tmp/fastcgi;\n    uwsgi_temp_path {d}/tmp/uwsgi;\n    scgi_temp_path {d}/tmp/scgi;\n    proxy_request_buffering off;\n    proxy_max_temp_file_size 0;\n    keepalive_requests 100000;\n    server {{ listen {listen} default_server; return 404 \"no teal route for this host\\n\"; }}\n    include {d}/conf.d/teal*.conf;\n}}\n"
     ))
+}
+
+/// `nginx -t`, then a reload, of the managed nginx's files as they are.
+pub(super) async fn reload_nginx(spec: &ManagedSpec) -> Result<(), ProxyError> {
+    nginx(spec)?.reload_checked().await
 }
 
 /// Rewrites the managed nginx.conf for the current settings (a changed
@@ -246,10 +267,4 @@ fn answers_http(addr: &str) -> bool {
     );
     let mut head = [0u8; 8];
     s.write_all(req.as_bytes()).is_ok() && s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
-}
-
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
 }

@@ -6,6 +6,7 @@
 //! address: a port held by anything else is an error naming the holder.
 //! A clean stop of teal stops the proxy (`Managed::stop`).
 
+mod account;
 mod launch;
 pub mod process;
 mod supervise;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::proxy::ProxyDriver;
 use super::route::ProxyError;
 use crate::config::{NginxSwitch, ProxyKind};
+pub use account::{worker_account, Account};
 pub use launch::{find, lua_modules};
 pub use supervise::Supervised;
 
@@ -33,6 +35,9 @@ pub struct ManagedSpec {
     pub listen: String,
     pub switch: NginxSwitch,
     pub client_keepalive: bool,
+    /// `proxy.user`: who the workers run as; `None`: the distribution's
+    /// user for the proxy, else `nobody` (see `account`).
+    pub user: Option<String>,
 }
 
 impl ManagedSpec {
@@ -44,6 +49,7 @@ impl ManagedSpec {
             listen: listen.to_string(),
             switch: NginxSwitch::Balancer,
             client_keepalive: true,
+            user: None,
         }
     }
 
@@ -207,9 +213,15 @@ pub async fn adopt_or_start(spec: &ManagedSpec) -> Result<(Managed, ProxyDriver,
         source,
     })?;
     if let Some((m, driver)) = attach(spec)? {
+        // nginx.conf as this teal writes it (an older teal's may include
+        // other file names): read at the next reload, checked by it.
+        if spec.kind == ProxyKind::Nginx {
+            launch::rewrite_nginx_conf(spec)?;
+        }
         if let Some(old) = read_record(spec).filter(|r| r.listen != spec.listen) {
             relisten(spec, &driver, &old.listen).await?;
         }
+        reuser(spec, &driver, m.pid).await?;
         write_record(spec, m.pid)?;
         return Ok((m, driver, Origin::Adopted));
     }
@@ -293,6 +305,27 @@ async fn relisten(spec: &ManagedSpec, driver: &ProxyDriver, old: &str) -> Result
         launch::rewrite_nginx_conf(spec)?;
     }
     driver.resync().await
+}
+
+/// The adopted proxy's workers run as another user than they should (an
+/// older teal left them root, or `proxy.user` changed): a checked reload
+/// of the rewritten config starts new workers as that user, and the old
+/// ones finish their requests.
+async fn reuser(spec: &ManagedSpec, driver: &ProxyDriver, pid: u32) -> Result<(), ProxyError> {
+    let Some(want) = account::worker_account(spec)? else {
+        return Ok(());
+    };
+    if process::children(pid)
+        .iter()
+        .all(|w| process::euid(*w) == Some(want.uid))
+    {
+        return Ok(());
+    }
+    tracing::info!(user = %want.name, "managed proxy: its workers move to their own user");
+    match driver {
+        ProxyDriver::Nginx(_) => launch::reload_nginx(spec).await,
+        ProxyDriver::Haproxy(_) => driver.resync().await,
+    }
 }
 
 fn read_record(spec: &ManagedSpec) -> Option<Record> {

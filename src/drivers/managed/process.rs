@@ -58,6 +58,24 @@ pub fn parent(pid: u32) -> Option<u32> {
     stat_field(pid, 4)
 }
 
+/// The live children of `pid` (a proxy master's workers).
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|c| parent(*c) == Some(pid) && alive(*c))
+        .collect()
+}
+
+/// The effective uid, from `/proc/<pid>/status`.
+pub fn euid(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// The process group id.
 pub fn group(pid: u32) -> Option<u32> {
     stat_field(pid, 5)

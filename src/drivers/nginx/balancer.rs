@@ -17,7 +17,7 @@ use crate::drivers::reload::persist;
 use crate::drivers::route::{Backend, Counters, ProxyError};
 use crate::spec::{Color, PerColor};
 
-/// The Lua module, embedded in the generated `teal-balancer.conf`.
+/// The Lua module, embedded in the generated `teal_balancer.conf`.
 pub const LUA: &str = include_str!("balancer.lua");
 
 /// Pools by name: a service's main route is its name, its preview
@@ -119,7 +119,7 @@ impl Balancer {
             .map_err(|_| self.err(format!("no answer within {}s to {method} {path}", TIMEOUT.as_secs())))?
             .map_err(|e| {
                 self.err(format!(
-                    "{method} {path}: {e} (is nginx running with teal's teal-balancer.conf included?)"
+                    "{method} {path}: {e} (is nginx running with teal's teal_balancer.conf included?)"
                 ))
             })?;
         let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
@@ -209,7 +209,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = Balancer::in_dir(dir.path()).pools().await.unwrap_err().to_string();
         assert!(
-            err.contains("is nginx running with teal's teal-balancer.conf included?"),
+            err.contains("is nginx running with teal's teal_balancer.conf included?"),
             "{err}"
         );
     }

@@ -1,6 +1,8 @@
 //! nginx driver. Each service gets `teal-<service>.conf` in the configured
-//! directory, the servers of every host live in `teal-servers.conf`
-//! (several services may share a host under different paths). A change of
+//! directory, the servers of every host live in `teal_servers.conf`
+//! (several services may share a host under different paths). Teal's own
+//! files and names carry `_`, which service names cannot contain, so no
+//! service can take their place. A change of
 //! structure (a service, host, path or preview) is written atomically,
 //! checked with the configured test command (`nginx -t`) and only then
 //! reloaded; a rejected config is rolled back so the serving nginx never
@@ -12,16 +14,17 @@
 //! upstreams and reloading (`reload`), for an nginx without the Lua module.
 
 pub mod balancer;
+mod files;
 mod render;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::batch::Batch;
-use super::reload::{config_token, persist, read_opt, run, sha256, wait_for_config, write_atomic};
+use super::reload::{config_token, persist, read_opt, run, sha256, wait_for_config};
 use super::route::{Counters, ObservedRoute, ProxyError, RouteSpec};
 use balancer::{preview_pool, Balancer, Pools};
-use render::{Meta, HEADER};
+use files::{body_of, is_legacy_shared, parse_header, put, verified, without_token};
 
 /// Where the managed files go and how nginx is checked and reloaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,8 +50,12 @@ pub struct Nginx {
     batch: Batch,
 }
 
-const SERVERS: &str = "teal-servers.conf";
-const BALANCER: &str = "teal-balancer.conf";
+const SERVERS: &str = "teal_servers.conf";
+const BALANCER: &str = "teal_balancer.conf";
+/// Where earlier versions of teal kept the shared files (where services
+/// named `servers` and `balancer` keep theirs now): the first change
+/// removes them.
+const LEGACY_SHARED: [&str; 2] = ["teal-servers.conf", "teal-balancer.conf"];
 
 impl Nginx {
     pub fn new(config: NginxConfig) -> Nginx {
@@ -140,11 +147,10 @@ impl Nginx {
             let Some(service) = name.strip_prefix("teal-").and_then(|n| n.strip_suffix(".conf")) else {
                 continue;
             };
-            if name == SERVERS || name == BALANCER {
-                continue;
-            }
-            if let Some(text) = read_opt(&dir.join(&name))? {
-                out.push((service.to_string(), text));
+            match read_opt(&dir.join(&name))? {
+                Some(text) if is_legacy_shared(&name, &text) => {}
+                Some(text) => out.push((service.to_string(), text)),
+                None => {}
             }
         }
         Ok(out)
@@ -203,6 +209,23 @@ impl Nginx {
         self.change("(all services)", vec![]).await.map(|_| ())
     }
 
+    /// `nginx -t`, then a reload, of the files as they are (a managed
+    /// nginx whose nginx.conf changed).
+    pub async fn reload_checked(&self) -> Result<(), ProxyError> {
+        let _one = self.batch.exclusive().await;
+        run(&self.config.test)
+            .await
+            .map_err(|(command, output)| ProxyError::Rejected {
+                service: "(all services)".into(),
+                command,
+                output,
+            })?;
+        run(&self.config.reload)
+            .await
+            .map(|_| ())
+            .map_err(|(command, output)| ProxyError::Command { command, output })
+    }
+
     /// Applies a change of service files plus the regenerated shared
     /// files. A change of structure is written, checked by `nginx -t` (all
     /// rolled back when it is rejected), reloaded and awaited. When only
@@ -214,6 +237,8 @@ impl Nginx {
         files: Vec<(PathBuf, Option<String>)>,
     ) -> Result<Vec<(PathBuf, String)>, ProxyError> {
         let dir = &self.config.conf_dir;
+        let mut files = files;
+        files.extend(self.rerendered(&files)?);
         let mut structural = false;
         let mut olds = vec![];
         for (path, text) in &files {
@@ -249,6 +274,11 @@ impl Nginx {
         if let Some(b) = &self.config.balancer {
             b.prepare()?;
             shared.push((dir.join(BALANCER), Some(render::balancer(b))));
+        }
+        for name in LEGACY_SHARED {
+            if read_opt(&dir.join(name))?.is_some_and(|t| is_legacy_shared(name, &t)) {
+                shared.push((dir.join(name), None));
+            }
         }
         for (path, text) in &shared {
             let old = read_opt(path)?;
@@ -290,6 +320,27 @@ impl Nginx {
     }
 }
 
+impl Nginx {
+    /// Service files outside `files` whose body is not what this teal
+    /// renders from their header (written by an older teal, or edited by
+    /// hand): rendered again, so every file of a reload agrees on names.
+    fn rerendered(&self, files: &[(PathBuf, Option<String>)]) -> Result<Vec<(PathBuf, Option<String>)>, ProxyError> {
+        let balanced = self.config.balancer.is_some();
+        let mut out = vec![];
+        for (service, text) in self.service_files()? {
+            let path = self.service_path(&service);
+            let Some(meta) = parse_header(&text).filter(|_| !files.iter().any(|(f, _)| *f == path)) else {
+                continue;
+            };
+            let fresh = render::service(&meta.route, balanced);
+            if body_of(&fresh) != body_of(&text) {
+                out.push((path, Some(fresh)));
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Sets (or, with `None`, removes) the pools of one service: its main
 /// route by weight, and its preview with all requests on the preview color.
 fn set_pools_of(pools: &mut Pools, service: &str, route: Option<&RouteSpec>) {
@@ -304,47 +355,6 @@ fn set_pools_of(pools: &mut Pools, service: &str, route: Option<&RouteSpec>) {
         }
         pools.insert(preview_pool(service), pv);
     }
-}
-
-fn put(path: &Path, text: Option<&str>) -> Result<(), ProxyError> {
-    match text {
-        Some(t) => write_atomic(path, t),
-        None => match std::fs::remove_file(path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(ProxyError::Io {
-                path: path.display().to_string(),
-                source,
-            }),
-        },
-    }
-}
-
-/// The text after the header line.
-fn body_of(text: &str) -> Option<&str> {
-    text.split_once('\n').map(|(_, b)| b)
-}
-
-/// True when the file is absent or its body matches its header's hash.
-fn verified(text: &Option<String>) -> bool {
-    let Some(text) = text else { return true };
-    let Some((header, body)) = text.split_once('\n') else {
-        return false;
-    };
-    header.rsplit("sha256=").next().map(str::trim) == Some(sha256(body).as_str())
-}
-
-/// The servers file with its reload token blanked, to compare structure.
-fn without_token(text: &str) -> String {
-    let mut out: Vec<&str> = text.lines().skip(1).collect();
-    out.retain(|l| !l.trim_start().starts_with("return 200 "));
-    out.join("\n")
-}
-
-/// The header's record, whether or not the body still matches it.
-fn parse_header(text: &str) -> Option<Meta> {
-    let header = text.lines().next()?;
-    serde_json::from_str(header.strip_prefix(HEADER)?).ok()
 }
 
 /// `nginx -t` output of an nginx that lacks the Lua module or resty.core.

@@ -1,7 +1,7 @@
 //! The nginx files teal writes: per service its upstreams
 //! (`teal-<service>.conf`), the servers of every host
-//! (`teal-servers.conf`) and, with the balancer, the Lua module and its
-//! control server (`teal-balancer.conf`). Each starts with a header that
+//! (`teal_servers.conf`) and, with the balancer, the Lua module and its
+//! control server (`teal_balancer.conf`). Each starts with a header that
 //! records what it was made from and the sha256 of the rest, so a
 //! hand-edited file is seen as drift.
 
@@ -38,8 +38,11 @@ fn lua(s: &str) -> String {
     )
 }
 
+/// A service's upstream: its name as it is. Service names cannot contain
+/// `_`, which the preview upstream's suffix carries, so `x-preview` and
+/// the preview of `x` stay apart.
 pub(super) fn upstream_name(service: &str) -> String {
-    format!("teal_{}", service.replace('-', "_"))
+    format!("teal_{service}")
 }
 
 /// An upstream listing its peers: the reload way.
@@ -138,7 +141,7 @@ fn location(out: &mut String, l: &Loc<'_>, balanced: bool) {
     );
 }
 
-/// `teal-servers.conf`: one server per host with a location per route.
+/// `teal_servers.conf`: one server per host with a location per route.
 /// A reserved server answers with `token`, so a reload can be awaited.
 pub(super) fn servers(
     routes: &[RouteSpec],
@@ -176,6 +179,11 @@ pub(super) fn servers(
         for l in &locs {
             location(&mut body, l, balanced);
         }
+        // Else nginx would look for files under its prefix for the other
+        // paths of this host (a 403 or 404 depending on the workers' user).
+        if !locs.iter().any(|l| l.path == "/") {
+            body.push_str("    location / { return 404 \"no teal route for this path\\n\"; }\n");
+        }
         body.push_str("}\n");
     }
     format!(
@@ -184,7 +192,7 @@ pub(super) fn servers(
     )
 }
 
-/// `teal-balancer.conf`: the shared dict, the Lua module (loading the
+/// `teal_balancer.conf`: the shared dict, the Lua module (loading the
 /// peers file after a restart) and the control server on teal's socket.
 pub(super) fn balancer(b: &Balancer) -> String {
     let body = format!(

@@ -30,6 +30,13 @@ pub struct SwarmDriver {
     docker: DockerDriver,
 }
 
+/// Said at the start of a daemon in swarm mode and under `teal status`'s
+/// tasks: Swarm cannot bind a published port to one address (its
+/// `EndpointPortConfig` has no host IP; moby/moby#26696), so what stops
+/// others from reaching an idle or preview color past the proxy is the
+/// nodes' firewall.
+pub const PUBLISHED_EVERYWHERE: &str = "swarm mode: each task's port is published on every interface of its node (Swarm cannot bind it to one address), so idle and preview colors are reachable past the proxy and preview.allow unless each node's firewall drops those ports for all but the proxy: see the rule in README \"Swarm mode\"";
+
 /// The Swarm service of one color: `<service>-<color>`.
 pub fn service_name(service: &str, color: Color) -> String {
     format!("{service}-{color}")

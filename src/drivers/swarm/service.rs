@@ -17,7 +17,7 @@ use bollard::query_parameters::{InspectServiceOptions, UpdateServiceOptions};
 
 use super::SwarmDriver;
 use crate::drivers::docker::{api_error, call, is_not_found, DockerError};
-use crate::spec::container::{labels, ContainerSpec};
+use crate::spec::container::{labels, read_labels, ContainerSpec};
 use crate::spec::{Color, RestartPolicy};
 
 /// The replica count a color had before it was scaled to 0 (stopped),
@@ -261,16 +261,19 @@ fn differs(current: &ServiceSpec, w: &Want) -> bool {
 }
 
 /// Whether the service's tasks run the wanted spec: its `teal.spec` label
-/// and the image it really runs (not changed by hand).
+/// (an older teal's read as this teal hashes it, so an upgrade restarts no
+/// task) and the image it really runs (not changed by hand).
 fn same_tasks(current: &ServiceSpec, w: &Want) -> bool {
     let l = current.labels.clone().unwrap_or_default();
+    let key = w.spec.env_key.unwrap_or_default();
+    let (hash, _) = read_labels(l.get(labels::SPEC_JSON), l.get(labels::SPEC).map_or("", |h| h), &key);
     let image = current
         .task_template
         .as_ref()
         .and_then(|t| t.container_spec.as_ref())
         .and_then(|c| c.image.clone())
         .unwrap_or_default();
-    l.get(labels::SPEC) == Some(&w.hash) && strip_digest(&image) == w.spec.image
+    hash == w.hash && strip_digest(&image) == w.spec.image
 }
 
 /// `placement` as Swarm node-label constraints.
@@ -372,6 +375,7 @@ mod tests {
             labels: BTreeMap::new(),
             restart: RestartPolicy::UnlessStopped,
             network: network.map(String::from),
+            env_key: None,
         };
         assert!(unsupported(&spec(&["web-data:/data"], None)).is_ok());
         let bind = unsupported(&spec(&["web-data:/data", "/srv/web:/w:ro"], None)).unwrap_err();

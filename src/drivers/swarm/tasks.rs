@@ -14,7 +14,8 @@ use super::service::{strip_digest, REPLICAS};
 use super::SwarmDriver;
 use crate::drivers::docker::{call, Containers, DockerError};
 use crate::plan::ObservedContainer;
-use crate::spec::container::{labels, ContainerSpec};
+use crate::spec::container::{labels, read_labels};
+use crate::spec::env_seal::EnvKey;
 use crate::spec::Color;
 
 /// A node's name and the address its published ports answer on.
@@ -62,7 +63,7 @@ impl SwarmDriver {
                 .enumerate()
                 .map(|(n, t)| ObservedContainer {
                     twin,
-                    ..observed(&name, n as u32, t, &nodes)
+                    ..observed(&name, n as u32, t, &nodes, self.docker.env_key())
                 })
                 .collect();
             let scaled_to_zero = spec
@@ -72,7 +73,9 @@ impl SwarmDriver {
                 .is_some_and(|r| r == 0);
             if have.is_empty() && scaled_to_zero {
                 let before: u32 = l.get(REPLICAS).and_then(|r| r.parse().ok()).unwrap_or(0);
-                have = (0..before).map(|n| stopped(&name, n, &l)).collect();
+                have = (0..before)
+                    .map(|n| stopped(&name, n, &l, self.docker.env_key()))
+                    .collect();
             }
             // A color's own service first, then a rolling update's twin.
             let all = out.entry(service).or_default().get_mut(color);
@@ -154,7 +157,7 @@ fn node_addr(n: &Node) -> NodeAddr {
 /// planner starts the color again, which puts the image back. (Reading it
 /// as another spec instead would make the planner refuse to touch the
 /// live color, as it must for a change that comes from git.)
-fn observed(name: &str, n: u32, t: &Task, nodes: &HashMap<String, NodeAddr>) -> ObservedContainer {
+fn observed(name: &str, n: u32, t: &Task, nodes: &HashMap<String, NodeAddr>, key: &EnvKey) -> ObservedContainer {
     let cs = t
         .spec
         .as_ref()
@@ -175,38 +178,38 @@ fn observed(name: &str, n: u32, t: &Task, nodes: &HashMap<String, NodeAddr>) -> 
     let node = t.node_id.as_ref().and_then(|id| nodes.get(id));
     let slot = t.slot.unwrap_or_default();
     let id = t.id.clone().unwrap_or_default();
-    let hash = l.get(labels::SPEC).cloned().unwrap_or_default();
+    let (hash, spec) = read_labels(l.get(labels::SPEC_JSON), l.get(labels::SPEC).map_or("", |h| h), key);
     ObservedContainer {
         // Docker's own name for the task's container (what `docker ps`
         // shows, and what an exec check runs in on this node).
         name: format!("{name}.{slot}.{id}"),
         replica: n,
         image,
-        spec_hash: hash.clone(),
+        spec_hash: hash,
         running,
         commit: l.get(labels::COMMIT).cloned(),
         addr: node.and_then(|n| n.addr).filter(|_| running),
         port: port.filter(|_| running),
         node: Some(node.map_or_else(|| "(unassigned)".to_string(), |n| n.name.clone())),
-        spec: ContainerSpec::from_label(l.get(labels::SPEC_JSON), &hash),
+        spec,
         twin: false,
     }
 }
 
 /// A replica of a color scaled to 0: no task, its spec from the service.
-fn stopped(name: &str, n: u32, l: &HashMap<String, String>) -> ObservedContainer {
-    let hash = l.get(labels::SPEC).cloned().unwrap_or_default();
+fn stopped(name: &str, n: u32, l: &HashMap<String, String>, key: &EnvKey) -> ObservedContainer {
+    let (hash, spec) = read_labels(l.get(labels::SPEC_JSON), l.get(labels::SPEC).map_or("", |h| h), key);
     ObservedContainer {
         name: format!("{name}.{}", n + 1),
         replica: n,
         image: l.get(labels::IMAGE).cloned().unwrap_or_default(),
-        spec_hash: hash.clone(),
+        spec_hash: hash,
         running: false,
         commit: l.get(labels::COMMIT).cloned(),
         addr: None,
         port: None,
         node: Some("(scaled to 0)".into()),
-        spec: ContainerSpec::from_label(l.get(labels::SPEC_JSON), &hash),
+        spec,
         twin: false,
     }
 }

@@ -18,7 +18,7 @@ use bollard::query_parameters::ListTasksOptions;
 use super::service::{current_replicas, replicated, Want};
 use super::{SwarmDriver, TWIN};
 use crate::drivers::docker::{call, DockerError};
-use crate::spec::container::{labels, ContainerSpec};
+use crate::spec::container::{labels, read_labels, ContainerSpec};
 use crate::spec::Color;
 
 /// One of a color's Swarm services as it is now.
@@ -50,7 +50,12 @@ impl SwarmDriver {
             }
             let side = Side {
                 name: spec.name.clone().unwrap_or_default(),
-                hash: l.get(labels::SPEC).cloned().unwrap_or_default(),
+                hash: read_labels(
+                    l.get(labels::SPEC_JSON),
+                    l.get(labels::SPEC).map_or("", |h| h),
+                    self.docker.env_key(),
+                )
+                .0,
                 replicas: current_replicas(&spec).max(0) as u32,
             };
             if l.contains_key(TWIN) {
