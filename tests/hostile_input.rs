@@ -113,3 +113,104 @@ fn files_that_add_up_past_the_repo_limit_are_refused_before_all_are_read() {
         );
     }
 }
+
+/// `POST /hooks/git` as a stranger or a broken forge would send it, to
+/// the real daemon: each is answered (never a hang or a crash), none
+/// starts a fetch it should not, and the daemon serves on.
+#[tokio::test]
+async fn webhook_bodies_too_large_unsigned_or_malformed_are_answered_and_change_nothing() {
+    use hmac::{Hmac, Mac};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    common::proxy_or_fail("haproxy");
+    let h = common::host::TestHost::new("hookbody").await;
+    let secret = h.dir.path().join("webhook_secret");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let proxy = format!("  kind: haproxy\n  listen: {}\n  managed: true\n", h.listen);
+    h.write_config_with(&format!(", webhook_secret_file: {}", secret.display()), &proxy);
+    let _daemon = h.start_daemon();
+    let start = std::time::Instant::now();
+    while common::try_get_via(&h.api, "localhost", "/healthz").await.is_err() {
+        assert!(start.elapsed().as_secs() < 30, "{}", h.log_text());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let sign = |body: &[u8]| {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
+        mac.update(body);
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    };
+    // The status line of the answer to `head` + `body`.
+    let send = |head: String, body: Vec<u8>| {
+        let api = h.api.clone();
+        async move {
+            let mut s = tokio::net::TcpStream::connect(&api).await.unwrap();
+            s.write_all(head.as_bytes()).await.unwrap();
+            // A server that answers before reading it all may close early.
+            let _ = s.write_all(&body).await;
+            let mut out = vec![];
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(40), s.read_to_end(&mut out)).await;
+            String::from_utf8_lossy(&out).lines().next().unwrap_or("").to_string()
+        }
+    };
+    let post = |len: &str, sig: &str| {
+        format!("POST /hooks/git HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{len}X-Hub-Signature-256: {sig}\r\n\r\n")
+    };
+    let big = vec![b'{'; 5 << 20];
+    let garbage: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 256) as u8).collect();
+    let rows: Vec<(&str, String, Vec<u8>, &str)> = vec![
+        (
+            "5 MiB, signed",
+            post(&format!("Content-Length: {}\r\n", big.len()), &sign(&big)),
+            big.clone(),
+            "HTTP/1.1 413",
+        ),
+        (
+            "5 MiB chunked, signed",
+            post("Transfer-Encoding: chunked\r\n", &sign(&big)),
+            {
+                let mut b = format!("{:x}\r\n", big.len()).into_bytes();
+                b.extend_from_slice(&big);
+                b.extend_from_slice(b"\r\n0\r\n\r\n");
+                b
+            },
+            "HTTP/1.1 413",
+        ),
+        (
+            "a length of 10 GiB",
+            post("Content-Length: 10737418240\r\n", &sign(b"")),
+            b"{}".to_vec(),
+            "HTTP/1.1 413",
+        ),
+        (
+            "binary, unsigned",
+            post(&format!("Content-Length: {}\r\n", garbage.len()), ""),
+            garbage.clone(),
+            "HTTP/1.1 401",
+        ),
+        (
+            "binary, signature not hex",
+            post(&format!("Content-Length: {}\r\n", garbage.len()), "sha256=zz"),
+            garbage.clone(),
+            "HTTP/1.1 401",
+        ),
+        (
+            "binary, signed by another key",
+            post(&format!("Content-Length: 2\r\n"), &sign(b"{ }")),
+            b"{}".to_vec(),
+            "HTTP/1.1 401",
+        ),
+        // Signed: a trigger; the body is never parsed, so no shape of it matters.
+        (
+            "binary, signed",
+            post(&format!("Content-Length: {}\r\n", garbage.len()), &sign(&garbage)),
+            garbage.clone(),
+            "HTTP/1.1 202",
+        ),
+    ];
+    for (what, head, body, want) in rows {
+        let got = send(head, body).await;
+        assert!(got.starts_with(want), "{what}: {got:?}\n{}", h.log_text());
+    }
+    let (code, _) = common::get_via(&h.api, "localhost", "/healthz").await;
+    assert_eq!(code, 200);
+    assert!(!h.log_text().contains("panicked"), "{}", h.log_text());
+}

@@ -90,6 +90,7 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/hooks/git", post(hook))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(refuse_declared_too_large))
         .layer(axum::middleware::from_fn_with_state(
             api.token.map(Arc::new),
             require_token,
@@ -101,6 +102,29 @@ pub async fn serve(
         .with_state(app);
     super::listener::run(listener, router, cap, shutdown).await;
     Ok(())
+}
+
+/// A request whose Content-Length is past `MAX_BODY` is answered 413 at
+/// once: waiting for a body that will be refused anyway would hold its
+/// connection until the request deadline.
+async fn refuse_declared_too_large(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            [(axum::http::header::CONNECTION, "close")],
+            format!("a body may be at most {MAX_BODY} bytes\n"),
+        )
+            .into_response();
+    }
+    next.run(req).await
 }
 
 /// With a token configured, only requests carrying it get an answer.
