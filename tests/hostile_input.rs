@@ -194,7 +194,7 @@ async fn webhook_bodies_too_large_unsigned_or_malformed_are_answered_and_change_
         ),
         (
             "binary, signed by another key",
-            post(&format!("Content-Length: 2\r\n"), &sign(b"{ }")),
+            post("Content-Length: 2\r\n", &sign(b"{ }")),
             b"{}".to_vec(),
             "HTTP/1.1 401",
         ),
