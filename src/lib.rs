@@ -1,8 +1,15 @@
 //! teal: GitOps blue/green deploys on Docker hosts.
 //!
-//! The module names are the architecture (DESIGN.md section 4):
+//! The module names are the architecture (DESIGN.md section 4;
+//! docs/architecture.md). The pure core is its own crate, `teal-core`
+//! (crates/core), re-exported here under the same names:
 //! - `spec`: desired state: types, loading, validation, schema
 //! - `plan`: pure `plan(desired, observed) -> Plan` and its renderings
+//! - `strategy`: the strategies as step functions, and analysis
+//! - `policy`: what the host's owner lets the repo ask for
+//! - `printable`: outside text made safe to print on a terminal
+//!
+//! This crate holds everything that touches the outside:
 //! - `source`: git2: resolve a revision, read a tree without a checkout
 //! - `health`: http, tcp and exec probes with thresholds and deadlines
 //! - `drivers`: docker, nginx, haproxy: the only code touching the outside
@@ -14,7 +21,6 @@
 //! - `config`: the host config (not in git)
 //! - `daemon`: the long-running loop, its lock, backoff, HTTP API and dashboard
 //! - `logs`: log lines as text or JSON
-//! - `printable`: outside text made safe to print on a terminal
 //! - `commands`: one thin module per subcommand
 //! - `app`: the bundled static demo app
 
@@ -30,11 +36,8 @@ pub mod history;
 pub mod logs;
 pub mod notify;
 pub mod observe;
-pub mod plan;
-pub mod policy;
-pub mod printable;
 pub mod reconcile;
 pub mod secret;
 pub mod source;
-pub mod spec;
-pub mod strategy;
+
+pub use teal_core::{plan, policy, printable, spec, strategy};

@@ -2,6 +2,7 @@
 //! a working checkout (`read`), and fetch a remote branch into a bare mirror
 //! in the state dir (`fetch`). Blocking: async callers use `spawn_blocking`.
 
+pub mod dir;
 pub mod fetch;
 pub mod verify;
 

@@ -31,7 +31,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
     let dir = args.repo.join(args.path.trim_start_matches('/'));
     let rel = format!("services/{}.yaml", args.service);
     let file = dir.join(&rel);
-    let mut files = RepoFiles::from_dir(&dir).with_context(|| format!("reading {}", dir.display()))?;
+    let mut files = crate::source::dir::read(&dir).with_context(|| format!("reading {}", dir.display()))?;
     let Some(text) = files.files.get(&rel).cloned() else {
         let known: Vec<&str> = files
             .files

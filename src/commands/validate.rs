@@ -32,7 +32,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         Some(rev) => crate::source::read_files(&args.repo, rev, &args.path)?,
         None => {
             let dir = args.repo.join(args.path.trim_start_matches('/'));
-            RepoFiles::from_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+            crate::source::dir::read(&dir).with_context(|| format!("reading {}", dir.display()))?
         }
     };
     let policy = policy_violations(args.config.as_deref(), &files)?;

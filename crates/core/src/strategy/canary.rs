@@ -67,9 +67,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::drivers::route::Counts;
     use crate::spec::Color::{Blue, Green};
     use crate::spec::PerColor;
+    use crate::strategy::analysis::Counts;
     use crate::strategy::{begin, Reason};
 
     fn steps() -> Vec<CanaryStep> {

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::drivers::route::Counts;
 use crate::spec::{Color, PerColor};
+use crate::strategy::analysis::Counts;
 pub use analysis::{Failure, Reason, Verdict};
 
 /// How far one rollout of one service has come: recorded in the state dir

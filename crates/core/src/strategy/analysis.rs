@@ -5,8 +5,36 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::drivers::route::Counts;
 use crate::spec::{duration, Analysis};
+
+/// Responses a proxy counted for one color of one service since it
+/// started (HAProxy) or since the counters were created (nginx balancer).
+/// Monotonic: analysis judges the difference of two snapshots.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub xx2: u64,
+    pub xx3: u64,
+    pub xx4: u64,
+    pub xx5: u64,
+}
+
+impl Counts {
+    /// Every counted response.
+    pub fn total(&self) -> u64 {
+        self.xx2 + self.xx3 + self.xx4 + self.xx5
+    }
+
+    /// Adds one response of `status` (1xx are counted as 2xx: they are
+    /// never an error).
+    pub fn add(&mut self, status_class: u16, n: u64) {
+        match status_class {
+            5 => self.xx5 += n,
+            4 => self.xx4 += n,
+            3 => self.xx3 += n,
+            _ => self.xx2 += n,
+        }
+    }
+}
 
 /// What a judgement concludes.
 #[derive(Debug, Clone, PartialEq)]

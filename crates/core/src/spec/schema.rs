@@ -66,7 +66,8 @@ mod tests {
     /// rewrite them after changing `spec::file`.
     #[test]
     fn checked_in_schemas_match_the_types() {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas");
+        // The schemas live at the repository's top, two levels up.
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../schemas");
         let bless = std::env::var_os("TEAL_BLESS_SCHEMAS").is_some();
         for (file, generated) in [
             ("service.schema.json", super::service_schema()),
@@ -80,7 +81,7 @@ mod tests {
             let committed = std::fs::read_to_string(&path).unwrap_or_default();
             assert!(
                 committed == generated,
-                "schemas/{file} is out of date with src/spec/file.rs: run `TEAL_BLESS_SCHEMAS=1 cargo test --lib schema` and commit the result"
+                "schemas/{file} is out of date with crates/core/src/spec/file.rs: run `TEAL_BLESS_SCHEMAS=1 cargo test -p teal-core --lib schema` and commit the result"
             );
         }
     }

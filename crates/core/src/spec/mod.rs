@@ -17,7 +17,7 @@ mod health_rules;
 pub mod limits;
 pub mod load;
 pub mod locate;
-pub(crate) mod names;
+pub mod names;
 pub mod schema;
 mod strategy;
 pub mod validate;

@@ -182,7 +182,7 @@ fn named_after(name: &str, service: &str) -> bool {
 }
 
 /// `/srv/a/../../etc` -> `/etc`, without touching the disk.
-pub(crate) fn normalize(p: &Path) -> PathBuf {
+pub fn normalize(p: &Path) -> PathBuf {
     let mut out = PathBuf::from("/");
     for c in p.components() {
         match c {

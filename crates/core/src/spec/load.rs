@@ -2,12 +2,11 @@
 //! tree (see `source`), into a validated `Desired`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
 use super::file::{RepoFile, ServiceFile};
-use super::limits::{MAX_FILE_BYTES, MAX_REPO_BYTES, MAX_SERVICES};
+use super::limits::{MAX_REPO_BYTES, MAX_SERVICES};
 use super::locate::Locator;
 use super::validate::{resolve_service, Ctx, Source};
 use super::{Desired, Diagnostic, Diagnostics};
@@ -33,37 +32,7 @@ pub struct RepoFiles {
 }
 
 impl RepoFiles {
-    /// Reads `teal.yaml` and `services/*.yaml` under `dir`.
-    pub fn from_dir(dir: &Path) -> std::io::Result<RepoFiles> {
-        let mut files = RepoFiles::default();
-        match read_text(&dir.join(REPO_FILE), REPO_FILE) {
-            Ok(t) => files.insert(REPO_FILE, t).map_err(refused)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        let services = dir.join(SERVICES_DIR);
-        files.has_services_dir = services.is_dir();
-        if files.has_services_dir {
-            for entry in std::fs::read_dir(&services)? {
-                let entry = entry?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if !entry.file_type()?.is_file() {
-                    continue;
-                }
-                let path = format!("{SERVICES_DIR}/{name}");
-                if service_entry(&name) == ServiceEntry::Service {
-                    files.room(&path, entry.metadata()?.len()).map_err(refused)?;
-                    let text = read_text(&entry.path(), &path)?;
-                    files.insert(&path, text).map_err(refused)?;
-                } else {
-                    files.insert(&path, String::new()).map_err(refused)?;
-                }
-            }
-        }
-        Ok(files)
-    }
-
-    /// Adds a file read from elsewhere (a git tree), keeping only the files
+    /// Adds a file read from a work tree or a git tree, keeping only the files
     /// teal reads. `path` is relative to the config root. Refused, with
     /// nothing kept, when the file would take the repo past
     /// `limits::MAX_SERVICES` or `limits::MAX_REPO_BYTES`.
@@ -112,37 +81,6 @@ impl RepoFiles {
         }
         Ok(())
     }
-}
-
-/// A limit crossed while reading a directory, as an IO error that names
-/// the file.
-fn refused(d: Diagnostic) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, d.to_string())
-}
-
-/// A config file's text, read no further than the limit on one file (a
-/// `teal.yaml` that is a link to `/dev/zero` ends there); an error names
-/// the file (`services/web.yaml: not UTF-8 text`), as reading it out of
-/// git does.
-fn read_text(file: &Path, shown: &str) -> std::io::Result<String> {
-    use std::io::Read;
-    let named = |e: std::io::Error| {
-        let why = match e.kind() {
-            std::io::ErrorKind::InvalidData => "not UTF-8 text".to_string(),
-            _ => e.to_string(),
-        };
-        std::io::Error::new(e.kind(), format!("{shown}: {why}"))
-    };
-    let mut bytes = vec![];
-    std::fs::File::open(file)
-        .and_then(|f| f.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes))
-        .map_err(named)?;
-    if bytes.len() > MAX_FILE_BYTES {
-        // Cut at the limit, perhaps inside a character: `load` refuses it
-        // for its size, with its name.
-        return Ok(String::from_utf8_lossy(&bytes).into_owned());
-    }
-    String::from_utf8(bytes).map_err(|_| named(std::io::ErrorKind::InvalidData.into()))
 }
 
 /// What teal makes of a file name directly under `services/`.

@@ -199,39 +199,6 @@ fn missing_services_dir_is_a_clear_error() {
 }
 
 #[test]
-fn a_file_in_services_that_teal_would_not_read_is_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let services = dir.path().join("services");
-    std::fs::create_dir_all(services.join("old")).unwrap();
-    for (name, text) in [
-        ("web.yml", GOOD),
-        ("api.YAML", GOOD),
-        ("notes.txt", "x"),
-        (".gitkeep", ""),
-        ("old/skipped.yml", ""),
-    ] {
-        std::fs::write(services.join(name), text).unwrap();
-    }
-    let files = RepoFiles::from_dir(dir.path()).unwrap();
-    let mut from_git = RepoFiles::default();
-    for p in [
-        "services/web.yml",
-        "services/api.YAML",
-        "services/notes.txt",
-        "services/.gitkeep",
-    ] {
-        from_git.insert(p, "x".into()).unwrap();
-    }
-    assert_eq!(files.misnamed, from_git.misnamed, "a directory and a git tree agree");
-    assert_eq!(
-        load(&files).unwrap_err().to_string(),
-        "services/api.YAML: teal reads only files ending in .yaml in services/: rename it to services/api.yaml\n\
-         services/notes.txt: not a service file: services/ holds one <name>.yaml per service; rename it to end in .yaml if it is one, or move it out of services/\n\
-         services/web.yml: teal reads only files ending in .yaml in services/: rename it to services/web.yaml"
-    );
-}
-
-#[test]
 fn good_file_resolves_with_builtin_defaults() {
     let d = load(&files(&[("services/web.yaml", GOOD)])).unwrap();
     let s = &d.services["web"];
@@ -327,20 +294,4 @@ fn image_references() {
     ] {
         assert!(validate::check_image(bad).is_err(), "{bad} should be refused");
     }
-}
-
-#[test]
-fn bundled_example_is_valid() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config-repo");
-    let d = load(&RepoFiles::from_dir(&dir).unwrap()).unwrap_or_else(|e| panic!("examples/config-repo:\n{e}"));
-    let names: Vec<&str> = d.services.keys().map(String::as_str).collect();
-    assert_eq!(names, ["admin", "api", "search", "web"]);
-    assert_eq!(d.services["web"].strategy.name(), "canary");
-    assert_eq!(d.services["search"].strategy.name(), "rolling");
-    assert_eq!(d.services["web"].health.deadline, std::time::Duration::from_secs(90));
-    assert_eq!(
-        d.services["api"].health.interval,
-        std::time::Duration::from_secs(1),
-        "from teal.yaml"
-    );
 }

@@ -35,8 +35,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::drivers::route::Counts;
     use crate::spec::Color::{Blue, Green};
+    use crate::strategy::analysis::Counts;
     use crate::strategy::{begin, Action};
 
     fn obs(secs: u64, ok: u64, err: u64) -> Observation {

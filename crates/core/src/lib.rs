@@ -1,0 +1,17 @@
+//! teal's pure core: what a config repo asks for and what to do about it,
+//! with no IO. Nothing here touches Docker, a proxy, git, the network or
+//! a clock; callers hand in what the outside said (files, an observed
+//! host, counter snapshots) and get data back. The crate depends on no IO
+//! crate, so the compiler keeps it that way.
+//!
+//! - `spec`: desired state: types, loading from files in memory, validation, schema
+//! - `plan`: `plan(desired, observed) -> Plan` and its renderings
+//! - `strategy`: blue-green, canary and rolling as step functions, and analysis
+//! - `policy`: what a host's owner lets the repo ask for
+//! - `printable`: outside text made safe to print on a terminal
+
+pub mod plan;
+pub mod policy;
+pub mod printable;
+pub mod spec;
+pub mod strategy;
