@@ -12,8 +12,16 @@
 //!
 //! `GET /status/<code>` answers with that status, e.g. `/status/404`.
 //!
+//! `GET /secret/<NAME>` and `GET /env/<NAME>` answer the FNV-1a 64 hash
+//! (hex) of `/run/secrets/<NAME>` or of variable `NAME`, 404 when absent:
+//! tests see which value a replica got without it crossing the wire.
+//!
 //! `app check` asks the server in the same container for `/healthz` and
 //! exits 0 on 200, 1 otherwise (for `exec` health probes).
+//!
+//! `app release MODE [NAME...]` is a release command: it prints a line
+//! per NAME with the value it sees (file, else env), then `ok` exits 0,
+//! `fail` exits 3, `sleep:<ms>` sleeps that long, then exits 0.
 //!
 //! `GET /` answers `<VERSION> <COLOR>\n`. Keep-alive is supported so load
 //! tests through a proxy measure the proxy, not connection setup.
@@ -47,6 +55,9 @@ fn main() {
     if env::args().nth(1).as_deref() == Some("check") {
         std::process::exit(if check(&port) { 0 } else { 1 });
     }
+    if env::args().nth(1).as_deref() == Some("release") {
+        release(&env::args().skip(2).collect::<Vec<_>>());
+    }
     let delay: u64 = env::var("START_DELAY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
     if delay > 0 {
         thread::sleep(Duration::from_millis(delay));
@@ -65,6 +76,38 @@ fn main() {
             let _ = serve(stream);
         });
     }
+}
+
+fn release(args: &[String]) -> ! {
+    let mode = args.first().map(String::as_str).unwrap_or("ok");
+    println!("release: starting ({mode})");
+    for name in &args[1.min(args.len())..] {
+        println!("release: {name}={}", secret(name).unwrap_or_default());
+    }
+    if let Some(ms) = mode.strip_prefix("sleep:") {
+        thread::sleep(Duration::from_millis(ms.parse().unwrap_or(0)));
+    }
+    if mode == "fail" {
+        eprintln!("release: migration 42 failed: relation \"users\" already exists");
+        std::process::exit(3);
+    }
+    println!("release: done");
+    std::process::exit(0)
+}
+
+/// `/run/secrets/NAME`, else the variable `NAME`.
+fn secret(name: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/run/secrets/{name}"))
+        .ok()
+        .or_else(|| env::var(name).ok())
+}
+
+/// FNV-1a, 64 bits, as hex.
+fn fnv(data: &[u8]) -> String {
+    let h = data
+        .iter()
+        .fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100000001b3));
+    format!("{h:016x}")
 }
 
 fn check(port: &str) -> bool {
@@ -123,6 +166,18 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
         let (status, body) = match path {
             "/healthz" if healthy => ("200 OK".to_string(), "ok\n".to_string()),
             "/healthz" => ("503 Service Unavailable".to_string(), "unhealthy\n".to_string()),
+            p if p.starts_with("/secret/") || p.starts_with("/env/") => {
+                let name = p.rsplit('/').next().unwrap_or("");
+                let found = if p.starts_with("/secret/") {
+                    std::fs::read(format!("/run/secrets/{name}")).ok()
+                } else {
+                    env::var(name).ok().map(String::into_bytes)
+                };
+                match found {
+                    Some(v) => ("200 OK".to_string(), format!("{}\n", fnv(&v))),
+                    None => ("404 Not Found".to_string(), "absent\n".to_string()),
+                }
+            }
             p if p.starts_with("/status/") => {
                 let code = p.trim_start_matches("/status/");
                 (format!("{code} As Asked"), format!("{version} {color} {code}\n"))

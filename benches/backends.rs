@@ -55,6 +55,7 @@ pub async fn start(kind: &str) -> Replicas {
             labels: BTreeMap::new(),
             restart: RestartPolicy::UnlessStopped,
             network: None,
+            secrets: Default::default(),
             env_key: Some(Default::default()),
         };
         runtime.ensure_color(&spec, 2, &BTreeMap::new(), "bench").await.unwrap();

@@ -10,6 +10,7 @@ pub mod events;
 mod fields;
 pub mod fleet;
 pub mod notify;
+pub mod secrets;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -53,6 +54,9 @@ pub struct HostConfig {
     /// The status API's connection and stream limits.
     #[serde(default)]
     pub api: api::ApiConfig,
+    /// The key this host decrypts the repo's secrets with.
+    #[serde(default)]
+    pub secrets: secrets::SecretsConfig,
 }
 
 /// `host:` in the host config.

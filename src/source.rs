@@ -75,7 +75,7 @@ pub fn commit_info(repo: &Repository, rev: &str) -> Result<CommitInfo, SourceErr
     })
 }
 
-/// Reads `teal.yaml` and `services/*.yaml` under `path` (`/` or `""` for
+/// Reads `teal.yaml`, `services/*.yaml` and `secrets/*.yaml` under `path` (`/` or `""` for
 /// the root) in the tree of `rev`, without touching any working tree.
 pub fn read(repo: &Repository, rev: &str, path: &str) -> Result<RepoFiles, SourceError> {
     let oid = resolve(repo, rev)?;
@@ -121,6 +121,19 @@ pub fn read(repo: &Repository, rev: &str, path: &str) -> Result<RepoFiles, Sourc
                         files.misnamed.insert(path);
                     }
                     ServiceEntry::Ignored => {}
+                }
+            }
+        }
+    }
+    if let Some(entry) = tree.get_name(crate::spec::load::SECRETS_DIR) {
+        if entry.kind() == Some(ObjectType::Tree) {
+            let secrets = repo.find_tree(entry.id()).map_err(|e| read_err(rev, "secrets", e))?;
+            for e in secrets.iter() {
+                let Some(name) = e.name() else { continue };
+                if e.kind() == Some(ObjectType::Blob) && service_entry(name) == ServiceEntry::Service {
+                    let path = format!("secrets/{name}");
+                    let text = blob(repo, e.id(), rev, &path)?;
+                    files.insert(&path, text).map_err(|d| refused(rev, d))?;
                 }
             }
         }

@@ -50,6 +50,7 @@ impl Fixture {
             labels: BTreeMap::from([("com.example.team".into(), "shop".into())]),
             restart: RestartPolicy::UnlessStopped,
             network: None,
+            secrets: Default::default(),
             env_key: Some(Default::default()),
         }
     }

@@ -157,6 +157,7 @@ async fn driver(allowed: &Path, volumes: &[String]) -> (DockerDriver, ContainerS
             ..Default::default()
         },
         docker_sockets: vec![PathBuf::from("/var/run/docker.sock")],
+        secrets_dir: None,
     };
     let spec = ContainerSpec {
         service,
@@ -169,6 +170,7 @@ async fn driver(allowed: &Path, volumes: &[String]) -> (DockerDriver, ContainerS
         labels: BTreeMap::new(),
         restart: RestartPolicy::UnlessStopped,
         network: None,
+        secrets: Default::default(),
         env_key: None,
     };
     (docker.with_mounts(rules), spec, guard)

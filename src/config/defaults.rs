@@ -48,6 +48,7 @@ impl HostConfig {
             fleet: super::fleet::FleetConfig::default(),
             events: super::events::EventsConfig::default(),
             api: super::api::ApiConfig::default(),
+            secrets: super::secrets::SecretsConfig::default(),
         }
     }
 }
@@ -115,6 +116,9 @@ fn lines() -> Vec<(usize, Line, &'static str)> {
         (1, Off("images", "[registry.example.com/shop/]"), "image prefixes; default: any image"),
         (1, Off("volumes", "[/srv/]"), "bind-mount source prefixes; default: no bind mounts"),
         (1, Off("named_volumes", "[shop-]"), "named-volume prefixes; default: a service's own (<service>-...)"),
+        (1, Off("secret_files", "[/etc/teal/secrets/]"), "host files a service may read secrets from; default: none"),
+        (0, Section("secrets"), "secrets in the repo, age-encrypted to this host"),
+        (1, Off("identity_file", "/etc/teal/age.key"), "age-keygen file or ssh ed25519 key, mode 0600; default: none"),
         (0, Section("fleet"), "the peers this host reads: status URLs of teal.yaml's hosts"),
         (1, Off("peers", "[https://10.0.0.11:9470, https://10.0.0.12:9470]"), "the only ones read (and sent host.token_file); default: none"),
         (1, Value("allow_http_peers", d.fleet.allow_http_peers.to_string()), "true: plain http off loopback too (the token in clear)"),

@@ -6,6 +6,7 @@
 //! runs the replicas: `docker` (containers) or `swarm` (Swarm services);
 //! `paths` resolves host paths for the policy's bind checks.
 
+pub mod age;
 mod batch;
 pub mod docker;
 pub mod haproxy;

@@ -40,6 +40,8 @@ impl Engine<'_> {
                 })
                 .collect();
             if todo.is_empty() {
+                // The swapped-out replicas' secret files go with them.
+                self.docker.docker().sweep_secrets(&svc.name).await?;
                 break;
             }
             let batch: Vec<u32> = todo.iter().copied().take(max_surge.max(1) as usize).collect();

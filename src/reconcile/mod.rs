@@ -6,6 +6,7 @@
 mod admit;
 pub mod applied;
 pub mod env_key;
+pub mod secrets;
 
 pub use admit::{fetch_desired, fetch_fleet, fetch_head, read_desired, PolicyCheck};
 pub use applied::record as record_applied;
@@ -191,6 +192,7 @@ async fn runtime(config: &HostConfig) -> Result<Runtime, HostError> {
     let rules = MountRules {
         policy: config.policy.clone(),
         docker_sockets: PolicyCheck::of(config).docker_sockets,
+        secrets_dir: Some(crate::drivers::paths::resolve(&config.state_dir.join("secrets"))),
     };
     let dir = config.state_dir.clone();
     let key = tokio::task::spawn_blocking(move || env_key::load_or_create(&dir))

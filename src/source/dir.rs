@@ -5,10 +5,10 @@
 use std::path::Path;
 
 use crate::spec::limits::MAX_FILE_BYTES;
-use crate::spec::load::{service_entry, RepoFiles, ServiceEntry, REPO_FILE, SERVICES_DIR};
+use crate::spec::load::{service_entry, RepoFiles, ServiceEntry, REPO_FILE, SECRETS_DIR, SERVICES_DIR};
 use crate::spec::Diagnostic;
 
-/// Reads `teal.yaml` and `services/*.yaml` under `dir`, within the
+/// Reads `teal.yaml`, `services/*.yaml` and `secrets/*.yaml` under `dir`, within the
 /// limits on a repo (`spec::limits`), as a git tree is read.
 pub fn read(dir: &Path) -> std::io::Result<RepoFiles> {
     let mut files = RepoFiles::default();
@@ -33,6 +33,19 @@ pub fn read(dir: &Path) -> std::io::Result<RepoFiles> {
                 files.insert(&path, text).map_err(refused)?;
             } else {
                 files.insert(&path, String::new()).map_err(refused)?;
+            }
+        }
+    }
+    let secrets = dir.join(SECRETS_DIR);
+    if secrets.is_dir() {
+        for entry in std::fs::read_dir(&secrets)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.file_type()?.is_file() && service_entry(&name) == ServiceEntry::Service {
+                let path = format!("{SECRETS_DIR}/{name}");
+                files.room(&path, entry.metadata()?.len()).map_err(refused)?;
+                let text = read_text(&entry.path(), &path)?;
+                files.insert(&path, text).map_err(refused)?;
             }
         }
     }

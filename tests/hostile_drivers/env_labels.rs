@@ -58,6 +58,7 @@ async fn container_labels_hold_no_env_value() {
         labels: BTreeMap::new(),
         restart: RestartPolicy::UnlessStopped,
         network: None,
+        secrets: Default::default(),
         env_key: key,
     };
     let now = spec(&secret, Some(key));

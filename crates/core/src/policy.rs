@@ -20,6 +20,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::spec::locate::Locator;
+use crate::spec::secret::SecretSource;
 use crate::spec::{Color, Desired, Diagnostic, RepoFiles};
 
 mod overlap;
@@ -41,6 +42,11 @@ pub struct Policy {
     /// `<service>-...` or `<service>_...`). An empty list: none.
     #[serde(default)]
     pub named_volumes: Option<Vec<String>>,
+    /// Path prefixes of files on this host a service may read secrets
+    /// from (`env_from_files`, `secrets.<NAME>.file`), e.g.
+    /// `/etc/teal/secrets/`. Absent: none.
+    #[serde(default)]
+    pub secret_files: Option<Vec<String>>,
 }
 
 /// Where the engine's socket is, how this host resolves symlinks (the
@@ -82,6 +88,18 @@ pub fn check(desired: &Desired, files: &RepoFiles, policy: &Policy, host: &Host<
             match volume(v, &svc.name, policy, host) {
                 Some(why) => out.push(at(&["volumes", &n], why)),
                 None => binds.extend(overlap::Bind::of(svc, i, &loc, host)),
+            }
+        }
+        for (name, secret) in &svc.secrets {
+            if let SecretSource::File { path } = &secret.source {
+                if let Some(why) = secret_file_refusal(path, policy, host) {
+                    let field = if loc.node(&["env_from_files", name]).is_some() {
+                        "env_from_files"
+                    } else {
+                        "secrets"
+                    };
+                    out.push(at(&[field, name], why));
+                }
             }
         }
         if let Some(net) = &svc.network {
@@ -152,6 +170,34 @@ pub fn bind_refusal(source: &str, policy: &Policy, host: &Host<'_>) -> Option<St
         ));
     }
     None
+}
+
+/// Why the host file `path` may not be read as a secret, if it may not:
+/// outside `policy.secret_files` once normalised and resolved (a repo
+/// must not read the host's other files, its keys above all).
+pub fn secret_file_refusal(path: &str, policy: &Policy, host: &Host<'_>) -> Option<String> {
+    let Some(prefixes) = &policy.secret_files else {
+        return Some(format!(
+            "secret file {path}: this host lets the repo read no files (policy.secret_files lists none); ask the host's owner to list a prefix of it there, or use an age-encrypted secret"
+        ));
+    };
+    let lexical = normalize(Path::new(path));
+    let real = (host.resolve)(&lexical);
+    let inside = prefixes.iter().any(|p| {
+        let p = (host.resolve)(&normalize(Path::new(p)));
+        real.starts_with(&p) && lexical.starts_with(normalize(Path::new(&p)))
+    });
+    (!inside).then(|| {
+        let shown = if real.as_path() != Path::new(path) {
+            format!("{path} (resolves to {})", real.display())
+        } else {
+            path.to_string()
+        };
+        format!(
+            "secret file {shown} is outside this host's policy (policy.secret_files: {})",
+            prefixes.join(", ")
+        )
+    })
 }
 
 /// Why `service` may not mount the named volume `name`, if it may not: a

@@ -20,6 +20,14 @@ const STOP_GRACE_SECS: i32 = 10;
 /// which color it is.
 pub(crate) fn env(spec: &ContainerSpec) -> Vec<String> {
     let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    // `as: env` secrets: the service file asked for them in env, knowing
+    // `docker inspect` shows them.
+    env.extend(
+        spec.secrets
+            .iter()
+            .filter(|(_, m)| m.delivery == crate::spec::secret::Delivery::Env)
+            .map(|(k, m)| format!("{k}={}", m.value.expose())),
+    );
     env.push(format!("TEAL_SERVICE={}", spec.service));
     env.push(format!("TEAL_COLOR={}", spec.color));
     env
@@ -79,6 +87,7 @@ impl DockerDriver {
             }
         }
         let svc = spec.service.as_str();
+        self.sweep_secrets(svc).await?;
         let all = self.observe().await?;
         Ok(all.get(svc).map(|p| p.get(spec.color).clone()).unwrap_or_default())
     }
@@ -105,7 +114,8 @@ impl DockerDriver {
             .await
             .expect("the create semaphore is never closed");
         let name = name.to_string();
-        let binds = self.binds(spec, &name).await?;
+        let mut binds = self.binds(spec, &name).await?;
+        binds.extend(self.secret_binds(spec, &name).await?);
         let mut l: HashMap<String, String> = spec.labels.clone().into_iter().collect();
         l.insert(labels::SERVICE.into(), spec.service.clone());
         l.insert(labels::COLOR.into(), spec.color.to_string());
@@ -209,7 +219,7 @@ impl DockerDriver {
                 self.remove(&name).await?;
             }
         }
-        Ok(())
+        self.sweep_secrets(service).await
     }
 
     /// Stops every container of `color`, keeping them for a fast restart.
@@ -227,7 +237,7 @@ impl DockerDriver {
         for (name, _, _) in self.of_color(service, Some(color)).await? {
             self.remove(&name).await?;
         }
-        Ok(())
+        self.sweep_secrets(service).await
     }
 
     /// Removes every container of the service.
@@ -235,7 +245,7 @@ impl DockerDriver {
         for (name, _, _) in self.of_color(service, None).await? {
             self.remove(&name).await?;
         }
-        Ok(())
+        self.sweep_secrets(service).await
     }
 
     pub(super) async fn stop(&self, name: &str) -> Result<(), DockerError> {

@@ -15,6 +15,7 @@ mod mounts;
 mod network;
 mod observe;
 mod replace;
+mod secrets;
 
 pub(crate) use lifecycle::env;
 pub use mounts::MountRules;

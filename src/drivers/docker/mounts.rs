@@ -21,6 +21,9 @@ pub struct MountRules {
     pub policy: Policy,
     /// The engine's socket paths: never mounted, whatever the policy.
     pub docker_sockets: Vec<PathBuf>,
+    /// Where teal writes secrets delivered as files
+    /// (`state_dir/secrets`); `None`: no such secrets on this driver.
+    pub secrets_dir: Option<PathBuf>,
 }
 
 impl Default for MountRules {
@@ -29,6 +32,7 @@ impl Default for MountRules {
         MountRules {
             policy: Policy::default(),
             docker_sockets: vec![PathBuf::from("/var/run/docker.sock"), PathBuf::from("/run/docker.sock")],
+            secrets_dir: None,
         }
     }
 }
@@ -120,17 +124,24 @@ impl DockerDriver {
             self.client.inspect_container(name, None::<InspectContainerOptions>),
         )
         .await?;
-        let sources: Vec<String> = c
+        let binds: Vec<(String, String)> = c
             .mounts
             .unwrap_or_default()
             .into_iter()
             .filter(|m| m.typ == Some(MountPointTypeEnum::BIND))
-            .filter_map(|m| m.source)
+            .filter_map(|m| Some((m.source?, m.destination.unwrap_or_default())))
             .collect();
         let rules = self.mounts.clone();
-        let refused = tokio::task::spawn_blocking(move || sources.iter().find_map(|s| rules.refusal(s)))
-            .await
-            .expect("resolving bind sources does not panic");
+        // teal's own secret files pass as exactly what teal wrote;
+        // every other bind is held to the policy.
+        let refused = tokio::task::spawn_blocking(move || {
+            binds
+                .iter()
+                .filter(|(s, d)| !rules.is_own(Path::new(s), d))
+                .find_map(|(s, _)| rules.refusal(s))
+        })
+        .await
+        .expect("resolving bind sources does not panic");
         let Some(reason) = refused else { return Ok(()) };
         let l = c.config.and_then(|c| c.labels).unwrap_or_default();
         let label = |k: &str| l.get(k).cloned().unwrap_or_default();

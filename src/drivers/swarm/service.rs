@@ -375,6 +375,7 @@ mod tests {
             labels: BTreeMap::new(),
             restart: RestartPolicy::UnlessStopped,
             network: network.map(String::from),
+            secrets: Default::default(),
             env_key: None,
         };
         assert!(unsupported(&spec(&["web-data:/data"], None)).is_ok());

@@ -58,6 +58,10 @@ pub struct ServicePlan {
     /// removed service, none is known). Empty without a fleet.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
+    /// Secrets the change adds, changes or removes, by name only:
+    /// `DATABASE_URL: changed (secret)`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -210,7 +214,12 @@ pub fn service_hash(svc: &Service) -> String {
             .collect(),
         ..svc.clone()
     };
-    let json = serde_json::to_string(&sealed).expect("a service serialises");
+    let mut json = serde_json::to_string(&sealed).expect("a service serialises");
+    // Secret values as digests, after the rest: a service without
+    // secrets hashes as before there were any.
+    for (k, s) in &svc.secrets {
+        json.push_str(&svc.env_key.seal(&format!("secret:{k}"), &s.identity()));
+    }
     hex::encode(Sha256::digest(json.as_bytes()))
 }
 

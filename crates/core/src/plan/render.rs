@@ -161,6 +161,9 @@ pub fn text(plan: &Plan, color: bool) -> String {
                 let _ = writeln!(out, "    {:<6} {line}", c.as_str());
             }
         }
+        for s in &sp.secrets {
+            let _ = writeln!(out, "    secret {s}");
+        }
         if let Some(h) = &sp.gate {
             let _ = writeln!(out, "    gate   {}", gate(h));
         }
@@ -228,6 +231,9 @@ pub fn markdown(plan: &Plan) -> String {
     out.push_str("\n<details><summary>Steps</summary>\n\n");
     for sp in with_steps {
         let _ = writeln!(out, "**{}**", sp.service);
+        for s in &sp.secrets {
+            let _ = writeln!(out, "- secret {s}");
+        }
         if let Some(h) = &sp.gate {
             let _ = writeln!(out, "gated by {}\n", gate(h));
         } else {
@@ -260,6 +266,9 @@ pub fn json(plan: &Plan) -> serde_json::Value {
             });
             if !sp.hosts.is_empty() {
                 v["hosts"] = json!(sp.hosts);
+            }
+            if !sp.secrets.is_empty() {
+                v["secrets"] = json!(sp.secrets);
             }
             v
         })

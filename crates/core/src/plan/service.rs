@@ -94,6 +94,7 @@ pub(super) fn plan_service(name: &str, desired: Option<&Service>, observed: Opti
         steps: vec![],
         refused: None,
         hosts: vec![],
+        secrets: vec![],
     };
     let Some(svc) = desired else {
         // The service's own drain went with its file: the default one.
@@ -104,6 +105,13 @@ pub(super) fn plan_service(name: &str, desired: Option<&Service>, observed: Opti
         plan.change = Change::Delete;
         return plan;
     };
+    if let Some(why) = &svc.secret_error {
+        plan.change = Change::Refused;
+        plan.refused = Some(format!(
+            "cannot deploy {name} on this host: {why}; what runs keeps running"
+        ));
+        return plan;
+    }
     if let Some(rb) = obs.rolled_back.as_ref().filter(|rb| is_service(&rb.service_hash, svc)) {
         plan.change = Change::RolledBack;
         plan.refused = Some(format!(
@@ -119,6 +127,7 @@ pub(super) fn plan_service(name: &str, desired: Option<&Service>, observed: Opti
         return plan;
     }
     plan.steps = steps(svc, obs);
+    plan.secrets = secret_changes(svc, obs);
     if plan.steps.iter().any(|s| matches!(s, Step::WaitHealthy { .. })) {
         plan.gate = Some(svc.health.clone());
     }
@@ -177,6 +186,16 @@ fn refusal(svc: &Service, obs: &ObservedService) -> Option<String> {
         "{}: {what}: that restarts the live color under traffic. Stage the change on the idle color ({idle}) and flip active in the same commit; {how}.",
         svc.file
     ))
+}
+
+/// The secrets that differ between what serves (the live color's spec,
+/// as its containers carry it) and what the commit asks for.
+fn secret_changes(svc: &Service, obs: &ObservedService) -> Vec<String> {
+    let Some(live) = obs.live else { return vec![] };
+    let Some(old) = obs.containers.get(live).iter().find_map(|c| c.spec.as_ref()) else {
+        return vec![];
+    };
+    ContainerSpec::of(svc, svc.active).map_or(vec![], |new| old.secret_changes(&new))
 }
 
 /// `a`, `a and b`, `a, b and c`.

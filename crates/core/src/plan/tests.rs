@@ -49,6 +49,9 @@ pub(super) fn web() -> Service {
         analysis: None,
         placement: Default::default(),
         by_wave: false,
+        secrets: Default::default(),
+        release: None,
+        secret_error: None,
         env_key: Default::default(),
     }
 }

@@ -43,6 +43,7 @@ fn shop() -> Policy {
         images: Some(vec!["registry.example.com/shop/".into()]),
         volumes: Some(vec!["/srv/".into()]),
         named_volumes: None,
+        secret_files: None,
     }
 }
 
@@ -182,4 +183,34 @@ fn a_service_mounts_only_its_own_named_volumes_unless_the_policy_lists_more() {
         named("web-data", Some(&[])),
         ["services/web.yaml:8:11: named volume web-data: this host allows no named volumes (policy.named_volumes is empty); ask the host's owner to list a prefix of it there"]
     );
+}
+
+#[test]
+fn secret_files_are_read_only_under_the_policy_prefixes_resolved() {
+    let with = |prefixes: Option<&[&str]>, extra: &str| {
+        let policy = Policy {
+            secret_files: prefixes.map(|l| l.iter().map(|p| p.to_string()).collect()),
+            ..shop()
+        };
+        violations(extra, &policy)
+    };
+    let own = "env_from_files: {DB: /srv/secrets/web/db}\n";
+    assert_eq!(with(Some(&["/srv/secrets/"]), own), Vec::<String>::new());
+    assert_eq!(
+        with(None, own),
+        ["services/web.yaml:8:22: secret file /srv/secrets/web/db: this host lets the repo read no files (policy.secret_files lists none); ask the host's owner to list a prefix of it there, or use an age-encrypted secret"]
+    );
+    // Out by `..`, and out by a symlink (/srv/link -> /etc).
+    for (extra, at) in [
+        ("secrets: {KEY: {file: /srv/secrets/../../etc/shadow}}\n", "8:11"),
+        ("secrets:\n  KEY: {file: /srv/link/shadow}\n", "9:3"),
+    ] {
+        let got = with(Some(&["/srv/secrets/", "/srv/link/x"]), extra);
+        assert_eq!(got.len(), 1, "{extra}: {got:?}");
+        assert!(
+            got[0].starts_with(&format!("services/web.yaml:{at}: secret file /srv/"))
+                && got[0].contains("is outside this host's policy (policy.secret_files: /srv/secrets/, /srv/link/x)"),
+            "{extra}: {got:?}"
+        );
+    }
 }

@@ -14,7 +14,17 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::env_seal::{is_sealed, EnvKey};
+use super::secret::{Delivery, SecretText};
 use super::{Color, RestartPolicy, Service};
+
+/// A secret as a container gets it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretMount {
+    /// The value (a digest once sealed).
+    pub value: SecretText,
+    #[serde(rename = "as")]
+    pub delivery: Delivery,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerSpec {
@@ -29,6 +39,11 @@ pub struct ContainerSpec {
     pub restart: RestartPolicy,
     /// `None`: the host's managed network.
     pub network: Option<String>,
+    /// Secrets by name: the value (sealed like env) and how it is
+    /// delivered. Left out of the JSON when empty, so a service without
+    /// secrets hashes as before they existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, SecretMount>,
     /// The host's key that seals `env` for the hash and the label; `None`:
     /// `env` holds digests already (a spec read back from a label).
     #[serde(skip)]
@@ -50,6 +65,17 @@ impl ContainerSpec {
             labels: service.labels.clone(),
             restart: service.restart,
             network: service.network.clone(),
+            secrets: service
+                .secrets
+                .iter()
+                .map(|(k, s)| {
+                    let mount = SecretMount {
+                        value: SecretText::new(s.identity()),
+                        delivery: s.delivery,
+                    };
+                    (k.clone(), mount)
+                })
+                .collect(),
             env_key: Some(service.env_key),
         })
     }
@@ -60,8 +86,13 @@ impl ContainerSpec {
         let Some(key) = self.env_key else {
             return self.clone();
         };
+        let secrets = self.secrets.iter().map(|(k, m)| {
+            let value = SecretText::new(key.seal(&format!("secret:{k}"), m.value.expose()));
+            (k.clone(), SecretMount { value, ..m.clone() })
+        });
         ContainerSpec {
             env: self.env.iter().map(|(k, v)| (k.clone(), key.seal(k, v))).collect(),
+            secrets: secrets.collect(),
             env_key: None,
             ..self.clone()
         }
@@ -105,7 +136,7 @@ impl ContainerSpec {
         if spec.hash() != hash {
             return None;
         }
-        if spec.env.values().all(|v| is_sealed(v)) {
+        if spec.env.values().all(|v| is_sealed(v)) && spec.secrets.values().all(|m| is_sealed(m.value.expose())) {
             return Some(spec);
         }
         Some(ContainerSpec {
@@ -125,6 +156,7 @@ impl ContainerSpec {
             field(self.image != to.image, "image"),
             field(self.port != to.port, "port"),
             changed_keys("env", &sealed_from.env, &sealed_to.env),
+            changed_keys("secrets", &digests(&sealed_from), &digests(&sealed_to)),
             field(self.command != to.command, "command"),
             field(self.volumes != to.volumes, "volumes"),
             changed_keys("labels", &self.labels, &to.labels),
@@ -132,6 +164,24 @@ impl ContainerSpec {
             field(self.network != to.network, "network"),
         ]
         .concat()
+    }
+}
+
+impl ContainerSpec {
+    /// Each secret added, removed or changed from `self` to `to`, by
+    /// name: `DATABASE_URL: changed (secret)`. Never a value.
+    pub fn secret_changes(&self, to: &ContainerSpec) -> Vec<String> {
+        let (a, b) = (digests(&self.sealed()), digests(&to.sealed()));
+        let names: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+        names
+            .into_iter()
+            .filter_map(|k| match (a.get(k), b.get(k)) {
+                (None, Some(_)) => Some(format!("{k}: added (secret)")),
+                (Some(_), None) => Some(format!("{k}: removed (secret)")),
+                (Some(x), Some(y)) if x != y => Some(format!("{k}: changed (secret)")),
+                _ => None,
+            })
+            .collect()
     }
 }
 
@@ -144,6 +194,12 @@ pub fn read_labels(json: Option<&String>, hash: &str, key: &EnvKey) -> (String, 
         spec.as_ref().map_or_else(|| hash.to_string(), ContainerSpec::hash),
         spec,
     )
+}
+
+/// Each secret's digest and delivery, to compare two sealed specs.
+fn digests(sealed: &ContainerSpec) -> BTreeMap<String, String> {
+    let shown = |m: &SecretMount| format!("{}:{:?}", m.value.expose(), m.delivery);
+    sealed.secrets.iter().map(|(k, m)| (k.clone(), shown(m))).collect()
 }
 
 /// `prefix.KEY` for each key added, removed or changed between two maps.
@@ -195,6 +251,7 @@ mod tests {
             labels: BTreeMap::new(),
             restart: RestartPolicy::UnlessStopped,
             network: None,
+            secrets: BTreeMap::new(),
             env_key: None,
         }
     }

@@ -79,6 +79,77 @@ pub struct ServiceFile {
     /// How a new commit of this service reaches the fleet.
     #[serde(default)]
     pub rollout: Option<RolloutFile>,
+    /// Values that never sit in git in plain text, by name: age-encrypted
+    /// here or in `secrets/<service>.yaml` (`teal secret set`), or read
+    /// from a file on the host. The container gets each as the read-only
+    /// file `/run/secrets/<NAME>`, or with `as: env` as a variable.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretFile>,
+    /// Environment variables read from files on the host (under the
+    /// host's `policy.secret_files`), e.g. `{DATABASE_URL:
+    /// /etc/teal/secrets/web/database_url}`: secrets delivered as env.
+    #[serde(default)]
+    pub env_from_files: BTreeMap<String, String>,
+    /// A one-off container of the new image run once per commit before the
+    /// new color starts (database migrations); a failure stops the deploy.
+    #[serde(default)]
+    pub release: Option<ReleaseFile>,
+}
+
+/// One secret of a service.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretFile {
+    /// The value encrypted with age, ASCII-armored (`age -a -r ...`, or
+    /// `teal secret set`). Neither `age` nor `file`: the value is in
+    /// `secrets/<service>.yaml`.
+    #[serde(default)]
+    pub age: Option<String>,
+    /// A file on the host holding the value, under the host's
+    /// `policy.secret_files`, e.g. `/etc/teal/secrets/web/api_token`.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// How the container gets it: `file` (default), the read-only file
+    /// `/run/secrets/<NAME>`; `env`, an environment variable, which
+    /// anyone who may run `docker inspect` on the host can read.
+    #[serde(default, rename = "as")]
+    pub delivery: Option<crate::spec::secret::Delivery>,
+}
+
+/// `secrets/<service>.yaml`: age-encrypted values by name, written by
+/// `teal secret set`; names stay readable, values do not.
+pub type SecretsFile = BTreeMap<String, SecretValueFile>;
+
+/// One encrypted value of `secrets/<service>.yaml`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretValueFile {
+    /// The recipients (names in teal.yaml's `secrets.recipients`) it was
+    /// encrypted to, for `teal secret ls`; what can decrypt it is the
+    /// ciphertext's business.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    /// The value encrypted with age, ASCII-armored.
+    pub age: Option<String>,
+}
+
+/// `release:` of a service.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseFile {
+    /// The command, run in a container of the new image, e.g. `[bin/migrate]`.
+    pub command: Option<Vec<String>>,
+    /// Past it the release has failed and its container is killed, e.g.
+    /// `5m`. Default 5m.
+    #[serde(default)]
+    pub timeout: Option<DurationStr>,
+    /// `inherit` (default): the color's env and secrets; `none`: neither.
+    #[serde(default)]
+    pub env: Option<crate::spec::release::ReleaseEnv>,
+    /// Run it also when a commit goes back to an image released before
+    /// (a `git revert`). Default false: migrations rarely run backwards.
+    #[serde(default)]
+    pub on_rollback: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -203,6 +274,21 @@ pub struct RepoFile {
     /// With a list, a daemon whose name is not in it applies nothing.
     #[serde(default)]
     pub hosts: Option<BTreeMap<String, HostFile>>,
+    /// Who can read the repo's secrets.
+    #[serde(default)]
+    pub secrets: Option<RepoSecretsFile>,
+}
+
+/// `secrets:` of teal.yaml.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RepoSecretsFile {
+    /// The age recipients `teal secret set` encrypts to, by name: each
+    /// host's (its `secrets.identity_file`), and each person's who sets
+    /// secrets. `age1...` (age-keygen) or `ssh-ed25519 AAAA...` (a
+    /// host's /etc/ssh/ssh_host_ed25519_key.pub).
+    #[serde(default)]
+    pub recipients: BTreeMap<String, String>,
 }
 
 /// One color's slot.

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::de::DeserializeOwned;
 
-use super::file::{RepoFile, ServiceFile};
+use super::file::{RepoFile, SecretsFile, ServiceFile};
 use super::limits::{MAX_REPO_BYTES, MAX_SERVICES};
 use super::locate::Locator;
 use super::validate::{resolve_service, Ctx, Source};
@@ -15,6 +15,8 @@ use super::{Desired, Diagnostic, Diagnostics};
 pub const REPO_FILE: &str = "teal.yaml";
 /// Directory holding one file per service.
 pub const SERVICES_DIR: &str = "services";
+/// Directory holding each service's encrypted secrets, `<service>.yaml`.
+pub const SECRETS_DIR: &str = "secrets";
 
 /// The files of one revision of a config repo: `teal.yaml` (optional) and
 /// `services/*.yaml`, keyed by path relative to the repo's config root,
@@ -54,6 +56,12 @@ impl RepoFiles {
                 }
                 ServiceEntry::Ignored => {}
             }
+        } else if let Some(name) = path.strip_prefix("secrets/") {
+            if service_entry(name) == ServiceEntry::Service {
+                self.room(path, text.len() as u64)?;
+                self.bytes += text.len();
+                self.files.insert(path.to_string(), text);
+            }
         }
         Ok(())
     }
@@ -62,8 +70,8 @@ impl RepoFiles {
     /// whole repo, asked before it is read: a commit of ten thousand 1 MiB
     /// files is refused before teal holds 10 GB of them.
     pub fn room(&self, path: &str, size: u64) -> Result<(), Diagnostic> {
-        let services = self.files.len() - usize::from(self.files.contains_key(REPO_FILE));
-        if path != REPO_FILE && services >= MAX_SERVICES {
+        let services = self.files.keys().filter(|p| p.starts_with("services/")).count();
+        if path.starts_with("services/") && services >= MAX_SERVICES {
             return Err(Diagnostic::new(
                 path,
                 0,
@@ -174,6 +182,16 @@ pub fn load(files: &RepoFiles) -> Result<Desired, Diagnostics> {
         let Some(file) = parse::<ServiceFile>(path, text, &mut diags) else {
             continue;
         };
+        let secrets_path = super::secret::secrets_path(name);
+        let secrets = match files.files.get(&secrets_path) {
+            Some(t) if !hostile.contains(secrets_path.as_str()) && !is_blank(t) => {
+                match parse::<SecretsFile>(&secrets_path, t, &mut diags) {
+                    Some(s) => Some(s),
+                    None => continue,
+                }
+            }
+            _ => None,
+        };
         let loc = Locator::new(text);
         let mut ctx = Ctx {
             svc: Source { path, loc: &loc },
@@ -183,11 +201,12 @@ pub fn load(files: &RepoFiles) -> Result<Desired, Diagnostics> {
             },
             diags: &mut diags,
         };
-        if let Some(svc) = resolve_service(&mut ctx, name, &file, &repo) {
+        if let Some(svc) = resolve_service(&mut ctx, name, &file, &repo, secrets.as_ref()) {
             desired.services.insert(name.to_string(), svc);
         }
     }
     check_routes(&desired, files, &mut diags);
+    check_secrets_files(&desired, files, &mut diags);
     desired.warnings = super::fleet::check_placement(&desired, files, &mut diags);
     diags.sort();
     diags.dedup();
@@ -195,6 +214,25 @@ pub fn load(files: &RepoFiles) -> Result<Desired, Diagnostics> {
         Ok(desired)
     } else {
         Err(Diagnostics(diags))
+    }
+}
+
+/// A secrets file is read with its service: one without a service is a
+/// mistake (a renamed service whose secrets stayed behind).
+fn check_secrets_files(desired: &Desired, files: &RepoFiles, diags: &mut Vec<Diagnostic>) {
+    for path in files.files.keys() {
+        let Some(name) = path.strip_prefix("secrets/").and_then(|n| n.strip_suffix(".yaml")) else {
+            continue;
+        };
+        let service = format!("services/{name}.yaml");
+        if !desired.services.contains_key(name) && !files.files.contains_key(&service) {
+            diags.push(Diagnostic::new(
+                path,
+                0,
+                0,
+                format!("no service {name} for these secrets: teal reads secrets/<service>.yaml beside {service}; rename it after its service, or remove it"),
+            ));
+        }
     }
 }
 

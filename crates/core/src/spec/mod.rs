@@ -18,7 +18,9 @@ pub mod limits;
 pub mod load;
 pub mod locate;
 pub mod names;
+pub mod release;
 pub mod schema;
+pub mod secret;
 mod strategy;
 pub mod validate;
 
@@ -153,6 +155,17 @@ pub struct Service {
     pub placement: BTreeMap<String, String>,
     /// Hosts deploy a new commit wave by wave.
     pub by_wave: bool,
+    /// Secrets by name; their values are read by the host.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, secret::SecretSpec>,
+    /// The one-off container run before a new color starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<release::Release>,
+    /// Why this host cannot read a secret of the service (not a
+    /// recipient, a damaged value, no identity): it is not deployed, and
+    /// what runs keeps running.
+    #[serde(skip)]
+    pub secret_error: Option<String>,
     /// The key that seals env values in labels and hashes: the host's
     /// (`Desired::set_env_key`), or a public one where no host is involved.
     #[serde(skip)]

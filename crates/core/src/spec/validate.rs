@@ -40,7 +40,13 @@ impl Ctx<'_> {
 
 /// Checks one service file and resolves it with the repo defaults. Returns
 /// `None` when it has errors (all of them pushed to `ctx.diags`).
-pub fn resolve_service(ctx: &mut Ctx<'_>, name: &str, f: &ServiceFile, repo: &RepoFile) -> Option<Service> {
+pub fn resolve_service(
+    ctx: &mut Ctx<'_>,
+    name: &str,
+    f: &ServiceFile,
+    repo: &RepoFile,
+    secrets: Option<&super::file::SecretsFile>,
+) -> Option<Service> {
     let before = ctx.diags.len();
     check_name(ctx, name);
     let active = f.active;
@@ -123,6 +129,8 @@ pub fn resolve_service(ctx: &mut Ctx<'_>, name: &str, f: &ServiceFile, repo: &Re
     let switch = resolve_switch(ctx, f.switch.as_ref(), repo.switch.as_ref());
     let strategy = super::strategy::resolve_strategy(ctx, f, active);
     let analysis = super::strategy::resolve_analysis(ctx, f);
+    let secrets = super::secret::resolve_secrets(ctx, f, secrets, &super::secret::secrets_path(name));
+    let release = f.release.as_ref().map(|r| super::release::resolve_release(ctx, r));
     if ctx.diags.len() > before {
         return None;
     }
@@ -147,6 +155,9 @@ pub fn resolve_service(ctx: &mut Ctx<'_>, name: &str, f: &ServiceFile, repo: &Re
         analysis,
         placement: f.placement.clone().unwrap_or_default(),
         by_wave: f.rollout.as_ref().and_then(|r| r.by).is_some(),
+        secrets,
+        release: release.flatten(),
+        secret_error: None,
         env_key: Default::default(),
     })
 }
