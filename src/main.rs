@@ -47,6 +47,12 @@ enum Command {
     /// warm, so `git revert` is an instant rollback.
     /// Example: `teal bump web registry.example.com/shop/web:1.4.3 --commit`
     Bump(commands::bump::Args),
+    /// Secrets in the repo: `set` encrypts a value from stdin with age to
+    /// teal.yaml's secrets.recipients into secrets/SERVICE.yaml; `ls` names
+    /// a service's secrets and who can read them. Never prints a value.
+    ///
+    /// Example: `printf %s "$URL" | teal secret set web DATABASE_URL`
+    Secret(commands::secret::Args),
     /// The long-running reconciler: watch the repo, keep the host converged.
     ///
     /// Polls the branch (and, for a repo on this machine, reacts to changes
@@ -111,6 +117,7 @@ fn main() -> ExitCode {
         Command::Plan(a) => block_on(commands::plan::run(a)),
         Command::Apply(a) => block_on(commands::apply::run(a)),
         Command::Bump(a) => commands::bump::run(a),
+        Command::Secret(a) => commands::secret::run(a),
         Command::Daemon(a) => block_on(commands::daemon::run(a)),
         Command::Status(a) => block_on(commands::status::run(a)),
         Command::History(a) => commands::history::run(a),

@@ -324,3 +324,213 @@ async fn a_host_that_is_not_a_recipient_keeps_that_service_as_it_runs_and_deploy
         assert!(!out.stderr.contains(&v1) && !out.stderr.contains(&v2), "{out:?}");
     }
 }
+
+/// teal's own secret files pass the bind checks by an exemption that
+/// covers exactly them: a service (the repo) naming one of those files,
+/// or the dir, as a volume is held to `policy.volumes` like any path,
+/// and refused; a stopped container with its secret files starts again.
+#[tokio::test]
+async fn the_secret_file_exemption_mounts_only_what_teal_wrote_for_the_container() {
+    use std::collections::BTreeMap;
+    use teal::drivers::docker::{DockerDriver, MountRules};
+    use teal::spec::container::{ContainerSpec, SecretMount};
+    use teal::spec::secret::{Delivery, SecretText};
+    use teal::spec::{Color, RestartPolicy};
+
+    common::docker_or_fail();
+    let network = unique("teal-test-net");
+    let (service, other) = (unique("own"), unique("thief"));
+    let _guard = DockerGuard {
+        services: vec![service.clone(), other.clone()],
+        network: network.clone(),
+    };
+    let state = tempfile::tempdir().unwrap();
+    let secrets_dir = std::fs::canonicalize(state.path()).unwrap().join("secrets");
+    let rules = MountRules {
+        policy: teal::policy::Policy {
+            volumes: Some(vec!["/srv/teal-test-allowed/".into()]),
+            ..Default::default()
+        },
+        secrets_dir: Some(secrets_dir.clone()),
+        ..Default::default()
+    };
+    let docker = DockerDriver::connect(None, &network).await.unwrap().with_mounts(rules);
+    docker.ensure_network().await.unwrap();
+    let image = app_image(&docker).await;
+    let spec = |service: &str, volumes: Vec<String>, secrets: BTreeMap<String, SecretMount>| ContainerSpec {
+        service: service.to_string(),
+        color: Color::Blue,
+        image: image.clone(),
+        port: 8080,
+        env: BTreeMap::new(),
+        command: None,
+        volumes,
+        labels: BTreeMap::new(),
+        restart: RestartPolicy::UnlessStopped,
+        network: None,
+        secrets,
+        env_key: Some(Default::default()),
+    };
+    let value = unique("value");
+    let mine = BTreeMap::from([(
+        "DB".to_string(),
+        SecretMount {
+            value: SecretText::new(value.clone()),
+            delivery: Delivery::File,
+        },
+    )]);
+    let own = spec(&service, vec![], mine);
+    docker.ensure_color(&own, 1, "c1").await.unwrap();
+    let files = secret_files(&secrets_dir.join(&service));
+    assert_eq!(files.len(), 1);
+    assert_eq!(std::fs::read_to_string(&files[0]).unwrap(), value);
+    // Stopped and started again: the exemption holds at every start.
+    docker.stop_color(&service, Color::Blue).await.unwrap();
+    docker.ensure_color(&own, 1, "c1").await.unwrap();
+    let inspect = inspect_all(&service);
+    assert!(inspect.contains("\"Destination\": \"/run/secrets/DB\""), "{inspect}");
+    assert!(!inspect.contains(&value), "the value is in no inspect: {inspect}");
+
+    // The repo names teal's file, its dir, or the whole secrets dir.
+    for volume in [
+        format!("{}:/run/secrets/DB:ro", files[0].display()),
+        format!("{}:/run/secrets:ro", files[0].parent().unwrap().display()),
+        format!("{}:/stolen", secrets_dir.display()),
+    ] {
+        let e = docker
+            .ensure_color(&spec(&other, vec![volume.clone()], BTreeMap::new()), 1, "c1")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("is outside this host's policy (policy.volumes: /srv/teal-test-allowed/)")
+                && e.contains("so teal did not create it"),
+            "{volume}: {e}"
+        );
+    }
+    docker.remove_service(&service).await.unwrap();
+    assert!(
+        secret_files(&secrets_dir.join(&service)).is_empty(),
+        "removed with the color"
+    );
+}
+
+/// `teal secret set NAME` with the value on stdin, in `dir`.
+fn secret_set(dir: &Path, service: &str, name: &str, value: &str) -> common::Run {
+    use std::io::Write;
+    let mut child = Command::new(common::teal_bin())
+        .args(["secret", "set", service, name])
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(value.as_bytes()).unwrap();
+    common::Run::from(child.wait_with_output().unwrap())
+}
+
+/// `teal secret set` encrypts to teal.yaml's recipients (what the age CLI
+/// decrypts, with either kind of key), keeps the file's comments and
+/// order, and neither it, `ls` nor `diff` prints a value.
+#[test]
+fn secret_set_writes_what_the_age_cli_decrypts_keeping_the_file_and_ls_names_no_value() {
+    let repo = common::Repo::new();
+    let keys = tempfile::tempdir().unwrap();
+    let (host_key, host) = age_keygen(keys.path(), "web-1.key");
+    let ssh_key = keys.path().join("alice");
+    run(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&ssh_key),
+        "ssh-keygen",
+    );
+    let alice = std::fs::read_to_string(keys.path().join("alice.pub")).unwrap();
+    let teal_yaml = format!(
+        "secrets:\n  recipients:\n    web-1: {host}\n    alice: {}\n",
+        alice.trim()
+    );
+    repo.commit(
+        "web",
+        &[
+            ("teal.yaml", Some(&teal_yaml)),
+            ("services/web.yaml", Some(&common::service("blue", Some("web:1"), None, "shop.example.com"))),
+            ("secrets/web.yaml", Some("# rotated by the on-call\nOTHER:\n  age: |\n    -----BEGIN AGE ENCRYPTED FILE-----\n    YWdlLWVuY3J5cHRpb24ub3JnL3YxCi0+IFgyNTUxOSBhYWEK\n    -----END AGE ENCRYPTED FILE-----\n")),
+        ],
+    );
+    let value = unique("postgres://u:pw");
+    let set = secret_set(repo.path(), "web", "DB", &format!("{value}\n"));
+    assert_eq!(set.code, 0, "{set:?}");
+    let text = std::fs::read_to_string(repo.path().join("secrets/web.yaml")).unwrap();
+    assert!(text.starts_with("# rotated by the on-call\nOTHER:\n"), "{text}");
+    assert!(
+        text.contains("DB:\n  recipients: [alice, web-1]\n  age: |\n    -----BEGIN AGE ENCRYPTED FILE-----\n"),
+        "{text}"
+    );
+    // The reference tool decrypts it with either recipient's key.
+    let armored: String = text
+        .split("DB:\n")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .skip(2)
+        .map(|l| format!("{}\n", l.trim_start()))
+        .collect();
+    for key in [&host_key, &ssh_key] {
+        let out = {
+            use std::io::Write;
+            let mut c = Command::new("age")
+                .arg("-d")
+                .arg("-i")
+                .arg(key)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            c.stdin.take().unwrap().write_all(armored.as_bytes()).unwrap();
+            c.wait_with_output().unwrap()
+        };
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            value,
+            "age -d -i {}",
+            key.display()
+        );
+    }
+    repo.commit("set DB", &[]);
+    let again = secret_set(repo.path(), "web", "DB", "rotated");
+    assert_eq!(again.code, 0, "{again:?}");
+    let after = std::fs::read_to_string(repo.path().join("secrets/web.yaml")).unwrap();
+    assert!(
+        after.starts_with("# rotated by the on-call\nOTHER:\n") && after.matches("DB:").count() == 1,
+        "{after}"
+    );
+    repo.commit("rotate DB", &[]);
+    let ls = teal(repo.path(), &["secret", "ls", "web"]);
+    assert_eq!(ls.code, 0, "{ls:?}");
+    assert!(
+        ls.stdout
+            .contains("DB\tfile /run/secrets/DB\tage in secrets/web.yaml, readable by alice, web-1"),
+        "{ls:?}"
+    );
+    assert!(ls.stdout.contains("OTHER\t"), "{ls:?}");
+    let diff = teal(repo.path(), &["diff", "--base", "HEAD~1", "--head", "HEAD"]);
+    assert_eq!(diff.code, 2, "{diff:?}");
+    assert!(
+        diff.stdout.contains("secret DB: changed (secret)") && !diff.stdout.contains("OTHER"),
+        "{diff:?}"
+    );
+    for out in [&set, &again, &ls, &diff] {
+        assert!(
+            !format!("{out:?}").contains(&value) && !format!("{out:?}").contains("rotated\""),
+            "{out:?}"
+        );
+    }
+    // No recipients: nothing is written, and the message says what to add.
+    repo.commit("no recipients", &[("teal.yaml", Some("network: teal\n"))]);
+    let none = secret_set(repo.path(), "web", "NEW", "x");
+    assert!(
+        none.code != 0 && none.stderr.contains("teal.yaml lists no secrets.recipients"),
+        "{none:?}"
+    );
+}

@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod history;
 pub mod host;
 pub mod plan;
+pub mod secret;
 pub mod status;
 pub mod trust;
 pub mod validate;

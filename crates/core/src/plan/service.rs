@@ -121,13 +121,13 @@ pub(super) fn plan_service(name: &str, desired: Option<&Service>, observed: Opti
         ));
         return plan;
     }
+    plan.secrets = secret_changes(svc, obs);
     if let Some(why) = refusal(svc, obs) {
         plan.change = Change::Refused;
         plan.refused = Some(why);
         return plan;
     }
     plan.steps = steps(svc, obs);
-    plan.secrets = secret_changes(svc, obs);
     if plan.steps.iter().any(|s| matches!(s, Step::WaitHealthy { .. })) {
         plan.gate = Some(svc.health.clone());
     }

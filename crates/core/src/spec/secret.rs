@@ -253,6 +253,71 @@ pub fn is_armored(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::RepoFiles;
+
+    const SVC: &str = "active: blue\nblue: {image: web:1}\nport: 80\nroute: {host: a.example.com}\nhealth: {tcp: {}}\n";
+    const ARMOR: &str = "-----BEGIN AGE ENCRYPTED FILE-----\n    YWdl\n    -----END AGE ENCRYPTED FILE-----";
+
+    fn load(extra: &str, secrets: Option<&str>) -> Result<crate::spec::Desired, Vec<String>> {
+        let mut f = RepoFiles {
+            has_services_dir: true,
+            ..Default::default()
+        };
+        f.files.insert("services/web.yaml".into(), format!("{SVC}{extra}"));
+        if let Some(s) = secrets {
+            f.files.insert("secrets/web.yaml".into(), s.into());
+        }
+        crate::spec::load(&f).map_err(|d| d.0.iter().map(|d| d.to_string()).collect())
+    }
+
+    #[test]
+    fn secrets_come_from_the_service_file_its_secrets_file_and_host_files() {
+        let file = format!("DB:\n  age: |\n    {ARMOR}\nAPI:\n  age: |\n    {ARMOR}\n");
+        let d = load(
+            "secrets: {API: {as: env}, KEY: {file: /etc/teal/k}}\nenv_from_files: {TOKEN: /etc/teal/t}\n",
+            Some(&file),
+        )
+        .unwrap();
+        let s = &d.services["web"].secrets;
+        let got: Vec<(&str, Delivery, bool)> = s
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.delivery, matches!(v.source, SecretSource::Age { .. })))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("API", Delivery::Env, true),
+                ("DB", Delivery::File, true),
+                ("KEY", Delivery::File, false),
+                ("TOKEN", Delivery::Env, false)
+            ]
+        );
+        let bad = load(
+            "env: {DB: x}\nsecrets: {DB: {age: nope}, NONE: {}, BOTH: {age: x, file: /x}, 1X: {file: rel}}\nenv_from_files: {NONE: /y}\n",
+            None,
+        )
+        .unwrap_err();
+        for want in [
+            "secret BOTH has both age and file",
+            "invalid secret name \"1X\"",
+            "\"rel\" is not an absolute path",
+            "DB is both in env and a secret",
+            "not an age ciphertext",
+            "secret NONE has no value: set one with `teal secret set web NONE`",
+            "NONE is also under secrets",
+        ] {
+            assert!(bad.iter().any(|e| e.contains(want)), "{want}: {bad:#?}");
+        }
+        let orphan = {
+            let mut f = RepoFiles {
+                has_services_dir: true,
+                ..Default::default()
+            };
+            f.files.insert("secrets/gone.yaml".into(), "A: {age: x}\n".into());
+            crate::spec::load(&f).unwrap_err().to_string()
+        };
+        assert!(orphan.contains("secrets/gone.yaml: no service gone"), "{orphan}");
+    }
 
     #[test]
     fn names_fit_both_variables_and_files_and_text_never_formats() {
