@@ -7,6 +7,7 @@
 //! traffic to a color that has not passed its checks in this run.
 
 pub mod record;
+pub mod release;
 mod rolling;
 mod rollout;
 mod swarm_roll;
@@ -86,6 +87,10 @@ pub enum StepError {
     Unchecked(Color),
     #[error("rolled back by analysis: {}", .0.figures)]
     RolledBack(Failure),
+    /// The release command failed or timed out (or failed before, for
+    /// this commit).
+    #[error("{0}")]
+    Release(String),
     #[error("{0}")]
     Invalid(String),
 }
@@ -149,6 +154,12 @@ impl Engine<'_> {
         match step {
             Step::PullImage { image, .. } => {
                 self.docker.pull(image, |line| (self.on_progress)(name, &line)).await?;
+            }
+            Step::Release { color, image } => {
+                // Its outcome is recorded in the state dir; a success's last
+                // lines go with the progress lines (a failure's in its error).
+                let note = self.release(need()?, *color, image).await?;
+                (self.on_progress)(name, &format!("release: {note}"));
             }
             Step::StartColor { color, replicas, .. } => {
                 let svc = need()?;

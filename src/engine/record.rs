@@ -22,6 +22,11 @@ impl Records {
         }
     }
 
+    /// The state dir the records are in.
+    pub fn state_dir(&self) -> &Path {
+        self.dir.parent().unwrap_or(&self.dir)
+    }
+
     fn path(&self, service: &str) -> PathBuf {
         self.dir.join(format!("{service}.json"))
     }

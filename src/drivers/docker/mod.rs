@@ -14,11 +14,13 @@ mod lifecycle;
 mod mounts;
 mod network;
 mod observe;
+mod release;
 mod replace;
 mod secrets;
 
 pub(crate) use lifecycle::env;
 pub use mounts::MountRules;
+pub use release::{ReleaseRun, ReleaseSpec};
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -1,5 +1,6 @@
 //! Secrets delivered as files: each container gets its values as 0400
-//! files teal writes under `state_dir/secrets/<service>/<dir>/`, bound
+//! files teal writes under `state_dir/secrets/<service>/<dir>/` (a
+//! release container's under `.release/<service>/<dir>/`), bound
 //! read-only at `/run/secrets/<NAME>` (env would show in `docker
 //! inspect`). These binds are teal's own, not the repo's: they pass the
 //! bind checks by a narrow exemption (`is_own`) that covers exactly a
@@ -26,7 +27,12 @@ impl MountRules {
             return false;
         };
         let parts: Vec<Component> = rest.components().collect();
-        let [Component::Normal(_), Component::Normal(_), Component::Normal(name)] = parts.as_slice() else {
+        // A release container's files sit one level further down.
+        let parts = match parts.as_slice() {
+            [Component::Normal(r), tail @ ..] if *r == ".release" => tail,
+            all => all,
+        };
+        let [Component::Normal(_), Component::Normal(_), Component::Normal(name)] = parts else {
             return false;
         };
         let Some(name) = name.to_str() else { return false };
@@ -163,6 +169,10 @@ mod tests {
             ..Default::default()
         };
         assert!(rules.is_own(&dir.join("DB"), "/run/secrets/DB"));
+        let release = root.join(".release").join("web").join(unique("teal-web-release"));
+        write_files(&release, &files).unwrap();
+        assert!(rules.is_own(&release.join("DB"), "/run/secrets/DB"));
+        assert!(!rules.is_own(&root.join(".release").join("web").join("DB"), "/run/secrets/DB"));
         // Another destination, another name, the dir itself, a level up,
         // outside the secrets dir, a symlink, no secrets dir at all.
         assert!(!rules.is_own(&dir.join("DB"), "/data"));

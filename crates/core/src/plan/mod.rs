@@ -110,6 +110,10 @@ pub enum Step {
         replicas: u32,
         spec_hash: String,
     },
+    /// Run the service's release command once in a container of `image`
+    /// before `color` starts (once per commit: a recorded success is not
+    /// run again); a failure stops the deploy before any traffic moves.
+    Release { color: Color, image: String },
     /// Run the declared checks on every replica of `color`; fail the deploy
     /// (and stop here) past the deadline.
     WaitHealthy { color: Color },
@@ -171,6 +175,7 @@ impl Step {
     pub fn color(&self) -> Option<Color> {
         match self {
             Step::PullImage { color, .. }
+            | Step::Release { color, .. }
             | Step::StartColor { color, .. }
             | Step::WaitHealthy { color }
             | Step::Reroute { color }

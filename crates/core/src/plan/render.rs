@@ -93,6 +93,9 @@ pub fn step(s: &Step) -> String {
         Step::PullImage { color, image } => format!("pull {image} for {color} (if missing)"),
         Step::StartColor { color, replicas: 1, .. } => format!("start {color} (1 replica)"),
         Step::StartColor { color, replicas, .. } => format!("start {color} ({replicas} replicas)"),
+        Step::Release { color, image } => {
+            format!("run the release command in {image} before {color} starts (once per commit)")
+        }
         Step::WaitHealthy { color } => format!("check {color}"),
         Step::Switch { from: Some(f), to } => format!("switch traffic {f} -> {to}"),
         Step::Switch { from: None, to } => format!("route traffic to {to}"),

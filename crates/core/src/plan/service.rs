@@ -215,8 +215,10 @@ fn steps(svc: &Service, obs: &ObservedService) -> Vec<Step> {
     let route_stale =
         obs.route_hash.as_deref() != Some(route_hash(svc).as_str()) || obs.route_drifted || obs.stale_peers;
     if obs.live != Some(target) {
-        // A new color takes traffic: start what is missing, check, switch.
+        // A new color takes traffic: start what is missing (after the
+        // release, when new containers are made), check, switch.
         start(svc, target, st, &mut steps);
+        release_first(svc, target, &mut steps);
         steps.push(Step::WaitHealthy { color: target });
         move_traffic(svc, obs.live, target, &mut steps);
         if st == State::Extra {
@@ -273,19 +275,42 @@ fn rolling(svc: &Service, color: Color, st: State, have: &[ObservedContainer]) -
     let spec = ContainerSpec::of(svc, color)?;
     let half_swapped = have.iter().any(|c| !c.at_rest(&svc.name, color));
     (st == State::Create || half_swapped).then(|| {
-        vec![
-            Step::PullImage {
-                color,
-                image: spec.image.clone(),
-            },
-            Step::Roll {
+        let release = svc.release.as_ref().map(|_| Step::Release {
+            color,
+            image: spec.image.clone(),
+        });
+        let pull = Step::PullImage {
+            color,
+            image: spec.image.clone(),
+        };
+        [pull]
+            .into_iter()
+            .chain(release)
+            .chain([Step::Roll {
                 color,
                 image: spec.image.clone(),
                 replicas: svc.replicas,
                 max_surge,
-            },
-        ]
+            }])
+            .collect()
     })
+}
+
+/// With a release command, a `Release` step before new containers of
+/// `color` start (not when stopped ones start again: no new version).
+fn release_first(svc: &Service, color: Color, steps: &mut Vec<Step>) {
+    if svc.release.is_none() {
+        return;
+    }
+    let at = steps
+        .iter()
+        .position(|s| matches!(s, Step::StartColor { color: c, .. } if *c == color));
+    let pulled = steps
+        .iter()
+        .any(|s| matches!(s, Step::PullImage { color: c, .. } if *c == color));
+    if let (Some(at), true, Some(image)) = (at, pulled, svc.images.get(color).clone()) {
+        steps.insert(at, Step::Release { color, image });
+    }
 }
 
 /// How traffic gets to `to`: by the canary's steps when there is an old
