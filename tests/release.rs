@@ -9,6 +9,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::age::{encrypt, entry, keygen};
 use common::host::TestHost;
 use common::{app_image_version, get_via, proxy_or_fail, teal, unique};
 
@@ -29,37 +30,10 @@ fn release(mode: &str, timeout: &str) -> String {
 async fn host(prefix: &str, value: &str) -> TestHost {
     proxy_or_fail("haproxy");
     let h = TestHost::new(prefix).await;
-    let key = h.dir.path().join("age.key");
-    let keygen = Command::new("age-keygen")
-        .arg("-o")
-        .arg(&key)
-        .output()
-        .expect("age-keygen: apt-get install -y age");
-    assert!(keygen.status.success());
-    let to = Command::new("age-keygen").arg("-y").arg(&key).output().unwrap();
-    let recipient = String::from_utf8(to.stdout).unwrap();
-    let armored = {
-        use std::io::Write;
-        let mut c = Command::new("age")
-            .args(["-a", "-r", recipient.trim()])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("age: apt-get install -y age");
-        c.stdin.take().unwrap().write_all(value.as_bytes()).unwrap();
-        c.wait_with_output().unwrap().stdout
-    };
-    let body: String = String::from_utf8(armored)
-        .unwrap()
-        .lines()
-        .map(|l| format!("    {l}\n"))
-        .collect();
+    let (key, recipient) = keygen(h.dir.path(), "age.key");
+    let armored = encrypt("-r", &recipient, value);
     std::fs::create_dir_all(h.work.join("secrets")).unwrap();
-    std::fs::write(
-        h.work.join(format!("secrets/{}.yaml", h.svc)),
-        format!("DB:\n  age: |\n{body}"),
-    )
-    .unwrap();
+    std::fs::write(h.work.join(format!("secrets/{}.yaml", h.svc)), entry("DB", &armored)).unwrap();
     h.managed_config("haproxy");
     let mut config = std::fs::read_to_string(&h.config).unwrap();
     config.push_str(&format!("secrets: {{identity_file: {}}}\n", key.display()));

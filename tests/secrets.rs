@@ -9,62 +9,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use common::age::{encrypt, entry, fnv, inspect_all, keygen, run, secret_files};
 use common::host::TestHost;
 use common::{app_image, get_via, proxy_or_fail, teal, unique, DockerGuard};
-
-/// Runs a tool, failing (never skipping) with how to install it.
-fn run(cmd: &mut Command, what: &str) -> String {
-    let out = cmd.output().unwrap_or_else(|e| {
-        panic!("{what}: {e}: these tests need Debian's age and ssh-keygen: apt-get install -y age openssh-client (.ci/run does this)")
-    });
-    assert!(
-        out.status.success(),
-        "{what}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// An age-keygen identity in `dir` (mode 0600): its path and recipient.
-pub fn age_keygen(dir: &Path, name: &str) -> (PathBuf, String) {
-    let key = dir.join(name);
-    run(Command::new("age-keygen").arg("-o").arg(&key), "age-keygen");
-    let recipient = run(Command::new("age-keygen").arg("-y").arg(&key), "age-keygen -y");
-    (key, recipient.trim().to_string())
-}
-
-/// `value` encrypted by the age CLI to `-r recipient` or `-R file`.
-pub fn age_encrypt(flag: &str, to: &str, value: &str) -> String {
-    use std::io::Write;
-    let mut child = Command::new("age")
-        .args(["-a", flag, to])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("age is installed: apt-get install -y age (.ci/run does this)");
-    child.stdin.take().unwrap().write_all(value.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "age -a {flag} {to}");
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// A secrets file entry: `NAME:` with the armored value as a block.
-pub fn entry(name: &str, armored: &str) -> String {
-    let body: String = armored.lines().map(|l| format!("    {l}\n")).collect();
-    format!("{name}:\n  age: |\n{body}")
-}
-
-/// FNV-1a 64 of `data` as hex: what the demo app answers for a secret.
-fn fnv(data: &str) -> String {
-    let h = data.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-    });
-    format!("{h:016x}\n")
-}
 
 /// Appends host config lines.
 fn add_config(h: &TestHost, lines: &str) {
@@ -85,17 +35,6 @@ fn push_files(h: &TestHost, msg: &str, files: &[(String, String)]) {
     common::git_in(&h.work, &["push", "-q", "origin", "HEAD:main"]);
 }
 
-/// `docker inspect` of every container of `service`, as text.
-fn inspect_all(service: &str) -> String {
-    let ids = run(
-        Command::new("docker").args(["ps", "-aq", "--filter", &format!("label=teal.service={service}")]),
-        "docker ps",
-    );
-    let ids: Vec<&str> = ids.split_whitespace().collect();
-    assert!(!ids.is_empty(), "no containers of {service}");
-    run(Command::new("docker").arg("inspect").args(&ids), "docker inspect")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_secret_is_a_file_in_the_container_and_a_rotation_restarts_the_color_leaking_nowhere() {
     proxy_or_fail("haproxy");
@@ -103,7 +42,7 @@ async fn a_secret_is_a_file_in_the_container_and_a_rotation_restarts_the_color_l
     let image = app_image(&h.docker).await;
     let keys = h.dir.path().join("keys");
     std::fs::create_dir(&keys).unwrap();
-    let (identity, recipient) = age_keygen(&keys, "host.key");
+    let (identity, recipient) = keygen(&keys, "host.key");
     let host_files = h.dir.path().join("host-secrets");
     std::fs::create_dir(&host_files).unwrap();
     let token = format!("tok-{}", unique("t"));
@@ -129,7 +68,7 @@ async fn a_secret_is_a_file_in_the_container_and_a_rotation_restarts_the_color_l
         "web with a database",
         &[
             (svc_file.clone(), h.service("blue", &image, None, &extra)),
-            (secrets_file.clone(), entry("DB", &age_encrypt("-r", &recipient, &v1))),
+            (secrets_file.clone(), entry("DB", &encrypt("-r", &recipient, &v1))),
         ],
     );
     let _daemon = h.start_daemon();
@@ -160,7 +99,7 @@ async fn a_secret_is_a_file_in_the_container_and_a_rotation_restarts_the_color_l
         "rotate the database password",
         &[
             (svc_file.clone(), h.service("green", &image, Some(&image), &extra)),
-            (secrets_file.clone(), entry("DB", &age_encrypt("-r", &recipient, &v2))),
+            (secrets_file.clone(), entry("DB", &encrypt("-r", &recipient, &v2))),
         ],
     );
     h.until_only_serves("1.0 green\n", 60).await;
@@ -209,17 +148,6 @@ async fn a_secret_is_a_file_in_the_container_and_a_rotation_restarts_the_color_l
     }
 }
 
-/// The secret files under `dir` (one dir per container).
-fn secret_files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(dirs) = std::fs::read_dir(dir) else {
-        return vec![];
-    };
-    dirs.flatten()
-        .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
-        .map(|f| f.path())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_host_that_is_not_a_recipient_keeps_that_service_as_it_runs_and_deploys_the_others() {
     proxy_or_fail("haproxy");
@@ -236,7 +164,7 @@ async fn a_host_that_is_not_a_recipient_keeps_that_service_as_it_runs_and_deploy
         "ssh-keygen",
     );
     let host_pub = format!("{}.pub", host_key.display());
-    let (_, stranger) = age_keygen(&keys, "stranger.key");
+    let (_, stranger) = keygen(&keys, "stranger.key");
     h.managed_config("haproxy");
     add_config(&h, &format!("secrets: {{identity_file: {}}}\n", host_key.display()));
     let other = format!("{}-b", h.svc);
@@ -263,7 +191,7 @@ async fn a_host_that_is_not_a_recipient_keeps_that_service_as_it_runs_and_deploy
             (format!("services/{}.yaml", h.svc), h.service("blue", &image, None, "")),
             (
                 format!("secrets/{}.yaml", h.svc),
-                entry("DB", &age_encrypt("-R", &host_pub, &v1)),
+                entry("DB", &encrypt("-R", &host_pub, &v1)),
             ),
             (format!("services/{other}.yaml"), other_file("blue", false)),
         ],
@@ -284,7 +212,7 @@ async fn a_host_that_is_not_a_recipient_keeps_that_service_as_it_runs_and_deploy
             ),
             (
                 format!("secrets/{}.yaml", h.svc),
-                entry("DB", &age_encrypt("-r", &stranger, &v2)),
+                entry("DB", &encrypt("-r", &stranger, &v2)),
             ),
             (format!("services/{other}.yaml"), other_file("green", true)),
         ],
@@ -308,7 +236,7 @@ async fn a_host_that_is_not_a_recipient_keeps_that_service_as_it_runs_and_deploy
         "the other goes on"
     );
     // A damaged value says so.
-    let damaged = age_encrypt("-R", &host_pub, &v2).replacen("\n", "\nAAAA", 2);
+    let damaged = encrypt("-R", &host_pub, &v2).replacen("\n", "\nAAAA", 2);
     push_files(
         &h,
         "damaged",
@@ -323,96 +251,6 @@ async fn a_host_that_is_not_a_recipient_keeps_that_service_as_it_runs_and_deploy
     for out in [&first, &second, &third] {
         assert!(!out.stderr.contains(&v1) && !out.stderr.contains(&v2), "{out:?}");
     }
-}
-
-/// teal's own secret files pass the bind checks by an exemption that
-/// covers exactly them: a service (the repo) naming one of those files,
-/// or the dir, as a volume is held to `policy.volumes` like any path,
-/// and refused; a stopped container with its secret files starts again.
-#[tokio::test]
-async fn the_secret_file_exemption_mounts_only_what_teal_wrote_for_the_container() {
-    use std::collections::BTreeMap;
-    use teal::drivers::docker::{DockerDriver, MountRules};
-    use teal::spec::container::{ContainerSpec, SecretMount};
-    use teal::spec::secret::{Delivery, SecretText};
-    use teal::spec::{Color, RestartPolicy};
-
-    common::docker_or_fail();
-    let network = unique("teal-test-net");
-    let (service, other) = (unique("own"), unique("thief"));
-    let _guard = DockerGuard {
-        services: vec![service.clone(), other.clone()],
-        network: network.clone(),
-    };
-    let state = tempfile::tempdir().unwrap();
-    let secrets_dir = std::fs::canonicalize(state.path()).unwrap().join("secrets");
-    let rules = MountRules {
-        policy: teal::policy::Policy {
-            volumes: Some(vec!["/srv/teal-test-allowed/".into()]),
-            ..Default::default()
-        },
-        secrets_dir: Some(secrets_dir.clone()),
-        ..Default::default()
-    };
-    let docker = DockerDriver::connect(None, &network).await.unwrap().with_mounts(rules);
-    docker.ensure_network().await.unwrap();
-    let image = app_image(&docker).await;
-    let spec = |service: &str, volumes: Vec<String>, secrets: BTreeMap<String, SecretMount>| ContainerSpec {
-        service: service.to_string(),
-        color: Color::Blue,
-        image: image.clone(),
-        port: 8080,
-        env: BTreeMap::new(),
-        command: None,
-        volumes,
-        labels: BTreeMap::new(),
-        restart: RestartPolicy::UnlessStopped,
-        network: None,
-        secrets,
-        env_key: Some(Default::default()),
-    };
-    let value = unique("value");
-    let mine = BTreeMap::from([(
-        "DB".to_string(),
-        SecretMount {
-            value: SecretText::new(value.clone()),
-            delivery: Delivery::File,
-        },
-    )]);
-    let own = spec(&service, vec![], mine);
-    docker.ensure_color(&own, 1, "c1").await.unwrap();
-    let files = secret_files(&secrets_dir.join(&service));
-    assert_eq!(files.len(), 1);
-    assert_eq!(std::fs::read_to_string(&files[0]).unwrap(), value);
-    // Stopped and started again: the exemption holds at every start.
-    docker.stop_color(&service, Color::Blue).await.unwrap();
-    docker.ensure_color(&own, 1, "c1").await.unwrap();
-    let inspect = inspect_all(&service);
-    assert!(inspect.contains("\"Destination\": \"/run/secrets/DB\""), "{inspect}");
-    assert!(!inspect.contains(&value), "the value is in no inspect: {inspect}");
-
-    // The repo names teal's file, its dir, or the whole secrets dir.
-    for volume in [
-        format!("{}:/run/secrets/DB:ro", files[0].display()),
-        format!("{}:/run/secrets:ro", files[0].parent().unwrap().display()),
-        format!("{}:/stolen", secrets_dir.display()),
-    ] {
-        let e = docker
-            .ensure_color(&spec(&other, vec![volume.clone()], BTreeMap::new()), 1, "c1")
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("is outside this host's policy (policy.volumes: /srv/teal-test-allowed/)")
-                && e.contains("so teal did not create it"),
-            "{volume}: {e}"
-        );
-    }
-    docker.remove_service(&service).await.unwrap();
-    assert!(
-        secret_files(&secrets_dir.join(&service)).is_empty(),
-        "removed with the color"
-    );
 }
 
 /// `teal secret set NAME` with the value on stdin, in `dir`.
@@ -437,7 +275,7 @@ fn secret_set(dir: &Path, service: &str, name: &str, value: &str) -> common::Run
 fn secret_set_writes_what_the_age_cli_decrypts_keeping_the_file_and_ls_names_no_value() {
     let repo = common::Repo::new();
     let keys = tempfile::tempdir().unwrap();
-    let (host_key, host) = age_keygen(keys.path(), "web-1.key");
+    let (host_key, host) = keygen(keys.path(), "web-1.key");
     let ssh_key = keys.path().join("alice");
     run(
         Command::new("ssh-keygen")

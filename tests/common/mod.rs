@@ -2,6 +2,7 @@
 //! built `teal` binary.
 #![allow(dead_code)]
 
+pub mod age;
 pub mod browser;
 pub mod engine;
 pub mod host;
