@@ -28,8 +28,9 @@ pub fn resolve(desired: &mut Desired, identity_file: Option<&Path>, policy: &Pol
         (true, Some(p)) => Identity::read(p).map_err(|e| e.to_string()),
     };
     for svc in desired.services.values_mut() {
+        // Said once per commit by whoever plans it (a refusal), not here
+        // at every poll.
         if let Err(why) = resolve_service(svc, identity.as_ref(), policy) {
-            tracing::error!(service = %svc.name, error = %why, "cannot read a secret");
             svc.secret_error = Some(why);
         }
     }
