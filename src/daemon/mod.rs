@@ -5,7 +5,6 @@
 //! backoff, or at once on a new commit. Problems are logged once per
 //! change of state, not once per pass.
 
-pub mod backoff;
 pub mod dashboard;
 mod docker_events;
 mod fetch;
@@ -17,6 +16,7 @@ pub mod lock;
 mod outcomes;
 pub mod rlimit;
 mod rollouts;
+pub mod scheduler;
 pub mod status;
 pub mod systemd;
 pub mod waves;
@@ -33,7 +33,7 @@ use crate::engine::StepEvent;
 use crate::events::EventLog;
 use crate::plan::Change;
 use crate::reconcile::{Host, Revision};
-use backoff::Backoff;
+use scheduler::backoff::{self, Backoff};
 
 /// The daemon's state between passes (what it must remember is small: the
 /// last good commit, backoff, and what it already reported).
