@@ -9,6 +9,8 @@
 //! that feed it, and `daemon::run` the loop that waits on it.
 
 pub mod backoff;
+pub mod intake;
+pub mod sources;
 
 use std::fmt;
 use std::time::{Duration, Instant};
