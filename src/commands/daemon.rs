@@ -81,7 +81,7 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
         info!("first pass done");
         systemd::notify("READY=1");
     };
-    crate::daemon::run::run(&mut daemon, intake, Some(&load), shutdown, &ready).await;
+    crate::daemon::controller::run(&mut daemon, intake, Some(&load), shutdown, &ready).await;
     systemd::notify("STOPPING=1");
     daemon.stop_proxy();
     Ok(super::exit::OK)

@@ -90,7 +90,7 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
             repo.display()
         );
     };
-    crate::daemon::run::run(&mut daemon, intake, None, shutdown, &ready).await;
+    crate::daemon::controller::run(&mut daemon, intake, None, shutdown, &ready).await;
     daemon.stop_proxy();
     println!(
         "teal demo stopped; `{teal} demo --clean` removes its containers, network, images and {}",

@@ -4,9 +4,10 @@
 //! good desired state keeps being served. A failed deploy is retried with
 //! backoff, or at once on a new commit. Problems are logged once per
 //! change of state, not once per pass. `Daemon` is what a pass needs;
-//! when passes run, and why, is the `scheduler`'s decision, which `run`
-//! waits on.
+//! when passes run, and why, is the `scheduler`'s decision, and
+//! `controller` the loop that waits on it.
 
+pub mod controller;
 pub mod dashboard;
 mod fetch;
 pub mod figures;
@@ -18,7 +19,6 @@ mod outcomes;
 mod reload;
 pub mod rlimit;
 mod rollouts;
-pub mod run;
 pub mod scheduler;
 pub mod status;
 pub mod systemd;

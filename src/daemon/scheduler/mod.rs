@@ -6,7 +6,7 @@
 //! retry times a pass consults, and how long the loop waits after a pass
 //! that met an outage. Every decision takes the time as an argument, so
 //! it is tested without waiting; `intake` and `sources` are the edges
-//! that feed it, and `daemon::run` the loop that waits on it.
+//! that feed it, and `daemon::controller` the loop that waits on it.
 
 pub mod backoff;
 pub mod intake;

@@ -1,6 +1,7 @@
-//! The daemon's loop: asks the scheduler what to do, waits on its timer
-//! and on triggers, and runs the passes and reloads it asks for. It
-//! decides nothing itself (see `scheduler`).
+//! The daemon's loop (a controller in kube-runtime's sense): asks the
+//! scheduler what to do, waits on its timer and on triggers, and runs the
+//! passes and reloads it asks for. It decides nothing itself (see
+//! `scheduler`).
 
 use std::time::Instant;
 
