@@ -32,9 +32,10 @@ use tracing::{error, info, warn};
 use crate::config::HostConfig;
 use crate::engine::StepEvent;
 use crate::events::EventLog;
-use crate::plan::Change;
+use crate::plan::{Change, Plan};
 use crate::reconcile::{Host, Revision};
 use scheduler::backoff::Backoff;
+use waves::Gate;
 
 /// What a pass needs, and what it must remember between passes (small:
 /// the last good commit and what it already reported). When passes run
@@ -124,6 +125,11 @@ impl Daemon {
     /// When the loop last made progress, for the systemd watchdog.
     pub fn progress(&self) -> &systemd::Progress {
         &self.progress
+    }
+
+    /// The bearer token the status API requires (host.token_file).
+    pub fn status_token(&self) -> Option<String> {
+        self.peers.token().map(String::from)
     }
 
     /// The host config in use (the last one loaded, SIGHUP included).
@@ -217,6 +223,56 @@ impl Daemon {
         m.reconcile_seconds_last = started.elapsed().as_secs_f64();
         m.reconcile_seconds_sum += m.reconcile_seconds_last;
         outage
+    }
+
+    /// Holds back, for this pass, the services whose earlier waves do not
+    /// serve this commit yet (or failed it), saying why once per change.
+    async fn gate_waves(&mut self, plan: &mut Plan, rev: &Revision) {
+        let me = self.host.config.host.resolved_name();
+        for sp in plan.services.iter_mut().filter(|s| !s.steps.is_empty()) {
+            // A deleted service has no waves: it leaves every host at once.
+            let Some(svc) = rev.desired.services.get(&sp.service) else {
+                continue;
+            };
+            let fleet = &self.host.config.fleet;
+            let waiting = match self.peers.gate(&rev.desired, fleet, &me, svc, &rev.commit).await {
+                Gate::Go => None,
+                Gate::Wait(m) | Gate::Stop(m) => Some(m),
+            };
+            let mut status = self.shared.status.write().expect("status lock");
+            let entry = status.services.entry(sp.service.clone()).or_default();
+            if entry.waiting != waiting {
+                if let Some(m) = &waiting {
+                    info!(service = %sp.service, commit = %&rev.commit[..rev.commit.len().min(10)], "{m}");
+                }
+                entry.waiting = waiting.clone();
+            }
+            if waiting.is_some() {
+                sp.steps.clear();
+            }
+        }
+    }
+
+    /// Services with nothing to do serve this commit.
+    fn mark_converged(&self, plan: &Plan, commit: &str) {
+        for sp in plan.services.iter().filter(|s| s.change == Change::None) {
+            self.mark(&sp.service, Some(commit), None);
+        }
+    }
+
+    /// Records what peers of later waves read: the commit a service
+    /// serves, or the one that failed it.
+    fn mark(&self, service: &str, serving: Option<&str>, failed: Option<&str>) {
+        let mut status = self.shared.status.write().expect("status lock");
+        let s = status.services.entry(service.to_string()).or_default();
+        if let Some(c) = serving {
+            s.serving = Some(c.to_string());
+            s.failed = None;
+            s.waiting = None;
+        }
+        if let Some(c) = failed {
+            s.failed = Some(c.to_string());
+        }
     }
 }
 
