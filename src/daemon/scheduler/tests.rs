@@ -1,5 +1,5 @@
-//! The scheduler's decisions on a made-up clock: `t(s)` is `s` seconds
-//! (to the millisecond) after the start; nothing here sleeps.
+//! The scheduler's decisions on a made-up clock: times are seconds (to
+//! the millisecond) after the start; nothing here sleeps.
 
 use super::*;
 
@@ -11,160 +11,155 @@ fn t(secs: f64) -> Instant {
     *BASE.get_or_init(Instant::now) + Duration::from_millis((secs * 1000.0).round() as u64)
 }
 
-/// A scheduler past its first pass, which ended at `t(0)`.
-fn idle() -> Scheduler {
-    let mut s = Scheduler::new(POLL, t(0.0));
-    assert_eq!(s.next(t(0.0)), Next::Pass(Trigger::Start));
-    s.finished(false, t(0.0));
-    s
+/// A scheduler told the time in seconds, with what it must decide.
+struct Clock(Scheduler);
+
+impl Clock {
+    /// Past its first pass, which ended at 0.
+    fn idle() -> Clock {
+        let mut c = Clock(Scheduler::new(POLL, t(0.0)));
+        c.pass(0.0, Trigger::Start, 0.0);
+        c
+    }
+
+    fn trigger(&mut self, trigger: Trigger, at: f64) {
+        self.0.request(trigger, t(at));
+    }
+
+    /// `why` comes at `at`, and its pass starts at once.
+    fn triggers_pass(&mut self, why: Trigger, at: f64) {
+        self.trigger(why, at);
+        self.starts(at, why);
+    }
+
+    /// A pass for `why` starts at `start`.
+    fn starts(&mut self, start: f64, why: Trigger) {
+        assert_eq!(self.0.next(t(start)), Next::Pass(why), "at {start}");
+    }
+
+    /// A pass for `why` runs from `start` to `end`, meeting no outage.
+    fn pass(&mut self, start: f64, why: Trigger, end: f64) {
+        self.starts(start, why);
+        self.0.finished(false, t(end));
+    }
+
+    /// At `now`, nothing runs before `until`.
+    fn waits(&mut self, now: f64, until: f64) {
+        assert_eq!(self.0.next(t(now)), Next::Wait(t(until)), "at {now}");
+    }
 }
 
 #[test]
 fn the_first_pass_runs_at_once_then_one_each_poll() {
-    let mut s = Scheduler::new(POLL, t(0.0));
-    assert_eq!(s.next(t(0.0)), Next::Pass(Trigger::Start));
-    s.finished(false, t(2.0));
-    assert_eq!(
-        s.next(t(2.0)),
-        Next::Wait(t(17.0)),
-        "the poll counts from the end of a pass"
-    );
-    assert_eq!(s.next(t(17.0)), Next::Pass(Trigger::Poll));
+    let mut c = Clock(Scheduler::new(POLL, t(0.0)));
+    c.pass(0.0, Trigger::Start, 2.0);
+    c.waits(2.0, 17.0); // the poll counts from the end of a pass
+    c.starts(17.0, Trigger::Poll);
 }
 
 #[test]
 fn a_trigger_runs_a_pass_before_the_poll_and_says_so() {
     for trigger in [Trigger::Webhook, Trigger::RepoChanged] {
-        let mut s = idle();
-        s.request(trigger, t(3.0));
-        assert_eq!(s.next(t(3.0)), Next::Pass(trigger));
-        s.finished(false, t(4.0));
-        assert_eq!(
-            s.next(t(4.0)),
-            Next::Wait(t(19.0)),
-            "the poll counts again from that pass"
-        );
+        let mut c = Clock::idle();
+        c.trigger(trigger, 3.0);
+        c.pass(3.0, trigger, 4.0);
+        c.waits(4.0, 19.0);
     }
 }
 
 #[test]
 fn at_most_one_pass_is_in_flight_and_triggers_meanwhile_make_one_more() {
-    let mut s = idle();
-    s.request(Trigger::Webhook, t(1.0));
-    assert_eq!(s.next(t(1.0)), Next::Pass(Trigger::Webhook));
+    let mut c = Clock::idle();
+    c.triggers_pass(Trigger::Webhook, 1.0);
     for at in [2.0, 3.0, 4.0] {
-        s.request(Trigger::RepoChanged, t(at));
-        s.request(Trigger::Webhook, t(at));
+        c.trigger(Trigger::RepoChanged, at);
+        c.trigger(Trigger::Webhook, at);
     }
-    assert_eq!(s.next(t(5.0)), Next::Busy, "due, but a pass is in flight");
-    s.finished(false, t(10.0));
-    assert_eq!(
-        s.next(t(10.0)),
-        Next::Pass(Trigger::RepoChanged),
-        "the first of them names the pass"
-    );
-    s.finished(false, t(11.0));
-    assert_eq!(s.next(t(11.0)), Next::Wait(t(26.0)), "six triggers, one pass");
+    assert_eq!(c.0.next(t(5.0)), Next::Busy, "due, but a pass is in flight");
+    c.0.finished(false, t(10.0));
+    // The first of the six names the pass; one pass for all.
+    c.pass(10.0, Trigger::RepoChanged, 11.0);
+    c.waits(11.0, 26.0);
 }
 
 #[test]
 fn a_trigger_the_pass_in_flight_started_after_needs_no_other_pass() {
-    let mut s = idle();
-    s.request(Trigger::Webhook, t(5.0));
-    assert_eq!(s.next(t(5.0)), Next::Pass(Trigger::Webhook));
+    let mut c = Clock::idle();
+    c.triggers_pass(Trigger::Webhook, 5.0);
     // Came before the start, read by the loop only after it.
-    s.request(Trigger::RepoChanged, t(4.9));
-    s.finished(false, t(6.0));
-    assert_eq!(s.next(t(6.0)), Next::Wait(t(21.0)));
+    c.trigger(Trigger::RepoChanged, 4.9);
+    c.0.finished(false, t(6.0));
+    c.waits(6.0, 21.0);
 
-    s.request(Trigger::Webhook, t(20.0));
-    assert_eq!(s.next(t(20.0)), Next::Pass(Trigger::Webhook));
-    s.request(Trigger::RepoChanged, t(20.5));
-    s.finished(false, t(21.0));
-    assert_eq!(
-        s.next(t(21.0)),
-        Next::Pass(Trigger::RepoChanged),
-        "came during the pass"
-    );
+    c.triggers_pass(Trigger::Webhook, 20.0);
+    c.trigger(Trigger::RepoChanged, 20.5);
+    c.0.finished(false, t(21.0));
+    c.starts(21.0, Trigger::RepoChanged); // came during the pass
 }
 
 #[test]
 fn docker_events_wait_a_second_and_run_at_most_one_pass_a_second() {
-    let mut s = idle();
-    s.request(Trigger::Docker, t(3.0));
-    assert_eq!(s.next(t(3.0)), Next::Wait(t(4.0)), "settles for a second");
+    let mut c = Clock::idle();
+    c.trigger(Trigger::Docker, 3.0);
+    c.waits(3.0, 4.0);
     for at in [3.2, 3.5, 3.9] {
-        s.request(Trigger::Docker, t(at));
+        c.trigger(Trigger::Docker, at);
     }
-    assert_eq!(s.next(t(4.0)), Next::Pass(Trigger::Docker));
+    c.starts(4.0, Trigger::Docker);
     // A crash loop: an event every 100 ms while the pass runs and after.
-    s.request(Trigger::Docker, t(4.1));
-    s.request(Trigger::Docker, t(4.2));
-    s.finished(false, t(4.3));
-    s.request(Trigger::Docker, t(4.4));
-    assert_eq!(s.next(t(4.4)), Next::Wait(t(5.1)));
-    assert_eq!(s.next(t(5.1)), Next::Pass(Trigger::Docker));
-    s.finished(false, t(5.2));
-    assert_eq!(
-        s.next(t(5.2)),
-        Next::Wait(t(20.2)),
-        "the loop's events folded into two passes"
-    );
+    c.trigger(Trigger::Docker, 4.1);
+    c.trigger(Trigger::Docker, 4.2);
+    c.0.finished(false, t(4.3));
+    c.trigger(Trigger::Docker, 4.4);
+    c.waits(4.4, 5.1);
+    c.pass(5.1, Trigger::Docker, 5.2);
+    c.waits(5.2, 20.2); // seven events, two passes
 }
 
 #[test]
 fn a_webhook_does_not_wait_for_a_settling_docker_event() {
-    let mut s = idle();
-    s.request(Trigger::Docker, t(3.0));
-    s.request(Trigger::Webhook, t(3.5));
-    assert_eq!(s.next(t(3.5)), Next::Pass(Trigger::Webhook));
-    s.finished(false, t(3.6));
-    assert_eq!(
-        s.next(t(3.6)),
-        Next::Wait(t(18.6)),
-        "the webhook's pass read the world after the event"
-    );
+    let mut c = Clock::idle();
+    c.trigger(Trigger::Docker, 3.0);
+    c.trigger(Trigger::Webhook, 3.5);
+    c.pass(3.5, Trigger::Webhook, 3.6);
+    c.waits(3.6, 18.6); // that pass read the world after the event
 }
 
 #[test]
 fn outages_in_a_row_slow_the_loop_down_and_a_good_pass_resets_it() {
-    let mut s = idle();
+    let mut c = Clock::idle();
     let mut due = 15.0;
     for wait in [30.0, 60.0, 120.0, 240.0, 300.0, 300.0] {
-        assert_eq!(s.next(t(due)), Next::Pass(Trigger::Poll));
-        s.finished(true, t(due));
-        assert_eq!(s.next(t(due)), Next::Wait(t(due + wait)), "after {due}");
+        c.starts(due, Trigger::Poll);
+        c.0.finished(true, t(due));
+        c.waits(due, due + wait);
         due += wait;
     }
     // A trigger is not held back by the outage's wait.
-    s.request(Trigger::Webhook, t(due - 100.0));
-    assert_eq!(s.next(t(due - 100.0)), Next::Pass(Trigger::Webhook));
-    s.finished(false, t(due - 99.0));
-    assert_eq!(s.retry_in(), POLL);
-    assert_eq!(s.next(t(due - 99.0)), Next::Wait(t(due - 84.0)));
+    c.trigger(Trigger::Webhook, due - 100.0);
+    c.pass(due - 100.0, Trigger::Webhook, due - 99.0);
+    assert_eq!(c.0.retry_in(), POLL);
+    c.waits(due - 99.0, due - 84.0);
 }
 
 #[test]
 fn sighup_reads_the_config_before_the_next_pass_then_runs_one() {
-    let mut s = idle();
-    s.request(Trigger::Reload, t(1.0));
-    assert_eq!(s.next(t(1.0)), Next::Reload);
-    s.reloaded(Some(Duration::from_secs(60)), t(1.5));
-    assert_eq!(s.next(t(1.5)), Next::Pass(Trigger::Reload), "a pass at once");
-    s.finished(false, t(2.0));
-    assert_eq!(s.next(t(2.0)), Next::Wait(t(62.0)), "the new poll interval");
+    let mut c = Clock::idle();
+    c.trigger(Trigger::Reload, 1.0);
+    assert_eq!(c.0.next(t(1.0)), Next::Reload);
+    c.0.reloaded(Some(Duration::from_secs(60)), t(1.5));
+    c.pass(1.5, Trigger::Reload, 2.0); // at once
+    c.waits(2.0, 62.0); // the new poll interval
 
     // During a pass, the reload waits for it, and goes before the pass
     // already due.
-    s.request(Trigger::Webhook, t(3.0));
-    assert_eq!(s.next(t(3.0)), Next::Pass(Trigger::Webhook));
-    s.request(Trigger::Reload, t(3.5));
-    s.request(Trigger::Webhook, t(3.6));
-    assert_eq!(s.next(t(4.0)), Next::Busy);
-    s.finished(false, t(4.0));
-    assert_eq!(s.next(t(4.0)), Next::Reload);
-    s.reloaded(None, t(4.1));
-    assert_eq!(s.next(t(4.1)), Next::Pass(Trigger::Webhook), "one pass for both");
-    s.finished(false, t(5.0));
-    assert_eq!(s.next(t(5.0)), Next::Wait(t(65.0)));
+    c.triggers_pass(Trigger::Webhook, 3.0);
+    c.trigger(Trigger::Reload, 3.5);
+    c.trigger(Trigger::Webhook, 3.6);
+    assert_eq!(c.0.next(t(4.0)), Next::Busy);
+    c.0.finished(false, t(4.0));
+    assert_eq!(c.0.next(t(4.0)), Next::Reload);
+    c.0.reloaded(None, t(4.1));
+    c.pass(4.1, Trigger::Webhook, 5.0); // one pass for both
+    c.waits(5.0, 65.0);
 }
