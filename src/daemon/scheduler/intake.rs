@@ -73,3 +73,30 @@ impl Intake {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::scheduler::Next;
+
+    #[test]
+    fn a_busy_loop_never_makes_a_source_wait_and_its_triggers_fold_into_one_pass() {
+        let (triggers, mut intake) = channel();
+        let start = Instant::now();
+        let mut scheduler = Scheduler::new(std::time::Duration::from_secs(15), start);
+        assert_eq!(scheduler.next(start), Next::Pass(Trigger::Start));
+        // A crash loop while the pass runs: far more events than room.
+        for _ in 0..ROOM * 4 {
+            triggers.send(Trigger::RepoChanged);
+        }
+        intake.drain_into(&mut scheduler);
+        scheduler.finished(false, Instant::now());
+        assert_eq!(scheduler.next(Instant::now()), Next::Pass(Trigger::RepoChanged));
+        scheduler.finished(false, Instant::now());
+        assert!(
+            matches!(scheduler.next(Instant::now()), Next::Wait(_)),
+            "one pass for all"
+        );
+        Triggers::default().send(Trigger::Webhook); // no loop: nothing, and no wait
+    }
+}
