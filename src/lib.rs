@@ -19,7 +19,7 @@
 //! - `history`: the event log grouped into deploys, for `teal history`
 //! - `reconcile`: one pass (read a commit, observe, plan, execute)
 //! - `config`: the host config (not in git)
-//! - `daemon`: the long-running loop, its lock, backoff, HTTP API and dashboard
+//! - `daemon`: the long-running loop (its `scheduler`: when passes run, backoff), its lock, HTTP API and dashboard
 //! - `logs`: log lines as text or JSON
 //! - `commands`: one thin module per subcommand
 //! - `app`: the bundled static demo app

@@ -3,14 +3,14 @@
 
 use tracing::{error, info, warn};
 
-use super::{short, status, unix_now, Daemon, REPO};
+use super::{short, status, unix_now, Daemon, Problem, REPO};
 use crate::events::Event;
 use crate::reconcile::{fetch_desired, DesiredError};
 
 impl Daemon {
     /// Fetches the branch head; returns the problem it met, if any, for
     /// the pass to report.
-    pub(super) async fn fetch(&mut self) -> Option<String> {
+    pub(super) async fn fetch(&mut self) -> Option<Problem> {
         let config = self.host.config.clone();
         let known = self.last_good.as_ref().map(|r| r.commit.clone());
         let fetched = tokio::task::spawn_blocking(move || {
@@ -45,24 +45,21 @@ impl Daemon {
                     reason: reason.clone(),
                 });
                 self.refused_commit(&commit, &reason);
-                Some(format!("refused {}: {reason}", &commit[..commit.len().min(7)]))
+                Some(Problem::said(format!(
+                    "refused {}: {reason}",
+                    &commit[..commit.len().min(7)]
+                )))
             }
             Ok(Err(DesiredError::Invalid { commit, diagnostics })) => {
                 status.fetched_commit = Some(commit.clone());
                 status.config_errors = diagnostics.0.iter().map(|d| d.to_string()).collect();
-                Some(format!(
+                Some(Problem::said(format!(
                     "commit {} has an invalid config, not applied:\n{diagnostics}",
                     short(&commit)
-                ))
+                )))
             }
-            Ok(Err(e)) => {
-                self.outage = true;
-                Some(e.to_string())
-            }
-            Err(e) => {
-                self.outage = true;
-                Some(format!("fetch task: {e}"))
-            }
+            Ok(Err(e)) => Some(Problem::outage(e.to_string())),
+            Err(e) => Some(Problem::outage(format!("fetch task: {e}"))),
         };
         if problem.is_some() {
             self.shared.metrics.write().expect("metrics lock").fetch_errors += 1;

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use tracing::{error, info, warn};
 
+use super::scheduler::backoff::Backoff;
 use super::{log_step, rollouts, round, short, status, Daemon};
 use crate::engine::{StepError, StepEvent};
 use crate::events::Event;
@@ -19,6 +20,7 @@ impl Daemon {
         plan: &crate::plan::Plan,
         rev: &Revision,
         new_commit: bool,
+        backoff: &mut Backoff,
     ) -> Option<String> {
         let mut problem = None;
         let log = self.log.clone();
@@ -51,7 +53,7 @@ impl Daemon {
             }
             match o.result {
                 Ok(()) => {
-                    self.backoff.succeeded(&o.service);
+                    backoff.succeeded(&o.service);
                     self.mark(&o.service, Some(&rev.commit), None);
                     info!(service = %o.service, commit = %short(&rev.commit), took = %crate::spec::duration::format(round(o.duration)), "converged");
                     self.record(&o.service, &rev.commit, "ok", ms, None);
@@ -69,7 +71,7 @@ impl Daemon {
                 }
                 Err(e) => {
                     self.mark(&o.service, None, Some(&rev.commit));
-                    let retry = self.backoff.failed(&o.service, &rev.commit, Instant::now());
+                    let retry = backoff.failed(&o.service, &rev.commit, Instant::now());
                     error!(service = %o.service, commit = %short(&rev.commit), error = %e, retry_in = %crate::spec::duration::format(retry), "deploy failed, traffic stays where it was");
                     if e.step == "wait_healthy" {
                         *self
