@@ -7,7 +7,7 @@ use anyhow::Context;
 use super::host::{fetch, HostArgs};
 use crate::daemon::lock::{Holder, LockError, StateLock};
 use crate::engine::StepEvent;
-use crate::events::{Event, EventLog};
+use crate::events::{Event, EventLog, EventResult};
 use crate::plan::render;
 use crate::printable::field;
 use crate::reconcile::Host;
@@ -75,12 +75,18 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
         failed += 1;
         let why = sp.refused.clone().unwrap_or_default();
         eprintln!("  {}: refused: {}", sp.service, field(&why));
-        record(Event::outcome(&sp.service, &rev.commit, "refused", 0, Some(why)));
+        record(Event::outcome(
+            &sp.service,
+            &rev.commit,
+            EventResult::Refused,
+            0,
+            Some(why),
+        ));
     }
     for o in &outcomes {
         let ms = o.duration.as_millis() as u64;
         match &o.result {
-            Ok(()) => record(Event::outcome(&o.service, &rev.commit, "ok", ms, None)),
+            Ok(()) => record(Event::outcome(&o.service, &rev.commit, EventResult::Ok, ms, None)),
             Err(e) => {
                 failed += 1;
                 let rolled_back = matches!(e.reason, crate::engine::StepError::RolledBack(_));
@@ -97,7 +103,11 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
                 record(Event::outcome(
                     &o.service,
                     &rev.commit,
-                    if rolled_back { "rolled back" } else { "failed" },
+                    if rolled_back {
+                        EventResult::RolledBack
+                    } else {
+                        EventResult::Failed
+                    },
                     ms,
                     Some(e.to_string()),
                 ));

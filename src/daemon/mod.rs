@@ -248,7 +248,13 @@ impl Daemon {
             if self.refused.insert((sp.service.clone(), rev.commit.clone())) {
                 let why = sp.refused.as_deref().unwrap_or("");
                 error!(service = %sp.service, commit = %short(&rev.commit), reason = %why, "refused");
-                self.record(&sp.service, &rev.commit, "refused", 0, Some(why.to_string()));
+                self.record(
+                    &sp.service,
+                    &rev.commit,
+                    crate::events::EventResult::Refused,
+                    0,
+                    Some(why.to_string()),
+                );
             }
         }
         for sp in plan.services.iter().filter(|s| s.change == Change::RolledBack) {

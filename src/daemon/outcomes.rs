@@ -7,7 +7,7 @@ use tracing::{error, info, warn};
 
 use super::{log_step, rollouts, round, short, status, Daemon};
 use crate::engine::{StepError, StepEvent};
-use crate::events::Event;
+use crate::events::{Event, EventResult, StepKind};
 use crate::reconcile::Revision;
 
 impl Daemon {
@@ -54,24 +54,30 @@ impl Daemon {
                     self.backoff.succeeded(&o.service);
                     self.mark(&o.service, Some(&rev.commit), None);
                     info!(service = %o.service, commit = %short(&rev.commit), took = %crate::spec::duration::format(round(o.duration)), "converged");
-                    self.record(&o.service, &rev.commit, "ok", ms, None);
+                    self.record(&o.service, &rev.commit, EventResult::Ok, ms, None);
                 }
                 Err(e) if matches!(e.reason, StepError::RolledBack(_)) => {
                     self.mark(&o.service, None, Some(&rev.commit));
                     rollouts::count(&self.shared, &o.service, &e.reason);
-                    self.record(&o.service, &rev.commit, "rolled back", ms, Some(e.reason.to_string()));
+                    self.record(
+                        &o.service,
+                        &rev.commit,
+                        EventResult::RolledBack,
+                        ms,
+                        Some(e.reason.to_string()),
+                    );
                 }
                 Err(e) if matches!(&e.reason, StepError::Docker(d) if d.is_no_quorum()) => {
                     self.mark(&o.service, None, Some(&rev.commit));
                     error!(service = %o.service, commit = %short(&rev.commit), error = %e, "deploy stopped: the swarm lost quorum; traffic stays where it was, tried again next poll");
-                    self.record(&o.service, &rev.commit, "failed", ms, Some(e.to_string()));
+                    self.record(&o.service, &rev.commit, EventResult::Failed, ms, Some(e.to_string()));
                     problem = Some(e.to_string());
                 }
                 Err(e) => {
                     self.mark(&o.service, None, Some(&rev.commit));
                     let retry = self.backoff.failed(&o.service, &rev.commit, Instant::now());
                     error!(service = %o.service, commit = %short(&rev.commit), error = %e, retry_in = %crate::spec::duration::format(retry), "deploy failed, traffic stays where it was");
-                    if e.step == "wait_healthy" {
+                    if e.step == StepKind::WaitHealthy {
                         *self
                             .shared
                             .metrics
@@ -81,7 +87,7 @@ impl Daemon {
                             .entry(o.service.clone())
                             .or_default() += 1;
                     }
-                    self.record(&o.service, &rev.commit, "failed", ms, Some(e.to_string()));
+                    self.record(&o.service, &rev.commit, EventResult::Failed, ms, Some(e.to_string()));
                 }
             }
         }
@@ -89,15 +95,22 @@ impl Daemon {
     }
 
     /// Records a deploy result in the event log, the status and the deploy counter.
-    pub(super) fn record(&self, service: &str, commit: &str, result: &str, duration_ms: u64, error: Option<String>) {
-        let outcome = Event::outcome(service, commit, result, duration_ms, error.clone());
+    pub(super) fn record(
+        &self,
+        service: &str,
+        commit: &str,
+        result: EventResult,
+        duration_ms: u64,
+        error: Option<String>,
+    ) {
+        let outcome = Event::outcome(service, commit, result.clone(), duration_ms, error.clone());
         if let Err(err) = self.log.append(&outcome) {
             warn!(path = %self.log.path().display(), error = %err, "cannot append to the event log");
         }
         let at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         let d = status::Deploy {
             commit: commit.to_string(),
-            result: result.to_string(),
+            result: result.clone(),
             duration_ms,
             error,
             at,
@@ -118,7 +131,7 @@ impl Daemon {
             .write()
             .expect("metrics lock")
             .deploys
-            .entry((service.to_string(), result.to_string()))
+            .entry((service.to_string(), result))
             .or_default() += 1;
     }
 

@@ -9,8 +9,7 @@ use std::sync::{Arc, RwLock};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::events::Event;
-use crate::history::{Kind, Switch};
+use crate::events::{Event, EventResult, Kind, Switch};
 use crate::source::CommitInfo;
 use crate::spec::{Color, PerColor};
 
@@ -123,7 +122,7 @@ pub struct Recent {
     pub commit: String,
     pub kind: Kind,
     /// `ok`, `failed`, `refused`, `rolled back` or `unfinished`.
-    pub result: String,
+    pub result: EventResult,
     pub duration_ms: u64,
     pub switch: Option<Switch>,
     pub error: Option<String>,
@@ -140,8 +139,8 @@ pub struct Recent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deploy {
     pub commit: String,
-    /// `ok`, `failed` or `refused`.
-    pub result: String,
+    /// `ok`, `failed`, `rolled back` or `refused`.
+    pub result: EventResult,
     pub duration_ms: u64,
     pub error: Option<String>,
     /// RFC 3339, UTC.
@@ -156,7 +155,8 @@ pub struct Deploy {
 /// Counters behind `GET /metrics`.
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
-    pub deploys: BTreeMap<(String, String), u64>,
+    /// Deploys by (service, result).
+    pub deploys: BTreeMap<(String, EventResult), u64>,
     /// Rollbacks by analysis, by (service, reason).
     pub rollbacks: BTreeMap<(String, String), u64>,
     pub failed_checks: BTreeMap<String, u64>,
@@ -208,7 +208,7 @@ impl Metrics {
                 o,
                 "teal_deploys_total{{service=\"{}\",result=\"{}\"}} {n}",
                 esc(svc),
-                esc(result)
+                esc(result.as_str())
             );
         }
         o.push_str("# HELP teal_rollbacks_total Rollouts that analysis rolled back, by service and reason (errors, no_traffic).\n# TYPE teal_rollbacks_total counter\n");

@@ -16,11 +16,11 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use crate::drivers::docker::DockerError;
 use crate::drivers::proxy::{Backend, PreviewRoute, ProxyDriver, ProxyError, RouteSpec};
 use crate::drivers::runtime::Runtime;
+pub use crate::events::StepEvent;
+use crate::events::StepKind;
 use crate::health::{self, HealthFailure, Target};
 use crate::plan::{route_hash, Plan, ServicePlan, Step};
 use crate::spec::container::ContainerSpec;
@@ -44,18 +44,6 @@ pub struct Engine<'a> {
     pub on_rollout: &'a (dyn Fn(&Progress) + Sync),
 }
 
-/// One step's outcome, for progress output and the event log.
-#[derive(Debug, Clone, Serialize)]
-pub struct StepEvent {
-    pub service: String,
-    pub commit: String,
-    pub step: Step,
-    /// `ok`, or the error.
-    pub result: Result<(), String>,
-    #[serde(with = "crate::spec::duration::serde_human")]
-    pub duration: Duration,
-}
-
 /// How a service's deploy ended.
 #[derive(Debug)]
 pub struct Outcome {
@@ -70,7 +58,7 @@ pub struct Outcome {
 #[error("{service}: {step} failed: {reason}")]
 pub struct DeployError {
     pub service: String,
-    pub step: String,
+    pub step: StepKind,
     pub reason: StepError,
 }
 
@@ -122,10 +110,9 @@ impl Engine<'_> {
                 duration: t.elapsed(),
             });
             if let Err(reason) = r {
-                let step = step_name(step);
                 result = Err(DeployError {
                     service: sp.service.clone(),
-                    step,
+                    step: StepKind::of(step),
                     reason,
                 });
                 break;
@@ -274,14 +261,6 @@ fn all_on(c: Color) -> PerColor<u32> {
 fn container_spec(svc: &Service, color: Color) -> Result<ContainerSpec, StepError> {
     ContainerSpec::of(svc, color)
         .ok_or_else(|| StepError::Invalid(format!("{}/{color} has no image in the desired state", svc.name)))
-}
-
-/// The step's name as shown in messages and logs (`switch`, `wait_healthy`).
-pub fn step_name(step: &Step) -> String {
-    match serde_json::to_value(step) {
-        Ok(serde_json::Value::Object(m)) => m.get("step").and_then(|v| v.as_str()).unwrap_or("step").to_string(),
-        _ => "step".to_string(),
-    }
 }
 
 impl health::Exec for Runtime {

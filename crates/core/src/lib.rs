@@ -7,9 +7,11 @@
 //! - `spec`: desired state: types, loading from files in memory, validation, schema
 //! - `plan`: `plan(desired, observed) -> Plan` and its renderings
 //! - `strategy`: blue-green, canary and rolling as step functions, and analysis
+//! - `events`: the event log's lines: steps and deploy outcomes as typed data
 //! - `policy`: what a host's owner lets the repo ask for
 //! - `printable`: outside text made safe to print on a terminal
 
+pub mod events;
 pub mod plan;
 pub mod policy;
 pub mod printable;
