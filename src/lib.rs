@@ -6,6 +6,7 @@
 //! - `spec`: desired state: types, loading, validation, schema
 //! - `plan`: pure `plan(desired, observed) -> Plan` and its renderings
 //! - `strategy`: the strategies as step functions, and analysis
+//! - `outcome`: what came of each service in a pass, sorted in one place
 //! - `policy`: what the host's owner lets the repo ask for
 //! - `printable`: outside text made safe to print on a terminal
 //!
@@ -40,4 +41,4 @@ pub mod reconcile;
 pub mod secret;
 pub mod source;
 
-pub use teal_core::{plan, policy, printable, spec, strategy};
+pub use teal_core::{outcome, plan, policy, printable, spec, strategy};

@@ -8,6 +8,7 @@ use super::host::{fetch, HostArgs};
 use crate::daemon::lock::{Holder, LockError, StateLock};
 use crate::engine::StepEvent;
 use crate::events::{Event, EventLog, EventResult};
+use crate::outcome::{self, Outcome};
 use crate::plan::render;
 use crate::printable::field;
 use crate::reconcile::Host;
@@ -64,59 +65,48 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
         on_progress: &pulling,
         on_rollout: &rollout,
     };
-    let (plan, outcomes) = host.apply(&rev, &hooks).await?;
+    let (plan, runs) = host.apply(&rev, &hooks).await?;
     let record = |e: Event| {
         if let Err(err) = log.append(&e) {
             eprintln!("  (could not append to {}: {err})", log.path().display());
         }
     };
     let mut failed = 0;
-    for sp in plan.services.iter().filter(|s| s.refused.is_some()) {
-        failed += 1;
-        let why = sp.refused.clone().unwrap_or_default();
-        eprintln!("  {}: refused: {}", sp.service, field(&why));
-        record(Event::outcome(
-            &sp.service,
-            &rev.commit,
-            EventResult::Refused,
-            0,
-            Some(why),
-        ));
-    }
-    for o in &outcomes {
-        let ms = o.duration.as_millis() as u64;
-        match &o.result {
-            Ok(()) => record(Event::outcome(&o.service, &rev.commit, EventResult::Ok, ms, None)),
-            Err(e) => {
-                failed += 1;
-                let rolled_back = matches!(e.reason, crate::engine::StepError::RolledBack(_));
-                eprintln!(
-                    "  {}: deploy of {short} {}: {}",
-                    o.service,
-                    if rolled_back {
-                        "rolled back by analysis, all traffic back on the old color"
-                    } else {
-                        "failed, traffic stays where it was"
-                    },
-                    field(&e.to_string())
-                );
-                record(Event::outcome(
-                    &o.service,
-                    &rev.commit,
-                    if rolled_back {
-                        EventResult::RolledBack
-                    } else {
-                        EventResult::Failed
-                    },
-                    ms,
-                    Some(e.to_string()),
-                ));
+    for o in outcome::sort(&plan, &runs) {
+        let why = o.error.clone().unwrap_or_default();
+        let result = match &o.outcome {
+            Outcome::Deployed => EventResult::Ok,
+            // A service held after a rollback is refused by this apply too.
+            Outcome::Refused | Outcome::NotAgain => {
+                eprintln!("  {}: refused: {}", o.service, field(&why));
+                EventResult::Refused
             }
+            Outcome::RolledBack(_) => {
+                eprintln!(
+                    "  {}: deploy of {short} rolled back by analysis, all traffic back on the old color: {}",
+                    o.service,
+                    field(&why)
+                );
+                EventResult::RolledBack
+            }
+            Outcome::Failed { .. } => {
+                eprintln!(
+                    "  {}: deploy of {short} failed, traffic stays where it was: {}",
+                    o.service,
+                    field(&why)
+                );
+                EventResult::Failed
+            }
+        };
+        if result != EventResult::Ok {
+            failed += 1;
         }
+        let ms = o.duration.as_millis() as u64;
+        record(Event::outcome(&o.service, &rev.commit, result, ms, o.error));
     }
     let took = duration::format(std::time::Duration::from_millis(started.elapsed().as_millis() as u64));
     if failed == 0 {
-        let n = outcomes.len();
+        let n = runs.len();
         eprintln!(
             "converged: {n} service{} changed, in {took}",
             super::validate::plural(n)

@@ -31,7 +31,6 @@ use tracing::{error, info, warn};
 use crate::config::HostConfig;
 use crate::engine::StepEvent;
 use crate::events::EventLog;
-use crate::plan::Change;
 use crate::reconcile::{Host, Revision};
 use backoff::Backoff;
 
@@ -244,25 +243,8 @@ impl Daemon {
         };
         let mut plan = crate::plan::plan(&rev.desired, &observed);
         let now = Instant::now();
-        for sp in plan.services.iter().filter(|s| s.change == Change::Refused) {
-            if self.refused.insert((sp.service.clone(), rev.commit.clone())) {
-                let why = sp.refused.as_deref().unwrap_or("");
-                error!(service = %sp.service, commit = %short(&rev.commit), reason = %why, "refused");
-                self.record(
-                    &sp.service,
-                    &rev.commit,
-                    crate::events::EventResult::Refused,
-                    0,
-                    Some(why.to_string()),
-                );
-            }
-        }
-        for sp in plan.services.iter().filter(|s| s.change == Change::RolledBack) {
-            if self.refused.insert((sp.service.clone(), rev.commit.clone())) {
-                let why = sp.refused.as_deref().unwrap_or("");
-                warn!(service = %sp.service, commit = %short(&rev.commit), reason = %why, "not deployed again");
-            }
-            self.mark(&sp.service, None, Some(&rev.commit));
+        for o in crate::outcome::planned(&plan) {
+            self.planned(&o, &rev);
         }
         self.mark_converged(&plan, &rev.commit);
         self.gate_waves(&mut plan, &rev).await;

@@ -22,6 +22,7 @@ use crate::drivers::runtime::Runtime;
 pub use crate::events::StepEvent;
 use crate::events::StepKind;
 use crate::health::{self, HealthFailure, Target};
+use crate::outcome::{Cause, Run, RunError};
 use crate::plan::{route_hash, Plan, ServicePlan, Step};
 use crate::spec::container::ContainerSpec;
 use crate::spec::{Color, Desired, PerColor, Service};
@@ -44,24 +45,6 @@ pub struct Engine<'a> {
     pub on_rollout: &'a (dyn Fn(&Progress) + Sync),
 }
 
-/// How a service's deploy ended.
-#[derive(Debug)]
-pub struct Outcome {
-    pub service: String,
-    pub result: Result<(), DeployError>,
-    pub duration: Duration,
-}
-
-/// A failed deploy: which service, which step, why. Traffic stays where it
-/// was unless the failing step was after the switch (drain, cleanup).
-#[derive(Debug, thiserror::Error)]
-#[error("{service}: {step} failed: {reason}")]
-pub struct DeployError {
-    pub service: String,
-    pub step: StepKind,
-    pub reason: StepError,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
     #[error(transparent)]
@@ -81,7 +64,7 @@ pub enum StepError {
 impl Engine<'_> {
     /// Runs every service's steps; services in parallel, steps in order.
     /// `on_step` sees each finished step (progress, event log).
-    pub async fn execute(&self, plan: &Plan, desired: &Desired, on_step: &(dyn Fn(&StepEvent) + Sync)) -> Vec<Outcome> {
+    pub async fn execute(&self, plan: &Plan, desired: &Desired, on_step: &(dyn Fn(&StepEvent) + Sync)) -> Vec<Run> {
         let runs = plan
             .services
             .iter()
@@ -90,12 +73,7 @@ impl Engine<'_> {
         futures_util::future::join_all(runs).await
     }
 
-    async fn run_service(
-        &self,
-        sp: &ServicePlan,
-        svc: Option<&Service>,
-        on_step: &(dyn Fn(&StepEvent) + Sync),
-    ) -> Outcome {
+    async fn run_service(&self, sp: &ServicePlan, svc: Option<&Service>, on_step: &(dyn Fn(&StepEvent) + Sync)) -> Run {
         let started = Instant::now();
         let mut checked = BTreeSet::new();
         let mut result = Ok(());
@@ -110,15 +88,11 @@ impl Engine<'_> {
                 duration: t.elapsed(),
             });
             if let Err(reason) = r {
-                result = Err(DeployError {
-                    service: sp.service.clone(),
-                    step: StepKind::of(step),
-                    reason,
-                });
+                result = Err(run_error(&sp.service, StepKind::of(step), &reason));
                 break;
             }
         }
-        Outcome {
+        Run {
             service: sp.service.clone(),
             result,
             duration: started.elapsed(),
@@ -256,6 +230,21 @@ fn all_on(c: Color) -> PerColor<u32> {
     let mut w = PerColor::default();
     *w.get_mut(c) = 100;
     w
+}
+
+/// A failed step as plain data. Traffic stays where it was unless the
+/// step was after the switch (drain, cleanup).
+fn run_error(service: &str, step: StepKind, reason: &StepError) -> RunError {
+    RunError {
+        error: format!("{service}: {step} failed: {reason}"),
+        reason: reason.to_string(),
+        cause: match reason {
+            StepError::RolledBack(f) => Cause::RolledBack(f.clone()),
+            StepError::Docker(d) if d.is_no_quorum() => Cause::NoQuorum,
+            _ => Cause::Other,
+        },
+        step,
+    }
 }
 
 fn container_spec(svc: &Service, color: Color) -> Result<ContainerSpec, StepError> {

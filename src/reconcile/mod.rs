@@ -19,8 +19,9 @@ use crate::drivers::nginx::{Nginx, NginxConfig};
 use crate::drivers::proxy::{ProxyDriver, ProxyError};
 use crate::drivers::runtime::Runtime;
 use crate::drivers::swarm::SwarmDriver;
-use crate::engine::{Engine, Outcome, Records, StepEvent};
+use crate::engine::{Engine, Records, StepEvent};
 use crate::observe::{observe, ObserveError};
+use crate::outcome::Run;
 use crate::plan::{plan, Observed, Plan};
 use crate::source::fetch::FetchError;
 use crate::spec::{Desired, Diagnostics};
@@ -164,7 +165,7 @@ impl Host {
     }
 
     /// Runs an already computed plan.
-    pub async fn execute(&self, plan: &Plan, rev: &Revision, hooks: &Hooks<'_>) -> Vec<Outcome> {
+    pub async fn execute(&self, plan: &Plan, rev: &Revision, hooks: &Hooks<'_>) -> Vec<Run> {
         let engine = Engine {
             docker: &self.docker,
             proxy: &self.proxy,
@@ -177,7 +178,7 @@ impl Host {
     }
 
     /// Observes, plans and executes one pass.
-    pub async fn apply(&self, rev: &Revision, hooks: &Hooks<'_>) -> Result<(Plan, Vec<Outcome>), ObserveError> {
+    pub async fn apply(&self, rev: &Revision, hooks: &Hooks<'_>) -> Result<(Plan, Vec<Run>), ObserveError> {
         let plan = self.plan(&rev.desired).await?;
         let outcomes = self.execute(&plan, rev, hooks).await;
         Ok((plan, outcomes))

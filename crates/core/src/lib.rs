@@ -8,10 +8,12 @@
 //! - `plan`: `plan(desired, observed) -> Plan` and its renderings
 //! - `strategy`: blue-green, canary and rolling as step functions, and analysis
 //! - `events`: the event log's lines: steps and deploy outcomes as typed data
+//! - `outcome`: what came of each service in a pass, sorted in one place
 //! - `policy`: what a host's owner lets the repo ask for
 //! - `printable`: outside text made safe to print on a terminal
 
 pub mod events;
+pub mod outcome;
 pub mod plan;
 pub mod policy;
 pub mod printable;
