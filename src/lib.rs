@@ -8,6 +8,7 @@
 //! - `strategy`: the strategies as step functions, and analysis
 //! - `outcome`: what came of each service in a pass, sorted in one place
 //! - `policy`: what the host's owner lets the repo ask for
+//! - `status`: the `/status` document as data
 //! - `printable`: outside text made safe to print on a terminal
 //!
 //! This crate holds everything that touches the outside:
@@ -41,4 +42,4 @@ pub mod reconcile;
 pub mod secret;
 pub mod source;
 
-pub use teal_core::{outcome, plan, policy, printable, spec, strategy};
+pub use teal_core::{outcome, plan, policy, printable, spec, status, strategy};

@@ -7,8 +7,8 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use crate::config::HostConfig;
-use crate::daemon::status::Status;
 use crate::drivers::peer::PeerClient;
+use crate::status::Status;
 
 /// One host's answer.
 type Answer = Result<Status, String>;

@@ -2,11 +2,14 @@
 
 use std::fmt::Write;
 
-use anyhow::Context;
+use std::time::Duration;
+
+use anyhow::anyhow;
 
 use super::host::HostArgs;
-use crate::daemon::status::Status;
+use crate::drivers::peer::{PeerClient, PeerError};
 use crate::spec::Color;
+use crate::status::Status;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -37,23 +40,16 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
         return super::fleet::run(&config, args.format == StatusFormat::Json).await;
     }
     let url = format!("http://{}/status", config.listen);
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(std::time::Duration::from_secs(5))
-        .build()?;
-    let mut req = client.get(&url);
-    if let Some(t) = super::host::token(&config)? {
-        req = req.bearer_auth(t);
-    }
-    let status: Status = req
-        .send()
+    let token = super::host::token(&config)?.map(crate::secret::Secret::new);
+    let status = PeerClient::new(token, Duration::from_secs(5))
+        .read(&url)
         .await
-        .with_context(|| format!("no teal daemon answers at {url}: is it running (systemctl status teal)?"))?
-        .text()
-        .await
-        .map_err(anyhow::Error::from)
-        .and_then(|t| serde_json::from_str(&t).map_err(anyhow::Error::from))
-        .with_context(|| format!("{url} did not return a status document"))?;
+        .map_err(|e| match e {
+            PeerError::Unreachable(_) => anyhow!(e).context(format!(
+                "no teal daemon answers at {url}: is it running (systemctl status teal)?"
+            )),
+            _ => anyhow!(e).context(format!("{url} did not return a status document")),
+        })?;
     match args.format {
         StatusFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
         StatusFormat::Text => print!("{}", text(&status)),
@@ -105,7 +101,7 @@ pub fn text(s: &Status) -> String {
 }
 
 /// One service: where traffic goes, each color, the last deploy.
-fn service(name: &str, svc: &crate::daemon::status::ServiceStatus) -> String {
+fn service(name: &str, svc: &crate::status::ServiceStatus) -> String {
     let mut o = String::new();
     let live = svc.live.map_or("nothing".to_string(), |c| c.to_string());
     if svc.weights.blue > 0 && svc.weights.green > 0 {
@@ -162,7 +158,7 @@ fn service(name: &str, svc: &crate::daemon::status::ServiceStatus) -> String {
             }
             None => o.push('\n'),
         }
-    } else if let Some(r) = svc.history.iter().find(|r| r.kind != crate::history::Kind::Refused) {
+    } else if let Some(r) = svc.history.iter().find(|r| r.kind != crate::events::Kind::Refused) {
         // The daemon restarted since: the event log still knows.
         let _ = writeln!(
             o,

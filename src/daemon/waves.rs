@@ -123,13 +123,13 @@ impl Peers {
     }
 
     async fn read(&mut self, host: &str, url: &str, fleet: &FleetConfig, service: &str) -> Report {
-        match self.client.status::<serde_json::Value>(url, fleet).await {
+        match self.client.status(url, fleet).await {
             Ok(status) => {
                 self.silent_since.remove(host);
-                let s = &status["services"][service];
+                let s = status.services.get(service);
                 Report::Seen {
-                    serving: s["serving"].as_str().map(String::from),
-                    failed: s["failed"].as_str().map(String::from),
+                    serving: s.and_then(|s| s.serving.clone()),
+                    failed: s.and_then(|s| s.failed.clone()),
                 }
             }
             Err(PeerError::NotAllowed(why)) => Report::NotRead(why),

@@ -10,6 +10,7 @@
 //! - `events`: the event log's lines: steps and deploy outcomes as typed data
 //! - `outcome`: what came of each service in a pass, sorted in one place
 //! - `policy`: what a host's owner lets the repo ask for
+//! - `status`: the `/status` document every reader parses
 //! - `printable`: outside text made safe to print on a terminal
 
 pub mod events;
@@ -18,4 +19,5 @@ pub mod plan;
 pub mod policy;
 pub mod printable;
 pub mod spec;
+pub mod status;
 pub mod strategy;
