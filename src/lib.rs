@@ -6,6 +6,7 @@
 //! - `spec`: desired state: types, loading, validation, schema
 //! - `plan`: pure `plan(desired, observed) -> Plan` and its renderings
 //! - `strategy`: the strategies as step functions, and analysis
+//! - `commit`: commit ids shortened for people (`ShortCommit`)
 //! - `outcome`: what came of each service in a pass, sorted in one place
 //! - `policy`: what the host's owner lets the repo ask for
 //! - `status`: the `/status` document as data
@@ -42,4 +43,4 @@ pub mod reconcile;
 pub mod secret;
 pub mod source;
 
-pub use teal_core::{outcome, plan, policy, printable, spec, status, strategy};
+pub use teal_core::{commit, outcome, plan, policy, printable, spec, status, strategy};

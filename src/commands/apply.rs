@@ -5,6 +5,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use super::host::{fetch, HostArgs};
+use crate::commit::ShortCommit;
 use crate::daemon::lock::{Holder, LockError, StateLock};
 use crate::engine::StepEvent;
 use crate::events::{Event, EventLog, EventResult};
@@ -38,7 +39,7 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
     let rev = fetch(&config).await?;
     crate::reconcile::record_applied(&config.state_dir, &rev.commit)
         .with_context(|| format!("recording the applied commit in {}", config.state_dir.display()))?;
-    let short = &rev.commit[..rev.commit.len().min(10)];
+    let short = ShortCommit::of(&rev.commit);
     eprintln!("teal apply: {} at {short}", config.repo.url);
     let log = EventLog::open(&config.state_dir)?.with_rotation(config.events.rotation());
     let host = Host::connect(config).await?;

@@ -6,6 +6,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
+use crate::commit::ShortCommit;
 use crate::config::HostConfig;
 use crate::drivers::peer::PeerClient;
 use crate::status::Status;
@@ -21,7 +22,7 @@ pub async fn run(config: &HostConfig, json: bool) -> anyhow::Result<u8> {
     anyhow::ensure!(
         !hosts.is_empty(),
         "teal.yaml at {} lists no hosts: this is a single host, see `teal status`",
-        &rev.commit[..rev.commit.len().min(10)]
+        ShortCommit::of(&rev.commit)
     );
     // The waves' client and rules: only URLs the host config admits are read.
     let token = super::host::token(config)?.map(crate::secret::Secret::new);
@@ -96,11 +97,11 @@ pub fn table(answers: &[(String, Answer)]) -> String {
                     let commit = svc
                         .serving
                         .as_deref()
-                        .map_or("-".to_string(), |c| c[..c.len().min(7)].to_string());
+                        .map_or("-".to_string(), |c| ShortCommit::git(c).to_string());
                     let state = if let Some(w) = &svc.waiting {
                         w.clone()
                     } else if let Some(f) = &svc.failed {
-                        format!("failed at {}", &f[..f.len().min(7)])
+                        format!("failed at {}", ShortCommit::git(f))
                     } else if svc.rolled_back.is_some() {
                         "rolled back".into()
                     } else if svc.serving.is_some() && svc.serving == s.applied_commit {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 
 use super::host::HostArgs;
+use crate::commit::ShortCommit;
 use crate::drivers::peer::{PeerClient, PeerError};
 use crate::spec::Color;
 use crate::status::Status;
@@ -62,7 +63,7 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
 pub fn text(s: &Status) -> String {
     let short = |c: &Option<String>| {
         c.as_deref()
-            .map_or("none".to_string(), |c| c[..c.len().min(10)].to_string())
+            .map_or("none".to_string(), |c| ShortCommit::of(c).to_string())
     };
     let mut o = format!("applied commit {}", short(&s.applied_commit));
     if let Some(a) = &s.applied {
@@ -79,7 +80,7 @@ pub fn text(s: &Status) -> String {
         let _ = writeln!(
             o,
             "  refused {}: {}",
-            &r.commit[..r.commit.len().min(7)],
+            ShortCommit::git(&r.commit),
             r.reason.replace('\n', "\n    ")
         );
     }
@@ -120,7 +121,7 @@ fn service(name: &str, svc: &crate::status::ServiceStatus) -> String {
         let _ = writeln!(
             o,
             "  rolled back by analysis at {}: {}; revert or push a fix",
-            &rb.commit[..rb.commit.len().min(10)],
+            ShortCommit::of(&rb.commit),
             rb.figures
         );
     }
@@ -148,7 +149,7 @@ fn service(name: &str, svc: &crate::status::ServiceStatus) -> String {
             o,
             "  last deploy {} of {}{} at {}",
             d.result,
-            &d.commit[..d.commit.len().min(10)],
+            ShortCommit::of(&d.commit),
             d.message.as_ref().map(|m| format!(" {m:?}")).unwrap_or_default(),
             d.at
         );
@@ -164,7 +165,7 @@ fn service(name: &str, svc: &crate::status::ServiceStatus) -> String {
             o,
             "  last deploy {} of {}{} started {}: {}",
             r.result,
-            &r.commit[..r.commit.len().min(10)],
+            ShortCommit::of(&r.commit),
             r.message.as_ref().map(|m| format!(" {m:?}")).unwrap_or_default(),
             r.time,
             r.detail

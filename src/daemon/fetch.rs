@@ -4,6 +4,7 @@
 use tracing::{error, info, warn};
 
 use super::{short, status, unix_now, Daemon, REPO};
+use crate::commit::ShortCommit;
 use crate::events::{Event, EventResult};
 use crate::reconcile::{fetch_desired, DesiredError};
 
@@ -45,7 +46,7 @@ impl Daemon {
                     reason: reason.clone(),
                 });
                 self.refused_commit(&commit, &reason);
-                Some(format!("refused {}: {reason}", &commit[..commit.len().min(7)]))
+                Some(format!("refused {}: {reason}", ShortCommit::git(&commit)))
             }
             Ok(Err(DesiredError::Invalid { commit, diagnostics })) => {
                 status.fetched_commit = Some(commit.clone());

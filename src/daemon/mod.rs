@@ -304,8 +304,8 @@ fn round(d: std::time::Duration) -> std::time::Duration {
     std::time::Duration::from_millis(d.as_millis() as u64)
 }
 
-fn short(commit: &str) -> &str {
-    &commit[..commit.len().min(10)]
+fn short(commit: &str) -> crate::commit::ShortCommit<'_> {
+    crate::commit::ShortCommit::of(commit)
 }
 
 /// Passes on the events of this host's replicas (see `docker_events`).

@@ -5,6 +5,7 @@ use tracing::{info, warn};
 
 use super::status::Shared;
 use super::systemd::Progress as Watchdog;
+use crate::commit::ShortCommit;
 use crate::strategy::{describe, Failure, Phase, Progress};
 
 /// The engine's rollout hook: one log line per phase, the phase in
@@ -12,7 +13,7 @@ use crate::strategy::{describe, Failure, Phase, Progress};
 pub fn on_rollout(shared: Shared, watchdog: Watchdog) -> impl Fn(&Progress) + Sync {
     move |p: &Progress| {
         watchdog.touch();
-        let commit = &p.commit[..p.commit.len().min(10)];
+        let commit = ShortCommit::of(&p.commit);
         let what = describe(p);
         match &p.phase {
             Phase::RolledBack(f) => {

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use tracing::info;
 
+use crate::commit::ShortCommit;
 use crate::config::fleet::FleetConfig;
 use crate::drivers::peer::{PeerClient, PeerError};
 use crate::plan::{Change, Plan};
@@ -43,7 +44,7 @@ pub enum Report {
 
 /// The decision from each earlier-wave peer's report: (host, wave, report).
 pub fn decide(commit: &str, reports: &[(String, u32, Report)]) -> Gate {
-    let short = &commit[..commit.len().min(7)];
+    let short = ShortCommit::git(commit);
     for (host, wave, r) in reports {
         if let Report::Seen { failed: Some(f), .. } = r {
             if f == commit {
@@ -168,7 +169,7 @@ impl super::Daemon {
             let entry = status.services.entry(sp.service.clone()).or_default();
             if entry.waiting != waiting {
                 if let Some(m) = &waiting {
-                    info!(service = %sp.service, commit = %&rev.commit[..rev.commit.len().min(10)], "{m}");
+                    info!(service = %sp.service, commit = %ShortCommit::of(&rev.commit), "{m}");
                 }
                 entry.waiting = waiting.clone();
             }

@@ -5,6 +5,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use super::{Entry, Kind};
+use crate::commit::ShortCommit;
 use crate::events::{Event, EventResult, StepKind};
 use crate::spec::Color;
 
@@ -73,7 +74,7 @@ fn row(e: &Entry) -> [String; 7] {
     [
         p(&e.time.get(..19).unwrap_or(&e.time).replace('T', " ")),
         p(&e.service),
-        p(e.commit.get(..10).unwrap_or(&e.commit)),
+        p(ShortCommit::of(&e.commit).as_str()),
         kind.to_string(),
         p(e.result.as_str()),
         took,

@@ -74,7 +74,7 @@ pub enum DesiredError {
     EnvKey(#[from] env_key::EnvKeyError),
     /// Not signed as the host requires, rewound history, or outside the
     /// host's policy: not applied.
-    #[error("refused {}: {reason}", &.commit[..commit.len().min(7)])]
+    #[error("refused {}: {reason}", crate::commit::ShortCommit::git(.commit))]
     Refused { commit: String, reason: String },
     /// A file in the state dir that cannot be written.
     #[error("{path}: {message}")]

@@ -8,6 +8,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use super::Snapshot;
+use crate::commit::ShortCommit;
 use crate::daemon::status::{Recent, ServiceStatus, Status};
 use crate::events::Event;
 use crate::history::Kind;
@@ -379,7 +380,7 @@ pub fn event_row(e: &Event) -> String {
 }
 
 fn commit(c: &str) -> String {
-    format!("<code title=\"{}\">{}</code>", esc(c), esc(c.get(..10).unwrap_or(c)))
+    format!("<code title=\"{}\">{}</code>", esc(c), esc(ShortCommit::of(c).as_str()))
 }
 
 fn message(m: Option<&str>) -> String {
