@@ -6,7 +6,6 @@
 //! only its own service. Whatever the plan says, the engine refuses to move
 //! traffic to a color that has not passed its checks in this run.
 
-pub mod record;
 mod rolling;
 mod rollout;
 mod swarm_roll;
@@ -24,10 +23,10 @@ use crate::events::StepKind;
 use crate::health::{self, HealthFailure, Target};
 use crate::outcome::{Cause, Run, RunError};
 use crate::plan::{route_hash, Plan, ServicePlan, Step};
+use crate::records::Records;
 use crate::spec::container::ContainerSpec;
 use crate::spec::{Color, Desired, PerColor, Service};
 use crate::strategy::{Failure, Progress};
-pub use record::Records;
 pub use rollout::TICK;
 
 /// What the engine needs to act.
