@@ -1,10 +1,12 @@
 //! Running a pass's plan and recording what came of each service: the
 //! event log, the status, the metrics, backoff, and what peers read.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use tracing::{error, info, warn};
 
+use super::status::Metrics;
 use super::{log_step, rollouts, round, short, status, Daemon};
 use crate::engine::StepEvent;
 use crate::events::{Event, EventResult, StepKind};
@@ -40,14 +42,7 @@ impl Daemon {
         };
         for run in self.host.execute(plan, rev, &hooks).await {
             if !new_commit {
-                *self
-                    .shared
-                    .metrics
-                    .write()
-                    .expect("metrics lock")
-                    .drift_corrections
-                    .entry(run.service.clone())
-                    .or_default() += 1;
+                self.count(&run.service, |m| &mut m.drift_corrections);
             }
             problem = self.ran(outcome::ran(&run), rev).or(problem);
         }
@@ -90,14 +85,7 @@ impl Daemon {
                 let e = o.error.clone().unwrap_or_default();
                 error!(service = %o.service, commit = %commit, error = %e, retry_in = %crate::spec::duration::format(retry), "deploy failed, traffic stays where it was");
                 if *step == StepKind::WaitHealthy {
-                    *self
-                        .shared
-                        .metrics
-                        .write()
-                        .expect("metrics lock")
-                        .failed_checks
-                        .entry(o.service.clone())
-                        .or_default() += 1;
+                    self.count(&o.service, |m| &mut m.failed_checks);
                 }
                 self.record(&o.service, &rev.commit, EventResult::Failed, ms, o.error.clone());
             }
@@ -126,6 +114,12 @@ impl Daemon {
             }
             _ => {}
         }
+    }
+
+    /// One more for `service` in a per-service counter of the metrics.
+    fn count(&self, service: &str, counter: fn(&mut Metrics) -> &mut BTreeMap<String, u64>) {
+        let mut m = self.shared.metrics.write().expect("metrics lock");
+        *counter(&mut m).entry(service.to_string()).or_default() += 1;
     }
 
     /// Records a deploy result in the event log, the status and the deploy counter.
