@@ -151,4 +151,22 @@ mod tests {
             "{out}"
         );
     }
+
+    /// A peer may answer any text where a commit goes: the table cuts it
+    /// on characters, it does not panic in the middle of one.
+    #[test]
+    fn a_peers_commit_of_any_text_is_cut_without_a_panic() {
+        let mut s = Status::default();
+        let svc = crate::daemon::status::ServiceStatus {
+            serving: Some("ééééééééé".into()),
+            failed: Some("ü0123456789".into()),
+            ..Default::default()
+        };
+        s.services.insert("web".into(), svc);
+        let out = table(&[("web-1".into(), Ok(s))]);
+        assert!(
+            out.contains(" ééééééé ") && out.contains("failed at ü012345\n"),
+            "{out}"
+        );
+    }
 }
