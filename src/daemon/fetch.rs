@@ -4,7 +4,8 @@
 use tracing::{error, info, warn};
 
 use super::{short, status, unix_now, Daemon, Problem, REPO};
-use crate::events::Event;
+use crate::commit::ShortCommit;
+use crate::events::{Event, EventResult};
 use crate::reconcile::{fetch_desired, DesiredError};
 
 impl Daemon {
@@ -47,7 +48,7 @@ impl Daemon {
                 self.refused_commit(&commit, &reason);
                 Some(Problem::said(format!(
                     "refused {}: {reason}",
-                    &commit[..commit.len().min(7)]
+                    ShortCommit::git(&commit)
                 )))
             }
             Ok(Err(DesiredError::Invalid { commit, diagnostics })) => {
@@ -76,7 +77,7 @@ impl Daemon {
             return;
         }
         error!(commit = %short(commit), reason = %reason, "refused: not applied, still serving the last applied commit");
-        let event = Event::outcome(REPO, commit, "refused", 0, Some(reason.to_string()));
+        let event = Event::outcome(REPO, commit, EventResult::Refused, 0, Some(reason.to_string()));
         if let Err(err) = self.log.append(&event) {
             warn!(path = %self.log.path().display(), error = %err, "cannot append to the event log");
         }

@@ -27,7 +27,7 @@ pub mod waves;
 use std::collections::HashSet;
 use std::time::Instant;
 
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::config::HostConfig;
 use crate::engine::StepEvent;
@@ -186,19 +186,8 @@ impl Daemon {
         };
         let mut plan = crate::plan::plan(&rev.desired, &observed);
         let now = Instant::now();
-        for sp in plan.services.iter().filter(|s| s.change == Change::Refused) {
-            if self.refused.insert((sp.service.clone(), rev.commit.clone())) {
-                let why = sp.refused.as_deref().unwrap_or("");
-                error!(service = %sp.service, commit = %short(&rev.commit), reason = %why, "refused");
-                self.record(&sp.service, &rev.commit, "refused", 0, Some(why.to_string()));
-            }
-        }
-        for sp in plan.services.iter().filter(|s| s.change == Change::RolledBack) {
-            if self.refused.insert((sp.service.clone(), rev.commit.clone())) {
-                let why = sp.refused.as_deref().unwrap_or("");
-                warn!(service = %sp.service, commit = %short(&rev.commit), reason = %why, "not deployed again");
-            }
-            self.mark(&sp.service, None, Some(&rev.commit));
+        for o in crate::outcome::planned(&plan) {
+            self.planned(&o, &rev);
         }
         self.mark_converged(&plan, &rev.commit);
         self.gate_waves(&mut plan, &rev).await;
@@ -243,7 +232,7 @@ impl Daemon {
             let entry = status.services.entry(sp.service.clone()).or_default();
             if entry.waiting != waiting {
                 if let Some(m) = &waiting {
-                    info!(service = %sp.service, commit = %&rev.commit[..rev.commit.len().min(10)], "{m}");
+                    info!(service = %sp.service, commit = %short(&rev.commit), "{m}");
                 }
                 entry.waiting = waiting.clone();
             }
@@ -309,6 +298,6 @@ fn round(d: std::time::Duration) -> std::time::Duration {
     std::time::Duration::from_millis(d.as_millis() as u64)
 }
 
-fn short(commit: &str) -> &str {
-    &commit[..commit.len().min(10)]
+fn short(commit: &str) -> crate::commit::ShortCommit<'_> {
+    crate::commit::ShortCommit::of(commit)
 }

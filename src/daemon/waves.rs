@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
+use crate::commit::ShortCommit;
 use crate::config::fleet::FleetConfig;
 use crate::drivers::peer::{PeerClient, PeerError};
 use crate::spec::{Desired, Service};
@@ -39,7 +40,7 @@ pub enum Report {
 
 /// The decision from each earlier-wave peer's report: (host, wave, report).
 pub fn decide(commit: &str, reports: &[(String, u32, Report)]) -> Gate {
-    let short = &commit[..commit.len().min(7)];
+    let short = ShortCommit::git(commit);
     for (host, wave, r) in reports {
         if let Report::Seen { failed: Some(f), .. } = r {
             if f == commit {
@@ -119,13 +120,13 @@ impl Peers {
     }
 
     async fn read(&mut self, host: &str, url: &str, fleet: &FleetConfig, service: &str) -> Report {
-        match self.client.status::<serde_json::Value>(url, fleet).await {
+        match self.client.status(url, fleet).await {
             Ok(status) => {
                 self.silent_since.remove(host);
-                let s = &status["services"][service];
+                let s = status.services.get(service);
                 Report::Seen {
-                    serving: s["serving"].as_str().map(String::from),
-                    failed: s["failed"].as_str().map(String::from),
+                    serving: s.and_then(|s| s.serving.clone()),
+                    failed: s.and_then(|s| s.failed.clone()),
                 }
             }
             Err(PeerError::NotAllowed(why)) => Report::NotRead(why),

@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::events::Event;
+use crate::events::{Event, DEPLOY};
 use crate::spec::Color::{self, Blue, Green};
 
 /// Builds a log: each call appends one line, one second after the last.
@@ -44,7 +44,7 @@ impl Log {
     }
 
     fn outcome(&mut self, service: &str, commit: &str, result: &str, ms: u64) {
-        let e = self.line(service, commit, DEPLOY, result);
+        let e = self.line(service, commit, DEPLOY.as_str(), result);
         e.duration_ms = ms;
         e.error = (result == "refused").then(|| "services/web.yaml: the setting port of blue ...".into());
     }
@@ -65,7 +65,7 @@ impl Log {
 fn summary(entries: &[Entry]) -> Vec<(String, String, Kind, String)> {
     entries
         .iter()
-        .map(|e| (e.service.clone(), e.commit.clone(), e.kind, e.result.clone()))
+        .map(|e| (e.service.clone(), e.commit.clone(), e.kind, e.result.to_string()))
         .collect()
 }
 
