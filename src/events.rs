@@ -15,83 +15,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
-
-use crate::engine::{step_name, StepEvent};
-use crate::plan::Step;
-use crate::spec::Color;
 pub use rotate::{files, Rotation, DEFAULT_KEEP, DEFAULT_MAX_SIZE};
-
-/// The `step` of the line that ends a service's run of steps: its outcome
-/// (`ok`, `failed`) and total duration, or `refused` with the reason.
-pub const DEPLOY: &str = "deploy";
-
-/// One line of `events.jsonl`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Event {
-    /// RFC 3339, UTC.
-    pub time: String,
-    pub commit: String,
-    pub service: String,
-    pub step: String,
-    /// `ok` or `failed`; a `deploy` line also `refused`.
-    pub result: String,
-    pub duration_ms: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// The color the step acted on; for a switch, the color traffic moved to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub color: Option<Color>,
-    /// A switch: the color traffic moved from (none on a first deploy).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<Color>,
-    /// Pulling or starting a color: its image.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-}
-
-impl Event {
-    /// The `deploy` line ending a service's run at `commit`, now.
-    pub fn outcome(service: &str, commit: &str, result: &str, duration_ms: u64, error: Option<String>) -> Event {
-        Event {
-            time: now(),
-            commit: commit.to_string(),
-            service: service.to_string(),
-            step: DEPLOY.to_string(),
-            result: result.to_string(),
-            duration_ms,
-            error,
-            color: None,
-            from: None,
-            image: None,
-        }
-    }
-}
+pub use teal_core::events::{Event, EventResult, Kind, StepEvent, StepKind, Switch, DEPLOY};
 
 fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
-}
-
-impl From<&StepEvent> for Event {
-    fn from(e: &StepEvent) -> Event {
-        let (from, image) = match &e.step {
-            Step::Switch { from, .. } => (*from, None),
-            Step::PullImage { image, .. } | Step::StartColor { image, .. } => (None, Some(image.clone())),
-            _ => (None, None),
-        };
-        Event {
-            time: now(),
-            commit: e.commit.clone(),
-            service: e.service.clone(),
-            step: step_name(&e.step),
-            result: if e.result.is_ok() { "ok" } else { "failed" }.into(),
-            duration_ms: e.duration.as_millis() as u64,
-            error: e.result.clone().err(),
-            color: e.step.color(),
-            from,
-            image,
-        }
-    }
 }
 
 /// Appends events to a file.
@@ -146,8 +74,19 @@ impl EventLog {
     }
 
     /// Appends one event as one line, with a single write; first rotates
-    /// the log when the line would take it past its size.
+    /// the log when the line would take it past its size. An event
+    /// without a time is stamped with the time of writing.
     pub fn append(&self, e: &Event) -> std::io::Result<()> {
+        let stamped;
+        let e = if e.time.is_empty() {
+            stamped = Event {
+                time: now(),
+                ..e.clone()
+            };
+            &stamped
+        } else {
+            e
+        };
         let mut line = serde_json::to_vec(e).map_err(std::io::Error::other)?;
         line.push(b'\n');
         let one = self.writing.lock().unwrap_or_else(|p| p.into_inner());
@@ -228,6 +167,8 @@ fn parse(text: &str) -> Log {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::Step;
+    use crate::spec::Color;
 
     fn event(step: &str) -> Event {
         Event {
@@ -241,6 +182,7 @@ mod tests {
             color: None,
             from: None,
             image: None,
+            note: None,
         }
     }
 
@@ -254,11 +196,19 @@ mod tests {
         let mut f = std::fs::OpenOptions::new().append(true).open(log.path()).unwrap();
         f.write_all(br#"{"time":"2026-11-22T17:00:01Z","commit":"abc","serv"#)
             .unwrap();
-        let got: Vec<String> = read(log.path()).unwrap().into_iter().map(|e| e.step).collect();
+        let got: Vec<String> = read(log.path())
+            .unwrap()
+            .into_iter()
+            .map(|e| e.step.to_string())
+            .collect();
         assert_eq!(got, ["pull_image", "start_color"]);
         let log = EventLog::open(dir.path()).unwrap();
         log.append(&event("switch")).unwrap();
-        let got: Vec<String> = read(log.path()).unwrap().into_iter().map(|e| e.step).collect();
+        let got: Vec<String> = read(log.path())
+            .unwrap()
+            .into_iter()
+            .map(|e| e.step.to_string())
+            .collect();
         assert_eq!(got, ["pull_image", "start_color", "switch"]);
     }
 
@@ -273,6 +223,7 @@ mod tests {
             },
             result: Ok(()),
             duration: std::time::Duration::from_millis(3),
+            note: None,
         };
         let line = serde_json::to_value(Event::from(&switch)).unwrap();
         assert_eq!(
@@ -338,5 +289,35 @@ mod tests {
         assert_eq!(steps, ["pull_image", "deploy"]);
         assert_eq!(got.skipped.len(), 1);
         assert_eq!(got.skipped[0].0, 2, "{:?}", got.skipped);
+    }
+
+    /// Every kind of line as the release before typed events wrote it
+    /// (each step ok and failed, each deploy result, a refused head), and
+    /// the lines of a real run: read and written again, byte for byte.
+    #[test]
+    fn lines_of_the_previous_release_read_and_write_back_identically() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        for (file, torn) in [("events/previous-release.jsonl", 0), ("history/events.jsonl", 1)] {
+            let text = std::fs::read_to_string(fixtures.join(file)).unwrap();
+            let log = parse(&text);
+            assert_eq!(log.skipped.len(), torn, "{file}: {:?}", log.skipped);
+            let lines: Vec<&str> = text
+                .lines()
+                .filter(|l| serde_json::from_str::<Event>(l).is_ok())
+                .collect();
+            assert_eq!(lines.len(), log.events.len());
+            for (line, e) in lines.iter().zip(&log.events) {
+                assert!(
+                    !matches!(e.step, StepKind::Other(_)) && !matches!(e.result, EventResult::Other(_)),
+                    "{file}: a name this release should know: {line}"
+                );
+                assert_eq!(serde_json::to_string(e).unwrap(), *line, "{file}");
+            }
+        }
+        let all = parse(&std::fs::read_to_string(fixtures.join("events/previous-release.jsonl")).unwrap());
+        let results: std::collections::BTreeSet<&str> = all.events.iter().map(|e| e.result.as_str()).collect();
+        assert_eq!(results, ["failed", "ok", "refused", "rolled back"].into());
+        let steps: std::collections::BTreeSet<&str> = all.events.iter().map(|e| e.step.as_str()).collect();
+        assert_eq!(steps.len(), 14, "every step of the plan and deploy: {steps:?}");
     }
 }

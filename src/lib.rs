@@ -6,7 +6,10 @@
 //! - `spec`: desired state: types, loading, validation, schema
 //! - `plan`: pure `plan(desired, observed) -> Plan` and its renderings
 //! - `strategy`: the strategies as step functions, and analysis
+//! - `commit`: commit ids shortened for people (`ShortCommit`)
+//! - `outcome`: what came of each service in a pass, sorted in one place
 //! - `policy`: what the host's owner lets the repo ask for
+//! - `status`: the `/status` document as data
 //! - `printable`: outside text made safe to print on a terminal
 //!
 //! This crate holds everything that touches the outside:
@@ -15,11 +18,12 @@
 //! - `drivers`: docker, nginx, haproxy: the only code touching the outside
 //! - `observe`: what Docker and the proxy run, as plain data
 //! - `engine`: runs a plan step by step through the drivers
+//! - `records`: rollout progress in the state dir, written by the engine, read by `observe`
 //! - `events`: the append-only event log in the state dir
 //! - `history`: the event log grouped into deploys, for `teal history`
 //! - `reconcile`: one pass (read a commit, observe, plan, execute)
 //! - `config`: the host config (not in git)
-//! - `daemon`: the long-running loop, its lock, backoff, HTTP API and dashboard
+//! - `daemon`: the long-running loop (its `scheduler`: when passes run, backoff), its lock, HTTP API and dashboard
 //! - `logs`: log lines as text or JSON
 //! - `commands`: one thin module per subcommand
 //! - `app`: the bundled static demo app
@@ -37,7 +41,8 @@ pub mod logs;
 pub mod notify;
 pub mod observe;
 pub mod reconcile;
+pub mod records;
 pub mod secret;
 pub mod source;
 
-pub use teal_core::{plan, policy, printable, spec, strategy};
+pub use teal_core::{commit, outcome, plan, policy, printable, spec, status, strategy};

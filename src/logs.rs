@@ -85,6 +85,7 @@ mod tests {
             step,
             result,
             duration: Duration::from_millis(1200),
+            note: None,
         }
     }
 

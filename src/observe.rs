@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use crate::drivers::docker::DockerError;
 use crate::drivers::proxy::{ObservedRoute, ProxyDriver, ProxyError};
 use crate::drivers::runtime::Runtime;
-use crate::engine::Records;
 use crate::plan::{Observed, ObservedService};
+use crate::records::Records;
 use crate::spec::{Color, Desired, Service};
 
 #[derive(Debug, thiserror::Error)]

@@ -46,16 +46,7 @@ pub fn resolve(repo: &Repository, rev: &str) -> Result<git2::Oid, SourceError> {
     Ok(commit.id())
 }
 
-/// What git says about a commit, for people: its subject, author and time.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct CommitInfo {
-    /// The first line of the message.
-    pub message: String,
-    /// `Name <email>`.
-    pub author: String,
-    /// Commit time, RFC 3339 UTC.
-    pub time: String,
-}
+pub use crate::status::CommitInfo;
 
 /// The subject, author and time of `rev` in `repo`.
 pub fn commit_info(repo: &Repository, rev: &str) -> Result<CommitInfo, SourceError> {

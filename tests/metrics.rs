@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::{get_via, promtool_check};
 use teal::daemon::status::Shared;
 
@@ -35,7 +33,6 @@ async fn served_metrics(shared: Shared) -> (u16, String) {
     let state = tempfile::tempdir().unwrap();
     let api = teal::daemon::http::Api {
         shared,
-        trigger: Arc::new(tokio::sync::Notify::new()),
         secret: None,
         state_dir: state.path().to_path_buf(),
         token: None,

@@ -6,38 +6,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use common::host::TestHost;
+use common::signing::{run, ssh_key, ssh_signing};
 use common::{app_image_version, get_via, git_in, proxy_or_fail, teal};
-
-/// Runs a command, panicking with its output (and how to install it) on failure.
-fn run(cmd: &mut Command, what: &str) -> String {
-    let out = cmd.output().unwrap_or_else(|e| {
-        panic!("{what}: {e} (ssh-keygen: apt-get install -y openssh-client; gpg: apt-get install -y gnupg)")
-    });
-    assert!(
-        out.status.success(),
-        "{what}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// An ed25519 key pair made by ssh-keygen; the private key's path.
-fn ssh_key(dir: &Path, name: &str) -> PathBuf {
-    let key = dir.join(name);
-    run(
-        Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
-            .arg(&key),
-        "ssh-keygen",
-    );
-    key
-}
 
 /// Commits the service file signed with `sign` (extra `git -c` settings;
 /// none: unsigned) and pushes it.
@@ -59,10 +34,6 @@ fn push_signed(h: &TestHost, msg: &str, text: &str, sign: &[String], env: &[(&st
     }
     run(&mut cmd, "git commit");
     git_in(&h.work, &["push", "-q", "-f", "origin", "HEAD:main"]);
-}
-
-fn ssh_signing(key: &Path) -> Vec<String> {
-    vec!["gpg.format=ssh".into(), format!("user.signingkey={}", key.display())]
 }
 
 /// Polls `/status` until the head is refused; the reason.

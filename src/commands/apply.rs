@@ -5,9 +5,11 @@ use std::time::Instant;
 use anyhow::Context;
 
 use super::host::{fetch, HostArgs};
+use crate::commit::ShortCommit;
 use crate::daemon::lock::{Holder, LockError, StateLock};
 use crate::engine::StepEvent;
-use crate::events::{Event, EventLog};
+use crate::events::{Event, EventLog, EventResult};
+use crate::outcome::{self, Outcome};
 use crate::plan::render;
 use crate::printable::field;
 use crate::reconcile::Host;
@@ -37,7 +39,7 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
     let rev = fetch(&config).await?;
     crate::reconcile::record_applied(&config.state_dir, &rev.commit)
         .with_context(|| format!("recording the applied commit in {}", config.state_dir.display()))?;
-    let short = &rev.commit[..rev.commit.len().min(10)];
+    let short = ShortCommit::of(&rev.commit);
     eprintln!("teal apply: {} at {short}", config.repo.url);
     let log = EventLog::open(&config.state_dir)?.with_rotation(config.events.rotation());
     let host = Host::connect(config).await?;
@@ -64,49 +66,48 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
         on_progress: &pulling,
         on_rollout: &rollout,
     };
-    let (plan, outcomes) = host.apply(&rev, &hooks).await?;
+    let (plan, runs) = host.apply(&rev, &hooks).await?;
     let record = |e: Event| {
         if let Err(err) = log.append(&e) {
             eprintln!("  (could not append to {}: {err})", log.path().display());
         }
     };
     let mut failed = 0;
-    for sp in plan.services.iter().filter(|s| s.refused.is_some()) {
-        failed += 1;
-        let why = sp.refused.clone().unwrap_or_default();
-        eprintln!("  {}: refused: {}", sp.service, field(&why));
-        record(Event::outcome(&sp.service, &rev.commit, "refused", 0, Some(why)));
-    }
-    for o in &outcomes {
-        let ms = o.duration.as_millis() as u64;
-        match &o.result {
-            Ok(()) => record(Event::outcome(&o.service, &rev.commit, "ok", ms, None)),
-            Err(e) => {
-                failed += 1;
-                let rolled_back = matches!(e.reason, crate::engine::StepError::RolledBack(_));
-                eprintln!(
-                    "  {}: deploy of {short} {}: {}",
-                    o.service,
-                    if rolled_back {
-                        "rolled back by analysis, all traffic back on the old color"
-                    } else {
-                        "failed, traffic stays where it was"
-                    },
-                    field(&e.to_string())
-                );
-                record(Event::outcome(
-                    &o.service,
-                    &rev.commit,
-                    if rolled_back { "rolled back" } else { "failed" },
-                    ms,
-                    Some(e.to_string()),
-                ));
+    for o in outcome::sort(&plan, &runs) {
+        let why = o.error.clone().unwrap_or_default();
+        let result = match &o.outcome {
+            Outcome::Deployed => EventResult::Ok,
+            // A service held after a rollback is refused by this apply too.
+            Outcome::Refused | Outcome::NotAgain => {
+                eprintln!("  {}: refused: {}", o.service, field(&why));
+                EventResult::Refused
             }
+            Outcome::RolledBack(_) => {
+                eprintln!(
+                    "  {}: deploy of {short} rolled back by analysis, all traffic back on the old color: {}",
+                    o.service,
+                    field(&why)
+                );
+                EventResult::RolledBack
+            }
+            Outcome::Failed { .. } => {
+                eprintln!(
+                    "  {}: deploy of {short} failed, traffic stays where it was: {}",
+                    o.service,
+                    field(&why)
+                );
+                EventResult::Failed
+            }
+        };
+        if result != EventResult::Ok {
+            failed += 1;
         }
+        let ms = o.duration.as_millis() as u64;
+        record(Event::outcome(&o.service, &rev.commit, result, ms, o.error));
     }
     let took = duration::format(std::time::Duration::from_millis(started.elapsed().as_millis() as u64));
     if failed == 0 {
-        let n = outcomes.len();
+        let n = runs.len();
         eprintln!(
             "converged: {n} service{} changed, in {took}",
             super::validate::plural(n)

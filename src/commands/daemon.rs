@@ -7,6 +7,7 @@ use tracing::info;
 
 use super::host::HostArgs;
 use crate::daemon::lock::StateLock;
+use crate::daemon::scheduler::intake::Triggers;
 use crate::daemon::systemd;
 use crate::daemon::Daemon;
 
@@ -59,27 +60,28 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
         None => None,
     };
     let state_dir = config.state_dir.clone();
+    let (triggers, intake) = crate::daemon::scheduler::intake::channel();
     let mut daemon = Daemon::new(config).await?;
-    let host_args = args.host.clone();
-    daemon.config_loader = Some(Box::new(move || host_args.load()));
-    let reload = daemon.reload.clone();
+    let hup = triggers.clone();
     tokio::spawn(async move {
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).expect("SIGHUP handler");
-        while hup.recv().await.is_some() {
+        let mut signals =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).expect("SIGHUP handler");
+        while signals.recv().await.is_some() {
             info!("SIGHUP: reloading the host config after the pass in flight");
-            reload.notify_one();
+            hup.reload().await;
         }
     });
-    serve_api(listener, &daemon, secret, state_dir, shutdown.clone())?;
+    serve_api(listener, &daemon, triggers, secret, state_dir, shutdown.clone())?;
     // A pass is at most a pull plus a health deadline per step; an hour
     // without any progress is a hang.
-    systemd::spawn_watchdog(daemon.progress.clone(), std::time::Duration::from_secs(3600));
-    daemon
-        .run(shutdown, &|| {
-            info!("first pass done");
-            systemd::notify("READY=1");
-        })
-        .await;
+    systemd::spawn_watchdog(daemon.progress().clone(), std::time::Duration::from_secs(3600));
+    let host_args = args.host.clone();
+    let load = move || host_args.load();
+    let ready = || {
+        info!("first pass done");
+        systemd::notify("READY=1");
+    };
+    crate::daemon::controller::run(&mut daemon, intake, Some(&load), shutdown, &ready).await;
     systemd::notify("STOPPING=1");
     daemon.stop_proxy();
     Ok(super::exit::OK)
@@ -90,14 +92,15 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
 pub fn serve_api(
     listener: tokio::net::TcpListener,
     daemon: &Daemon,
+    trigger: Triggers,
     secret: Option<Vec<u8>>,
     state_dir: std::path::PathBuf,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     info!(listen = %listener.local_addr()?, "status API: / (dashboard) /events /status /metrics /healthz /hooks/git");
     let api = crate::daemon::http::Api {
-        shared: daemon.shared.clone(),
-        trigger: daemon.trigger.clone(),
+        shared: daemon.shared().clone(),
+        trigger,
         secret,
         state_dir,
         token: daemon.status_token(),

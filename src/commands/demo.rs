@@ -71,8 +71,9 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
     let state_dir = config.state_dir.clone();
     // Ctrl-C while the proxy starts still stops it (see the daemon).
     let shutdown = super::daemon::shutdown_on_signals();
+    let (triggers, intake) = crate::daemon::scheduler::intake::channel();
     let mut daemon = Daemon::new(config).await?;
-    super::daemon::serve_api(status, &daemon, None, state_dir, shutdown.clone())?;
+    super::daemon::serve_api(status, &daemon, triggers, None, state_dir, shutdown.clone())?;
     let teal = teal_command();
     let proxy_name = if kind == ProxyKind::Haproxy { "HAProxy" } else { "nginx" };
     let url = format!("http://localhost:{}/", args.port);
@@ -89,7 +90,7 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
             repo.display()
         );
     };
-    daemon.run(shutdown, &ready).await;
+    crate::daemon::controller::run(&mut daemon, intake, None, shutdown, &ready).await;
     daemon.stop_proxy();
     println!(
         "teal demo stopped; `{teal} demo --clean` removes its containers, network, images and {}",

@@ -6,9 +6,10 @@
 use std::fmt::Write;
 use std::time::Duration;
 
+use crate::commit::ShortCommit;
 use crate::config::HostConfig;
-use crate::daemon::status::Status;
 use crate::drivers::peer::PeerClient;
+use crate::status::Status;
 
 /// One host's answer.
 type Answer = Result<Status, String>;
@@ -21,7 +22,7 @@ pub async fn run(config: &HostConfig, json: bool) -> anyhow::Result<u8> {
     anyhow::ensure!(
         !hosts.is_empty(),
         "teal.yaml at {} lists no hosts: this is a single host, see `teal status`",
-        &rev.commit[..rev.commit.len().min(10)]
+        ShortCommit::of(&rev.commit)
     );
     // The waves' client and rules: only URLs the host config admits are read.
     let token = super::host::token(config)?.map(crate::secret::Secret::new);
@@ -96,11 +97,11 @@ pub fn table(answers: &[(String, Answer)]) -> String {
                     let commit = svc
                         .serving
                         .as_deref()
-                        .map_or("-".to_string(), |c| c[..c.len().min(7)].to_string());
+                        .map_or("-".to_string(), |c| ShortCommit::git(c).to_string());
                     let state = if let Some(w) = &svc.waiting {
                         w.clone()
                     } else if let Some(f) = &svc.failed {
-                        format!("failed at {}", &f[..f.len().min(7)])
+                        format!("failed at {}", ShortCommit::git(f))
                     } else if svc.rolled_back.is_some() {
                         "rolled back".into()
                     } else if svc.serving.is_some() && svc.serving == s.applied_commit {
@@ -147,6 +148,24 @@ mod tests {
         assert!(!out.contains(['\x1b', '\r', '\x07']), "{out:?}");
         assert!(
             out.contains("waiting\\u{1b}[2J\\rfor wave 1") && out.contains("down\\u{1b}]0;x\\u{7}"),
+            "{out}"
+        );
+    }
+
+    /// A peer may answer any text where a commit goes: the table cuts it
+    /// on characters, it does not panic in the middle of one.
+    #[test]
+    fn a_peers_commit_of_any_text_is_cut_without_a_panic() {
+        let mut s = Status::default();
+        let svc = crate::daemon::status::ServiceStatus {
+            serving: Some("ééééééééé".into()),
+            failed: Some("ü0123456789".into()),
+            ..Default::default()
+        };
+        s.services.insert("web".into(), svc);
+        let out = table(&[("web-1".into(), Ok(s))]);
+        assert!(
+            out.contains(" ééééééé ") && out.contains("failed at ü012345\n"),
             "{out}"
         );
     }

@@ -2,11 +2,15 @@
 
 use std::fmt::Write;
 
-use anyhow::Context;
+use std::time::Duration;
+
+use anyhow::anyhow;
 
 use super::host::HostArgs;
-use crate::daemon::status::Status;
+use crate::commit::ShortCommit;
+use crate::drivers::peer::{PeerClient, PeerError};
 use crate::spec::Color;
+use crate::status::Status;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -37,23 +41,16 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
         return super::fleet::run(&config, args.format == StatusFormat::Json).await;
     }
     let url = format!("http://{}/status", config.listen);
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(std::time::Duration::from_secs(5))
-        .build()?;
-    let mut req = client.get(&url);
-    if let Some(t) = super::host::token(&config)? {
-        req = req.bearer_auth(t);
-    }
-    let status: Status = req
-        .send()
+    let token = super::host::token(&config)?.map(crate::secret::Secret::new);
+    let status = PeerClient::new(token, Duration::from_secs(5))
+        .read(&url)
         .await
-        .with_context(|| format!("no teal daemon answers at {url}: is it running (systemctl status teal)?"))?
-        .text()
-        .await
-        .map_err(anyhow::Error::from)
-        .and_then(|t| serde_json::from_str(&t).map_err(anyhow::Error::from))
-        .with_context(|| format!("{url} did not return a status document"))?;
+        .map_err(|e| match e {
+            PeerError::Unreachable(_) => anyhow!(e).context(format!(
+                "no teal daemon answers at {url}: is it running (systemctl status teal)?"
+            )),
+            _ => anyhow!(e).context(format!("{url} did not return a status document")),
+        })?;
     match args.format {
         StatusFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
         StatusFormat::Text => print!("{}", text(&status)),
@@ -66,7 +63,7 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
 pub fn text(s: &Status) -> String {
     let short = |c: &Option<String>| {
         c.as_deref()
-            .map_or("none".to_string(), |c| c[..c.len().min(10)].to_string())
+            .map_or("none".to_string(), |c| ShortCommit::of(c).to_string())
     };
     let mut o = format!("applied commit {}", short(&s.applied_commit));
     if let Some(a) = &s.applied {
@@ -83,7 +80,7 @@ pub fn text(s: &Status) -> String {
         let _ = writeln!(
             o,
             "  refused {}: {}",
-            &r.commit[..r.commit.len().min(7)],
+            ShortCommit::git(&r.commit),
             r.reason.replace('\n', "\n    ")
         );
     }
@@ -105,7 +102,7 @@ pub fn text(s: &Status) -> String {
 }
 
 /// One service: where traffic goes, each color, the last deploy.
-fn service(name: &str, svc: &crate::daemon::status::ServiceStatus) -> String {
+fn service(name: &str, svc: &crate::status::ServiceStatus) -> String {
     let mut o = String::new();
     let live = svc.live.map_or("nothing".to_string(), |c| c.to_string());
     if svc.weights.blue > 0 && svc.weights.green > 0 {
@@ -124,7 +121,7 @@ fn service(name: &str, svc: &crate::daemon::status::ServiceStatus) -> String {
         let _ = writeln!(
             o,
             "  rolled back by analysis at {}: {}; revert or push a fix",
-            &rb.commit[..rb.commit.len().min(10)],
+            ShortCommit::of(&rb.commit),
             rb.figures
         );
     }
@@ -152,7 +149,7 @@ fn service(name: &str, svc: &crate::daemon::status::ServiceStatus) -> String {
             o,
             "  last deploy {} of {}{} at {}",
             d.result,
-            &d.commit[..d.commit.len().min(10)],
+            ShortCommit::of(&d.commit),
             d.message.as_ref().map(|m| format!(" {m:?}")).unwrap_or_default(),
             d.at
         );
@@ -162,13 +159,13 @@ fn service(name: &str, svc: &crate::daemon::status::ServiceStatus) -> String {
             }
             None => o.push('\n'),
         }
-    } else if let Some(r) = svc.history.iter().find(|r| r.kind != crate::history::Kind::Refused) {
+    } else if let Some(r) = svc.history.iter().find(|r| r.kind != crate::events::Kind::Refused) {
         // The daemon restarted since: the event log still knows.
         let _ = writeln!(
             o,
             "  last deploy {} of {}{} started {}: {}",
             r.result,
-            &r.commit[..r.commit.len().min(10)],
+            ShortCommit::of(&r.commit),
             r.message.as_ref().map(|m| format!(" {m:?}")).unwrap_or_default(),
             r.time,
             r.detail

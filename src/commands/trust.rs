@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use crate::commit::ShortCommit;
 use crate::config::HostConfig;
 use crate::reconcile::applied::{self, Baseline};
 use crate::source::verify::{self, Verify};
@@ -61,7 +62,7 @@ fn reset(args: &ResetArgs) -> anyhow::Result<u8> {
     let signer = match signature(&repo, commit, &config) {
         Ok(s) => s,
         Err(why) => {
-            eprintln!("teal trust reset: {}: {why}; nothing recorded", &id[..10]);
+            eprintln!("teal trust reset: {}: {why}; nothing recorded", ShortCommit::of(&id));
             return Ok(super::exit::ERROR);
         }
     };
@@ -76,7 +77,7 @@ fn reset(args: &ResetArgs) -> anyhow::Result<u8> {
         let descends = verify::fast_forward(&repo, head, commit).is_ok();
         println!(
             "note: the branch head {} {}",
-            &head.to_string()[..10],
+            ShortCommit::of(&head.to_string()),
             if descends {
                 "descends from it: the daemon checks it next"
             } else {

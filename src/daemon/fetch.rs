@@ -3,14 +3,15 @@
 
 use tracing::{error, info, warn};
 
-use super::{short, status, unix_now, Daemon, REPO};
-use crate::events::Event;
+use super::{short, status, unix_now, Daemon, Problem, REPO};
+use crate::commit::ShortCommit;
+use crate::events::{Event, EventResult};
 use crate::reconcile::{fetch_desired, DesiredError};
 
 impl Daemon {
     /// Fetches the branch head; returns the problem it met, if any, for
     /// the pass to report.
-    pub(super) async fn fetch(&mut self) -> Option<String> {
+    pub(super) async fn fetch(&mut self) -> Option<Problem> {
         let config = self.host.config.clone();
         let known = self.last_good.as_ref().map(|r| r.commit.clone());
         let fetched = tokio::task::spawn_blocking(move || {
@@ -45,24 +46,21 @@ impl Daemon {
                     reason: reason.clone(),
                 });
                 self.refused_commit(&commit, &reason);
-                Some(format!("refused {}: {reason}", &commit[..commit.len().min(7)]))
+                Some(Problem::said(format!(
+                    "refused {}: {reason}",
+                    ShortCommit::git(&commit)
+                )))
             }
             Ok(Err(DesiredError::Invalid { commit, diagnostics })) => {
                 status.fetched_commit = Some(commit.clone());
                 status.config_errors = diagnostics.0.iter().map(|d| d.to_string()).collect();
-                Some(format!(
+                Some(Problem::said(format!(
                     "commit {} has an invalid config, not applied:\n{diagnostics}",
                     short(&commit)
-                ))
+                )))
             }
-            Ok(Err(e)) => {
-                self.outage = true;
-                Some(e.to_string())
-            }
-            Err(e) => {
-                self.outage = true;
-                Some(format!("fetch task: {e}"))
-            }
+            Ok(Err(e)) => Some(Problem::outage(e.to_string())),
+            Err(e) => Some(Problem::outage(format!("fetch task: {e}"))),
         };
         if problem.is_some() {
             self.shared.metrics.write().expect("metrics lock").fetch_errors += 1;
@@ -79,7 +77,7 @@ impl Daemon {
             return;
         }
         error!(commit = %short(commit), reason = %reason, "refused: not applied, still serving the last applied commit");
-        let event = Event::outcome(REPO, commit, "refused", 0, Some(reason.to_string()));
+        let event = Event::outcome(REPO, commit, EventResult::Refused, 0, Some(reason.to_string()));
         if let Err(err) = self.log.append(&event) {
             warn!(path = %self.log.path().display(), error = %err, "cannot append to the event log");
         }

@@ -16,9 +16,10 @@ use axum::routing::{get, post};
 use axum::Router;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use tokio::sync::Notify;
 
 use super::dashboard::{self, Context};
+use super::scheduler::intake::Triggers;
+use super::scheduler::Trigger;
 use super::status::Shared;
 
 /// What the API serves from.
@@ -26,8 +27,8 @@ use super::status::Shared;
 pub struct Api {
     /// The loop's status and metrics, and its event stream.
     pub shared: Shared,
-    /// Wakes the loop (the webhook).
-    pub trigger: Arc<Notify>,
+    /// Where the webhook asks the loop for a pass.
+    pub trigger: Triggers,
     /// The webhook secret; `None`: the webhook is off (404).
     pub secret: Option<Vec<u8>>,
     /// The daemon's state dir: its event log and repo mirror.
@@ -44,7 +45,7 @@ pub struct Api {
 #[derive(Clone)]
 struct App {
     dashboard: Arc<Context>,
-    trigger: Arc<Notify>,
+    trigger: Triggers,
     secret: Option<Arc<Vec<u8>>>,
     /// One permit per live `/events` stream.
     streams: Arc<tokio::sync::Semaphore>,
@@ -210,7 +211,7 @@ async fn hook(State(app): State<App>, headers: HeaderMap, body: Bytes) -> impl I
         tracing::warn!("webhook with a missing or wrong X-Hub-Signature-256: ignored");
         return (StatusCode::UNAUTHORIZED, "bad or missing X-Hub-Signature-256\n");
     }
-    app.trigger.notify_one();
+    app.trigger.send(Trigger::Webhook);
     (StatusCode::ACCEPTED, "fetching\n")
 }
 

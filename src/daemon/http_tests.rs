@@ -1,7 +1,10 @@
 //! The status API against real TCP connections: tokens, the webhook's
 //! signature, the dashboard and its stream, names and limits.
 
+use std::time::Instant;
+
 use super::*;
+use crate::daemon::scheduler::Next;
 
 fn sign(secret: &[u8], body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
@@ -35,7 +38,6 @@ async fn with_a_token_only_requests_that_carry_it_are_answered() {
     let state = tempfile::tempdir().unwrap();
     let api = Api {
         shared: Shared::default(),
-        trigger: Arc::new(Notify::new()),
         secret: None,
         state_dir: state.path().to_path_buf(),
         token: Some("fleet-token".into()),
@@ -66,12 +68,12 @@ async fn status_metrics_and_a_webhook_that_must_be_signed() {
     let addr = listener.local_addr().unwrap().to_string();
     let shared = Shared::default();
     shared.status.write().unwrap().applied_commit = Some("abc".into());
-    let trigger = Arc::new(Notify::new());
+    let (trigger, mut intake) = crate::daemon::scheduler::intake::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let state = tempfile::tempdir().unwrap();
     let api = Api {
         shared,
-        trigger: trigger.clone(),
+        trigger,
         secret: Some(b"s3cret".to_vec()),
         state_dir: state.path().to_path_buf(),
         token: None,
@@ -92,10 +94,12 @@ async fn status_metrics_and_a_webhook_that_must_be_signed() {
     assert_eq!(request(&addr, "GET", "/healthz", "", "").await, (200, "ok\n".into()));
 
     let push = r#"{"ref":"refs/heads/main"}"#;
-    let fired = |t: Arc<Notify>| async move {
-        tokio::time::timeout(std::time::Duration::from_millis(200), t.notified())
-            .await
-            .is_ok()
+    let mut scheduler = crate::daemon::scheduler::Scheduler::new(std::time::Duration::from_secs(60), Instant::now());
+    assert_eq!(scheduler.next(Instant::now()), Next::Pass(Trigger::Start));
+    scheduler.finished(false, Instant::now());
+    let mut fired = || {
+        intake.drain_into(&mut scheduler);
+        scheduler.next(Instant::now())
     };
     assert_eq!(
         request(&addr, "POST", "/hooks/git", "", push).await.0,
@@ -108,10 +112,17 @@ async fn status_metrics_and_a_webhook_that_must_be_signed() {
         401,
         "wrong secret"
     );
-    assert!(!fired(trigger.clone()).await, "no fetch triggered by a bad signature");
+    assert!(
+        matches!(fired(), Next::Wait(_)),
+        "no fetch triggered by a bad signature"
+    );
     let good = format!("X-Hub-Signature-256: {}\r\n", sign(b"s3cret", push.as_bytes()));
     assert_eq!(request(&addr, "POST", "/hooks/git", &good, push).await.0, 202);
-    assert!(fired(trigger.clone()).await, "a good signature triggers a fetch");
+    assert_eq!(
+        fired(),
+        Next::Pass(Trigger::Webhook),
+        "a good signature triggers a fetch"
+    );
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }
@@ -150,7 +161,6 @@ async fn the_dashboard_page_and_its_event_stream() {
     let state = tempfile::tempdir().unwrap();
     let api = Api {
         shared: shared.clone(),
-        trigger: Arc::new(Notify::new()),
         secret: None,
         state_dir: state.path().to_path_buf(),
         token: None,

@@ -3,11 +3,12 @@
 //! recovered by the next pass. An invalid commit is never applied: the last
 //! good desired state keeps being served. A failed deploy is retried with
 //! backoff, or at once on a new commit. Problems are logged once per
-//! change of state, not once per pass.
+//! change of state, not once per pass. `Daemon` is what a pass needs;
+//! when passes run, and why, is the `scheduler`'s decision, and
+//! `controller` the loop that waits on it.
 
-pub mod backoff;
+pub mod controller;
 pub mod dashboard;
-mod docker_events;
 mod fetch;
 pub mod figures;
 pub mod host_check;
@@ -15,60 +16,66 @@ pub mod http;
 mod listener;
 pub mod lock;
 mod outcomes;
+mod reload;
 pub mod rlimit;
 mod rollouts;
+pub mod scheduler;
 pub mod status;
 pub mod systemd;
 pub mod waves;
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::{watch, Notify};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::config::HostConfig;
 use crate::engine::StepEvent;
 use crate::events::EventLog;
-use crate::plan::Change;
+use crate::plan::{Change, Plan};
 use crate::reconcile::{Host, Revision};
-use backoff::Backoff;
+use scheduler::backoff::Backoff;
+use waves::Gate;
 
-/// The daemon's state between passes (what it must remember is small: the
-/// last good commit, backoff, and what it already reported).
+/// What a pass needs, and what it must remember between passes (small:
+/// the last good commit and what it already reported). When passes run
+/// is the scheduler's business; backoff is lent to each pass.
 pub struct Daemon {
     host: Host,
     log: EventLog,
-    backoff: Backoff,
     last_good: Option<Revision>,
     /// The last problem reported, so each is logged once.
     last_problem: Option<String>,
-    /// Passes in a row that could not reach the remote, Docker or the proxy
-    /// (an invalid commit is not an outage: a fix is picked up at once).
-    failing_passes: u32,
-    /// Whether the current pass hit such an outage.
-    outage: bool,
     refused: HashSet<(String, String)>,
-    /// Wakes the loop before the poll interval (file watcher, webhook).
-    pub trigger: Arc<Notify>,
     /// Touched on every step and pass, for the systemd watchdog.
-    pub progress: systemd::Progress,
+    progress: systemd::Progress,
     /// Status and metrics, read by the HTTP API.
-    pub shared: status::Shared,
-    /// Asks the loop to re-read the host config (SIGHUP).
-    pub reload: Arc<Notify>,
-    /// Reads the host config again, for `reload`.
-    pub config_loader: Option<Box<dyn Fn() -> anyhow::Result<HostConfig> + Send + Sync>>,
-    _watcher: Option<notify::RecommendedWatcher>,
-    _docker_events: docker_events::Watch,
+    shared: status::Shared,
     /// Hosts of earlier waves, read through their status API.
     peers: waves::Peers,
 }
 
+/// A problem a pass met: said in the status, and once in the log.
+struct Problem {
+    what: String,
+    /// The remote, Docker or the proxy could not be reached: the loop
+    /// waits longer before the next pass. (An invalid commit is not an
+    /// outage: its fix is picked up at the next poll.)
+    outage: bool,
+}
+
+impl Problem {
+    fn said(what: String) -> Problem {
+        Problem { what, outage: false }
+    }
+
+    fn outage(what: String) -> Problem {
+        Problem { what, outage: true }
+    }
+}
+
 impl Daemon {
-    /// Connects the drivers and, for a repo on a local path, starts a
-    /// watcher that triggers a pass as soon as the repo changes.
+    /// Connects the drivers, opens the event log and starts the notifier.
     pub async fn new(config: HostConfig) -> anyhow::Result<Daemon> {
         let shared = status::Shared::default();
         // Secrets read again at each fetch: checked once here, so an empty
@@ -85,112 +92,44 @@ impl Daemon {
             .with_rotation(config.events.rotation())
             .with_broadcast(shared.events.clone())
             .with_sink(notices);
-        let trigger = Arc::new(Notify::new());
-        let watcher = if config.repo.watch {
-            watch_local_repo(&config.repo.url, trigger.clone())
-        } else {
-            None
-        };
         let token = read_token(config.host.token_file.as_deref())?;
-        let host = Host::connect(config).await?;
-        let docker_events = watch_docker(&host, trigger.clone());
         Ok(Daemon {
             peers: waves::Peers::new(token),
-            host,
+            host: Host::connect(config).await?,
             log,
-            backoff: Backoff::default(),
             last_good: None,
             last_problem: None,
-            failing_passes: 0,
-            outage: false,
             refused: HashSet::new(),
-            trigger,
             progress: systemd::Progress::default(),
             shared,
-            reload: Arc::new(Notify::new()),
-            config_loader: None,
-            _watcher: watcher,
-            _docker_events: docker_events,
         })
     }
 
-    /// Passes until `shutdown` turns true; a pass in flight is finished
-    /// first, so no step is cut in half. `ready` is called once, after the
-    /// first pass.
-    pub async fn run(&mut self, mut shutdown: watch::Receiver<bool>, ready: &(dyn Fn() + Sync)) {
-        let mut first = true;
-        while !*shutdown.borrow() {
-            self.progress.touch();
-            self.pass().await;
-            self.progress.touch();
-            if first {
-                ready();
-                first = false;
-            }
-            self.failing_passes = if self.outage { self.failing_passes + 1 } else { 0 };
-            let wait = backoff::problem_delay(self.host.config.repo.poll, self.failing_passes);
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = self.trigger.notified() => {}
-                _ = self.reload.notified() => self.reconfigure().await,
-                _ = shutdown.changed() => {}
-            }
-        }
-        info!("stopping: no step was in flight");
+    /// Runs on `host` from now on (a SIGHUP's new host config), fetching
+    /// afresh: the last good commit was the old config's.
+    fn replace_host(&mut self, host: Host) {
+        self.host = host;
+        self.last_good = None;
     }
 
-    /// Re-reads the host config and reconnects the drivers. A new config
-    /// that does not load, or whose drivers cannot connect, is reported and
-    /// the running one kept. The state dir and the status API address stay
-    /// as they were until a restart.
-    async fn reconfigure(&mut self) {
-        let Some(load) = &self.config_loader else { return };
-        let mut config = match load() {
-            Ok(c) => c,
-            Err(e) => {
-                return error!(error = %format!("{e:#}"), "SIGHUP: the host config does not load; keeping the running one")
-            }
-        };
-        if config == self.host.config {
-            return info!("SIGHUP: host config unchanged");
-        }
-        let old = &self.host.config;
-        if config.state_dir != old.state_dir || config.listen != old.listen || config.proxy.managed || old.proxy.managed
-        {
-            warn!("SIGHUP: state_dir, listen and managed proxies change only on restart");
-            config.state_dir = old.state_dir.clone();
-            config.listen = old.listen.clone();
-            if config.proxy.managed || old.proxy.managed {
-                config.proxy = old.proxy.clone();
-            }
-        }
-        // The notifier and its secrets are set up once, at start.
-        if config.notify != old.notify {
-            warn!("SIGHUP: notify targets change only on restart");
-            config.notify = old.notify.clone();
-        }
-        // The status API is set up once too.
-        if config.host.names != old.host.names || config.api != old.api {
-            warn!("SIGHUP: host.names and api change only on restart");
-        }
-        if config.host.name != old.host.name {
-            warn!("SIGHUP: notices keep the old host name until a restart");
-        }
-        match Host::connect(config).await {
-            Ok(host) => {
-                self._docker_events = watch_docker(&host, self.trigger.clone());
-                self._watcher = if host.config.repo.watch {
-                    watch_local_repo(&host.config.repo.url, self.trigger.clone())
-                } else {
-                    None
-                };
-                info!(repo = %host.config.repo.url, branch = %host.config.repo.branch, "SIGHUP: host config reloaded");
-                self.host = host;
-                self.last_good = None;
-                self.trigger.notify_one();
-            }
-            Err(e) => error!(error = %e, "SIGHUP: cannot use the new host config; keeping the running one"),
-        }
+    /// The drivers and the host config in use.
+    fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// Status and metrics, for the HTTP API.
+    pub fn shared(&self) -> &status::Shared {
+        &self.shared
+    }
+
+    /// When the loop last made progress, for the systemd watchdog.
+    pub fn progress(&self) -> &systemd::Progress {
+        &self.progress
+    }
+
+    /// The bearer token the status API requires (host.token_file).
+    pub fn status_token(&self) -> Option<String> {
+        self.peers.token().map(String::from)
     }
 
     /// The host config in use (the last one loaded, SIGHUP included).
@@ -222,14 +161,17 @@ impl Daemon {
         self.problem(p);
     }
 
-    /// One pass: fetch, observe, plan, execute what backoff allows.
-    pub async fn pass(&mut self) {
+    /// One pass: fetch, observe, plan, execute what `backoff` allows.
+    /// Returns whether it met an outage, for the scheduler to wait longer.
+    pub async fn pass(&mut self, backoff: &mut Backoff) -> bool {
         let started = Instant::now();
-        self.outage = false;
         let previous = self.last_good.as_ref().map(|r| r.commit.clone());
-        let fetch_problem = self.fetch().await;
+        let fetched = self.fetch().await;
+        let outage = fetched.as_ref().is_some_and(|p| p.outage);
+        let fetch_problem = fetched.map(|p| p.what);
         let Some(rev) = self.last_good.clone() else {
-            return self.report(fetch_problem);
+            self.report(fetch_problem);
+            return outage;
         };
         let new_commit = previous.as_deref() != Some(rev.commit.as_str());
         let observed = match self.host.observe(&rev.desired).await {
@@ -238,33 +180,22 @@ impl Daemon {
                 // A swarm without a leader heals when its managers come
                 // back, and one call per poll costs its manager nothing:
                 // retry each poll, so the deploy follows at once.
-                self.outage |= !e.is_no_quorum();
-                return self.report(Some(e.to_string()));
+                self.report(Some(e.to_string()));
+                return outage || !e.is_no_quorum();
             }
         };
         let mut plan = crate::plan::plan(&rev.desired, &observed);
         let now = Instant::now();
-        for sp in plan.services.iter().filter(|s| s.change == Change::Refused) {
-            if self.refused.insert((sp.service.clone(), rev.commit.clone())) {
-                let why = sp.refused.as_deref().unwrap_or("");
-                error!(service = %sp.service, commit = %short(&rev.commit), reason = %why, "refused");
-                self.record(&sp.service, &rev.commit, "refused", 0, Some(why.to_string()));
-            }
-        }
-        for sp in plan.services.iter().filter(|s| s.change == Change::RolledBack) {
-            if self.refused.insert((sp.service.clone(), rev.commit.clone())) {
-                let why = sp.refused.as_deref().unwrap_or("");
-                warn!(service = %sp.service, commit = %short(&rev.commit), reason = %why, "not deployed again");
-            }
-            self.mark(&sp.service, None, Some(&rev.commit));
+        for o in crate::outcome::planned(&plan) {
+            self.planned(&o, &rev);
         }
         self.mark_converged(&plan, &rev.commit);
         self.gate_waves(&mut plan, &rev).await;
         plan.services
-            .retain(|sp| !sp.steps.is_empty() && self.backoff.allows(&sp.service, &rev.commit, now));
+            .retain(|sp| !sp.steps.is_empty() && backoff.allows(&sp.service, &rev.commit, now));
         let mut deploy_problem = None;
         if !plan.services.is_empty() {
-            deploy_problem = self.execute(&plan, &rev, new_commit).await;
+            deploy_problem = self.execute(&plan, &rev, new_commit, backoff).await;
         }
         let fresh = if plan.services.is_empty() {
             Ok(observed)
@@ -280,6 +211,57 @@ impl Daemon {
         m.reconcile_count += 1;
         m.reconcile_seconds_last = started.elapsed().as_secs_f64();
         m.reconcile_seconds_sum += m.reconcile_seconds_last;
+        outage
+    }
+
+    /// Holds back, for this pass, the services whose earlier waves do not
+    /// serve this commit yet (or failed it), saying why once per change.
+    async fn gate_waves(&mut self, plan: &mut Plan, rev: &Revision) {
+        let me = self.host.config.host.resolved_name();
+        for sp in plan.services.iter_mut().filter(|s| !s.steps.is_empty()) {
+            // A deleted service has no waves: it leaves every host at once.
+            let Some(svc) = rev.desired.services.get(&sp.service) else {
+                continue;
+            };
+            let fleet = &self.host.config.fleet;
+            let waiting = match self.peers.gate(&rev.desired, fleet, &me, svc, &rev.commit).await {
+                Gate::Go => None,
+                Gate::Wait(m) | Gate::Stop(m) => Some(m),
+            };
+            let mut status = self.shared.status.write().expect("status lock");
+            let entry = status.services.entry(sp.service.clone()).or_default();
+            if entry.waiting != waiting {
+                if let Some(m) = &waiting {
+                    info!(service = %sp.service, commit = %short(&rev.commit), "{m}");
+                }
+                entry.waiting = waiting.clone();
+            }
+            if waiting.is_some() {
+                sp.steps.clear();
+            }
+        }
+    }
+
+    /// Services with nothing to do serve this commit.
+    fn mark_converged(&self, plan: &Plan, commit: &str) {
+        for sp in plan.services.iter().filter(|s| s.change == Change::None) {
+            self.mark(&sp.service, Some(commit), None);
+        }
+    }
+
+    /// Records what peers of later waves read: the commit a service
+    /// serves, or the one that failed it.
+    fn mark(&self, service: &str, serving: Option<&str>, failed: Option<&str>) {
+        let mut status = self.shared.status.write().expect("status lock");
+        let s = status.services.entry(service.to_string()).or_default();
+        if let Some(c) = serving {
+            s.serving = Some(c.to_string());
+            s.failed = None;
+            s.waiting = None;
+        }
+        if let Some(c) = failed {
+            s.failed = Some(c.to_string());
+        }
     }
 }
 
@@ -316,38 +298,6 @@ fn round(d: std::time::Duration) -> std::time::Duration {
     std::time::Duration::from_millis(d.as_millis() as u64)
 }
 
-fn short(commit: &str) -> &str {
-    &commit[..commit.len().min(10)]
-}
-
-/// Passes on the events of this host's replicas (see `docker_events`).
-fn watch_docker(host: &Host, trigger: Arc<Notify>) -> docker_events::Watch {
-    let client = host.docker.docker().client().clone();
-    docker_events::Watch(docker_events::watch(
-        client,
-        host.config.docker.network.clone(),
-        trigger,
-    ))
-}
-
-/// For a repo on this machine, a watcher that wakes the loop on any change
-/// (a commit or push updates its refs), so deploys need not wait a poll.
-fn watch_local_repo(url: &str, trigger: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
-    use notify::Watcher;
-    let path = url.strip_prefix("file://").unwrap_or(url);
-    if path.contains("://") || path.contains('@') {
-        return None;
-    }
-    let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        // Only writes: a fetch reads the repo, and reacting to those reads
-        // (inotify reports opens and closes) would start pass after pass.
-        use notify::EventKind::{Create, Modify, Remove};
-        if res.is_ok_and(|e| matches!(e.kind, Create(_) | Modify(_) | Remove(_))) {
-            trigger.notify_one();
-        }
-    })
-    .ok()?;
-    w.watch(std::path::Path::new(path), notify::RecursiveMode::Recursive)
-        .ok()?;
-    Some(w)
+fn short(commit: &str) -> crate::commit::ShortCommit<'_> {
+    crate::commit::ShortCommit::of(commit)
 }

@@ -1,13 +1,17 @@
 //! Running a pass's plan and recording what came of each service: the
 //! event log, the status, the metrics, backoff, and what peers read.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use tracing::{error, info, warn};
 
+use super::scheduler::backoff::Backoff;
+use super::status::Metrics;
 use super::{log_step, rollouts, round, short, status, Daemon};
-use crate::engine::{StepError, StepEvent};
-use crate::events::Event;
+use crate::engine::StepEvent;
+use crate::events::{Event, EventResult, StepKind};
+use crate::outcome::{self, Outcome, Retry, ServiceOutcome};
 use crate::reconcile::Revision;
 
 impl Daemon {
@@ -19,6 +23,7 @@ impl Daemon {
         plan: &crate::plan::Plan,
         rev: &Revision,
         new_commit: bool,
+        backoff: &mut Backoff,
     ) -> Option<String> {
         let mut problem = None;
         let log = self.log.clone();
@@ -37,67 +42,105 @@ impl Daemon {
             on_progress: &on_progress,
             on_rollout: &on_rollout,
         };
-        for o in self.host.execute(plan, rev, &hooks).await {
-            let ms = o.duration.as_millis() as u64;
+        for run in self.host.execute(plan, rev, &hooks).await {
             if !new_commit {
-                *self
-                    .shared
-                    .metrics
-                    .write()
-                    .expect("metrics lock")
-                    .drift_corrections
-                    .entry(o.service.clone())
-                    .or_default() += 1;
+                self.count(&run.service, |m| &mut m.drift_corrections);
             }
-            match o.result {
-                Ok(()) => {
-                    self.backoff.succeeded(&o.service);
-                    self.mark(&o.service, Some(&rev.commit), None);
-                    info!(service = %o.service, commit = %short(&rev.commit), took = %crate::spec::duration::format(round(o.duration)), "converged");
-                    self.record(&o.service, &rev.commit, "ok", ms, None);
-                }
-                Err(e) if matches!(e.reason, StepError::RolledBack(_)) => {
-                    self.mark(&o.service, None, Some(&rev.commit));
-                    rollouts::count(&self.shared, &o.service, &e.reason);
-                    self.record(&o.service, &rev.commit, "rolled back", ms, Some(e.reason.to_string()));
-                }
-                Err(e) if matches!(&e.reason, StepError::Docker(d) if d.is_no_quorum()) => {
-                    self.mark(&o.service, None, Some(&rev.commit));
-                    error!(service = %o.service, commit = %short(&rev.commit), error = %e, "deploy stopped: the swarm lost quorum; traffic stays where it was, tried again next poll");
-                    self.record(&o.service, &rev.commit, "failed", ms, Some(e.to_string()));
-                    problem = Some(e.to_string());
-                }
-                Err(e) => {
-                    self.mark(&o.service, None, Some(&rev.commit));
-                    let retry = self.backoff.failed(&o.service, &rev.commit, Instant::now());
-                    error!(service = %o.service, commit = %short(&rev.commit), error = %e, retry_in = %crate::spec::duration::format(retry), "deploy failed, traffic stays where it was");
-                    if e.step == "wait_healthy" {
-                        *self
-                            .shared
-                            .metrics
-                            .write()
-                            .expect("metrics lock")
-                            .failed_checks
-                            .entry(o.service.clone())
-                            .or_default() += 1;
-                    }
-                    self.record(&o.service, &rev.commit, "failed", ms, Some(e.to_string()));
-                }
-            }
+            problem = self.ran(outcome::ran(&run), rev, backoff).or(problem);
         }
         problem
     }
 
+    /// Acts on what came of one service's run: backoff, what peers read,
+    /// the log, the metrics, and the deploy line. Returns the problem to
+    /// report when the swarm lost quorum.
+    fn ran(&mut self, o: ServiceOutcome, rev: &Revision, backoff: &mut Backoff) -> Option<String> {
+        let ms = o.duration.as_millis() as u64;
+        let commit = short(&rev.commit);
+        match &o.outcome {
+            Outcome::Deployed => {
+                backoff.succeeded(&o.service);
+                self.mark(&o.service, Some(&rev.commit), None);
+                info!(service = %o.service, commit = %commit, took = %crate::spec::duration::format(round(o.duration)), "converged");
+                self.record(&o.service, &rev.commit, EventResult::Ok, ms, None);
+            }
+            Outcome::RolledBack(f) => {
+                self.mark(&o.service, None, Some(&rev.commit));
+                rollouts::count(&self.shared, &o.service, f);
+                self.record(&o.service, &rev.commit, EventResult::RolledBack, ms, o.reason.clone());
+            }
+            Outcome::Failed {
+                retry: Retry::NextPass, ..
+            } => {
+                self.mark(&o.service, None, Some(&rev.commit));
+                let e = o.error.clone().unwrap_or_default();
+                error!(service = %o.service, commit = %commit, error = %e, "deploy stopped: the swarm lost quorum; traffic stays where it was, tried again next poll");
+                self.record(&o.service, &rev.commit, EventResult::Failed, ms, o.error.clone());
+                return Some(e);
+            }
+            Outcome::Failed {
+                retry: Retry::Backoff,
+                step,
+            } => {
+                self.mark(&o.service, None, Some(&rev.commit));
+                let retry = backoff.failed(&o.service, &rev.commit, Instant::now());
+                let e = o.error.clone().unwrap_or_default();
+                error!(service = %o.service, commit = %commit, error = %e, retry_in = %crate::spec::duration::format(retry), "deploy failed, traffic stays where it was");
+                if *step == StepKind::WaitHealthy {
+                    self.count(&o.service, |m| &mut m.failed_checks);
+                }
+                self.record(&o.service, &rev.commit, EventResult::Failed, ms, o.error.clone());
+            }
+            // Not from a run: the plan's refusals and holds (`planned`).
+            Outcome::Refused | Outcome::NotAgain => self.planned(&o, rev),
+        }
+        None
+    }
+
+    /// The plan's refusals and holds: each said once per commit, a
+    /// refusal also in the event log; a held service has failed this
+    /// commit, for later waves.
+    pub(super) fn planned(&mut self, o: &ServiceOutcome, rev: &Revision) {
+        let why = o.error.as_deref().unwrap_or("");
+        let first = self.refused.insert((o.service.clone(), rev.commit.clone()));
+        match o.outcome {
+            Outcome::Refused if first => {
+                error!(service = %o.service, commit = %short(&rev.commit), reason = %why, "refused");
+                self.record(&o.service, &rev.commit, EventResult::Refused, 0, Some(why.to_string()));
+            }
+            Outcome::NotAgain => {
+                if first {
+                    warn!(service = %o.service, commit = %short(&rev.commit), reason = %why, "not deployed again");
+                }
+                self.mark(&o.service, None, Some(&rev.commit));
+            }
+            _ => {}
+        }
+    }
+
+    /// One more for `service` in a per-service counter of the metrics.
+    fn count(&self, service: &str, counter: fn(&mut Metrics) -> &mut BTreeMap<String, u64>) {
+        let mut m = self.shared.metrics.write().expect("metrics lock");
+        *counter(&mut m).entry(service.to_string()).or_default() += 1;
+    }
+
     /// Records a deploy result in the event log, the status and the deploy counter.
-    pub(super) fn record(&self, service: &str, commit: &str, result: &str, duration_ms: u64, error: Option<String>) {
-        let outcome = Event::outcome(service, commit, result, duration_ms, error.clone());
+    pub(super) fn record(
+        &self,
+        service: &str,
+        commit: &str,
+        result: EventResult,
+        duration_ms: u64,
+        error: Option<String>,
+    ) {
+        let outcome = Event::outcome(service, commit, result.clone(), duration_ms, error.clone());
         if let Err(err) = self.log.append(&outcome) {
             warn!(path = %self.log.path().display(), error = %err, "cannot append to the event log");
         }
         let at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         let d = status::Deploy {
             commit: commit.to_string(),
-            result: result.to_string(),
+            result: result.clone(),
             duration_ms,
             error,
             at,
@@ -118,7 +161,7 @@ impl Daemon {
             .write()
             .expect("metrics lock")
             .deploys
-            .entry((service.to_string(), result.to_string()))
+            .entry((service.to_string(), result))
             .or_default() += 1;
     }
 

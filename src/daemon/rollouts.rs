@@ -5,15 +5,15 @@ use tracing::{info, warn};
 
 use super::status::Shared;
 use super::systemd::Progress as Watchdog;
-use crate::engine::StepError;
-use crate::strategy::{describe, Phase, Progress};
+use crate::commit::ShortCommit;
+use crate::strategy::{describe, Failure, Phase, Progress};
 
 /// The engine's rollout hook: one log line per phase, the phase in
 /// `/status` with its weights, and a touch of the watchdog (a long canary is progress).
 pub fn on_rollout(shared: Shared, watchdog: Watchdog) -> impl Fn(&Progress) + Sync {
     move |p: &Progress| {
         watchdog.touch();
-        let commit = &p.commit[..p.commit.len().min(10)];
+        let commit = ShortCommit::of(&p.commit);
         let what = describe(p);
         match &p.phase {
             Phase::RolledBack(f) => {
@@ -31,8 +31,7 @@ pub fn on_rollout(shared: Shared, watchdog: Watchdog) -> impl Fn(&Progress) + Sy
 }
 
 /// Counts a rollback in `teal_rollbacks_total`.
-pub fn count(shared: &Shared, service: &str, why: &StepError) {
-    let StepError::RolledBack(f) = why else { return };
+pub fn count(shared: &Shared, service: &str, f: &Failure) {
     *shared
         .metrics
         .write()

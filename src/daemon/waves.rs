@@ -9,12 +9,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use tracing::info;
-
+use crate::commit::ShortCommit;
 use crate::config::fleet::FleetConfig;
 use crate::drivers::peer::{PeerClient, PeerError};
-use crate::plan::{Change, Plan};
-use crate::reconcile::Revision;
 use crate::spec::{Desired, Service};
 
 /// May this host deploy the commit now?
@@ -43,7 +40,7 @@ pub enum Report {
 
 /// The decision from each earlier-wave peer's report: (host, wave, report).
 pub fn decide(commit: &str, reports: &[(String, u32, Report)]) -> Gate {
-    let short = &commit[..commit.len().min(7)];
+    let short = ShortCommit::git(commit);
     for (host, wave, r) in reports {
         if let Report::Seen { failed: Some(f), .. } = r {
             if f == commit {
@@ -123,13 +120,13 @@ impl Peers {
     }
 
     async fn read(&mut self, host: &str, url: &str, fleet: &FleetConfig, service: &str) -> Report {
-        match self.client.status::<serde_json::Value>(url, fleet).await {
+        match self.client.status(url, fleet).await {
             Ok(status) => {
                 self.silent_since.remove(host);
-                let s = &status["services"][service];
+                let s = status.services.get(service);
                 Report::Seen {
-                    serving: s["serving"].as_str().map(String::from),
-                    failed: s["failed"].as_str().map(String::from),
+                    serving: s.and_then(|s| s.serving.clone()),
+                    failed: s.and_then(|s| s.failed.clone()),
                 }
             }
             Err(PeerError::NotAllowed(why)) => Report::NotRead(why),
@@ -140,63 +137,6 @@ impl Peers {
                     .or_insert_with(SystemTime::now),
                 why: e.why().to_string(),
             },
-        }
-    }
-}
-
-impl super::Daemon {
-    /// The bearer token the status API requires (host.token_file).
-    pub fn status_token(&self) -> Option<String> {
-        self.peers.token().map(String::from)
-    }
-
-    /// Holds back, for this pass, the services whose earlier waves do not
-    /// serve this commit yet (or failed it), saying why once per change.
-    pub(super) async fn gate_waves(&mut self, plan: &mut Plan, rev: &Revision) {
-        let me = self.host.config.host.resolved_name();
-        for sp in plan.services.iter_mut().filter(|s| !s.steps.is_empty()) {
-            // A deleted service has no waves: it leaves every host at once.
-            let Some(svc) = rev.desired.services.get(&sp.service) else {
-                continue;
-            };
-            let fleet = &self.host.config.fleet;
-            let waiting = match self.peers.gate(&rev.desired, fleet, &me, svc, &rev.commit).await {
-                Gate::Go => None,
-                Gate::Wait(m) | Gate::Stop(m) => Some(m),
-            };
-            let mut status = self.shared.status.write().expect("status lock");
-            let entry = status.services.entry(sp.service.clone()).or_default();
-            if entry.waiting != waiting {
-                if let Some(m) = &waiting {
-                    info!(service = %sp.service, commit = %&rev.commit[..rev.commit.len().min(10)], "{m}");
-                }
-                entry.waiting = waiting.clone();
-            }
-            if waiting.is_some() {
-                sp.steps.clear();
-            }
-        }
-    }
-
-    /// Services with nothing to do serve this commit.
-    pub(super) fn mark_converged(&self, plan: &Plan, commit: &str) {
-        for sp in plan.services.iter().filter(|s| s.change == Change::None) {
-            self.mark(&sp.service, Some(commit), None);
-        }
-    }
-
-    /// Records what peers of later waves read: the commit a service
-    /// serves, or the one that failed it.
-    pub(super) fn mark(&self, service: &str, serving: Option<&str>, failed: Option<&str>) {
-        let mut status = self.shared.status.write().expect("status lock");
-        let s = status.services.entry(service.to_string()).or_default();
-        if let Some(c) = serving {
-            s.serving = Some(c.to_string());
-            s.failed = None;
-            s.waiting = None;
-        }
-        if let Some(c) = failed {
-            s.failed = Some(c.to_string());
         }
     }
 }

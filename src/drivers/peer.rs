@@ -1,5 +1,6 @@
-//! Reading a fleet peer's `/status`: the one client the waves and
-//! `teal status --fleet` share, so both keep the same rules. A URL from
+//! Reading a daemon's `/status` as the typed document: the one client
+//! `teal status`, `teal status --fleet` and the waves share, so all keep
+//! the same rules. A URL from
 //! teal.yaml is contacted only when the host config admits it
 //! (`config::fleet`); the token goes only there; redirects are not
 //! followed (they would carry the request elsewhere); no environment
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use crate::config::fleet::{status_url, FleetConfig};
 use crate::secret::Secret;
+use crate::status::Status;
 
 /// The most of a status document read from a peer: thousands of services.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -64,11 +66,17 @@ impl PeerClient {
         self.token.as_ref().map(|t| t.expose())
     }
 
-    /// `GET <url>/status` with the token, if `fleet` admits `url`; its
-    /// body as JSON of type `T`.
-    pub async fn status<T: serde::de::DeserializeOwned>(&self, url: &str, fleet: &FleetConfig) -> Result<T, PeerError> {
+    /// `GET <url>/status` with the token, if `fleet` admits `url` (a
+    /// peer's URL, from teal.yaml).
+    pub async fn status(&self, url: &str, fleet: &FleetConfig) -> Result<Status, PeerError> {
         let base = fleet.admit(url).map_err(PeerError::NotAllowed)?;
-        let mut req = self.client.get(status_url(&base));
+        self.read(status_url(&base)).await
+    }
+
+    /// `GET <status_url>` with the token, the URL taken as it is: this
+    /// host's own daemon (`listen` in the host config).
+    pub async fn read(&self, status_url: impl reqwest::IntoUrl) -> Result<Status, PeerError> {
+        let mut req = self.client.get(status_url);
         if let Some(t) = &self.token {
             req = req.bearer_auth(t.expose());
         }

@@ -6,7 +6,6 @@
 //! only its own service. Whatever the plan says, the engine refuses to move
 //! traffic to a color that has not passed its checks in this run.
 
-pub mod record;
 pub mod release;
 mod rolling;
 mod rollout;
@@ -17,17 +16,18 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use crate::drivers::docker::DockerError;
 use crate::drivers::proxy::{Backend, PreviewRoute, ProxyDriver, ProxyError, RouteSpec};
 use crate::drivers::runtime::Runtime;
+pub use crate::events::StepEvent;
+use crate::events::StepKind;
 use crate::health::{self, HealthFailure, Target};
+use crate::outcome::{Cause, Run, RunError};
 use crate::plan::{route_hash, Plan, ServicePlan, Step};
+use crate::records::Records;
 use crate::spec::container::ContainerSpec;
 use crate::spec::{Color, Desired, PerColor, Service};
 use crate::strategy::{Failure, Progress};
-pub use record::Records;
 pub use rollout::TICK;
 
 /// What the engine needs to act.
@@ -43,36 +43,6 @@ pub struct Engine<'a> {
     pub on_progress: &'a (dyn Fn(&str, &str) + Sync),
     /// Each new phase of a rollout (canary step, verify, done, rolled back).
     pub on_rollout: &'a (dyn Fn(&Progress) + Sync),
-}
-
-/// One step's outcome, for progress output and the event log.
-#[derive(Debug, Clone, Serialize)]
-pub struct StepEvent {
-    pub service: String,
-    pub commit: String,
-    pub step: Step,
-    /// `ok`, or the error.
-    pub result: Result<(), String>,
-    #[serde(with = "crate::spec::duration::serde_human")]
-    pub duration: Duration,
-}
-
-/// How a service's deploy ended.
-#[derive(Debug)]
-pub struct Outcome {
-    pub service: String,
-    pub result: Result<(), DeployError>,
-    pub duration: Duration,
-}
-
-/// A failed deploy: which service, which step, why. Traffic stays where it
-/// was unless the failing step was after the switch (drain, cleanup).
-#[derive(Debug, thiserror::Error)]
-#[error("{service}: {step} failed: {reason}")]
-pub struct DeployError {
-    pub service: String,
-    pub step: String,
-    pub reason: StepError,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +68,7 @@ pub enum StepError {
 impl Engine<'_> {
     /// Runs every service's steps; services in parallel, steps in order.
     /// `on_step` sees each finished step (progress, event log).
-    pub async fn execute(&self, plan: &Plan, desired: &Desired, on_step: &(dyn Fn(&StepEvent) + Sync)) -> Vec<Outcome> {
+    pub async fn execute(&self, plan: &Plan, desired: &Desired, on_step: &(dyn Fn(&StepEvent) + Sync)) -> Vec<Run> {
         let runs = plan
             .services
             .iter()
@@ -107,12 +77,7 @@ impl Engine<'_> {
         futures_util::future::join_all(runs).await
     }
 
-    async fn run_service(
-        &self,
-        sp: &ServicePlan,
-        svc: Option<&Service>,
-        on_step: &(dyn Fn(&StepEvent) + Sync),
-    ) -> Outcome {
+    async fn run_service(&self, sp: &ServicePlan, svc: Option<&Service>, on_step: &(dyn Fn(&StepEvent) + Sync)) -> Run {
         let started = Instant::now();
         let mut checked = BTreeSet::new();
         let mut result = Ok(());
@@ -125,18 +90,14 @@ impl Engine<'_> {
                 step: step.clone(),
                 result: r.as_ref().map(|_| ()).map_err(|e| e.to_string()),
                 duration: t.elapsed(),
+                note: r.as_ref().ok().cloned().flatten(),
             });
             if let Err(reason) = r {
-                let step = step_name(step);
-                result = Err(DeployError {
-                    service: sp.service.clone(),
-                    step,
-                    reason,
-                });
+                result = Err(run_error(&sp.service, StepKind::of(step), &reason));
                 break;
             }
         }
-        Outcome {
+        Run {
             service: sp.service.clone(),
             result,
             duration: started.elapsed(),
@@ -149,7 +110,7 @@ impl Engine<'_> {
         svc: Option<&Service>,
         step: &Step,
         checked: &mut BTreeSet<Color>,
-    ) -> Result<(), StepError> {
+    ) -> Result<Option<String>, StepError> {
         let need = || svc.ok_or_else(|| StepError::Invalid(format!("{name}: no desired spec for {step:?}")));
         match step {
             Step::PullImage { image, .. } => {
@@ -157,9 +118,10 @@ impl Engine<'_> {
             }
             Step::Release { color, image } => {
                 // Its outcome is recorded in the state dir; a success's last
-                // lines go with the progress lines (a failure's in its error).
+                // lines go in the step's note (a failure's in its error).
                 let note = self.release(need()?, *color, image).await?;
                 (self.on_progress)(name, &format!("release: {note}"));
+                return Ok(Some(note));
             }
             Step::StartColor { color, replicas, .. } => {
                 let svc = need()?;
@@ -218,7 +180,7 @@ impl Engine<'_> {
                 self.docker.remove_service(name).await?;
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// The running replicas of one color, fresh from Docker (containers
@@ -282,17 +244,24 @@ fn all_on(c: Color) -> PerColor<u32> {
     w
 }
 
+/// A failed step as plain data. Traffic stays where it was unless the
+/// step was after the switch (drain, cleanup).
+fn run_error(service: &str, step: StepKind, reason: &StepError) -> RunError {
+    RunError {
+        error: format!("{service}: {step} failed: {reason}"),
+        reason: reason.to_string(),
+        cause: match reason {
+            StepError::RolledBack(f) => Cause::RolledBack(f.clone()),
+            StepError::Docker(d) if d.is_no_quorum() => Cause::NoQuorum,
+            _ => Cause::Other,
+        },
+        step,
+    }
+}
+
 fn container_spec(svc: &Service, color: Color) -> Result<ContainerSpec, StepError> {
     ContainerSpec::of(svc, color)
         .ok_or_else(|| StepError::Invalid(format!("{}/{color} has no image in the desired state", svc.name)))
-}
-
-/// The step's name as shown in messages and logs (`switch`, `wait_healthy`).
-pub fn step_name(step: &Step) -> String {
-    match serde_json::to_value(step) {
-        Ok(serde_json::Value::Object(m)) => m.get("step").and_then(|v| v.as_str()).unwrap_or("step").to_string(),
-        _ => "step".to_string(),
-    }
 }
 
 impl health::Exec for Runtime {

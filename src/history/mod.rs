@@ -9,9 +9,10 @@ pub mod render;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::events::{Event, DEPLOY};
+use crate::events::{Event, EventResult, StepKind};
+pub use crate::events::{Kind, Switch};
 use crate::spec::Color;
 
 /// One deploy, or one refusal, of one service.
@@ -22,9 +23,9 @@ pub struct Entry {
     pub service: String,
     pub commit: String,
     pub kind: Kind,
-    /// `ok`, `failed`, `refused`, or `unfinished` when no outcome was
-    /// recorded (still running, or teal stopped mid-deploy).
-    pub result: String,
+    /// `ok`, `failed`, `rolled back`, `refused`, or `unfinished` when no
+    /// outcome was recorded (still running, or teal stopped mid-deploy).
+    pub result: EventResult,
     pub duration_ms: u64,
     /// Traffic moved: from (none on a first deploy) and to.
     pub switch: Option<Switch>,
@@ -35,24 +36,6 @@ pub struct Entry {
     pub error: Option<String>,
     /// Every step line of the deploy, in order.
     pub steps: Vec<Event>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// A run of steps towards a commit.
-    Deploy,
-    /// A deploy whose switch sent traffic back to the color that served
-    /// before, on the containers it left running (a `git revert`).
-    Rollback,
-    /// A commit teal would not apply to this service.
-    Refused,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Switch {
-    pub from: Option<Color>,
-    pub to: Color,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -92,7 +75,7 @@ fn group(events: &[Event]) -> Vec<Entry> {
     let mut open: BTreeMap<&str, usize> = BTreeMap::new();
     for e in events {
         let current = open.get(e.service.as_str()).copied();
-        if e.step == DEPLOY {
+        if e.step == StepKind::Deploy {
             match current.filter(|i| out[*i].commit == e.commit) {
                 Some(i) => finish(&mut out[i], e),
                 None => {
@@ -129,7 +112,7 @@ fn start(e: &Event) -> Entry {
         service: e.service.clone(),
         commit: e.commit.clone(),
         kind: Kind::Deploy,
-        result: "unfinished".into(),
+        result: EventResult::Unfinished,
         duration_ms: 0,
         switch: None,
         started: vec![],
@@ -139,10 +122,10 @@ fn start(e: &Event) -> Entry {
 }
 
 fn add_step(entry: &mut Entry, e: &Event) {
-    let ok = e.result == "ok";
-    match (e.step.as_str(), e.color, &e.image) {
-        ("switch", Some(to), _) if ok => entry.switch = Some(Switch { from: e.from, to }),
-        ("start_color", Some(color), Some(image)) if ok => entry.started.push(Started {
+    let ok = e.result == EventResult::Ok;
+    match (&e.step, e.color, &e.image) {
+        (StepKind::Switch, Some(to), _) if ok => entry.switch = Some(Switch { from: e.from, to }),
+        (StepKind::StartColor, Some(color), Some(image)) if ok => entry.started.push(Started {
             color,
             image: image.clone(),
         }),
@@ -150,7 +133,7 @@ fn add_step(entry: &mut Entry, e: &Event) {
     }
     if !ok {
         entry.error = Some(e.error.clone().unwrap_or_else(|| "no reason recorded".into()));
-        entry.result = "failed".into();
+        entry.result = EventResult::Failed;
     }
     // Until an outcome line says otherwise: the span of the steps so far.
     entry.duration_ms = span_ms(&entry.time, &e.time).unwrap_or(entry.duration_ms + e.duration_ms);
@@ -161,7 +144,7 @@ fn add_step(entry: &mut Entry, e: &Event) {
 /// measured, and its reason unless a failed step already said which.
 fn finish(entry: &mut Entry, e: &Event) {
     entry.result = e.result.clone();
-    if e.result == "refused" {
+    if e.result == EventResult::Refused {
         entry.kind = Kind::Refused;
     }
     entry.duration_ms = e.duration_ms;
@@ -184,14 +167,14 @@ fn classify(entries: &mut [Entry]) {
     let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
     for e in entries.iter_mut().filter(|e| e.kind != Kind::Refused) {
         let s = seen.entry(e.service.clone()).or_default();
-        for step in e.steps.iter().filter(|s| s.result == "ok") {
-            match (step.step.as_str(), step.color) {
-                ("start_color", Some(c)) => {
+        for step in e.steps.iter().filter(|s| s.result == EventResult::Ok) {
+            match (&step.step, step.color) {
+                (StepKind::StartColor, Some(c)) => {
                     if let Some(img) = &step.image {
                         s.image.insert(c, img.clone());
                     }
                 }
-                ("switch", Some(to)) => {
+                (StepKind::Switch, Some(to)) => {
                     if s.left
                         .as_ref()
                         .is_some_and(|(c, img)| *c == to && img.as_ref() == s.image.get(&to))

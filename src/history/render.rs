@@ -5,7 +5,8 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use super::{Entry, Kind};
-use crate::events::Event;
+use crate::commit::ShortCommit;
+use crate::events::{Event, EventResult, StepKind};
 use crate::spec::Color;
 
 /// Version of the JSON shape; bumped only on incompatible changes.
@@ -33,11 +34,11 @@ pub fn text(entries: &[Entry], color: bool) -> String {
         out.push('\n');
     };
     line(&mut out, &header, &|_, c| paint(color, "1", c));
-    for r in &rows {
+    for (r, e) in rows.iter().zip(entries) {
         line(&mut out, r, &|i, c| match i {
             2 => paint(color, "2", c),
-            3 if c == "rollback" => paint(color, "35", c),
-            4 => paint(color, result_code(c), c),
+            3 if e.kind == Kind::Rollback => paint(color, "35", c),
+            4 => paint(color, result_code(&e.result), c),
             _ => c.to_string(),
         });
     }
@@ -52,20 +53,16 @@ fn paint(on: bool, code: &str, s: &str) -> String {
     }
 }
 
-fn result_code(result: &str) -> &'static str {
+fn result_code(result: &EventResult) -> &'static str {
     match result {
-        "ok" => "32",
-        "failed" => "31",
+        EventResult::Ok => "32",
+        EventResult::Failed => "31",
         _ => "33",
     }
 }
 
 fn row(e: &Entry) -> [String; 7] {
-    let kind = match e.kind {
-        Kind::Deploy => "deploy",
-        Kind::Rollback => "rollback",
-        Kind::Refused => "refused",
-    };
+    let kind = e.kind.as_str();
     let took = if e.kind == Kind::Refused {
         "-".to_string()
     } else {
@@ -77,9 +74,9 @@ fn row(e: &Entry) -> [String; 7] {
     [
         p(&e.time.get(..19).unwrap_or(&e.time).replace('T', " ")),
         p(&e.service),
-        p(e.commit.get(..10).unwrap_or(&e.commit)),
+        p(ShortCommit::of(&e.commit).as_str()),
         kind.to_string(),
-        p(&e.result),
+        p(e.result.as_str()),
         took,
         p(&detail(e)),
     ]
@@ -100,18 +97,21 @@ pub fn took(d: Duration) -> String {
 /// What a reader needs on one line: what started, where traffic went,
 /// what was stopped or removed, or why it failed or was refused.
 pub fn detail(e: &Entry) -> String {
+    // A release ran before any color started: what it said comes first.
     let mut parts: Vec<String> = e
-        .started
+        .steps
         .iter()
-        .map(|s| format!("started {} {}", s.color, s.image))
+        .filter(|s| s.step == StepKind::Release && s.result == EventResult::Ok)
+        .filter_map(|s| Some(format!("release: {}", s.note.as_deref()?)))
         .collect();
+    parts.extend(e.started.iter().map(|s| format!("started {} {}", s.color, s.image)));
     if let Some(sw) = e.switch {
         parts.push(match sw.from {
             Some(from) => format!("traffic {from} -> {}", sw.to),
             None => format!("traffic to {}", sw.to),
         });
     }
-    let ok = |s: &&Event| s.result == "ok";
+    let ok = |s: &&Event| s.result == EventResult::Ok;
     parts.extend(e.steps.iter().filter(ok).filter_map(|s| removal(&s.step, s.color)));
     if parts.is_empty() {
         // Nothing started, switched or removed: say what was done (a reroute).
@@ -121,39 +121,39 @@ pub fn detail(e: &Entry) -> String {
     if let Some(err) = &e.error {
         // One line per entry: a reason with a line per replica is joined.
         let why = err.lines().map(str::trim).collect::<Vec<_>>().join("; ");
-        parts.push(match e.steps.iter().find(|s| s.result != "ok") {
+        parts.push(match e.steps.iter().find(|s| s.result != EventResult::Ok) {
             Some(s) => format!("{} failed: {why}", done(&s.step, s.color)),
             None => why,
         });
     }
-    if e.result == "unfinished" {
+    if e.result == EventResult::Unfinished {
         parts.push("no outcome recorded: still running, or teal stopped mid-deploy".into());
     }
     parts.join(", ")
 }
 
 /// Steps that take something away, always worth a mention.
-fn removal(step: &str, color: Option<Color>) -> Option<String> {
+fn removal(step: &StepKind, color: Option<Color>) -> Option<String> {
     let c = color.map_or(String::new(), |c| c.to_string());
     Some(match step {
-        "stop_color" => format!("stopped {c}"),
-        "remove_color" => format!("removed {c} containers"),
-        "remove_replicas" => format!("removed extra {c} replicas"),
-        "remove_service" => "removed the service".to_string(),
+        StepKind::StopColor => format!("stopped {c}"),
+        StepKind::RemoveColor => format!("removed {c} containers"),
+        StepKind::RemoveReplicas => format!("removed extra {c} replicas"),
+        StepKind::RemoveService => "removed the service".to_string(),
         _ => return None,
     })
 }
 
 /// A step in words; `events.jsonl` keeps the step's name, not its details.
-fn done(step: &str, color: Option<Color>) -> String {
+fn done(step: &StepKind, color: Option<Color>) -> String {
     let c = color.map_or(String::new(), |c| c.to_string());
     match step {
-        "pull_image" => format!("pull for {c}"),
-        "start_color" => format!("start {c}"),
-        "wait_healthy" => format!("check {c}"),
-        "switch" => format!("switch to {c}"),
-        "reroute" => format!("proxy entry updated (traffic on {c})"),
-        "drain" => format!("drain {c}"),
+        StepKind::PullImage => format!("pull for {c}"),
+        StepKind::StartColor => format!("start {c}"),
+        StepKind::WaitHealthy => format!("check {c}"),
+        StepKind::Switch => format!("switch to {c}"),
+        StepKind::Reroute => format!("proxy entry updated (traffic on {c})"),
+        StepKind::Drain => format!("drain {c}"),
         other => removal(other, color).unwrap_or_else(|| format!("{other} {c}").trim_end().to_string()),
     }
 }

@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::events::Event;
+use crate::events::{Event, DEPLOY};
 use crate::spec::Color::{self, Blue, Green};
 
 /// Builds a log: each call appends one line, one second after the last.
@@ -27,6 +27,7 @@ impl Log {
             color: None,
             from: None,
             image: None,
+            note: None,
         });
         self.lines.last_mut().unwrap()
     }
@@ -44,7 +45,7 @@ impl Log {
     }
 
     fn outcome(&mut self, service: &str, commit: &str, result: &str, ms: u64) {
-        let e = self.line(service, commit, DEPLOY, result);
+        let e = self.line(service, commit, DEPLOY.as_str(), result);
         e.duration_ms = ms;
         e.error = (result == "refused").then(|| "services/web.yaml: the setting port of blue ...".into());
     }
@@ -65,7 +66,7 @@ impl Log {
 fn summary(entries: &[Entry]) -> Vec<(String, String, Kind, String)> {
     entries
         .iter()
-        .map(|e| (e.service.clone(), e.commit.clone(), e.kind, e.result.clone()))
+        .map(|e| (e.service.clone(), e.commit.clone(), e.kind, e.result.to_string()))
         .collect()
 }
 
@@ -250,4 +251,18 @@ fn control_characters_in_an_error_are_shown_escaped_in_text_only() {
         json["entries"][0]["error"], "\x1b]52;c;ZXZpbA==\x07\rall good",
         "JSON stays exact"
     );
+}
+
+#[test]
+fn a_release_says_its_exit_and_last_lines_before_what_started() {
+    let mut log = Log::default();
+    log.line("web", "c1", "release", "ok").note = Some("exit 0; last lines: migrated 3 | done".into());
+    log.deploy("c1", None, Blue, "web:1");
+    let e = &log.entries()[0];
+    assert_eq!(
+        render::detail(e),
+        "release: exit 0; last lines: migrated 3 | done, started blue web:1, traffic to blue"
+    );
+    let line = serde_json::to_value(&e.steps[0]).unwrap();
+    assert_eq!(line["note"], "exit 0; last lines: migrated 3 | done");
 }

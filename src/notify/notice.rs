@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::events::{Event, DEPLOY};
+use crate::events::{Event, EventResult, StepKind};
 
 /// What happened, as the webhook's `event` field says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -79,12 +79,12 @@ impl Tracker {
     pub fn notices(&mut self, e: &Event) -> Vec<Notice> {
         let mut out = vec![];
         let color = e.color.map(|c| c.to_string());
-        if e.step == DEPLOY {
+        if e.step == StepKind::Deploy {
             let run = self.running.remove(&e.service).unwrap_or_default();
-            let kind = match e.result.as_str() {
-                "ok" => Kind::Deployed,
-                "rolled back" => Kind::RolledBack,
-                "refused" => Kind::Refused,
+            let kind = match e.result {
+                EventResult::Ok => Kind::Deployed,
+                EventResult::RolledBack => Kind::RolledBack,
+                EventResult::Refused => Kind::Refused,
                 _ => Kind::Failed,
             };
             let mut n = self.notice(kind, e);
@@ -109,14 +109,14 @@ impl Tracker {
         if e.image.is_some() {
             run.image = e.image.clone();
         }
-        if color.is_some() && (e.step == "switch" || run.color.is_none() || e.image.is_some()) {
+        if color.is_some() && (e.step == StepKind::Switch || run.color.is_none() || e.image.is_some()) {
             run.color = color.clone();
         }
         let (run_color, run_image) = (run.color.clone(), run.image.clone());
         if let Some(first) = out.first_mut() {
             (first.color, first.image) = (run_color.clone(), run_image.clone());
         }
-        if e.step == "switch" && e.result == "ok" {
+        if e.step == StepKind::Switch && e.result == EventResult::Ok {
             let mut n = self.notice(Kind::Switched, e);
             (n.color, n.from, n.image) = (color, e.from.map(|c| c.to_string()), run_image);
             out.push(n);

@@ -20,9 +20,11 @@ use crate::drivers::nginx::{Nginx, NginxConfig};
 use crate::drivers::proxy::{ProxyDriver, ProxyError};
 use crate::drivers::runtime::Runtime;
 use crate::drivers::swarm::SwarmDriver;
-use crate::engine::{Engine, Outcome, Records, StepEvent};
+use crate::engine::{Engine, StepEvent};
 use crate::observe::{observe, ObserveError};
+use crate::outcome::Run;
 use crate::plan::{plan, Observed, Plan};
+use crate::records::Records;
 use crate::source::fetch::FetchError;
 use crate::spec::{Desired, Diagnostics};
 use crate::strategy::Progress;
@@ -74,7 +76,7 @@ pub enum DesiredError {
     EnvKey(#[from] env_key::EnvKeyError),
     /// Not signed as the host requires, rewound history, or outside the
     /// host's policy: not applied.
-    #[error("refused {}: {reason}", &.commit[..commit.len().min(7)])]
+    #[error("refused {}: {reason}", crate::commit::ShortCommit::git(.commit))]
     Refused { commit: String, reason: String },
     /// A file in the state dir that cannot be written.
     #[error("{path}: {message}")]
@@ -165,7 +167,7 @@ impl Host {
     }
 
     /// Runs an already computed plan.
-    pub async fn execute(&self, plan: &Plan, rev: &Revision, hooks: &Hooks<'_>) -> Vec<Outcome> {
+    pub async fn execute(&self, plan: &Plan, rev: &Revision, hooks: &Hooks<'_>) -> Vec<Run> {
         let engine = Engine {
             docker: &self.docker,
             proxy: &self.proxy,
@@ -178,7 +180,7 @@ impl Host {
     }
 
     /// Observes, plans and executes one pass.
-    pub async fn apply(&self, rev: &Revision, hooks: &Hooks<'_>) -> Result<(Plan, Vec<Outcome>), ObserveError> {
+    pub async fn apply(&self, rev: &Revision, hooks: &Hooks<'_>) -> Result<(Plan, Vec<Run>), ObserveError> {
         let plan = self.plan(&rev.desired).await?;
         let outcomes = self.execute(&plan, rev, hooks).await;
         Ok((plan, outcomes))

@@ -18,6 +18,8 @@ use std::process::{Command, Stdio};
 use git2::{Oid, Repository};
 use ssh_key::{HashAlg, PublicKey, SshSig};
 
+use crate::commit::ShortCommit;
+
 pub mod signers;
 
 /// What the host config asks of the head commit.
@@ -200,11 +202,11 @@ pub fn fast_forward(repo: &Repository, head: Oid, applied: Oid) -> Result<(), Re
         Ok(true) => Ok(()),
         Ok(false) => Err(Refusal(format!(
             "history rewound, it does not descend from the applied {}",
-            &applied.to_string()[..7]
+            ShortCommit::git(&applied.to_string())
         ))),
         Err(e) => Err(Refusal(format!(
             "cannot tell whether it descends from the applied {}: {}",
-            &applied.to_string()[..7],
+            ShortCommit::git(&applied.to_string()),
             e.message()
         ))),
     }

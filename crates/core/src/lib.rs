@@ -7,11 +7,19 @@
 //! - `spec`: desired state: types, loading from files in memory, validation, schema
 //! - `plan`: `plan(desired, observed) -> Plan` and its renderings
 //! - `strategy`: blue-green, canary and rolling as step functions, and analysis
+//! - `commit`: `ShortCommit`, commit ids cut for people at two set lengths
+//! - `events`: the event log's lines: steps and deploy outcomes as typed data
+//! - `outcome`: what came of each service in a pass, sorted in one place
 //! - `policy`: what a host's owner lets the repo ask for
+//! - `status`: the `/status` document every reader parses
 //! - `printable`: outside text made safe to print on a terminal
 
+pub mod commit;
+pub mod events;
+pub mod outcome;
 pub mod plan;
 pub mod policy;
 pub mod printable;
 pub mod spec;
+pub mod status;
 pub mod strategy;

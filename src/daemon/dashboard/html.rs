@@ -8,6 +8,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use super::Snapshot;
+use crate::commit::ShortCommit;
 use crate::daemon::status::{Recent, ServiceStatus, Status};
 use crate::events::Event;
 use crate::history::Kind;
@@ -264,7 +265,7 @@ fn last_deploy(svc: &ServiceStatus) -> String {
     if let Some(r) = svc.history.iter().find(|r| r.kind != Kind::Refused) {
         let at = format!("started {}", when(&r.time));
         o.push_str(&line(
-            &r.result,
+            r.result.as_str(),
             &r.commit,
             r.message.as_deref(),
             r.author.as_deref(),
@@ -275,7 +276,7 @@ fn last_deploy(svc: &ServiceStatus) -> String {
     } else if let Some(d) = &svc.last_deploy {
         let at = format!("finished {}", when(&d.at));
         o.push_str(&line(
-            &d.result,
+            d.result.as_str(),
             &d.commit,
             d.message.as_deref(),
             d.author.as_deref(),
@@ -293,11 +294,7 @@ fn last_deploy(svc: &ServiceStatus) -> String {
 }
 
 fn recent(r: &Recent) -> String {
-    let kind = match r.kind {
-        Kind::Deploy => "deploy",
-        Kind::Rollback => "rollback",
-        Kind::Refused => "refused",
-    };
+    let kind = r.kind.as_str();
     format!(
         "<li class=\"k-{kind}\"><time datetime=\"{t}\">{}</time> <span class=\"kind\">{kind}</span> <span class=\"res {class}\">{res}</span> {} {}<span class=\"detail\">{}</span></li>\n",
         esc(&when(&r.time)),
@@ -305,8 +302,8 @@ fn recent(r: &Recent) -> String {
         message(r.message.as_deref()),
         esc(&r.detail),
         t = esc(&r.time),
-        res = esc(&r.result),
-        class = slug(&r.result),
+        res = esc(r.result.as_str()),
+        class = slug(r.result.as_str()),
     )
 }
 
@@ -376,14 +373,14 @@ pub fn event_row(e: &Event) -> String {
         commit(&e.commit),
         t = esc(&e.time),
         svc = esc(&e.service),
-        step = esc(&e.step),
-        res = esc(&e.result),
-        class = slug(&e.result),
+        step = esc(e.step.as_str()),
+        res = esc(e.result.as_str()),
+        class = slug(e.result.as_str()),
     )
 }
 
 fn commit(c: &str) -> String {
-    format!("<code title=\"{}\">{}</code>", esc(c), esc(c.get(..10).unwrap_or(c)))
+    format!("<code title=\"{}\">{}</code>", esc(c), esc(ShortCommit::of(c).as_str()))
 }
 
 fn message(m: Option<&str>) -> String {

@@ -33,6 +33,7 @@ fn event(time: &str, step: &str, color: Option<Color>, from: Option<Color>, imag
         color,
         from,
         image: image.map(String::from),
+        note: None,
     }
 }
 

@@ -116,7 +116,7 @@ pub(super) fn plan_service(name: &str, desired: Option<&Service>, observed: Opti
         plan.change = Change::RolledBack;
         plan.refused = Some(format!(
             "rolled back by analysis at {}: {}; revert or push a fix",
-            &rb.commit[..rb.commit.len().min(10)],
+            crate::commit::ShortCommit::of(&rb.commit),
             rb.figures
         ));
         return plan;

@@ -1,7 +1,8 @@
 //! Rollout records in the state dir (`rollouts/<service>.json`): the
 //! progress of the last rollout of each service, written before the
 //! engine acts, so a restarted teal resumes it, and a rollback survives
-//! restarts (the same service is not tried again).
+//! restarts (the same service is not tried again). Below the engine:
+//! `observe` reads them as part of what the host runs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

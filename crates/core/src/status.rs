@@ -1,0 +1,161 @@
+//! The status document (`GET /status`, `teal status`, and what peers of a
+//! fleet read of each other) as data. Field meanings are in
+//! docs/status.md. The daemon keeps and serves it; every reader parses it
+//! into these types.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::{EventResult, Kind, Switch};
+use crate::spec::{Color, PerColor};
+
+/// What git says about a commit, for people: its subject, author and time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitInfo {
+    /// The first line of the message.
+    pub message: String,
+    /// `Name <email>`.
+    pub author: String,
+    /// Commit time, RFC 3339 UTC.
+    pub time: String,
+}
+
+/// The status document. Field meanings are in docs/status.md.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// The commit whose desired state is being served (the last good one).
+    pub applied_commit: Option<String>,
+    /// The newest commit fetched, valid or not.
+    pub fetched_commit: Option<String>,
+    /// Errors of the fetched commit when it was not applied (`path:line:col: message`).
+    pub config_errors: Vec<String>,
+    /// The last repo, Docker or proxy problem, until it clears.
+    pub last_error: Option<String>,
+    /// The newest head when it was refused (signature, rewound history,
+    /// policy), until a later head is applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<RefusedCommit>,
+    pub services: BTreeMap<String, ServiceStatus>,
+    /// The applied commit's subject, author and time, read from the repo
+    /// mirror when the status is served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<CommitInfo>,
+}
+
+/// A service held after analysis rolled it back, as `/status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolledBackStatus {
+    pub commit: String,
+    /// e.g. "5xx 23.1 % of 212 responses > 5 %".
+    pub figures: String,
+}
+
+/// A head commit that was not applied, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedCommit {
+    pub commit: String,
+    /// "no signature", "signed by SHA256:... which is not in ...", ...
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// The color the proxy sends traffic to.
+    pub live: Option<Color>,
+    /// The image each color runs (`None`: no containers).
+    pub images: PerColor<Option<String>>,
+    /// Running replicas per color.
+    pub running: PerColor<u32>,
+    /// Share of requests per color, as the proxy reports it.
+    #[serde(default)]
+    pub weights: PerColor<u32>,
+    /// The rollout in progress or last finished (canary step, verify
+    /// window, done, rolled back), as recorded.
+    #[serde(default)]
+    pub rollout: Option<crate::strategy::Progress>,
+    /// Set while the desired service is held after analysis rolled it back.
+    #[serde(default)]
+    pub rolled_back: Option<RolledBackStatus>,
+    /// The commit at which this host last found the service converged:
+    /// what hosts of later waves wait for.
+    #[serde(default)]
+    pub serving: Option<String>,
+    /// The commit whose deploy of this service failed or was rolled back
+    /// here, until a later one converges: later waves stop for it.
+    #[serde(default)]
+    pub failed: Option<String>,
+    /// Why the service waits before deploying (an earlier wave), if it does.
+    #[serde(default)]
+    pub waiting: Option<String>,
+    pub last_deploy: Option<Deploy>,
+    /// Running replicas per color that passed one probe of the commit's
+    /// health check after the last pass.
+    #[serde(default)]
+    pub healthy: PerColor<u32>,
+    /// The tag of each color's image (`1.4.2`; `latest` when it has none).
+    #[serde(default)]
+    pub versions: PerColor<Option<String>>,
+    /// Swarm mode: each color's tasks, with their node and endpoint.
+    /// Empty (and left out of the document) in engine mode.
+    #[serde(default, skip_serializing_if = "no_tasks")]
+    pub tasks: PerColor<Vec<TaskStatus>>,
+    /// The newest deploys, rollbacks and refusals from the event log,
+    /// newest first.
+    #[serde(default)]
+    pub history: Vec<Recent>,
+}
+
+/// One Swarm task of a color.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskStatus {
+    /// The task's container, `<service>-<color>.<slot>.<task id>`.
+    pub name: String,
+    /// The node it runs on.
+    pub node: String,
+    /// `address:port` its port is published on, while it runs.
+    pub endpoint: Option<String>,
+    pub running: bool,
+}
+
+fn no_tasks(t: &PerColor<Vec<TaskStatus>>) -> bool {
+    t.blue.is_empty() && t.green.is_empty()
+}
+
+/// One entry of `teal history`, without its steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recent {
+    /// When its first step started, RFC 3339 UTC.
+    pub time: String,
+    pub commit: String,
+    pub kind: Kind,
+    /// `ok`, `failed`, `refused`, `rolled back` or `unfinished`.
+    pub result: EventResult,
+    pub duration_ms: u64,
+    pub switch: Option<Switch>,
+    pub error: Option<String>,
+    /// In words: what started, where traffic went, what failed and why.
+    #[serde(default)]
+    pub detail: String,
+    /// The commit's subject and author, when the repo mirror has it.
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub author: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deploy {
+    pub commit: String,
+    /// `ok`, `failed`, `rolled back` or `refused`.
+    pub result: EventResult,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+    /// RFC 3339, UTC.
+    pub at: String,
+    /// The commit's subject and author, when the repo mirror has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+}
