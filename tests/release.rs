@@ -210,6 +210,52 @@ async fn a_release_cut_off_by_a_crash_is_waited_for_not_run_twice() {
     assert!(!h.log_text().contains(&value));
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_release_gets_the_services_own_network_and_volume_and_its_lines_reach_the_log() {
+    let value = unique("pw");
+    let h = host("relnet", &value).await;
+    let v1 = app_image_version(&h.docker, "1.0", true).await;
+    let (net, vol) = (format!("{}-net", h.svc), format!("{}-data", h.svc));
+    let extra = format!("{}network: {net}\nvolumes: ['{vol}:/data']\n", release("ok", "30s"));
+    h.push("own network and volume", &h.service("blue", &v1, None, &extra));
+    let first = apply(&h);
+    // Cleanup first: the network and volume outlive the host's containers.
+    let inspect = |what: &str, name: &str| {
+        Command::new("docker")
+            .args([what, "inspect", name])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    let (had_net, had_vol) = (inspect("network", &net), inspect("volume", &vol));
+    assert_eq!(
+        first.code, 0,
+        "the release made its network before any color did: {first:?}"
+    );
+    assert!(had_net && had_vol, "network {had_net}, volume {had_vol}");
+    assert_eq!(get_via(&h.listen, &h.host, "/").await.1, "1.0 blue\n");
+    let events = std::fs::read_to_string(h.state.join("events.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(
+        events
+            .lines()
+            .find(|l| l.contains("\"step\":\"release\""))
+            .expect("a release line"),
+    )
+    .unwrap();
+    let note = line["note"].as_str().unwrap_or_default();
+    assert!(
+        line["result"] == "ok" && note.starts_with("exit 0; last lines: ") && note.contains("release: done"),
+        "{line}"
+    );
+    assert!(!events.contains(&value), "{events}");
+    let history = teal(h.dir.path(), &["history", "--state-dir", h.state.to_str().unwrap()]);
+    assert!(history.stdout.contains("release: exit 0; last lines: "), "{history:?}");
+    drop(h);
+    let _ = Command::new("docker").args(["volume", "rm", "-f", &vol]).output();
+    let _ = Command::new("docker").args(["network", "rm", &net]).output();
+}
+
 /// Now as Unix seconds, for `docker events --since/--until`.
 fn chrono_now() -> String {
     std::time::SystemTime::now()

@@ -101,7 +101,7 @@ impl Engine<'_> {
                 "not run: {image} was released before, so this is a rollback (release.on_rollback: true runs it)"
             ));
         }
-        let mut record = Record {
+        let record = Record {
             commit: self.commit.to_string(),
             image: image.to_string(),
             phase: Phase::Started,
@@ -122,10 +122,16 @@ impl Engine<'_> {
                 timeout: rel.timeout,
             };
             if let Err(e) = docker.start_release(&r).await {
-                record.phase = Phase::Failed;
-                record.reason = Some(e.to_string());
-                self.save(&state, svc, &record).await?;
-                docker.remove_release(&svc.name).await?;
+                // The command never ran (Docker refused the container, a
+                // network or an image was missing): the deploy fails, and
+                // the next pass tries again, so the record goes back to
+                // what it was. Only a command that ran is a failure that
+                // sticks to the commit.
+                let _ = docker.remove_release(&svc.name).await;
+                match &last {
+                    Some(prev) => self.save(&state, svc, prev).await?,
+                    None => self.forget(&state, svc).await?,
+                }
                 return Err(e.into());
             }
         }
@@ -170,6 +176,18 @@ impl Engine<'_> {
             Phase::Succeeded => Ok(format!("exit 0; last lines: {}", record.output.join(" | "))),
             _ => Err(failed(&record, self.commit)),
         }
+    }
+
+    /// Removes the record of a service that had none before.
+    async fn forget(&self, state: &Path, svc: &Service) -> Result<(), StepError> {
+        let file = path(state, &svc.name);
+        tokio::task::spawn_blocking(move || match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        })
+        .await
+        .expect("removing a release record does not panic")
+        .map_err(|e| StepError::Invalid(format!("recording the release of {}: {e}", svc.name)))
     }
 
     async fn save(&self, state: &Path, svc: &Service, r: &Record) -> Result<(), StepError> {

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::{ContainerCreateBody, ContainerStateStatusEnum, HostConfig};
 use bollard::query_parameters::{CreateContainerOptions, InspectContainerOptions, LogsOptions};
 use futures_util::StreamExt;
 
@@ -75,6 +75,11 @@ impl DockerDriver {
         let name = Self::release_name(&spec.service);
         self.remove(&name).await?;
         self.sweep_release_secrets(&spec.service).await;
+        // A first deploy's release runs before any color created the
+        // service's own network.
+        if let Some(net) = &spec.network {
+            self.ensure_named_network(net).await?;
+        }
         let mut binds = self.binds(spec, &name).await?;
         let mut env = vec![
             format!("TEAL_SERVICE={}", spec.service),
@@ -134,6 +139,13 @@ impl DockerDriver {
             )
             .await?;
             let state = c.state.unwrap_or_default();
+            if state.status == Some(ContainerStateStatusEnum::CREATED) {
+                // Made but never started (a teal killed between the two):
+                // its command has not run, so it runs now; an exit code
+                // read here would say 0 for a migration that never ran.
+                self.start_checked(&name).await?;
+                continue;
+            }
             if !state.running.unwrap_or(false) && !state.restarting.unwrap_or(false) {
                 break state.exit_code;
             }
