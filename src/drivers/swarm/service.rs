@@ -329,7 +329,8 @@ fn mount(v: &str) -> Option<Mount> {
 /// What a color's spec asks that its Swarm tasks cannot have: a network
 /// of its own (tasks publish their port instead), or a bind mount (a task
 /// runs on whichever node Swarm picks, where the manager cannot check the
-/// path against the host policy; the policy refuses them at admission).
+/// path against the host policy; the policy refuses them at admission), or
+/// a secret (not yet delivered as a Swarm secret).
 pub(super) fn unsupported(spec: &ContainerSpec) -> Result<(), DockerError> {
     let refuse = |message: String| DockerError::Swarm {
         service: spec.service.clone(),
@@ -338,6 +339,9 @@ pub(super) fn unsupported(spec: &ContainerSpec) -> Result<(), DockerError> {
     };
     if let Some(net) = &spec.network {
         return Err(refuse(format!("network: {net} is not supported in docker.mode: swarm (tasks publish their port on their node instead); remove it")));
+    }
+    if let Some(name) = spec.secrets.keys().next() {
+        return Err(refuse(format!("secret {name} is not supported in docker.mode: swarm yet (its value would travel in the task spec, not as a Swarm secret); deploy this service in docker.mode: engine, or keep the value out of the repo until Swarm secrets land")));
     }
     match spec.volumes.iter().find(|v| v.starts_with('/')) {
         Some(v) => Err(refuse(format!("bind mount {v} is not supported in docker.mode: swarm (a task runs on any node, where teal cannot check the path); use a named volume"))),
@@ -363,7 +367,7 @@ mod tests {
     }
 
     #[test]
-    fn bind_mounts_and_networks_are_refused_in_swarm_mode() {
+    fn bind_mounts_networks_and_secrets_are_refused_in_swarm_mode() {
         let spec = |volumes: &[&str], network: Option<&str>| ContainerSpec {
             service: "web".into(),
             color: Color::Green,
@@ -388,5 +392,21 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("network: shop"));
+        // A secret would be env in the task spec (or a bind that never
+        // reaches the node): refused, naming it but not its value.
+        let mut secret = spec(&[], None);
+        secret.secrets.insert(
+            "DATABASE_URL".into(),
+            crate::spec::container::SecretMount {
+                value: crate::spec::secret::SecretText::new("postgres://u:hunter2@db/x"),
+                delivery: Default::default(),
+            },
+        );
+        let e = unsupported(&secret).unwrap_err().to_string();
+        assert!(
+            e.starts_with("web/green: secret DATABASE_URL is not supported in docker.mode: swarm"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "{e}");
     }
 }
