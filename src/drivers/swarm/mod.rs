@@ -9,9 +9,11 @@
 //! `exec` checks go through the engine driver on the same connection: an
 //! `exec` probe reaches only the tasks on the manager's own node.
 
+mod secrets;
 mod service;
 mod tasks;
 mod twin;
+mod unsupported;
 
 pub use twin::{ColorServices, Side};
 

@@ -38,6 +38,8 @@ pub(super) struct Want<'a> {
     pub replicas: u32,
     pub placement: &'a BTreeMap<String, String>,
     pub commit: &'a str,
+    /// The Swarm secrets its tasks get as files (`ensure_secrets`).
+    pub secrets: Vec<bollard::models::TaskSpecContainerSpecSecrets>,
 }
 
 impl SwarmDriver {
@@ -53,7 +55,7 @@ impl SwarmDriver {
         placement: &BTreeMap<String, String>,
         commit: &str,
     ) -> Result<(), DockerError> {
-        unsupported(spec)?;
+        super::unsupported::unsupported(spec)?;
         let name = self.rest_name(&spec.service, spec.color).await?;
         let want = Want {
             name: name.clone(),
@@ -63,6 +65,7 @@ impl SwarmDriver {
             replicas,
             placement,
             commit,
+            secrets: self.ensure_secrets(spec).await?,
         };
         match self.inspect(&name).await? {
             None => {
@@ -210,6 +213,7 @@ impl SwarmDriver {
                     // teal's `command` replaces the image's CMD, as on
                     // containers: Swarm calls that `args`.
                     args: spec.command.clone(),
+                    secrets: (!w.secrets.is_empty()).then(|| w.secrets.clone()),
                     mounts: Some(spec.volumes.iter().filter_map(|v| mount(v)).collect()),
                     stop_grace_period: Some(10 * SECOND),
                     ..Default::default()
@@ -326,29 +330,6 @@ fn mount(v: &str) -> Option<Mount> {
     })
 }
 
-/// What a color's spec asks that its Swarm tasks cannot have: a network
-/// of its own (tasks publish their port instead), or a bind mount (a task
-/// runs on whichever node Swarm picks, where the manager cannot check the
-/// path against the host policy; the policy refuses them at admission), or
-/// a secret (not yet delivered as a Swarm secret).
-pub(super) fn unsupported(spec: &ContainerSpec) -> Result<(), DockerError> {
-    let refuse = |message: String| DockerError::Swarm {
-        service: spec.service.clone(),
-        color: spec.color.to_string(),
-        message,
-    };
-    if let Some(net) = &spec.network {
-        return Err(refuse(format!("network: {net} is not supported in docker.mode: swarm (tasks publish their port on their node instead); remove it")));
-    }
-    if let Some(name) = spec.secrets.keys().next() {
-        return Err(refuse(format!("secret {name} is not supported in docker.mode: swarm yet (its value would travel in the task spec, not as a Swarm secret); deploy this service in docker.mode: engine, or keep the value out of the repo until Swarm secrets land")));
-    }
-    match spec.volumes.iter().find(|v| v.starts_with('/')) {
-        Some(v) => Err(refuse(format!("bind mount {v} is not supported in docker.mode: swarm (a task runs on any node, where teal cannot check the path); use a named volume"))),
-        None => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,49 +345,5 @@ mod tests {
         assert!(mount("anonymous").is_none());
         assert_eq!(strip_digest("web:1@sha256:abc"), "web:1");
         assert_eq!(strip_digest("web:1"), "web:1");
-    }
-
-    #[test]
-    fn bind_mounts_networks_and_secrets_are_refused_in_swarm_mode() {
-        let spec = |volumes: &[&str], network: Option<&str>| ContainerSpec {
-            service: "web".into(),
-            color: Color::Green,
-            image: "web:1".into(),
-            port: 8080,
-            env: BTreeMap::new(),
-            command: None,
-            volumes: volumes.iter().map(|v| v.to_string()).collect(),
-            labels: BTreeMap::new(),
-            restart: RestartPolicy::UnlessStopped,
-            network: network.map(String::from),
-            secrets: Default::default(),
-            env_key: None,
-        };
-        assert!(unsupported(&spec(&["web-data:/data"], None)).is_ok());
-        let bind = unsupported(&spec(&["web-data:/data", "/srv/web:/w:ro"], None)).unwrap_err();
-        assert_eq!(
-            bind.to_string(),
-            "web/green: bind mount /srv/web:/w:ro is not supported in docker.mode: swarm (a task runs on any node, where teal cannot check the path); use a named volume"
-        );
-        assert!(unsupported(&spec(&[], Some("shop")))
-            .unwrap_err()
-            .to_string()
-            .contains("network: shop"));
-        // A secret would be env in the task spec (or a bind that never
-        // reaches the node): refused, naming it but not its value.
-        let mut secret = spec(&[], None);
-        secret.secrets.insert(
-            "DATABASE_URL".into(),
-            crate::spec::container::SecretMount {
-                value: crate::spec::secret::SecretText::new("postgres://u:hunter2@db/x"),
-                delivery: Default::default(),
-            },
-        );
-        let e = unsupported(&secret).unwrap_err().to_string();
-        assert!(
-            e.starts_with("web/green: secret DATABASE_URL is not supported in docker.mode: swarm"),
-            "{e}"
-        );
-        assert!(!e.contains("hunter2"), "{e}");
     }
 }

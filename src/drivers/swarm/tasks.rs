@@ -31,6 +31,9 @@ impl SwarmDriver {
     /// A color scaled to 0 reads as its former replicas, stopped.
     pub async fn observe(&self) -> Result<Containers, DockerError> {
         let services = self.services(None).await?;
+        if let Err(e) = self.sweep_secrets(&services).await {
+            tracing::warn!(error = %e, "could not remove unused Swarm secrets");
+        }
         let mut out = Containers::new();
         if services.is_empty() {
             return Ok(out);

@@ -101,7 +101,7 @@ impl SwarmDriver {
                 ),
             }),
             None => {
-                super::service::unsupported(spec)?;
+                super::unsupported::unsupported(spec)?;
                 let name = match &found.rest {
                     Some(r) => other_name(&spec.service, spec.color, &r.name),
                     None => super::service_name(&spec.service, spec.color),
@@ -114,6 +114,7 @@ impl SwarmDriver {
                     replicas,
                     placement,
                     commit,
+                    secrets: self.ensure_secrets(spec).await?,
                 };
                 let body = self.service_spec(&want);
                 call("create service", &name, self.docker.client().create_service(body, None))
