@@ -71,6 +71,27 @@ pub fn decide(commit: &str, reports: &[(String, u32, Report)]) -> Gate {
     Gate::Go
 }
 
+/// The decision for a host whose fleet runs the service's release on
+/// `host`: go once that host serves the commit (its release, which runs
+/// before its new color starts, then succeeded); stop when it failed it.
+pub fn decide_release(commit: &str, host: &str, report: &Report) -> Gate {
+    let short = ShortCommit::git(commit);
+    let wait = |why: String| Gate::Wait(format!("waiting for the release on {host}: {why}"));
+    match report {
+        Report::Seen { failed: Some(f), .. } if f == commit => Gate::Stop(format!(
+            "stopped: {host}, which runs the release, failed at {short} (its error says why)"
+        )),
+        Report::Seen { serving, .. } if serving.as_deref() == Some(commit) => Gate::Go,
+        Report::Seen { .. } => wait(format!("it does not serve {short} yet")),
+        Report::Unreachable { since, why } => {
+            let at = humantime::format_rfc3339_seconds(*since).to_string();
+            wait(format!("unreachable since {at} ({why})"))
+        }
+        Report::NoUrl => wait("it has no status URL in teal.yaml".into()),
+        Report::NotRead(why) => wait(why.clone()),
+    }
+}
+
 /// Reads the peers of earlier waves, remembering since when each has not
 /// answered.
 pub struct Peers {
@@ -101,6 +122,16 @@ impl Peers {
         svc: &Service,
         commit: &str,
     ) -> Gate {
+        if let Some(host) = svc.release.as_ref().and_then(|r| r.elsewhere.as_deref()) {
+            let report = match desired.hosts.get(host).and_then(|h| h.status.as_deref()) {
+                None => Report::NoUrl,
+                Some(url) => self.read(host, url, fleet, &svc.name).await,
+            };
+            let gate = decide_release(commit, host, &report);
+            if gate != Gate::Go {
+                return gate;
+            }
+        }
         if !svc.by_wave {
             return Gate::Go;
         }
@@ -200,6 +231,24 @@ mod tests {
             ),
             Gate::Wait("waiting for wave 1: web-1: status URL x is not in fleet.peers".into()),
             "a peer the host config does not admit holds the wave"
+        );
+    }
+
+    #[test]
+    fn a_host_waits_for_the_one_that_runs_the_release() {
+        let c = "3f2a9c1d2e";
+        assert_eq!(decide_release(c, "web-1", &seen(Some(c), None)), Gate::Go);
+        assert_eq!(
+            decide_release(c, "web-1", &seen(Some("a81b0d2"), None)),
+            Gate::Wait("waiting for the release on web-1: it does not serve 3f2a9c1 yet".into())
+        );
+        assert_eq!(
+            decide_release(c, "web-1", &seen(Some("a81b0d2"), Some(c))),
+            Gate::Stop("stopped: web-1, which runs the release, failed at 3f2a9c1 (its error says why)".into())
+        );
+        assert_eq!(
+            decide_release(c, "web-1", &Report::NoUrl),
+            Gate::Wait("waiting for the release on web-1: it has no status URL in teal.yaml".into())
         );
     }
 }

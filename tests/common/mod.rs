@@ -5,6 +5,7 @@
 pub mod age;
 pub mod browser;
 pub mod engine;
+pub mod fleet;
 pub mod host;
 pub mod hostile;
 pub mod signing;

@@ -12,6 +12,8 @@ mod tests;
 #[cfg(test)]
 mod tests_props;
 #[cfg(test)]
+mod tests_release;
+#[cfg(test)]
 mod tests_rules;
 #[cfg(test)]
 mod tests_strategy;

@@ -275,10 +275,14 @@ fn rolling(svc: &Service, color: Color, st: State, have: &[ObservedContainer]) -
     let spec = ContainerSpec::of(svc, color)?;
     let half_swapped = have.iter().any(|c| !c.at_rest(&svc.name, color));
     (st == State::Create || half_swapped).then(|| {
-        let release = svc.release.as_ref().map(|_| Step::Release {
-            color,
-            image: spec.image.clone(),
-        });
+        let release = svc
+            .release
+            .as_ref()
+            .filter(|r| r.elsewhere.is_none())
+            .map(|_| Step::Release {
+                color,
+                image: spec.image.clone(),
+            });
         let pull = Step::PullImage {
             color,
             image: spec.image.clone(),
@@ -299,7 +303,9 @@ fn rolling(svc: &Service, color: Color, st: State, have: &[ObservedContainer]) -
 /// With a release command, a `Release` step before new containers of
 /// `color` start (not when stopped ones start again: no new version).
 fn release_first(svc: &Service, color: Color, steps: &mut Vec<Step>) {
-    if svc.release.is_none() {
+    // None here when another host of the fleet runs it (the daemon waits
+    // for that host to serve the commit first).
+    if svc.release.as_ref().is_none_or(|r| r.elsewhere.is_some()) {
         return;
     }
     let at = steps

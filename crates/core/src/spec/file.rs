@@ -150,6 +150,11 @@ pub struct ReleaseFile {
     /// (a `git revert`). Default false: migrations rarely run backwards.
     #[serde(default)]
     pub on_rollback: Option<bool>,
+    /// In a fleet, the host (a name of teal.yaml's `hosts`) that runs it;
+    /// the others deploy once that host serves the commit. Default: the
+    /// first host, by wave then name, of those the service runs on.
+    #[serde(default)]
+    pub on: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

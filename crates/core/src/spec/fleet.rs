@@ -64,6 +64,11 @@ pub(super) fn check_placement(desired: &Desired, files: &RepoFiles, diags: &mut 
             };
             warnings.push(at(&["placement"], msg));
         }
+        if let Some(on) = svc.release.as_ref().and_then(|r| r.on.as_deref()) {
+            if let Err(why) = check_release_on(desired, svc, on) {
+                diags.push(at(&["release", "on"], why));
+            }
+        }
         if svc.by_wave {
             for host in desired.hosts_of(svc) {
                 if desired.wave(host).is_none() {
@@ -83,7 +88,47 @@ fn selector(p: &BTreeMap<String, String>) -> String {
     format!("{{{}}}", parts.join(", "))
 }
 
+/// `release.on` must name a host the service runs on, of its first wave
+/// (a later one would wait for hosts that wait for it).
+fn check_release_on(desired: &Desired, svc: &Service, on: &str) -> Result<(), String> {
+    if desired.hosts.is_empty() {
+        return Err(format!(
+            "release.on names host {on}, but teal.yaml lists no hosts: remove it (a single host runs its own release)"
+        ));
+    }
+    let hosts = desired.hosts_of(svc);
+    if !hosts.contains(&on) {
+        return Err(format!(
+            "release.on: {on} is not a host this service runs on ({})",
+            hosts.join(", ")
+        ));
+    }
+    let first = hosts.iter().filter_map(|h| desired.wave(h)).min();
+    match (svc.by_wave, desired.wave(on), first) {
+        (true, Some(w), Some(f)) if w > f => Err(format!(
+            "release.on: {on} is in wave {w}, but the release must run in the first wave ({f}): later waves wait for it"
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl Desired {
+    /// The fleet host that runs `svc`'s release: `release.on`, else the
+    /// first of its hosts by wave then name. `None` without a release or a
+    /// host list.
+    pub fn release_host(&self, svc: &Service) -> Option<String> {
+        let r = svc.release.as_ref()?;
+        if self.hosts.is_empty() {
+            return None;
+        }
+        if let Some(on) = &r.on {
+            return Some(on.clone());
+        }
+        let mut hosts = self.hosts_of(svc);
+        hosts.sort_by_key(|h| (self.wave(h).unwrap_or(0), h.to_string()));
+        hosts.first().map(|h| h.to_string())
+    }
+
     /// Seals every service's env values with this host's key (from its
     /// state dir) in container hashes and labels.
     pub fn set_env_key(&mut self, key: super::env_seal::EnvKey) {
@@ -123,6 +168,12 @@ impl Desired {
         }
         let mut mine = self.clone();
         mine.services.retain(|_, s| self.hosts_of(s).contains(&host));
+        for svc in mine.services.values_mut() {
+            let runs = self.release_host(svc);
+            if let Some(r) = svc.release.as_mut() {
+                r.elsewhere = runs.filter(|h| h != host);
+            }
+        }
         Ok(mine)
     }
 }
@@ -186,6 +237,53 @@ mod tests {
         assert_eq!(
             d.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
             ["services/web.yaml:6:1: placement {role=cache} matches no host of teal.yaml: the service runs nowhere"]
+        );
+    }
+
+    #[test]
+    fn one_host_runs_the_release_and_the_others_know_which() {
+        let on = |extra: &str| {
+            let d = load(&files(
+                FLEET,
+                &format!("placement: {{role: web}}\nrollout: {{by: wave}}\n{extra}"),
+            ))
+            .unwrap();
+            let elsewhere = |host: &str| {
+                d.for_host(host).unwrap().services["web"]
+                    .release
+                    .as_ref()
+                    .and_then(|r| r.elsewhere.clone())
+            };
+            (
+                d.release_host(&d.services["web"]),
+                elsewhere("web-1"),
+                elsewhere("web-2"),
+            )
+        };
+        let web1 = Some("web-1".to_string());
+        assert_eq!(
+            on("release: {command: [migrate]}\n"),
+            (web1.clone(), None, web1.clone()),
+            "default: the first wave's first host"
+        );
+        assert_eq!(on(""), (None, None, None), "no release");
+        let single = load(&files("", "release: {command: [migrate]}\n")).unwrap();
+        assert_eq!(
+            single.release_host(&single.services["web"]),
+            None,
+            "no fleet: each host its own"
+        );
+        assert_eq!(
+            errors(FLEET, "placement: {role: web}\nrollout: {by: wave}\nrelease: {command: [m], on: web-2}\n"),
+            ["services/web.yaml:8:29: release.on: web-2 is in wave 2, but the release must run in the first wave (1): later waves wait for it"]
+        );
+        assert_eq!(
+            errors(FLEET, "placement: {role: web}\nrelease: {command: [m], on: db-1}\n"),
+            ["services/web.yaml:7:29: release.on: db-1 is not a host this service runs on (web-1, web-2)"]
+        );
+        assert_eq!(
+            errors("", "release: {command: [m], on: web-1}\n"),
+            ["services/web.yaml:6:29: release.on names host web-1, but teal.yaml lists no hosts: remove it (a single host runs its own release)"]
         );
     }
 }

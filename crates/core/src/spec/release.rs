@@ -31,6 +31,13 @@ pub struct Release {
     pub timeout: Duration,
     pub env: ReleaseEnv,
     pub on_rollback: bool,
+    /// `release.on` as written: the fleet host that runs it.
+    pub on: Option<String>,
+    /// Set for this host by `Desired::for_host` when another host of the
+    /// fleet runs the release: that host. This host then runs no release
+    /// and deploys once that host serves the commit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elsewhere: Option<String>,
 }
 
 pub(super) fn resolve_release(ctx: &mut Ctx<'_>, r: &ReleaseFile) -> Option<Release> {
@@ -70,5 +77,7 @@ pub(super) fn resolve_release(ctx: &mut Ctx<'_>, r: &ReleaseFile) -> Option<Rele
         timeout: timeout?,
         env: r.env.unwrap_or_default(),
         on_rollback: r.on_rollback.unwrap_or(false),
+        on: r.on.clone(),
+        elsewhere: None,
     })
 }
