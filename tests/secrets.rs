@@ -39,6 +39,7 @@ fn push_files(h: &TestHost, msg: &str, files: &[(String, String)]) {
 async fn a_secret_is_a_file_in_the_container_and_a_rotation_restarts_the_color_leaking_nowhere() {
     proxy_or_fail("haproxy");
     let h = TestHost::new("secrets").await;
+    let since = unix_now();
     let image = app_image(&h.docker).await;
     let keys = h.dir.path().join("keys");
     std::fs::create_dir(&keys).unwrap();
@@ -129,7 +130,28 @@ async fn a_secret_is_a_file_in_the_container_and_a_rotation_restarts_the_color_l
     let diff = teal(&h.work, &["diff", "--base", "HEAD~1", "--head", "HEAD"]);
     assert!(diff.stdout.contains("DB: changed (secret)"), "{diff:?}");
     let events = std::fs::read_to_string(h.state.join("events.jsonl")).unwrap();
+    let dashboard = common::get_via(&h.api, "localhost", "/").await.1;
+    let metrics = common::get_via(&h.api, "localhost", "/metrics").await.1;
+    let docker_events = run(
+        std::process::Command::new("docker").args([
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &unix_now(),
+            "--format",
+            "{{json .}}",
+        ]),
+        "docker events",
+    );
+    assert!(
+        docker_events.contains(&h.svc),
+        "docker events saw the service's containers"
+    );
     let seen = [
+        ("the dashboard", dashboard),
+        ("/metrics", metrics),
+        ("docker events", docker_events),
         ("docker inspect", inspect_all(&h.svc)),
         ("the daemon log", h.log_text()),
         ("events.jsonl", events),
@@ -145,6 +167,12 @@ async fn a_secret_is_a_file_in_the_container_and_a_rotation_restarts_the_color_l
             !text.contains("one-") && !text.contains("two-"),
             "{what} shows part of a secret"
         );
+    }
+    // Every process's arguments: the whole value only (other programs on
+    // the machine may well have "one-" in theirs).
+    let args = command_lines();
+    for v in [&v1, &v2] {
+        assert!(!args.contains(v.as_str()), "a process's arguments hold a secret value");
     }
 }
 
@@ -371,4 +399,27 @@ fn secret_set_writes_what_the_age_cli_decrypts_keeping_the_file_and_ls_names_no_
         none.code != 0 && none.stderr.contains("teal.yaml lists no secrets.recipients"),
         "{none:?}"
     );
+}
+
+/// Now as Unix seconds, for `docker events --since/--until`.
+fn unix_now() -> String {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string()
+}
+
+/// Every process's arguments on this machine (teal, its proxy, Docker
+/// and the containers' processes), NUL-separated as /proc has them.
+fn command_lines() -> String {
+    let mut out = String::new();
+    for p in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(p.path().join("cmdline")) {
+            out.push_str(&String::from_utf8_lossy(&cmd));
+            out.push('\n');
+        }
+    }
+    assert!(out.contains("teal"), "teal's own process is among them");
+    out
 }
