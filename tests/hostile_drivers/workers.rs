@@ -6,12 +6,14 @@ use crate::{route, start, Kind, Proxy};
 use teal::drivers::managed;
 use teal::spec::Color::{Blue, Green};
 
-/// The real and effective uid of a process, from `/proc/<pid>/status`.
-fn uids(pid: u32) -> (u32, u32) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+/// The real and effective uid of a process, from `/proc/<pid>/status`;
+/// `None` once it has exited (an old worker after a reload may go
+/// between listing the workers and reading this: failed CI once).
+fn uids(pid: u32) -> Option<(u32, u32)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
     let f: Vec<u32> = line.split_whitespace().skip(1).map(|n| n.parse().unwrap()).collect();
-    (f[0], f[1])
+    Some((f[0], f[1]))
 }
 
 /// The uid of a user of this machine, from `getent passwd`.
@@ -70,7 +72,7 @@ async fn workers_are_not_root(kind: Kind) {
         for w in ws {
             assert_eq!(
                 uids(w),
-                (uid_of(user), uid_of(user)),
+                Some((uid_of(user), uid_of(user))),
                 "{kind:?} {when}: worker {w} runs as root or another user"
             );
         }
@@ -128,7 +130,7 @@ fn run_in(dir: &std::path::Path, cmd: &[&str]) {
 async fn until_workers_run_as(p: &Proxy, uid: u32, what: &str) {
     for _ in 0..100 {
         let ws = workers(p);
-        if !ws.is_empty() && ws.iter().all(|w| uids(*w).1 == uid) {
+        if !ws.is_empty() && ws.iter().all(|w| uids(*w).map(|u| u.1) == Some(uid)) {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
