@@ -79,6 +79,8 @@ fn route(c: Color, blue: &[SocketAddr], green: &[SocketAddr]) -> RouteSpec {
     RouteSpec {
         service: "bench".into(),
         host: "bench.test".into(),
+        aliases: vec![],
+        tls: None,
         path: "/".into(),
         backends: PerColor {
             blue: backend(Color::Blue, blue),

@@ -56,6 +56,8 @@ fn route(apps: &[Vec<LocalApp>; 2], blue_weight: u32) -> RouteSpec {
     RouteSpec {
         service: "web".into(),
         host: "shop.test".into(),
+        aliases: vec![],
+        tls: None,
         path: "/".into(),
         backends: PerColor {
             blue: backend(0, blue_weight),

@@ -73,6 +73,8 @@ pub(crate) fn route(service: &str, host: &str, addr: std::net::SocketAddr) -> Ro
     RouteSpec {
         service: service.into(),
         host: host.into(),
+        aliases: vec![],
+        tls: None,
         path: "/".into(),
         backends,
         preview: None,

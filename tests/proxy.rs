@@ -64,6 +64,8 @@ fn route(service: &str, host: &str, active: Color, addrs: Vec<std::net::SocketAd
     RouteSpec {
         service: service.into(),
         host: host.into(),
+        aliases: vec![],
+        tls: None,
         path: "/".into(),
         backends,
         preview: None,

@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use super::{
-    default_branch, default_listen, default_poll, default_proxy_listen, default_repo_path, default_state_dir,
+    default_branch, default_listen, default_poll, default_repo_path, default_state_dir, proxy::default_proxy_listen,
     DockerConfig, HaproxySettings, HostConfig, NginxSettings, ProxyConfig, ProxyKind, RepoConfig,
 };
 
@@ -35,6 +35,7 @@ impl HostConfig {
             proxy: ProxyConfig {
                 kind,
                 listen: default_proxy_listen(),
+                https_listen: None,
                 haproxy: HaproxySettings::default(),
                 nginx: NginxSettings::default(),
                 managed: false,
@@ -49,6 +50,7 @@ impl HostConfig {
             events: super::events::EventsConfig::default(),
             api: super::api::ApiConfig::default(),
             secrets: super::secrets::SecretsConfig::default(),
+            acme: None,
         }
     }
 }
@@ -94,6 +96,7 @@ fn lines() -> Vec<(usize, Line, &'static str)> {
         (0, Section("proxy"), ""),
         (1, Value("kind", d.proxy.kind.to_string()), "required, no default: haproxy or nginx"),
         (1, Value("listen", d.proxy.listen.clone()), "where the proxy serves traffic"),
+        (1, Off("https_listen", "0.0.0.0:443"), "where it serves HTTPS; default: 0.0.0.0:443 once a route has tls"),
         (1, Value("managed", d.proxy.managed.to_string()), "true: teal runs the proxy itself, files under state_dir/proxy"),
         (1, Off("user", "www-data"), "managed: its workers' user; default: www-data (nginx), haproxy, else nobody"),
         (1, Section("haproxy"), "an operator's HAProxy (managed: false), as Debian installs it"),
@@ -117,8 +120,14 @@ fn lines() -> Vec<(usize, Line, &'static str)> {
         (1, Off("volumes", "[/srv/]"), "bind-mount source prefixes; default: no bind mounts"),
         (1, Off("named_volumes", "[shop-]"), "named-volume prefixes; default: a service's own (<service>-...)"),
         (1, Off("secret_files", "[/etc/teal/secrets/]"), "host files a service may read secrets from; default: none"),
+        (1, Off("cert_files", "[/etc/teal/certs/]"), "certificate and key files a route's tls may name; default: none"),
         (0, Section("secrets"), "secrets in the repo, age-encrypted to this host"),
         (1, Off("identity_file", "/etc/teal/age.key"), "age-keygen file or ssh ed25519 key, mode 0600; default: none"),
+        (0, Off("acme", ""), "the CA of routes with tls: acme; default: none (such routes stay on HTTP)"),
+        (1, Off("directory", super::acme::LETS_ENCRYPT), "the CA's ACME directory URL"),
+        (1, Off("email", "ops@example.com"), "contact for expiry mail; default: none"),
+        (1, Off("ca_file", "/etc/teal/acme-ca.pem"), "extra roots to trust for the directory (a private CA)"),
+        (1, Off("renew_before", "30d"), "renews this long before expiry"),
         (0, Section("fleet"), "the peers this host reads: status URLs of teal.yaml's hosts"),
         (1, Off("peers", "[https://10.0.0.11:9470, https://10.0.0.12:9470]"), "the only ones read (and sent host.token_file); default: none"),
         (1, Value("allow_http_peers", d.fleet.allow_http_peers.to_string()), "true: plain http off loopback too (the token in clear)"),
@@ -147,6 +156,7 @@ pub fn commented_yaml() -> String {
         let text = match line {
             Line::Section(k) => format!("{indent}{k}:"),
             Line::Value(k, v) => format!("{indent}{k}: {v}"),
+            Line::Off(k, "") => format!("{indent}# {k}:"),
             Line::Off(k, example) => format!("{indent}# {k}: {example}"),
         };
         if why.is_empty() {

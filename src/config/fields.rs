@@ -13,7 +13,10 @@ use crate::spec::Diagnostic;
 
 /// Every section and field name of a host config, as a YAML value.
 pub(crate) fn known() -> Value {
-    serde_yaml::to_value(HostConfig::new(String::new(), ProxyKind::Haproxy)).expect("a host config serialises")
+    let mut every = HostConfig::new(String::new(), ProxyKind::Haproxy);
+    // Sections that are absent by default still have fields to know.
+    every.acme = Some(Default::default());
+    serde_yaml::to_value(every).expect("a host config serialises")
 }
 
 /// One located diagnostic per key that no section knows, in file order.
@@ -83,7 +86,7 @@ mod tests {
             [
                 "d.yaml:3:3: repo: unknown field \"brnach\", expected one of \"url\", \"branch\", \"path\", \"poll\", \"ssh_key\", \"token_file\", \"known_hosts\", \"webhook_secret_file\", \"watch\", \"verify\", \"fast_forward_only\"",
                 "d.yaml:7:5: proxy.haproxy: unknown field \"sokcet\", expected one of \"config\", \"socket\", \"reload\"",
-                "d.yaml:9:1: unknown field \"state_dri\", expected one of \"repo\", \"docker\", \"proxy\", \"state_dir\", \"listen\", \"policy\", \"host\", \"notify\", \"fleet\", \"events\", \"api\", \"secrets\"",
+                "d.yaml:9:1: unknown field \"state_dri\", expected one of \"repo\", \"docker\", \"proxy\", \"state_dir\", \"listen\", \"policy\", \"host\", \"notify\", \"fleet\", \"events\", \"api\", \"secrets\", \"acme\"",
             ]
         );
     }
@@ -95,7 +98,7 @@ mod tests {
         let text = "repo: {url: x}\nextra: {a: 1, b: 2}\ndocker: {host: {nested: 1}}\nproxy: {kind: nginx, nginx: {test: [nginx, -t]}}\n";
         assert_eq!(
             found(text),
-            ["d.yaml:2:1: unknown field \"extra\", expected one of \"repo\", \"docker\", \"proxy\", \"state_dir\", \"listen\", \"policy\", \"host\", \"notify\", \"fleet\", \"events\", \"api\", \"secrets\""]
+            ["d.yaml:2:1: unknown field \"extra\", expected one of \"repo\", \"docker\", \"proxy\", \"state_dir\", \"listen\", \"policy\", \"host\", \"notify\", \"fleet\", \"events\", \"api\", \"secrets\", \"acme\""]
         );
     }
 

@@ -72,6 +72,8 @@ mod tests {
         RouteSpec {
             service: service.into(),
             host: format!("{service}.test"),
+            aliases: vec![],
+            tls: None,
             path: "/".into(),
             backends: PerColor::default(),
             preview: None,

@@ -4,8 +4,10 @@
 //! checked config change; `proxy` dispatches over the two drivers and
 //! `managed` runs a proxy process teal owns. `runtime` dispatches over who
 //! runs the replicas: `docker` (containers) or `swarm` (Swarm services);
-//! `paths` resolves host paths for the policy's bind checks.
+//! `paths` resolves host paths for the policy's bind checks; `tls` reads,
+//! checks and stores certificates; `acme` orders them from an ACME CA.
 
+pub mod acme;
 pub mod age;
 mod batch;
 pub mod docker;
@@ -19,3 +21,4 @@ pub mod reload;
 pub mod route;
 pub mod runtime;
 pub mod swarm;
+pub mod tls;

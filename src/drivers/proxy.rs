@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use super::haproxy::Haproxy;
 use super::nginx::Nginx;
 pub use super::route::{Backend, Counters, Counts, ObservedRoute, PreviewRoute, ProxyError, RouteSpec};
+use super::tls::Material;
 
 /// The configured proxy.
 #[derive(Debug)]
@@ -29,6 +30,7 @@ impl ProxyDriver {
     /// before it reaches the serving proxy; on rejection nothing changes.
     pub async fn apply(&self, route: &RouteSpec) -> Result<(), ProxyError> {
         match self {
+            ProxyDriver::Nginx(_) if route.tls.is_some() => Err(nginx_tls()),
             ProxyDriver::Nginx(p) => p.apply(route).await,
             ProxyDriver::Haproxy(p) => p.apply(route).await,
         }
@@ -51,6 +53,39 @@ impl ProxyDriver {
         }
     }
 
+    /// Installed route certificates by service: the sha256 of each leaf.
+    pub async fn certificates(&self) -> Result<BTreeMap<String, String>, ProxyError> {
+        match self {
+            ProxyDriver::Nginx(_) => Ok(BTreeMap::new()),
+            ProxyDriver::Haproxy(p) => p.certificates().await,
+        }
+    }
+
+    /// Installs or replaces the certificate of `service` for its route's
+    /// hosts, with no reload; its hosts then redirect to HTTPS.
+    pub async fn put_certificate(&self, service: &str, hosts: &[String], m: &Material) -> Result<(), ProxyError> {
+        match self {
+            ProxyDriver::Nginx(_) => Err(nginx_tls()),
+            ProxyDriver::Haproxy(p) => p.put_certificate(service, hosts, m).await,
+        }
+    }
+
+    /// Removes the certificate of `service`.
+    pub async fn remove_certificate(&self, service: &str) -> Result<(), ProxyError> {
+        match self {
+            ProxyDriver::Nginx(_) => Ok(()),
+            ProxyDriver::Haproxy(p) => p.remove_certificate(service).await,
+        }
+    }
+
+    /// Publishes (`Some`) or withdraws an ACME HTTP-01 answer.
+    pub async fn acme_challenge(&self, token: &str, key_authorization: Option<&str>) -> Result<(), ProxyError> {
+        match self {
+            ProxyDriver::Nginx(_) => Err(nginx_tls()),
+            ProxyDriver::Haproxy(p) => p.acme_challenge(token, key_authorization).await,
+        }
+    }
+
     /// Responses per service and color, counted by the proxy.
     pub async fn counters(&self) -> Result<Counters, ProxyError> {
         match self {
@@ -58,4 +93,13 @@ impl ProxyDriver {
             ProxyDriver::Haproxy(p) => p.counters().await,
         }
     }
+}
+
+/// nginx will serve certificates through `ssl_certificate_by_lua` and the
+/// balancer's shared dict (issue 18); until then a TLS route is refused
+/// there, so no route silently serves plain HTTP.
+fn nginx_tls() -> ProxyError {
+    ProxyError::Other(
+        "route.tls: this teal serves HTTPS through HAProxy only so far; set proxy.kind: haproxy, or remove tls from the route".into(),
+    )
 }

@@ -8,15 +8,22 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{Color, PerColor};
+use crate::spec::{Color, PerColor, RouteTls};
 
 /// Everything the proxy needs for one service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteSpec {
     pub service: String,
     pub host: String,
+    /// More host names served the same way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
     /// Path prefix, starting with `/`.
     pub path: String,
+    /// HTTPS for the route's hosts; the certificate itself goes to the
+    /// proxy on its own (`ProxyDriver::put_certificate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RouteTls>,
     /// Share of requests and running replicas per color. A color with
     /// weight 0 gets no request on the main route.
     pub backends: PerColor<Backend>,
@@ -40,6 +47,11 @@ impl RouteSpec {
     /// The color taking most of the traffic, if any takes some.
     pub fn primary(&self) -> Option<Color> {
         primary(&self.weights())
+    }
+
+    /// The host and its aliases.
+    pub fn hosts(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.host.as_str()).chain(self.aliases.iter().map(String::as_str))
     }
 
     /// The weight of each color.

@@ -219,7 +219,9 @@ impl Engine<'_> {
         Ok(RouteSpec {
             service: svc.name.clone(),
             host: svc.route.host.clone(),
+            aliases: svc.route.aliases.clone(),
             path: svc.route.path.clone(),
+            tls: svc.route.tls.clone(),
             backends,
             preview,
             commit: self.commit.to_string(),

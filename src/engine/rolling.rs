@@ -187,7 +187,9 @@ impl Engine<'_> {
         let route = RouteSpec {
             service: svc.name.clone(),
             host: svc.route.host.clone(),
+            aliases: svc.route.aliases.clone(),
             path: svc.route.path.clone(),
+            tls: svc.route.tls.clone(),
             backends,
             preview: None,
             commit: self.commit.to_string(),

@@ -5,6 +5,7 @@
 
 mod admit;
 pub mod applied;
+pub mod certs;
 pub mod env_key;
 pub mod secrets;
 
@@ -13,7 +14,7 @@ pub use applied::record as record_applied;
 
 use crate::config::{DockerMode, HostConfig, NginxSwitch, ProxyKind};
 use crate::drivers::docker::{DockerDriver, DockerError, MountRules};
-use crate::drivers::haproxy::{Haproxy, HaproxyConfig};
+use crate::drivers::haproxy::{Haproxy, HaproxyConfig, TlsFiles};
 use crate::drivers::managed::{self, ManagedSpec, Origin, Supervised};
 use crate::drivers::nginx::balancer::Balancer;
 use crate::drivers::nginx::{Nginx, NginxConfig};
@@ -183,7 +184,32 @@ impl Host {
     pub async fn apply(&self, rev: &Revision, hooks: &Hooks<'_>) -> Result<(Plan, Vec<Run>), ObserveError> {
         let plan = self.plan(&rev.desired).await?;
         let outcomes = self.execute(&plan, rev, hooks).await;
+        self.certificates(&rev.desired).await;
         Ok((plan, outcomes))
+    }
+
+    /// Route certificates after the routes: each outcome is logged.
+    pub async fn certificates(&self, desired: &Desired) -> Vec<certs::CertOutcome> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let out = certs::converge(desired, &self.proxy, &self.config.policy, now).await;
+        for o in &out {
+            match o {
+                certs::CertOutcome::Installed {
+                    service,
+                    subject,
+                    not_after,
+                } => {
+                    tracing::info!(service = %service, subject = %subject, not_after, "certificate installed")
+                }
+                certs::CertOutcome::Failed { service, error } => {
+                    tracing::warn!(service = %service, error = %error, "certificate not installed")
+                }
+                certs::CertOutcome::Removed { service } => tracing::info!(service = %service, "certificate removed"),
+            }
+        }
+        out
     }
 }
 
@@ -225,6 +251,7 @@ pub fn managed_spec(config: &HostConfig) -> Option<ManagedSpec> {
         kind: p.kind,
         dir: config.state_dir.join("proxy"),
         listen: p.listen.clone(),
+        https: p.https_listen(),
         switch: p.nginx.switch,
         client_keepalive: p.nginx.client_keepalive,
         user: p.user.clone(),
@@ -252,6 +279,10 @@ fn operator_proxy(config: &HostConfig) -> Result<ProxyDriver, ProxyError> {
             listen: p.listen.clone(),
             binary: managed::find("haproxy")?,
             global: vec![],
+            https: p.https_listen(),
+            tls: TlsFiles {
+                dir: config.state_dir.join("haproxy-tls"),
+            },
         })),
     })
 }

@@ -2,8 +2,10 @@
 //! built `teal` binary.
 #![allow(dead_code)]
 
+pub mod acme;
 pub mod age;
 pub mod browser;
+pub mod certs;
 pub mod engine;
 pub mod fleet;
 pub mod host;

@@ -44,7 +44,14 @@ impl WrkResult {
 impl Wrk {
     /// Starts `wrk -t2 -c32 -d{secs}s -H 'Host: {host}' http://{listen}/`.
     /// Panics with how to install wrk when it is missing.
+    #[allow(dead_code)]
     pub fn start(listen: &str, host: &str, secs: u64) -> Wrk {
+        Wrk::start_url(&format!("http://{listen}/"), host, secs)
+    }
+
+    /// The same against any URL, e.g. `https://127.0.0.1:8443/` (wrk
+    /// sends no SNI for an address and checks no certificate).
+    pub fn start_url(url: &str, host: &str, secs: u64) -> Wrk {
         let child = Command::new("wrk")
             .args([
                 "-t2",
@@ -52,7 +59,7 @@ impl Wrk {
                 &format!("-d{secs}s"),
                 "-H",
                 &format!("Host: {host}"),
-                &format!("http://{listen}/"),
+                url,
             ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::spec::locate::Locator;
 use crate::spec::secret::SecretSource;
+use crate::spec::TlsSource;
 use crate::spec::{Color, Desired, Diagnostic, RepoFiles};
 
 mod overlap;
@@ -47,6 +48,10 @@ pub struct Policy {
     /// `/etc/teal/secrets/`. Absent: none.
     #[serde(default)]
     pub secret_files: Option<Vec<String>>,
+    /// Path prefixes of certificate and key files a route may name
+    /// (`route.tls: {cert, key}`), e.g. `/etc/teal/certs/`. Absent: none.
+    #[serde(default)]
+    pub cert_files: Option<Vec<String>>,
 }
 
 /// Where the engine's socket is, how this host resolves symlinks (the
@@ -99,6 +104,13 @@ pub fn check(desired: &Desired, files: &RepoFiles, policy: &Policy, host: &Host<
                         "secrets"
                     };
                     out.push(at(&[field, name], why));
+                }
+            }
+        }
+        if let Some(TlsSource::Files { cert, key }) = svc.route.tls.as_ref().map(|t| &t.source) {
+            for (field, path) in [("cert", cert), ("key", key)] {
+                if let Some(why) = cert_file_refusal(path, policy, host) {
+                    out.push(at(&["route", "tls", field], why));
                 }
             }
         }
@@ -176,11 +188,61 @@ pub fn bind_refusal(source: &str, policy: &Policy, host: &Host<'_>) -> Option<St
 /// outside `policy.secret_files` once normalised and resolved (a repo
 /// must not read the host's other files, its keys above all).
 pub fn secret_file_refusal(path: &str, policy: &Policy, host: &Host<'_>) -> Option<String> {
-    let Some(prefixes) = &policy.secret_files else {
-        return Some(format!(
-            "secret file {path}: this host lets the repo read no files (policy.secret_files lists none); ask the host's owner to list a prefix of it there, or use an age-encrypted secret"
-        ));
+    let kind = HostFiles {
+        what: "secret file",
+        none: "files",
+        field: "secret_files",
+        otherwise: "use an age-encrypted secret",
     };
+    kind.refusal(path, policy.secret_files.as_deref(), host)
+}
+
+/// Why the host file `path` may not be read as a route's certificate or
+/// key, if it may not: outside `policy.cert_files` once normalised and
+/// resolved. The proxy would serve what it reads to every client.
+pub fn cert_file_refusal(path: &str, policy: &Policy, host: &Host<'_>) -> Option<String> {
+    let kind = HostFiles {
+        what: "certificate file",
+        none: "certificate files",
+        field: "cert_files",
+        otherwise: "use tls: acme",
+    };
+    kind.refusal(path, policy.cert_files.as_deref(), host)
+}
+
+/// A kind of host file the repo may name, bounded by a policy list.
+struct HostFiles {
+    what: &'static str,
+    none: &'static str,
+    field: &'static str,
+    otherwise: &'static str,
+}
+
+impl HostFiles {
+    fn refusal(&self, path: &str, prefixes: Option<&[String]>, host: &Host<'_>) -> Option<String> {
+        let HostFiles {
+            what,
+            none,
+            field,
+            otherwise,
+        } = self;
+        let Some(prefixes) = prefixes else {
+            return Some(format!(
+                "{what} {path}: this host lets the repo read no {none} (policy.{field} lists none); ask the host's owner to list a prefix of it there, or {otherwise}"
+            ));
+        };
+        outside(path, prefixes, host).map(|shown| {
+            format!(
+                "{what} {shown} is outside this host's policy (policy.{field}: {})",
+                prefixes.join(", ")
+            )
+        })
+    }
+}
+
+/// `path` as shown in a refusal (with what it resolves to) when it lies
+/// outside every prefix, lexically or once symlinks are resolved.
+fn outside(path: &str, prefixes: &[String], host: &Host<'_>) -> Option<String> {
     let lexical = normalize(Path::new(path));
     let real = (host.resolve)(&lexical);
     let inside = prefixes.iter().any(|p| {
@@ -188,15 +250,11 @@ pub fn secret_file_refusal(path: &str, policy: &Policy, host: &Host<'_>) -> Opti
         real.starts_with(&p) && lexical.starts_with(normalize(Path::new(&p)))
     });
     (!inside).then(|| {
-        let shown = if real.as_path() != Path::new(path) {
+        if real.as_path() != Path::new(path) {
             format!("{path} (resolves to {})", real.display())
         } else {
             path.to_string()
-        };
-        format!(
-            "secret file {shown} is outside this host's policy (policy.secret_files: {})",
-            prefixes.join(", ")
-        )
+        }
     })
 }
 

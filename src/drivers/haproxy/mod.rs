@@ -7,8 +7,10 @@
 //! accepted the new file. The file always holds the current addresses and
 //! weights too, so a restarted HAProxy comes back serving the same colors.
 
+mod certs;
 mod render;
 mod runtime;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -21,6 +23,7 @@ use render::{backend, backend_names, skeleton, switch_commands, PLACEHOLDER, ROU
 
 pub use render::{render, HaproxyConfig};
 pub use runtime::Runtime;
+pub use tls::TlsFiles;
 
 #[derive(Debug)]
 pub struct Haproxy {
@@ -153,6 +156,9 @@ impl Haproxy {
     /// waits until the new config serves.
     async fn write(&self, service: &str, routes: &BTreeMap<String, RouteSpec>) -> Result<(), ProxyError> {
         let token = config_token();
+        if routes.values().any(|r| r.tls.is_some()) {
+            self.prepare_tls()?;
+        }
         let text = render(routes, &self.config, &token);
         self.check(service, &text).await?;
         persist(&self.config.config, text).await?;

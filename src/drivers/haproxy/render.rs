@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use super::tls::TlsFiles;
 use crate::drivers::reload::{sha256, CONFIG_HOST};
 use crate::drivers::route::{Backend, RouteSpec};
 use crate::spec::Color;
@@ -26,6 +27,10 @@ pub struct HaproxyConfig {
     pub binary: String,
     /// Extra `global` lines (managed mode adds a pidfile and `noreuseport`).
     pub global: Vec<String>,
+    /// HTTPS bind address, used once a route has `tls`.
+    pub https: String,
+    /// Where the TLS bind's certificates and maps live.
+    pub tls: TlsFiles,
 }
 
 /// Line prefix recording a route in the config file.
@@ -195,6 +200,11 @@ pub fn render(routes: &BTreeMap<String, RouteSpec>, cfg: &HaproxyConfig, token: 
     b.push_str("defaults\n    mode http\n    option http-keep-alive\n    option redispatch 1\n    retries 2\n    retry-on conn-failure empty-response\n    timeout connect 1s\n    timeout client 60s\n    timeout server 60s\n    timeout http-keep-alive 60s\n");
     let _ = writeln!(b, "frontend teal\n    bind {}", cfg.listen);
     b.push_str("    http-request set-var(txn.host) req.hdr(host),field(1,:),lower\n");
+    b.push_str(&super::tls::frontend(
+        &routes.values().collect::<Vec<_>>(),
+        &cfg.https,
+        &cfg.tls,
+    ));
     let _ = writeln!(b, "    http-request return status 200 content-type text/plain string {token} if {{ var(txn.host) -m str {CONFIG_HOST} }}");
     // Longest path first, so /api wins over / on a shared host.
     let mut by_path: Vec<&RouteSpec> = routes.values().collect();
@@ -212,7 +222,8 @@ pub fn render(routes: &BTreeMap<String, RouteSpec>, cfg: &HaproxyConfig, token: 
         let _ = writeln!(
             b,
             "    use_backend {be} if {{ var(txn.host) -m str {} }} {{ path_beg {} }}",
-            r.host, r.path
+            r.hosts().collect::<Vec<_>>().join(" "),
+            r.path
         );
     }
     b.push_str("    default_backend teal_no_route\nbackend teal_no_route\n    http-request return status 404 content-type text/plain string \"no teal route for this host\"\n");
@@ -256,6 +267,8 @@ mod tests {
             listen: "127.0.0.1:80".into(),
             binary: "haproxy".into(),
             global: vec![],
+            https: "127.0.0.1:443".into(),
+            tls: TlsFiles { dir: "/x/tls".into() },
         };
         let route = |svc: &str, addr: &str, weight: u32| {
             let backends = crate::spec::PerColor::<Backend> {
@@ -268,6 +281,8 @@ mod tests {
             let r = RouteSpec {
                 service: svc.into(),
                 host: "shop.test".into(),
+                aliases: vec![],
+                tls: None,
                 path: "/".into(),
                 backends,
                 preview: None,

@@ -40,30 +40,52 @@ impl Runtime {
     /// line fails the call.
     pub async fn call(&self, cmds: &[String]) -> Result<String, ProxyError> {
         let line = cmds.join(";");
+        let out = self.exchange(&shorten(&line), format!("{line}\n")).await?;
+        match out.lines().find(|l| is_error_line(l)) {
+            Some(bad) => Err(self.err(format!("{} -> {bad}", shorten(&line)))),
+            None => Ok(out),
+        }
+    }
+
+    /// Sends one command whose last word is `<<`, followed by `payload`
+    /// and the empty line that ends it (HAProxy's payload syntax); one
+    /// command per connection. The payload (a certificate and its key)
+    /// is never in an error.
+    pub async fn call_payload(&self, cmd: &str, payload: &str) -> Result<(), ProxyError> {
+        let body = payload.trim_end_matches('\n');
+        let out = self.exchange(cmd, format!("{cmd}\n{body}\n\n")).await?;
+        match out
+            .lines()
+            .find(|l| is_error_line(l) || l.to_ascii_lowercase().contains("error"))
+        {
+            Some(bad) => Err(self.err(format!("{cmd} -> {bad}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes `text` on a new connection and reads the answer until
+    /// HAProxy closes it, each bounded in time; `shown` names the
+    /// request in errors.
+    async fn exchange(&self, shown: &str, text: String) -> Result<String, ProxyError> {
         let mut s = tokio::time::timeout(CONNECT, UnixStream::connect(&self.socket))
             .await
             .map_err(|_| self.err(format!("could not connect within {}s", CONNECT.as_secs())))?
             .map_err(|e| self.err(format!("cannot connect: {e} (is HAProxy running?)")))?;
         let talk = async {
-            s.write_all(format!("{line}\n").as_bytes()).await?;
+            s.write_all(text.as_bytes()).await?;
             let mut out = String::new();
             s.read_to_string(&mut out).await?;
             Ok::<_, std::io::Error>(out)
         };
-        let out = tokio::time::timeout(ANSWER, talk)
+        tokio::time::timeout(ANSWER, talk)
             .await
             .map_err(|_| {
                 self.err(format!(
-                    "no answer within {}s to `{}`; the socket accepted the connection, so HAProxy is overloaded or stuck",
-                    ANSWER.as_secs(),
-                    shorten(&line)
+                    "no answer within {}s to `{shown}`; the socket accepted the connection, so HAProxy is overloaded or stuck",
+                    ANSWER.as_secs()
                 ))
             })?
-            .map_err(|e| self.err(e.to_string()))?;
-        match out.lines().find(|l| is_error_line(l)) {
-            Some(bad) => Err(self.err(format!("{} -> {bad}", shorten(&line)))),
-            None => Ok(out),
-        }
+            .map_err(|e| self.err(e.to_string()))
     }
 
     /// The pid of the worker serving traffic (changes on every reload).

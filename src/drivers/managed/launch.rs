@@ -58,7 +58,22 @@ pub(super) fn spawn(spec: &ManagedSpec) -> Result<Child, ProxyError> {
         let _ = child.wait();
         return Err(e);
     }
+    if spec.kind == ProxyKind::Nginx {
+        wait_pid_file(&spec.dir.join("nginx.pid"));
+    }
     Ok(child)
+}
+
+/// nginx may answer before its pid file holds the pid, and `nginx -s
+/// reload` then fails ("invalid PID number"): wait for it (seen once in
+/// CI), at most 2 s; a reload still says what is wrong past that.
+fn wait_pid_file(path: &Path) {
+    for _ in 0..80 {
+        if std::fs::read_to_string(path).is_ok_and(|t| t.trim().parse::<u32>().is_ok()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
 }
 
 /// The driver for the running proxy of `spec`. It finds the master through
@@ -113,6 +128,10 @@ pub(super) fn haproxy_config(spec: &ManagedSpec) -> Result<HaproxyConfig, ProxyE
         socket: spec.dir.join("admin.sock"),
         reload: vec![],
         listen: spec.listen.clone(),
+        https: spec.https.clone(),
+        tls: crate::drivers::haproxy::TlsFiles {
+            dir: spec.dir.join("tls"),
+        },
         binary: find("haproxy")?,
         // Never two proxies on one address: without SO_REUSEPORT a second
         // HAProxy on this port fails to bind instead of sharing it. The

@@ -33,6 +33,8 @@ pub struct ManagedSpec {
     pub dir: PathBuf,
     /// Where it serves traffic, e.g. `127.0.0.1:8080`.
     pub listen: String,
+    /// Where it serves HTTPS once a route has `tls`.
+    pub https: String,
     pub switch: NginxSwitch,
     pub client_keepalive: bool,
     /// `proxy.user`: who the workers run as; `None`: the distribution's
@@ -47,6 +49,7 @@ impl ManagedSpec {
             kind: ProxyKind::Haproxy,
             dir: dir.to_path_buf(),
             listen: listen.to_string(),
+            https: "0.0.0.0:443".into(),
             switch: NginxSwitch::Balancer,
             client_keepalive: true,
             user: None,

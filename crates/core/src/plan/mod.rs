@@ -246,11 +246,18 @@ pub fn is_service(recorded: &str, svc: &Service) -> bool {
 /// path, port, preview), so a changed route is detected without comparing
 /// rendered config text.
 pub fn route_hash(svc: &Service) -> String {
-    let key = serde_json::json!({
+    let mut key = serde_json::json!({
         "host": svc.route.host,
         "path": svc.route.path,
         "port": svc.port,
         "preview": svc.preview,
     });
+    // Only when set, so a plain route hashes as it did before TLS.
+    if !svc.route.aliases.is_empty() {
+        key["aliases"] = serde_json::json!(svc.route.aliases);
+    }
+    if let Some(tls) = &svc.route.tls {
+        key["tls"] = serde_json::json!(tls);
+    }
     hex::encode(Sha256::digest(key.to_string().as_bytes()))
 }

@@ -28,6 +28,8 @@ pub(super) fn web() -> Service {
         route: Route {
             host: "shop.example.com".into(),
             path: "/".into(),
+            aliases: vec![],
+            tls: None,
         },
         preview: None,
         health: Health {

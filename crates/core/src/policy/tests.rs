@@ -44,6 +44,7 @@ fn shop() -> Policy {
         volumes: Some(vec!["/srv/".into()]),
         named_volumes: None,
         secret_files: None,
+        cert_files: None,
     }
 }
 
@@ -213,4 +214,70 @@ fn secret_files_are_read_only_under_the_policy_prefixes_resolved() {
             "{extra}: {got:?}"
         );
     }
+}
+
+#[test]
+fn certificate_files_are_read_only_under_the_policy_prefixes_resolved() {
+    let tls = |cert: &str, key: &str| {
+        SVC.replace(
+            "route: {host: shop.example.com}",
+            &format!("route:\n  host: shop.example.com\n  tls: {{cert: {cert}, key: {key}}}"),
+        )
+    };
+    let check_with = |prefixes: Option<&[&str]>, svc: String| {
+        let policy = Policy {
+            cert_files: prefixes.map(|l| l.iter().map(|p| p.to_string()).collect()),
+            ..shop()
+        };
+        let mut f = RepoFiles {
+            has_services_dir: true,
+            ..Default::default()
+        };
+        f.files.insert("services/web.yaml".into(), svc);
+        let d = load(&f).unwrap();
+        let resolve = |p: &Path| -> PathBuf {
+            let s = p.to_string_lossy();
+            match s.strip_prefix("/srv/link") {
+                Some(rest) => PathBuf::from(format!("/etc{rest}")),
+                None => p.to_path_buf(),
+            }
+        };
+        let host = Host {
+            docker_sockets: &[],
+            resolve: &resolve,
+            swarm: false,
+        };
+        check(&d, &f, &policy, &host)
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+    };
+    let own = tls("/etc/teal/certs/shop.pem", "/etc/teal/certs/shop.key");
+    assert_eq!(
+        check_with(Some(&["/etc/teal/certs/"]), own.clone()),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        check_with(None, own),
+        [
+            "services/web.yaml:7:15: certificate file /etc/teal/certs/shop.pem: this host lets the repo read no certificate files (policy.cert_files lists none); ask the host's owner to list a prefix of it there, or use tls: acme",
+            "services/web.yaml:7:46: certificate file /etc/teal/certs/shop.key: this host lets the repo read no certificate files (policy.cert_files lists none); ask the host's owner to list a prefix of it there, or use tls: acme"
+        ]
+    );
+    // The host's own keys are out of reach, by `..` and by a symlink.
+    let got = check_with(
+        Some(&["/etc/teal/certs/", "/srv/link/teal"]),
+        tls(
+            "/etc/teal/certs/shop.pem",
+            "/etc/teal/certs/../../ssh/ssh_host_ed25519_key",
+        ),
+    );
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].contains("certificate file /etc/teal/certs/../../ssh/ssh_host_ed25519_key (resolves to /etc/ssh/ssh_host_ed25519_key) is outside this host's policy (policy.cert_files: /etc/teal/certs/, /srv/link/teal)"), "{got:?}");
+    let got = check_with(Some(&["/etc/teal/"]), tls("/etc/teal/c.pem", "/srv/link/shadow"));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].contains("/srv/link/shadow (resolves to /etc/shadow) is outside"),
+        "{got:?}"
+    );
 }

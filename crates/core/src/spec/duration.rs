@@ -36,4 +36,10 @@ pub mod serde_human_opt {
             None => s.serialize_none(),
         }
     }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s: Option<String> = serde::Deserialize::deserialize(d)?;
+        s.map(|s| super::parse(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }

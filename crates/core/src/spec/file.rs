@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use super::route::{RouteFile, TlsFile, TlsFilesFile};
 use super::{Color, RestartPolicy};
 
 /// `services/<name>.yaml`: one service; its name is the file stem.
@@ -307,16 +308,6 @@ pub struct ColorFile {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RouteFile {
-    /// Host name the proxy matches, e.g. `shop.example.com`.
-    pub host: Option<String>,
-    /// Path prefix, starting with `/`. Default `/`.
-    #[serde(default)]
-    pub path: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct PreviewFile {
     /// Host name that reaches the idle color.
     pub host: Option<String>,
@@ -393,7 +384,7 @@ impl JsonSchema for DurationStr {
         schemars::json_schema!({
             "type": "string",
             "description": "A duration such as 500ms, 2s or 1m.",
-            "pattern": "^\\s*[0-9]+\\s*(ns|us|ms|s|m|h|d)(\\s*[0-9]+\\s*(ns|us|ms|s|m|h|d))*\\s*$"
+            "pattern": "^\\s*[0-9]+\\s*(ns|us|ms|s|m|h|d|w|y)(\\s*[0-9]+\\s*(ns|us|ms|s|m|h|d|w|y))*\\s*$"
         })
     }
 }

@@ -281,26 +281,43 @@ fn serde_message(msg: &str) -> String {
     msg.replace('`', "\"")
 }
 
-/// Each route host+path serves one service; a preview host is not a route host.
+/// Each route host+path serves one service; a preview host is not a route
+/// host; the routes of one host agree on TLS (a host is HTTPS or not, with
+/// one certificate).
 fn check_routes(desired: &Desired, files: &RepoFiles, diags: &mut Vec<Diagnostic>) {
     let mut seen: BTreeMap<(String, String), &str> = BTreeMap::new();
+    let mut tls: BTreeMap<&str, (&str, &Option<super::RouteTls>)> = BTreeMap::new();
     let route_hosts: BTreeMap<&str, &str> = desired
         .services
         .values()
-        .map(|s| (s.route.host.as_str(), s.file.as_str()))
+        .flat_map(|s| s.route.hosts().map(move |h| (h, s.file.as_str())))
         .collect();
     for svc in desired.services.values() {
-        let key = (svc.route.host.clone(), svc.route.path.clone());
         let loc = || Locator::new(files.files.get(&svc.file).map_or("", |t| t.as_str()));
-        if let Some(other) = seen.get(&key) {
-            let (line, col) = loc().pos(&["route", "host"]);
-            let msg = format!(
-                "route {}{} is already served by {other}: each host and path belongs to one service",
-                key.0, key.1
-            );
+        let mut at = |field: &str, msg: String| {
+            let (line, col) = loc().pos(&["route", field]);
             diags.push(Diagnostic::new(&svc.file, line, col, msg));
-        } else {
-            seen.insert(key, &svc.file);
+        };
+        for host in svc.route.hosts() {
+            let key = (host.to_string(), svc.route.path.clone());
+            match seen.get(&key) {
+                Some(other) => at(
+                    "host",
+                    format!(
+                        "route {}{} is already served by {other}: each host and path belongs to one service",
+                        key.0, key.1
+                    ),
+                ),
+                None => _ = seen.insert(key, &svc.file),
+            }
+            match tls.get(host) {
+                Some((other, t)) if **t != svc.route.tls => at(
+                    "tls",
+                    format!("host {host} is also routed by {other} with other TLS settings: the routes of one host must have the same tls, redirect and hsts"),
+                ),
+                Some(_) => {}
+                None => _ = tls.insert(host, (&svc.file, &svc.route.tls)),
+            }
         }
         if let Some(p) = &svc.preview {
             if let Some(owner) = route_hosts.get(p.host.as_str()).filter(|f| **f != svc.file) {

@@ -19,6 +19,7 @@ pub mod load;
 pub mod locate;
 pub mod names;
 pub mod release;
+pub mod route;
 pub mod schema;
 pub mod secret;
 mod strategy;
@@ -28,6 +29,8 @@ pub mod validate;
 mod tests;
 #[cfg(test)]
 mod tests_props;
+#[cfg(test)]
+mod tests_route;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -37,6 +40,7 @@ use serde::{Deserialize, Serialize};
 
 pub use diag::{Diagnostic, Diagnostics};
 pub use load::{load, RepoFiles};
+pub use route::{Route, RouteTls, TlsSource};
 
 /// One of the two slots a service can run in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
@@ -192,13 +196,6 @@ impl RestartPolicy {
             RestartPolicy::OnFailure => "on-failure",
         }
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Route {
-    pub host: String,
-    /// Path prefix, always starting with `/`. Default `/`.
-    pub path: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

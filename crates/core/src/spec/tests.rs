@@ -213,7 +213,9 @@ fn good_file_resolves_with_builtin_defaults() {
         s.route,
         Route {
             host: "shop.example.com".into(),
-            path: "/".into()
+            path: "/".into(),
+            aliases: vec![],
+            tls: None,
         }
     );
     assert_eq!(

@@ -123,7 +123,7 @@ pub fn resolve_service(
     if let Some(n) = &network {
         check_network(ctx, n, if f.network.is_some() { From::Service } else { From::Repo });
     }
-    let route = resolve_route(ctx, f);
+    let route = super::route::resolve_route(ctx, f);
     let preview = resolve_preview(ctx, f, route.as_ref());
     let health = resolve_health(ctx, f.health.as_ref(), repo.health.as_ref());
     let switch = resolve_switch(ctx, f.switch.as_ref(), repo.switch.as_ref());
@@ -245,48 +245,6 @@ fn check_network(ctx: &mut Ctx<'_>, net: &str, from: From) {
     }
 }
 
-fn resolve_route(ctx: &mut Ctx<'_>, f: &ServiceFile) -> Option<Route> {
-    let Some(r) = &f.route else {
-        ctx.err(
-            From::Service,
-            &[],
-            "missing required field \"route\": the host (and optional path) the proxy sends to this service",
-        );
-        return None;
-    };
-    let host = match r.host.as_deref() {
-        None => {
-            ctx.err(
-                From::Service,
-                &["route"],
-                "route needs a host, e.g. host: shop.example.com",
-            );
-            None
-        }
-        Some(h) if !is_hostname(h) => {
-            ctx.err(
-                From::Service,
-                &["route", "host"],
-                format!("invalid host {h:?}: use a DNS name such as shop.example.com"),
-            );
-            None
-        }
-        Some(h) => Some(h.to_ascii_lowercase()),
-    };
-    let path = r.path.clone().unwrap_or_else(|| defaults::ROUTE_PATH.into());
-    if !is_url_path(&path) {
-        ctx.err(
-            From::Service,
-            &["route", "path"],
-            format!(
-                "invalid path {path:?}: it must start with '/' and have no spaces, quotes, ';', '{{', '}}', '#' or '?'"
-            ),
-        );
-        return None;
-    }
-    Some(Route { host: host?, path })
-}
-
 /// A path prefix safe to put in proxy configs.
 pub fn is_url_path(p: &str) -> bool {
     p.starts_with('/') && p.bytes().all(|b| b.is_ascii_graphic() && !b"\"';{}#?\\`$".contains(&b))
@@ -313,7 +271,7 @@ fn resolve_preview(ctx: &mut Ctx<'_>, f: &ServiceFile, route: Option<&Route>) ->
         }
         Some(h) => h.to_ascii_lowercase(),
     };
-    if route.is_some_and(|r| r.host == host) {
+    if route.is_some_and(|r| r.hosts().any(|h| h == host)) {
         ctx.err(
             From::Service,
             &["preview", "host"],
