@@ -228,7 +228,9 @@ async fn each_pass_installs_checked_certificate_files_and_keeps_serving_on_a_bad
         ..Default::default()
     };
 
-    let out = converge(&desired(service(&cert, &key)), &driver, &policy, unix_now()).await;
+    let out = converge(&desired(service(&cert, &key)), &driver, &policy, None, unix_now())
+        .await
+        .outcomes;
     assert!(
         matches!(&out[..], [CertOutcome::Installed { service, subject, .. }] if service == "web" && subject.contains("one")),
         "{out:?}"
@@ -238,13 +240,17 @@ async fn each_pass_installs_checked_certificate_files_and_keeps_serving_on_a_bad
     assert!(tls.contains("subject: CN=one"), "{tls}");
     // Nothing changed: nothing to do.
     assert_eq!(
-        converge(&desired(service(&cert, &key)), &driver, &policy, unix_now()).await,
+        converge(&desired(service(&cert, &key)), &driver, &policy, None, unix_now())
+            .await
+            .outcomes,
         vec![]
     );
 
     // A key of another certificate: refused, naming the files; one serves on.
     let (_, other_key) = make_cert(&certs, "other", &["shop.test"]);
-    let out = converge(&desired(service(&cert, &other_key)), &driver, &policy, unix_now()).await;
+    let out = converge(&desired(service(&cert, &other_key)), &driver, &policy, None, unix_now())
+        .await
+        .outcomes;
     let [CertOutcome::Failed { service: who, error }] = &out[..] else {
         panic!("{out:?}")
     };
@@ -259,7 +265,9 @@ async fn each_pass_installs_checked_certificate_files_and_keeps_serving_on_a_bad
     // A key swapped for a symlink out of the policy since the commit was admitted.
     let link = certs.join("link.key");
     std::os::unix::fs::symlink("/etc/ssh/ssh_host_ed25519_key", &link).unwrap();
-    let out = converge(&desired(service(&cert, &link)), &driver, &policy, unix_now()).await;
+    let out = converge(&desired(service(&cert, &link)), &driver, &policy, None, unix_now())
+        .await
+        .outcomes;
     let [CertOutcome::Failed { error, .. }] = &out[..] else {
         panic!("{out:?}")
     };
@@ -273,7 +281,9 @@ async fn each_pass_installs_checked_certificate_files_and_keeps_serving_on_a_bad
         &format!("  tls: {{cert: {}, key: {}}}\n", cert.display(), key.display()),
         "",
     );
-    let out = converge(&desired(plain), &driver, &policy, unix_now()).await;
+    let out = converge(&desired(plain), &driver, &policy, None, unix_now())
+        .await
+        .outcomes;
     assert_eq!(out, vec![CertOutcome::Removed { service: "web".into() }]);
     assert!(driver.certificates().await.unwrap().is_empty());
 }

@@ -74,6 +74,17 @@ fn group(events: &[Event]) -> Vec<Entry> {
     let mut out: Vec<Entry> = Vec::new();
     let mut open: BTreeMap<&str, usize> = BTreeMap::new();
     for e in events {
+        if e.step == StepKind::Certificate {
+            // Outside any run: an entry of its own, leaving runs open.
+            let mut entry = start(e);
+            entry.kind = Kind::Certificate;
+            entry.result = e.result.clone();
+            entry.duration_ms = e.duration_ms;
+            entry.error = e.error.clone();
+            entry.steps.push(e.clone());
+            out.push(entry);
+            continue;
+        }
         let current = open.get(e.service.as_str()).copied();
         if e.step == StepKind::Deploy {
             match current.filter(|i| out[*i].commit == e.commit) {
@@ -165,7 +176,10 @@ fn classify(entries: &mut [Entry]) {
         left: Option<(Color, Option<String>)>,
     }
     let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
-    for e in entries.iter_mut().filter(|e| e.kind != Kind::Refused) {
+    for e in entries
+        .iter_mut()
+        .filter(|e| e.kind != Kind::Refused && e.kind != Kind::Certificate)
+    {
         let s = seen.entry(e.service.clone()).or_default();
         for step in e.steps.iter().filter(|s| s.result == EventResult::Ok) {
             match (&step.step, step.color) {

@@ -63,7 +63,7 @@ fn result_code(result: &EventResult) -> &'static str {
 
 fn row(e: &Entry) -> [String; 7] {
     let kind = e.kind.as_str();
-    let took = if e.kind == Kind::Refused {
+    let took = if matches!(e.kind, Kind::Refused | Kind::Certificate) {
         "-".to_string()
     } else {
         took(Duration::from_millis(e.duration_ms))
@@ -97,6 +97,11 @@ pub fn took(d: Duration) -> String {
 /// What a reader needs on one line: what started, where traffic went,
 /// what was stopped or removed, or why it failed or was refused.
 pub fn detail(e: &Entry) -> String {
+    if e.kind == Kind::Certificate {
+        let note = e.steps.iter().filter_map(|s| s.note.clone());
+        let parts: Vec<String> = note.chain(e.error.clone()).collect();
+        return parts.join(", ").lines().map(str::trim).collect::<Vec<_>>().join("; ");
+    }
     // A release ran before any color started: what it said comes first.
     let mut parts: Vec<String> = e
         .steps

@@ -266,3 +266,27 @@ fn a_release_says_its_exit_and_last_lines_before_what_started() {
     let line = serde_json::to_value(&e.steps[0]).unwrap();
     assert_eq!(line["note"], "exit 0; last lines: migrated 3 | done");
 }
+
+#[test]
+fn a_certificate_line_is_an_entry_of_its_own_and_leaves_a_run_open() {
+    let mut log = Log::default();
+    log.start("web", "c1", Blue, "web:1");
+    log.line("web", "c1", "certificate", "ok").note = Some("issued by CN=Pebble, expires 2027-03-05".into());
+    log.switch("web", "c1", None, Blue);
+    log.outcome("web", "c1", "ok", 900);
+    log.line("web", "c1", "certificate", "failed").error = Some("ACME order for shop.test:\nconnection refused".into());
+    let got = log.entries();
+    assert_eq!(
+        summary(&got),
+        vec![
+            row("web", "c1", Kind::Deploy, "ok"),
+            row("web", "c1", Kind::Certificate, "ok"),
+            row("web", "c1", Kind::Certificate, "failed"),
+        ]
+    );
+    assert_eq!(got[0].switch.map(|s| s.to), Some(Blue), "the run kept its switch");
+    assert_eq!(render::detail(&got[1]), "issued by CN=Pebble, expires 2027-03-05");
+    assert_eq!(render::detail(&got[2]), "ACME order for shop.test:; connection refused");
+    let text = render::text(&got, false);
+    assert!(text.contains("certificate  failed"), "{text}");
+}

@@ -102,7 +102,8 @@ fn request(target: &Target, n: &Notice) -> Option<Request> {
                 Kind::Started => "pending",
                 Kind::Deployed => "success",
                 Kind::Failed | Kind::RolledBack | Kind::Refused => "failure",
-                Kind::Switched => return None,
+                // Not about a commit's deploy: no commit status.
+                Kind::Switched | Kind::Certificate | Kind::CertificateFailed => return None,
             };
             let body = serde_json::json!({
                 "state": state,
@@ -146,6 +147,8 @@ fn description(n: &Notice) -> String {
         Kind::Failed => format!("failed: {}", n.reason.as_deref().unwrap_or("")),
         Kind::RolledBack => format!("rolled back: {}", n.reason.as_deref().unwrap_or("")),
         Kind::Refused => format!("refused: {}", n.reason.as_deref().unwrap_or("")),
+        Kind::Certificate => format!("certificate: {}", n.reason.as_deref().unwrap_or("")),
+        Kind::CertificateFailed => format!("certificate failed: {}", n.reason.as_deref().unwrap_or("")),
     };
     text.chars().take(140).collect()
 }

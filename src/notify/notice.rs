@@ -19,6 +19,11 @@ pub enum Kind {
     Failed,
     RolledBack,
     Refused,
+    /// A route certificate installed, renewed or removed.
+    Certificate,
+    /// A certificate not installed or not renewed (and, 14 days before
+    /// it expires, the warning that renewal keeps failing).
+    CertificateFailed,
 }
 
 impl Kind {
@@ -30,6 +35,8 @@ impl Kind {
             Kind::Failed => "failed",
             Kind::RolledBack => "rolled_back",
             Kind::Refused => "refused",
+            Kind::Certificate => "certificate",
+            Kind::CertificateFailed => "certificate_failed",
         }
     }
 }
@@ -79,6 +86,13 @@ impl Tracker {
     pub fn notices(&mut self, e: &Event) -> Vec<Notice> {
         let mut out = vec![];
         let color = e.color.map(|c| c.to_string());
+        if e.step == StepKind::Certificate {
+            let ok = e.result == EventResult::Ok;
+            let mut n = self.notice(if ok { Kind::Certificate } else { Kind::CertificateFailed }, e);
+            n.reason = if ok { e.note.clone() } else { e.error.clone() };
+            out.push(n);
+            return out;
+        }
         if e.step == StepKind::Deploy {
             let run = self.running.remove(&e.service).unwrap_or_default();
             let kind = match e.result {

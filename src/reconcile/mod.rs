@@ -7,6 +7,7 @@ mod admit;
 pub mod applied;
 pub mod certs;
 pub mod env_key;
+pub mod orders;
 pub mod secrets;
 
 pub use admit::{fetch_desired, fetch_fleet, fetch_head, read_desired, PolicyCheck};
@@ -45,7 +46,10 @@ pub struct Host {
     pub config: HostConfig,
     /// Containers on this engine, or Swarm services (`docker.mode`).
     pub docker: Runtime,
-    pub proxy: ProxyDriver,
+    /// Shared with the ACME orders running in the background.
+    pub proxy: std::sync::Arc<ProxyDriver>,
+    /// ACME orders of `tls: acme` routes, in the background.
+    pub orders: orders::Orders,
     /// Rollout progress and rollbacks, in the state dir.
     pub records: Records,
     /// The proxy process teal owns when `proxy.managed` is true, watched
@@ -119,7 +123,9 @@ impl Host {
     }
 
     fn assemble(config: HostConfig, docker: Runtime, proxy: ProxyDriver, managed: Option<Supervised>) -> Host {
+        let proxy = std::sync::Arc::new(proxy);
         Host {
+            orders: orders::Orders::new(config.acme.as_ref(), &config.state_dir, proxy.clone()),
             records: Records::new(&config.state_dir),
             config,
             docker,
@@ -180,26 +186,25 @@ impl Host {
         engine.execute(plan, &rev.desired, hooks.on_step).await
     }
 
-    /// Observes, plans and executes one pass.
+    /// Observes, plans and executes one pass, then the certificates; a
+    /// certificate ordered meanwhile is awaited (at most `ORDER_WAIT`) and
+    /// installed before it returns, since no later pass of this process
+    /// would.
     pub async fn apply(&self, rev: &Revision, hooks: &Hooks<'_>) -> Result<(Plan, Vec<Run>), ObserveError> {
         let plan = self.plan(&rev.desired).await?;
         let outcomes = self.execute(&plan, rev, hooks).await;
-        self.certificates(&rev.desired).await;
-        Ok((plan, outcomes))
-    }
-
-    /// Route certificates after the routes: each outcome is logged.
-    pub async fn certificates(&self, desired: &Desired) -> Vec<certs::CertOutcome> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        let out = certs::converge(desired, &self.proxy, &self.config.policy, now).await;
-        for o in &out {
+        let mut certs = self.certificates(&rev.desired).await;
+        if self.orders.busy() {
+            self.orders.settle(ORDER_WAIT).await;
+            certs = self.certificates(&rev.desired).await;
+        }
+        for o in &certs.outcomes {
             match o {
                 certs::CertOutcome::Installed {
                     service,
                     subject,
                     not_after,
+                    ..
                 } => {
                     tracing::info!(service = %service, subject = %subject, not_after, "certificate installed")
                 }
@@ -209,9 +214,18 @@ impl Host {
                 certs::CertOutcome::Removed { service } => tracing::info!(service = %service, "certificate removed"),
             }
         }
-        out
+        Ok((plan, outcomes))
+    }
+
+    /// Route certificates after the routes (`certs::converge`).
+    pub async fn certificates(&self, desired: &Desired) -> certs::Certs {
+        let now = orders::unix_now();
+        certs::converge(desired, &self.proxy, &self.config.policy, Some(&self.orders), now).await
     }
 }
+
+/// How long `teal apply` waits for a certificate it ordered.
+const ORDER_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Connects to Docker, holding bind mounts to the host policy; in swarm
 /// mode, refuses an engine that is not a Swarm manager.

@@ -222,6 +222,9 @@ named! {
         RemoveService = "remove_service",
         /// The end of a service's run: its outcome and total time.
         Deploy = "deploy",
+        /// A route certificate installed, renewed, removed or failed: a
+        /// line of its own, outside any run.
+        Certificate = "certificate",
     }
 }
 
@@ -274,6 +277,8 @@ pub enum Kind {
     Rollback,
     /// A commit teal would not apply to this service.
     Refused,
+    /// A route certificate installed, renewed, removed or failed.
+    Certificate,
 }
 
 impl Kind {
@@ -282,6 +287,7 @@ impl Kind {
             Kind::Deploy => "deploy",
             Kind::Rollback => "rollback",
             Kind::Refused => "refused",
+            Kind::Certificate => "certificate",
         }
     }
 }

@@ -104,6 +104,57 @@ pub struct ServiceStatus {
     /// newest first.
     #[serde(default)]
     pub history: Vec<Recent>,
+    /// The route's certificate, when its route has `tls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertificateStatus>,
+}
+
+/// Where a route's certificate comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertSource {
+    /// Ordered from the host's ACME CA (`tls: acme`).
+    Acme,
+    /// Read from files on the host (`tls: {cert, key}`).
+    Files,
+}
+
+/// How a route's certificate stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertState {
+    /// Served, and not due for renewal.
+    Ok,
+    /// No certificate yet: an ACME order is running (plain HTTP serves).
+    Ordering,
+    /// Served, and a renewal order is running.
+    Renewing,
+    /// The last attempt failed (`error`); what was served before serves on.
+    Failed,
+}
+
+/// A route's certificate as this host serves it (docs/status.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateStatus {
+    pub source: CertSource,
+    pub state: CertState,
+    /// The served leaf's subject, issuer and names; none while nothing
+    /// is served for the route (an order still running, or failed).
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub issuer: Option<String>,
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// End of the served leaf's validity, unix seconds.
+    #[serde(default)]
+    pub not_after: Option<i64>,
+    /// Why the last install or order failed.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// ACME: when a failed order is tried again, unix seconds.
+    #[serde(default)]
+    pub retry_at: Option<i64>,
 }
 
 /// One Swarm task of a color.
