@@ -6,7 +6,10 @@
 //! errors and non-2xx) and req/s.
 //! Run: `cargo bench --bench cutover` (needs nginx with the Lua module,
 //! haproxy and wrk). `TEAL_BENCH_PROXY=haproxy|balancer|reload` runs one;
-//! `TEAL_BENCH_SWITCHES=N` changes the count.
+//! `TEAL_BENCH_SWITCHES=N` changes the count. `TEAL_BENCH_HTTPS=1` puts
+//! the load on the proxy's HTTPS listener instead (a route with TLS, a
+//! self-signed certificate installed by teal; plain HTTP still answers,
+//! for the probe that sees where traffic went).
 //!
 //! The backends are the demo app run as local processes, so the figure is
 //! the proxy's switch mechanism, not container start-up.
@@ -19,6 +22,9 @@
 #[path = "../tests/common/wrk.rs"]
 mod wrk;
 
+#[path = "../tests/common/certs.rs"]
+mod certs;
+
 mod backends;
 
 use std::net::SocketAddr;
@@ -28,7 +34,7 @@ use std::time::{Duration, Instant};
 use teal::config::NginxSwitch;
 use teal::drivers::managed::{self, ManagedSpec};
 use teal::drivers::proxy::{Backend, ProxyDriver, RouteSpec};
-use teal::spec::{Color, PerColor};
+use teal::spec::{Color, PerColor, RouteTls, TlsSource};
 use wrk::{Wrk, WrkResult};
 
 /// Time between switches: the drain a user would configure, kept short.
@@ -80,7 +86,11 @@ fn route(c: Color, blue: &[SocketAddr], green: &[SocketAddr]) -> RouteSpec {
         service: "bench".into(),
         host: "bench.test".into(),
         aliases: vec![],
-        tls: None,
+        tls: https().then_some(RouteTls {
+            source: TlsSource::Acme,
+            redirect: false,
+            hsts: None,
+        }),
         path: "/".into(),
         backends: PerColor {
             blue: backend(Color::Blue, blue),
@@ -90,6 +100,11 @@ fn route(c: Color, blue: &[SocketAddr], green: &[SocketAddr]) -> RouteSpec {
         commit: "bench".into(),
         route_hash: "bench".into(),
     }
+}
+
+/// `TEAL_BENCH_HTTPS=1`: the load goes through HTTPS.
+fn https() -> bool {
+    std::env::var("TEAL_BENCH_HTTPS").is_ok_and(|v| v == "1")
 }
 
 /// The color a fresh request through the proxy reaches.
@@ -134,11 +149,15 @@ async fn run(
     addrs: &[Vec<SocketAddr>; 2],
     switches: usize,
     switch: bool,
+    https_port: Option<u16>,
 ) -> (WrkResult, Times) {
     let [blue, green] = addrs;
     driver.apply(&route(Color::Blue, blue, green)).await.unwrap();
     let secs = (switches as f64 * (PAUSE.as_secs_f64() + 0.05) + 3.0).ceil() as u64;
-    let load = Wrk::start(listen, "bench.test", secs);
+    let load = match https_port {
+        Some(p) => Wrk::start_url(&format!("https://127.0.0.1:{p}/"), "bench.test", secs),
+        None => Wrk::start(listen, "bench.test", secs),
+    };
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut times = Times::default();
     for i in 0..switches {
@@ -181,8 +200,8 @@ fn report(name: &str, r: &WrkResult, t: &Times, switches: usize) {
     );
 }
 
-async fn start(name: &str, dir: &std::path::Path, listen: &str) -> (managed::Managed, ProxyDriver) {
-    let spec = match name {
+async fn start(name: &str, dir: &std::path::Path, listen: &str, https: Option<u16>) -> (managed::Managed, ProxyDriver) {
+    let mut spec = match name {
         "haproxy" => ManagedSpec::haproxy(dir, listen),
         "balancer" => ManagedSpec::nginx(dir, listen),
         _ => ManagedSpec {
@@ -190,6 +209,9 @@ async fn start(name: &str, dir: &std::path::Path, listen: &str) -> (managed::Man
             ..ManagedSpec::nginx(dir, listen)
         },
     };
+    if let Some(p) = https {
+        spec.https = format!("127.0.0.1:{p}");
+    }
     managed::start(&spec).await.unwrap()
 }
 
@@ -225,17 +247,36 @@ async fn main() {
         if only.as_deref().is_some_and(|o| o != name) {
             continue;
         }
+        if https() && name == "reload" {
+            println!("nginx switch: reload serves no HTTPS (teal refuses TLS routes there): skipped");
+            continue;
+        }
         let pdir = dir.path().join(name);
         let listen = format!("127.0.0.1:{}", free_port());
-        let (m, driver) = start(name, &pdir, &listen).await;
+        let https_port = https().then(free_port);
+        let (m, driver) = start(name, &pdir, &listen, https_port).await;
+        if https_port.is_some() {
+            // Installed once; the switches then run under HTTPS load.
+            driver.apply(&route(Color::Blue, &addrs[0], &addrs[1])).await.unwrap();
+            let (cert, key) = certs::make_cert(dir.path(), "bench", &["bench.test"]);
+            let hosts = ["bench.test".to_string()];
+            let m = teal::drivers::tls::read_files(&cert, &key, &hosts, certs::unix_now()).unwrap();
+            driver.put_certificate("bench", &hosts, &m).await.unwrap();
+        }
         let label = match name {
             "haproxy" => "HAProxy (runtime API)",
             "balancer" => "nginx switch: balancer (Lua, no reload)",
             _ => "nginx switch: reload",
         };
-        let (r, ms) = run(&driver, &listen, &addrs, switches, false).await;
+        let label = if https_port.is_some() {
+            format!("{label}, HTTPS")
+        } else {
+            label.to_string()
+        };
+        let label = label.as_str();
+        let (r, ms) = run(&driver, &listen, &addrs, switches, false, https_port).await;
         report(&format!("{label}, no switches"), &r, &ms, switches);
-        let (r, ms) = run(&driver, &listen, &addrs, switches, true).await;
+        let (r, ms) = run(&driver, &listen, &addrs, switches, true, https_port).await;
         report(label, &r, &ms, switches);
         drop(m);
     }

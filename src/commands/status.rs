@@ -125,6 +125,9 @@ fn service(name: &str, svc: &crate::status::ServiceStatus) -> String {
             rb.figures
         );
     }
+    if let Some(cert) = &svc.certificate {
+        let _ = writeln!(o, "  certificate {}", cert.describe());
+    }
     for c in Color::ALL {
         if let Some(img) = svc.images.get(c) {
             let _ = writeln!(
@@ -159,7 +162,7 @@ fn service(name: &str, svc: &crate::status::ServiceStatus) -> String {
             }
             None => o.push('\n'),
         }
-    } else if let Some(r) = svc.history.iter().find(|r| r.kind != crate::events::Kind::Refused) {
+    } else if let Some(r) = svc.history.iter().find(|r| r.kind.is_run()) {
         // The daemon restarted since: the event log still knows.
         let _ = writeln!(
             o,

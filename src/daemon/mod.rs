@@ -7,6 +7,7 @@
 //! when passes run, and why, is the `scheduler`'s decision, and
 //! `controller` the loop that waits on it.
 
+mod certs;
 pub mod controller;
 pub mod dashboard;
 mod fetch;
@@ -53,6 +54,8 @@ pub struct Daemon {
     shared: status::Shared,
     /// Hosts of earlier waves, read through their status API.
     peers: waves::Peers,
+    /// What was said of each route certificate.
+    said: certs::Said,
 }
 
 /// A problem a pass met: said in the status, and once in the log.
@@ -102,6 +105,7 @@ impl Daemon {
             refused: HashSet::new(),
             progress: systemd::Progress::default(),
             shared,
+            said: certs::Said::default(),
         })
     }
 
@@ -206,6 +210,7 @@ impl Daemon {
             self.update_services(&o);
             figures::probe_health(&self.shared, &self.host.docker, &rev.desired, &o);
         }
+        self.certificates(&rev).await;
         self.report(deploy_problem.or(fetch_problem));
         let mut m = self.shared.metrics.write().expect("metrics lock");
         m.reconcile_count += 1;

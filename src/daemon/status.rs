@@ -26,6 +26,8 @@ pub struct Metrics {
     pub reconcile_seconds_last: f64,
     pub last_applied_unix: Option<u64>,
     pub fetch_errors: u64,
+    /// When each route's served certificate ends, unix seconds.
+    pub certificate_not_after: BTreeMap<String, i64>,
 }
 
 /// Shared between the loop (writer) and the HTTP server (readers).
@@ -97,6 +99,16 @@ impl Metrics {
         if let Some(t) = self.last_applied_unix {
             let _ = writeln!(o, "# HELP teal_last_applied_commit_timestamp_seconds When a new commit was last applied.\n# TYPE teal_last_applied_commit_timestamp_seconds gauge\nteal_last_applied_commit_timestamp_seconds {t}");
         }
+        o.push_str("# HELP teal_certificate_expiry_seconds Seconds until the certificate a route serves expires (negative: expired).\n# TYPE teal_certificate_expiry_seconds gauge\n");
+        let now = crate::reconcile::orders::unix_now();
+        for (svc, end) in &self.certificate_not_after {
+            let _ = writeln!(
+                o,
+                "teal_certificate_expiry_seconds{{service=\"{}\"}} {}",
+                esc(svc),
+                end - now
+            );
+        }
         let _ = writeln!(o, "# HELP teal_fetch_errors_total Failed fetches or invalid commits.\n# TYPE teal_fetch_errors_total counter\nteal_fetch_errors_total {}", self.fetch_errors);
         o
     }
@@ -114,7 +126,16 @@ mod tests {
         m.failed_checks.insert("web".into(), 1);
         m.reconcile_count = 3;
         m.reconcile_seconds_sum = 1.5;
+        let end = crate::reconcile::orders::unix_now() + 1000;
+        m.certificate_not_after.insert("web".into(), end);
         let text = m.render();
+        let left: i64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("teal_certificate_expiry_seconds{service=\"web\"} "))
+            .expect("the expiry gauge")
+            .parse()
+            .expect("a number");
+        assert!((990..=1000).contains(&left), "{left}");
         assert!(
             text.contains("teal_deploys_total{service=\"web\",result=\"ok\"} 2\n"),
             "{text}"

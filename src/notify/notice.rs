@@ -206,4 +206,31 @@ mod tests {
         let body = serde_json::to_value(&refused[0]).unwrap();
         assert_eq!(body["event"], "refused");
     }
+
+    #[test]
+    fn a_certificate_line_is_a_notice_of_its_own_with_what_it_says() {
+        let mut t = Tracker::new("h1".into());
+        let started = t.notices(&step("pull_image", Some(Color::Green), Some("app:2")));
+        assert_eq!(started[0].event, Kind::Started);
+        let ok = t.notices(&Event::certificate(
+            "web",
+            "c1",
+            Ok("installed (ordered): CN=shop".into()),
+        ));
+        assert_eq!(ok.len(), 1);
+        assert_eq!(
+            (ok[0].event, ok[0].reason.as_deref()),
+            (Kind::Certificate, Some("installed (ordered): CN=shop"))
+        );
+        let failed = t.notices(&Event::certificate("web", "c1", Err("order: refused".into())));
+        assert_eq!(
+            (failed[0].event, failed[0].reason.as_deref()),
+            (Kind::CertificateFailed, Some("order: refused"))
+        );
+        assert_eq!(serde_json::to_value(&failed[0]).unwrap()["event"], "certificate_failed");
+        // The run it came in the middle of still ends as a deploy.
+        let done = t.notices(&Event::outcome("web", "c1", "ok", 9, None));
+        assert_eq!(done[0].event, Kind::Deployed);
+        assert_eq!(done[0].image.as_deref(), Some("app:2"));
+    }
 }

@@ -69,6 +69,20 @@ impl Event {
             note: None,
         }
     }
+
+    /// A `certificate` line: `Ok(note)` says what was installed, renewed
+    /// or removed, `Err(error)` why not (at `commit`, the one served).
+    pub fn certificate(service: &str, commit: &str, result: Result<String, String>) -> Event {
+        let (result, note, error) = match result {
+            Ok(note) => (EventResult::Ok, Some(note), None),
+            Err(error) => (EventResult::Failed, None, Some(error)),
+        };
+        Event {
+            step: StepKind::Certificate,
+            note,
+            ..Event::outcome(service, commit, result, 0, error)
+        }
+    }
 }
 
 impl From<&StepEvent> for Event {
@@ -282,6 +296,12 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// A run of a service at a commit (a deploy or a rollback), not a
+    /// refusal or a certificate line.
+    pub fn is_run(self) -> bool {
+        matches!(self, Kind::Deploy | Kind::Rollback)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Deploy => "deploy",

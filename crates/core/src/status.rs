@@ -210,3 +210,94 @@ pub struct Deploy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
 }
+
+impl CertificateStatus {
+    /// One line for people: how it stands, where it comes from, the
+    /// served leaf, and what went wrong.
+    pub fn describe(&self) -> String {
+        let state = match self.state {
+            CertState::Ok => "ok",
+            CertState::Ordering => "ordering",
+            CertState::Renewing => "renewing",
+            CertState::Failed => "failed",
+        };
+        let source = match self.source {
+            CertSource::Acme => "acme",
+            CertSource::Files => "files",
+        };
+        let mut parts = vec![];
+        if let Some(e) = &self.error {
+            parts.push(e.lines().next().unwrap_or("").to_string());
+        }
+        if let Some(at) = self.retry_at {
+            parts.push(format!("tried again at {}", unix_date(at)));
+        }
+        match (&self.subject, self.not_after) {
+            (Some(subject), Some(end)) => {
+                let issuer = self.issuer.as_deref().unwrap_or("?");
+                let serving = if self.state == CertState::Failed {
+                    "still serving "
+                } else {
+                    ""
+                };
+                parts.push(format!(
+                    "{serving}{subject}, issued by {issuer}, expires {}",
+                    unix_date(end)
+                ));
+            }
+            _ if self.state == CertState::Ordering => parts.push("plain HTTP serves until it is issued".into()),
+            _ => parts.push("none served".into()),
+        }
+        format!("{state} ({source}): {}", parts.join("; "))
+    }
+}
+
+/// Unix seconds as RFC 3339, UTC.
+pub fn unix_date(unix: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod cert_tests {
+    use super::*;
+
+    fn served(state: CertState) -> CertificateStatus {
+        CertificateStatus {
+            source: CertSource::Acme,
+            state,
+            subject: Some("CN=shop.example.com".into()),
+            issuer: Some("CN=Pebble Intermediate CA".into()),
+            names: vec!["shop.example.com".into()],
+            not_after: Some(86_400),
+            error: None,
+            retry_at: None,
+        }
+    }
+
+    #[test]
+    fn a_certificate_is_described_on_one_line() {
+        assert_eq!(
+            served(CertState::Ok).describe(),
+            "ok (acme): CN=shop.example.com, issued by CN=Pebble Intermediate CA, expires 1970-01-02T00:00:00Z"
+        );
+        let mut failed = served(CertState::Failed);
+        failed.error = Some("order for shop.example.com: connection refused\nmore".into());
+        failed.retry_at = Some(60);
+        assert_eq!(
+            failed.describe(),
+            "failed (acme): order for shop.example.com: connection refused; tried again at 1970-01-01T00:01:00Z; \
+             still serving CN=shop.example.com, issued by CN=Pebble Intermediate CA, expires 1970-01-02T00:00:00Z"
+        );
+        let ordering = CertificateStatus {
+            subject: None,
+            issuer: None,
+            not_after: None,
+            ..served(CertState::Ordering)
+        };
+        assert_eq!(
+            ordering.describe(),
+            "ordering (acme): plain HTTP serves until it is issued"
+        );
+    }
+}

@@ -11,7 +11,6 @@ use super::Snapshot;
 use crate::commit::ShortCommit;
 use crate::daemon::status::{Recent, ServiceStatus, Status};
 use crate::events::Event;
-use crate::history::Kind;
 use crate::spec::Color;
 use crate::strategy::{Phase, Progress};
 
@@ -190,6 +189,14 @@ fn service(name: &str, svc: &ServiceStatus) -> String {
     if let Some(p) = &svc.rollout {
         o.push_str(&rollout(p));
     }
+    if let Some(c) = &svc.certificate {
+        let class = if c.state == crate::status::CertState::Failed {
+            "problem"
+        } else {
+            "muted"
+        };
+        let _ = writeln!(o, "<p class=\"cert {class}\">Certificate {}</p>", esc(&c.describe()));
+    }
     o.push_str(&last_deploy(svc));
     let past: Vec<&Recent> = svc.history.iter().take(5).collect();
     if !past.is_empty() {
@@ -262,7 +269,7 @@ fn last_deploy(svc: &ServiceStatus) -> String {
             class = slug(result),
         )
     };
-    if let Some(r) = svc.history.iter().find(|r| r.kind != Kind::Refused) {
+    if let Some(r) = svc.history.iter().find(|r| r.kind.is_run()) {
         let at = format!("started {}", when(&r.time));
         o.push_str(&line(
             r.result.as_str(),

@@ -244,3 +244,26 @@ fn swarm_tasks_show_under_the_colors_table_with_node_and_endpoint() {
         "{html}"
     );
 }
+
+#[test]
+fn a_route_certificate_is_shown_and_a_failed_one_as_a_problem() {
+    use crate::status::{CertSource, CertState, CertificateStatus};
+    let (mut s, _) = status();
+    assert!(!live(&s).contains("Certificate"), "no tls: no line");
+    let web = s.services.get_mut("web").unwrap();
+    web.certificate = Some(CertificateStatus {
+        source: CertSource::Acme,
+        state: CertState::Failed,
+        subject: Some("CN=<shop>".into()),
+        issuer: Some("CN=Pebble".into()),
+        names: vec!["shop.example.com".into()],
+        not_after: Some(86_400),
+        error: Some("order: connection refused".into()),
+        retry_at: None,
+    });
+    let html = live(&s);
+    assert!(
+        html.contains("<p class=\"cert problem\">Certificate failed (acme): order: connection refused; still serving CN=&lt;shop&gt;, issued by CN=Pebble, expires 1970-01-02T00:00:00Z</p>"),
+        "{html}"
+    );
+}

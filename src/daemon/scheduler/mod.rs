@@ -32,6 +32,9 @@ pub enum Trigger {
     Docker,
     /// SIGHUP: the host config is read again, then a pass runs.
     Reload,
+    /// An ACME order ended: its certificate is installed (or its failure
+    /// shown) now, not at the next poll.
+    Certificate,
 }
 
 impl Trigger {
@@ -56,6 +59,7 @@ impl fmt::Display for Trigger {
             Trigger::Webhook => "webhook",
             Trigger::Docker => "docker event",
             Trigger::Reload => "SIGHUP",
+            Trigger::Certificate => "certificate order ended",
         })
     }
 }

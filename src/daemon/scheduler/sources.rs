@@ -1,7 +1,8 @@
 //! The triggers that come from outside a request: a write to the repo on
 //! this machine, and the Docker events of this host's replicas. (The
 //! webhook's trigger comes from `http`, SIGHUP's from `commands::daemon`;
-//! the poll is the scheduler's own.)
+//! the poll is the scheduler's own.) An ACME order that ends asks for a
+//! pass too, which installs its certificate.
 //!
 //! Docker: one of teal's replicas dying or starting outside of teal's own
 //! steps (a killed container, a Swarm task replaced on this node) asks for
@@ -34,6 +35,8 @@ pub struct Sources {
 impl Sources {
     /// Starts the sources `host`'s config asks for, sending to `triggers`.
     pub fn start(host: &Host, triggers: Triggers) -> Sources {
+        let t = triggers.clone();
+        host.orders.on_done(move || t.send(Trigger::Certificate));
         let repo = if host.config.repo.watch {
             watch_local_repo(&host.config.repo.url, triggers.clone())
         } else {
