@@ -16,6 +16,8 @@
 pub mod balancer;
 mod files;
 mod render;
+#[cfg(test)]
+mod render_tests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
