@@ -36,7 +36,11 @@ fn routes() -> Vec<RouteSpec> {
         allow: vec!["10.0.0.0/8".parse().unwrap()],
         color: Color::Green,
     });
-    vec![route("api", "shop.test", "/api"), route("docs", "docs.test", "/docs"), web]
+    vec![
+        route("api", "shop.test", "/api"),
+        route("docs", "docs.test", "/docs"),
+        web,
+    ]
 }
 
 #[test]
@@ -52,10 +56,10 @@ fn servers_of_plain_routes() {
     let routes = routes();
     insta::assert_snapshot!(
         "servers_balanced",
-        servers(&routes, "127.0.0.1:8080", "tok", true, true)
+        servers(&routes, "127.0.0.1:8080", "tok", true, true, None)
     );
     insta::assert_snapshot!(
         "servers_reload_no_keepalive",
-        servers(&routes, "0.0.0.0:80", "tok", false, false)
+        servers(&routes, "0.0.0.0:80", "tok", false, false, None)
     );
 }
