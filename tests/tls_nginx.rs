@@ -181,6 +181,21 @@ async fn a_restarted_nginx_serves_the_certificate_teal_installed() {
     );
     assert!(tls.contains("subject: CN=one"), "{tls}");
     assert_eq!(driver.certificates().await.unwrap()["web"], one.info.sha256);
+
+    // Without teal's restore list nginx holds none: certificates() says
+    // so, which is what makes the next pass put it again.
+    std::fs::remove_file(dir.path().join("proxy/balancer.certs")).unwrap();
+    teal::drivers::managed::process::signal(-(m.pid() as i32), libc::SIGKILL);
+    for _ in 0..200 {
+        if !m.running() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(m.revive().unwrap(), "it was dead");
+    assert!(driver.certificates().await.unwrap().is_empty());
+    driver.put_certificate("web", &hosts, &one).await.unwrap();
+    assert_eq!(driver.certificates().await.unwrap()["web"], one.info.sha256);
 }
 
 #[tokio::test]

@@ -63,3 +63,30 @@ fn servers_of_plain_routes() {
         servers(&routes, "0.0.0.0:80", "tok", false, false, None)
     );
 }
+
+#[test]
+fn servers_of_a_tls_route_listen_with_ssl_and_plain_ones_stay_as_they_were() {
+    let mut routes = routes();
+    let web = routes.iter_mut().find(|r| r.service == "web").unwrap();
+    web.aliases = vec!["www.shop.test".into()];
+    web.tls = Some(crate::spec::RouteTls {
+        source: crate::spec::TlsSource::Acme,
+        redirect: true,
+        hsts: Some(std::time::Duration::from_secs(3600)),
+    });
+    let tls = super::tls::Tls {
+        https: "127.0.0.1:8443".into(),
+        dir: "/s/nginx".into(),
+    };
+    let text = servers(&routes, "127.0.0.1:8080", "tok", true, true, Some(&tls));
+    insta::assert_snapshot!("servers_tls", text);
+    // docs.test has no TLS route: its server is the plain one.
+    let plain = servers(&routes, "127.0.0.1:8080", "tok", true, true, None);
+    let docs = |t: &str| {
+        t.split("server {")
+            .find(|s| s.contains("\"docs.test\""))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(docs(&text), docs(&plain));
+}
