@@ -1,10 +1,12 @@
-//! Certificate renewal under HTTPS keep-alive load on HAProxy: 20
-//! renewals (two certificates in turn, through the runtime API) while
+//! Certificate renewal under HTTPS keep-alive load on HAProxy and on
+//! nginx: 20 renewals (two certificates in turn, through HAProxy's runtime
+//! API or teal's nginx control socket) while
 //! `wrk -t2 -c32` keeps keep-alive HTTPS load on the proxy; then the same
 //! time with no renewal, as the proxy's own HTTPS throughput. Prints the
 //! time from the install call to the first handshake that presents the
 //! new certificate (curl with SNI), and wrk's failed requests.
-//! Run: `cargo bench --bench tls` (needs haproxy, wrk, openssl, curl).
+//! Run: `cargo bench --bench tls` (needs haproxy, nginx with
+//! libnginx-mod-http-lua and lua-resty-core, wrk, openssl, curl).
 //! `TEAL_BENCH_RENEWALS=N` changes the count.
 
 #[path = "../tests/common/wrk.rs"]
@@ -103,13 +105,23 @@ async fn main() {
             .stderr(Stdio::null()),
     )
     .unwrap());
+    for (kind, spec) in [
+        ("haproxy", ManagedSpec::haproxy as fn(&Path, &str) -> ManagedSpec),
+        ("nginx", ManagedSpec::nginx),
+    ] {
+        run(kind, spec, dir.path(), port, n).await;
+    }
+}
+
+/// One proxy: HTTPS load with and without renewals.
+async fn run(kind: &str, spec: fn(&Path, &str) -> ManagedSpec, dir: &Path, port: u16, n: usize) {
     let (http, https) = (free_port(), free_port());
     let spec = ManagedSpec {
         https: format!("127.0.0.1:{https}"),
-        ..ManagedSpec::haproxy(&dir.path().join("proxy"), &format!("127.0.0.1:{http}"))
+        ..spec(&dir.join(kind), &format!("127.0.0.1:{http}"))
     };
     let (_m, driver) = managed::start(&spec).await.unwrap();
-    let certs = [material(dir.path(), "one"), material(dir.path(), "two")];
+    let certs = [material(dir, "one"), material(dir, "two")];
     let route = RouteSpec {
         service: "bench".into(),
         host: "bench.test".into(),
@@ -146,13 +158,15 @@ async fn main() {
         }
         let r = load.finish();
         println!(
-            "haproxy https, {}: {} requests, {} failed ({} socket errors, {} non-2xx), {} req/s",
+            "{kind} https, {}: {} requests, {} failed ({} socket errors, {} non-2xx), {} req/s, latency avg {:.2} ms, max {:.1} ms",
             if renew { "renewing" } else { "no renewal" },
             r.requests,
             r.failed(),
             r.socket_errors,
             r.non_2xx,
-            r.rps
+            r.rps,
+            r.latency_avg_us as f64 / 1000.0,
+            r.latency_max_us as f64 / 1000.0
         );
     }
 }

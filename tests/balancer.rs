@@ -269,6 +269,7 @@ async fn an_nginx_without_the_lua_module_gets_an_error_naming_the_packages() {
         listen: listen.clone(),
         client_keepalive: true,
         balancer: Some(Balancer::in_dir(&dir.path().join("state"))),
+        https: "127.0.0.1:1".into(),
     });
     let apps = apps();
     let err = driver.apply(&route(&apps, 100)).await.unwrap_err().to_string();

@@ -9,79 +9,14 @@ use std::path::Path;
 use std::process::Command;
 
 use common::certs::{make_cert, unix_now};
-use common::{free_port, proxy_or_fail, LocalApp};
+use common::tls::{curl, need, route};
+use common::{proxy_or_fail, LocalApp};
 use teal::drivers::managed::{self, ManagedSpec};
-use teal::drivers::proxy::{Backend, ProxyDriver, RouteSpec};
-use teal::spec::{PerColor, RouteTls, TlsSource};
-
-fn need(tool: &str) {
-    let ok = Command::new(tool).arg("--version").output().is_ok() || Command::new(tool).arg("version").output().is_ok();
-    assert!(ok, "{tool} is needed: apt-get install -y {tool}");
-}
-
-/// curl's status, headers and the served certificate's subject line.
-fn curl(url: &str, resolve: &str, ca: Option<&Path>) -> (String, String) {
-    let mut c = Command::new("curl");
-    c.args([
-        "-sS",
-        "-v",
-        "-o",
-        "/dev/null",
-        "-D",
-        "-",
-        "--max-time",
-        "5",
-        "--resolve",
-        resolve,
-        url,
-    ]);
-    match ca {
-        Some(ca) => c.arg("--cacert").arg(ca),
-        None => c.arg("-k"),
-    };
-    let out = c.output().unwrap();
-    (
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
-
-fn route(addr: std::net::SocketAddr, cert: &Path, key: &Path) -> RouteSpec {
-    RouteSpec {
-        service: "web".into(),
-        host: "shop.test".into(),
-        aliases: vec!["www.shop.test".into()],
-        path: "/".into(),
-        tls: Some(RouteTls {
-            source: TlsSource::Files {
-                cert: cert.display().to_string(),
-                key: key.display().to_string(),
-            },
-            redirect: true,
-            hsts: Some(std::time::Duration::from_secs(3600)),
-        }),
-        backends: PerColor {
-            blue: Backend {
-                weight: 100,
-                addrs: vec![addr],
-            },
-            green: Backend::default(),
-        },
-        preview: None,
-        commit: "c1".into(),
-        route_hash: "h".into(),
-    }
-}
+use teal::drivers::proxy::ProxyDriver;
 
 /// A managed HAProxy in `dir` on free HTTP and HTTPS ports.
 async fn start_haproxy(dir: &Path) -> (managed::Managed, ProxyDriver, u16, u16) {
-    let (http, https) = (free_port(), free_port());
-    let spec = ManagedSpec {
-        https: format!("127.0.0.1:{https}"),
-        ..ManagedSpec::haproxy(&dir.join("proxy"), &format!("127.0.0.1:{http}"))
-    };
-    let (m, driver) = managed::start(&spec).await.unwrap();
-    (m, driver, http, https)
+    common::tls::start(dir, ManagedSpec::haproxy).await
 }
 
 #[tokio::test]

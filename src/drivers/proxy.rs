@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::haproxy::Haproxy;
-use super::nginx::Nginx;
+use super::nginx::{needs_balancer, Nginx};
 pub use super::route::{Backend, Counters, Counts, ObservedRoute, PreviewRoute, ProxyError, RouteSpec};
 use super::tls::Material;
 
@@ -30,7 +30,7 @@ impl ProxyDriver {
     /// before it reaches the serving proxy; on rejection nothing changes.
     pub async fn apply(&self, route: &RouteSpec) -> Result<(), ProxyError> {
         match self {
-            ProxyDriver::Nginx(_) if route.tls.is_some() => Err(nginx_tls()),
+            ProxyDriver::Nginx(p) if route.tls.is_some() && p.balancer().is_none() => Err(needs_balancer()),
             ProxyDriver::Nginx(p) => p.apply(route).await,
             ProxyDriver::Haproxy(p) => p.apply(route).await,
         }
@@ -56,7 +56,7 @@ impl ProxyDriver {
     /// Installed route certificates by service: the sha256 of each leaf.
     pub async fn certificates(&self) -> Result<BTreeMap<String, String>, ProxyError> {
         match self {
-            ProxyDriver::Nginx(_) => Ok(BTreeMap::new()),
+            ProxyDriver::Nginx(p) => p.certificates().await,
             ProxyDriver::Haproxy(p) => p.certificates().await,
         }
     }
@@ -65,7 +65,7 @@ impl ProxyDriver {
     /// hosts, with no reload; its hosts then redirect to HTTPS.
     pub async fn put_certificate(&self, service: &str, hosts: &[String], m: &Material) -> Result<(), ProxyError> {
         match self {
-            ProxyDriver::Nginx(_) => Err(nginx_tls()),
+            ProxyDriver::Nginx(p) => p.put_certificate(service, hosts, m).await,
             ProxyDriver::Haproxy(p) => p.put_certificate(service, hosts, m).await,
         }
     }
@@ -73,7 +73,7 @@ impl ProxyDriver {
     /// Removes the certificate of `service`.
     pub async fn remove_certificate(&self, service: &str) -> Result<(), ProxyError> {
         match self {
-            ProxyDriver::Nginx(_) => Ok(()),
+            ProxyDriver::Nginx(p) => p.remove_certificate(service).await,
             ProxyDriver::Haproxy(p) => p.remove_certificate(service).await,
         }
     }
@@ -81,7 +81,7 @@ impl ProxyDriver {
     /// Publishes (`Some`) or withdraws an ACME HTTP-01 answer.
     pub async fn acme_challenge(&self, token: &str, key_authorization: Option<&str>) -> Result<(), ProxyError> {
         match self {
-            ProxyDriver::Nginx(_) => Err(nginx_tls()),
+            ProxyDriver::Nginx(p) => p.acme_challenge(token, key_authorization).await,
             ProxyDriver::Haproxy(p) => p.acme_challenge(token, key_authorization).await,
         }
     }
@@ -93,13 +93,4 @@ impl ProxyDriver {
             ProxyDriver::Haproxy(p) => p.counters().await,
         }
     }
-}
-
-/// nginx will serve certificates through `ssl_certificate_by_lua` and the
-/// balancer's shared dict (issue 18); until then a TLS route is refused
-/// there, so no route silently serves plain HTTP.
-fn nginx_tls() -> ProxyError {
-    ProxyError::Other(
-        "route.tls: this teal serves HTTPS through HAProxy only so far; set proxy.kind: haproxy, or remove tls from the route".into(),
-    )
 }

@@ -73,6 +73,20 @@ pub fn primary(weights: &PerColor<u32>) -> Option<Color> {
     }
 }
 
+/// Why an ACME HTTP-01 token or key authorization may not go into the
+/// proxy (both drivers put them in runtime commands or paths), if so.
+pub fn acme_answer_refusal(token: &str, key_authorization: Option<&str>) -> Result<(), ProxyError> {
+    let ok = |s: &str| {
+        !s.is_empty() && s.len() <= 256 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    };
+    if !ok(token) || key_authorization.is_some_and(|k| !ok(k)) {
+        return Err(ProxyError::Other(
+            "an ACME token or key authorization outside [A-Za-z0-9-_.]".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// The idle color, reachable on its own host from allowed networks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PreviewRoute {

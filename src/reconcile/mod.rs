@@ -285,6 +285,7 @@ fn operator_proxy(config: &HostConfig) -> Result<ProxyDriver, ProxyError> {
             client_keepalive: p.nginx.client_keepalive,
             balancer: (p.nginx.switch == NginxSwitch::Balancer)
                 .then(|| Balancer::in_dir(&config.state_dir.join("nginx"))),
+            https: p.https_listen(),
         })),
         ProxyKind::Haproxy => ProxyDriver::Haproxy(Haproxy::new(HaproxyConfig {
             config: p.haproxy.config.clone(),

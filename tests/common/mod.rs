@@ -12,6 +12,7 @@ pub mod host;
 pub mod hostile;
 pub mod signing;
 pub mod swarm;
+pub mod tls;
 pub mod wrk;
 
 use std::path::{Path, PathBuf};

@@ -33,6 +33,9 @@ pub struct WrkResult {
     pub non_2xx: u64,
     /// Requests per second, as wrk reports it.
     pub rps: u64,
+    /// Mean and max latency in microseconds, as wrk reports them.
+    pub latency_avg_us: u64,
+    pub latency_max_us: u64,
 }
 
 impl WrkResult {
@@ -114,5 +117,27 @@ pub fn parse(text: &str) -> WrkResult {
         timeout,
         non_2xx: number_after(text, "Non-2xx or 3xx responses:"),
         rps: number_after(text, "Requests/sec:"),
+        latency_avg_us: latency(text, 0),
+        latency_max_us: latency(text, 2),
     }
+}
+
+/// The `n`th figure of wrk's `Latency` line (avg, stdev, max), in µs.
+fn latency(text: &str, n: usize) -> u64 {
+    let Some(line) = text.lines().find(|l| l.trim_start().starts_with("Latency")) else {
+        return 0;
+    };
+    let Some(f) = line.split_whitespace().nth(n + 1) else {
+        return 0;
+    };
+    let (num, unit) = f.split_at(f.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(f.len()));
+    let v: f64 = num.parse().unwrap_or(0.0);
+    let scale = match unit {
+        "us" => 1.0,
+        "ms" => 1e3,
+        "s" => 1e6,
+        "m" => 60e6,
+        _ => 0.0,
+    };
+    (v * scale) as u64
 }

@@ -150,14 +150,7 @@ impl Haproxy {
 
     /// Publishes (`Some`) or withdraws (`None`) an ACME HTTP-01 answer.
     pub async fn acme_challenge(&self, token: &str, key_authorization: Option<&str>) -> Result<(), ProxyError> {
-        let ok = |s: &str| {
-            !s.is_empty() && s.len() <= 256 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        };
-        if !ok(token) || key_authorization.is_some_and(|k| !ok(k)) {
-            return Err(ProxyError::Other(
-                "an ACME token or key authorization outside [A-Za-z0-9-_.]".into(),
-            ));
-        }
+        crate::drivers::route::acme_answer_refusal(token, key_authorization)?;
         self.prepare_tls()?;
         let map = self.files().acme_map();
         let cmd = match key_authorization {

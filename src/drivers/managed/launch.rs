@@ -119,6 +119,7 @@ fn nginx(spec: &ManagedSpec) -> Result<Nginx, ProxyError> {
         listen: spec.listen.clone(),
         client_keepalive: spec.client_keepalive,
         balancer: (spec.switch == NginxSwitch::Balancer).then(|| Balancer::in_dir(&spec.dir)),
+        https: spec.https.clone(),
     }))
 }
 

@@ -31,6 +31,10 @@ pub fn preview_pool(service: &str) -> String {
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The most teal reads of one answer on the socket: a peer that sends
+/// more is cut off with an error, never read into memory.
+pub const MAX_ANSWER: u64 = 16 * 1024 * 1024;
+
 /// Where the balancer listens and where its peers file is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Balancer {
@@ -55,9 +59,14 @@ impl Balancer {
         }
     }
 
+    /// The directory of the socket: teal's files for this nginx.
+    pub fn dir(&self) -> &Path {
+        self.socket.parent().unwrap_or(Path::new("."))
+    }
+
     /// Creates the directory of the socket and the peers file, mode 0700.
     pub fn prepare(&self) -> Result<(), ProxyError> {
-        let dir = self.socket.parent().unwrap_or(Path::new("."));
+        let dir = self.dir();
         let io = |source| ProxyError::Io {
             path: dir.display().to_string(),
             source,
@@ -100,8 +109,8 @@ impl Balancer {
     }
 
     /// One HTTP/1.0 exchange on the socket (nginx answers and closes, with
-    /// no chunking), bounded in time.
-    async fn request(&self, method: &str, path: &str, body: &str) -> Result<String, ProxyError> {
+    /// no chunking), bounded in time and in size ([`MAX_ANSWER`]).
+    pub(super) async fn request(&self, method: &str, path: &str, body: &str) -> Result<String, ProxyError> {
         self.narrow_socket();
         let talk = async {
             let mut s = UnixStream::connect(&self.socket).await?;
@@ -110,9 +119,12 @@ impl Balancer {
                 body.len()
             );
             s.write_all(req.as_bytes()).await?;
-            let mut out = String::new();
-            s.read_to_string(&mut out).await?;
-            Ok::<_, std::io::Error>(out)
+            let mut out = Vec::new();
+            (&mut s).take(MAX_ANSWER + 1).read_to_end(&mut out).await?;
+            if out.len() as u64 > MAX_ANSWER {
+                return Err(std::io::Error::other(format!("answer longer than {MAX_ANSWER} bytes")));
+            }
+            String::from_utf8(out).map_err(|_| std::io::Error::other("answer is not UTF-8"))
         };
         let out = tokio::time::timeout(TIMEOUT, talk)
             .await
@@ -212,6 +224,26 @@ mod tests {
             err.contains("is nginx running with teal's teal_balancer.conf included?"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn an_answer_past_the_bound_is_an_error_not_a_flood() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = Balancer::in_dir(dir.path());
+        let listener = tokio::net::UnixListener::bind(&b.socket).unwrap();
+        let flood = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let chunk = vec![b'a'; 1 << 20];
+            let _ = conn.write_all(b"HTTP/1.0 200 OK\r\n\r\n").await;
+            for _ in 0..(MAX_ANSWER >> 20) + 2 {
+                if conn.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let err = b.pools().await.unwrap_err().to_string();
+        assert!(err.contains("answer longer than 16777216 bytes"), "{err}");
+        flood.abort();
     }
 
     #[test]

@@ -14,8 +14,14 @@
 //! upstreams and reloading (`reload`), for an nginx without the Lua module.
 
 pub mod balancer;
+mod certs;
 mod files;
 mod render;
+#[cfg(test)]
+mod render_tests;
+pub mod tls;
+
+pub(crate) use certs::needs_balancer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -41,6 +47,9 @@ pub struct NginxConfig {
     pub client_keepalive: bool,
     /// Some: traffic moves through the Lua balancer; None: by reloads.
     pub balancer: Option<Balancer>,
+    /// `proxy.https_listen`: where the hosts of TLS routes serve HTTPS
+    /// (through the balancer only).
+    pub https: String,
 }
 
 #[derive(Debug)]
@@ -48,6 +57,8 @@ pub struct Nginx {
     config: NginxConfig,
     /// One change at a time: services converge concurrently.
     batch: Batch,
+    /// One certificate change at a time (their restore list is one file).
+    certs_lock: tokio::sync::Mutex<()>,
 }
 
 const SERVERS: &str = "teal_servers.conf";
@@ -62,6 +73,7 @@ impl Nginx {
         Nginx {
             config,
             batch: Batch::default(),
+            certs_lock: Default::default(),
         }
     }
 
@@ -263,12 +275,20 @@ impl Nginx {
         routes.sort_by(|a, b| a.service.cmp(&b.service));
         let token = config_token();
         let balanced = self.config.balancer.is_some();
+        let tls = match &self.config.balancer {
+            Some(b) if routes.iter().any(|r| r.tls.is_some()) => {
+                self.prepare_tls()?;
+                Some(tls::Tls::new(&self.config.https, b))
+            }
+            _ => None,
+        };
         let servers = render::servers(
             &routes,
             &self.config.listen,
             &token,
             self.config.client_keepalive,
             balanced,
+            tls.as_ref(),
         );
         let mut shared = vec![(dir.join(SERVERS), Some(servers))];
         if let Some(b) = &self.config.balancer {

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 use super::balancer::{preview_pool, Balancer, LUA};
+use super::tls::{self, Tls};
 use crate::drivers::reload::{sha256, CONFIG_HOST};
 use crate::drivers::route::RouteSpec;
 use crate::spec::Color;
@@ -31,7 +32,7 @@ fn q(s: &str) -> String {
 }
 
 /// A Lua string literal.
-fn lua(s: &str) -> String {
+pub(super) fn lua(s: &str) -> String {
     format!(
         "\"{}\"",
         s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
@@ -141,7 +142,8 @@ fn location(out: &mut String, l: &Loc<'_>, balanced: bool) {
     );
 }
 
-/// `teal_servers.conf`: one server per host with a location per route.
+/// `teal_servers.conf`: one server per host (aliases included) with a
+/// location per route; with `tls`, a TLS route's hosts serve HTTPS too.
 /// A reserved server answers with `token`, so a reload can be awaited.
 pub(super) fn servers(
     routes: &[RouteSpec],
@@ -149,15 +151,18 @@ pub(super) fn servers(
     token: &str,
     client_keepalive: bool,
     balanced: bool,
+    tls: Option<&Tls>,
 ) -> String {
     let mut hosts: BTreeMap<&str, Vec<Loc<'_>>> = BTreeMap::new();
     for r in routes {
-        hosts.entry(&r.host).or_default().push(Loc {
-            path: &r.path,
-            upstream: upstream_name(&r.service),
-            pool: r.service.clone(),
-            allow: None,
-        });
+        for host in r.hosts() {
+            hosts.entry(host).or_default().push(Loc {
+                path: &r.path,
+                upstream: upstream_name(&r.service),
+                pool: r.service.clone(),
+                allow: None,
+            });
+        }
         if let Some(p) = &r.preview {
             hosts.entry(&p.host).or_default().push(Loc {
                 path: "/",
@@ -172,7 +177,12 @@ pub(super) fn servers(
         q(token)
     );
     for (host, locs) in hosts {
-        let _ = writeln!(body, "server {{\n    listen {listen};\n    server_name {};", q(host));
+        let _ = writeln!(body, "server {{\n    listen {listen};");
+        let https = tls.and_then(|t| Some((t, tls::of_host(routes, host)?)));
+        if let Some((t, h)) = &https {
+            tls::server_lines(&mut body, h, t, &lua(host));
+        }
+        let _ = writeln!(body, "    server_name {};", q(host));
         if !client_keepalive {
             body.push_str("    keepalive_timeout 0;\n");
         }
@@ -182,7 +192,10 @@ pub(super) fn servers(
         // Else nginx would look for files under its prefix for the other
         // paths of this host (a 403 or 404 depending on the workers' user).
         if !locs.iter().any(|l| l.path == "/") {
-            body.push_str("    location / { return 404 \"no teal route for this path\\n\"; }\n");
+            body.push_str(match https {
+                Some(_) => tls::NO_ROUTE,
+                None => "    location / { return 404 \"no teal route for this path\\n\"; }\n",
+            });
         }
         body.push_str("}\n");
     }
@@ -195,8 +208,9 @@ pub(super) fn servers(
 /// `teal_balancer.conf`: the shared dict, the Lua module (loading the
 /// peers file after a restart) and the control server on teal's socket.
 pub(super) fn balancer(b: &Balancer) -> String {
+    let (certs_dict, certs_init, certs_control) = tls::balancer_parts(b, lua);
     let body = format!(
-        "lua_shared_dict teal_balancer 10m;\ninit_by_lua_block {{\n    package.loaded.teal_balancer = (function()\n{LUA}\n    end)()\n    require(\"teal_balancer\").load_file({})\n}}\nserver {{\n    listen unix:{};\n    access_log off;\n    client_body_buffer_size 1m;\n    client_max_body_size 1m;\n    location = /pools {{ content_by_lua_block {{ require(\"teal_balancer\").pools() }} }}\n    location = /counters {{ content_by_lua_block {{ require(\"teal_balancer\").counters() }} }}\n    location / {{ return 404; }}\n}}\n",
+        "lua_shared_dict teal_balancer 10m;\n{certs_dict}init_by_lua_block {{\n    package.loaded.teal_balancer = (function()\n{LUA}\n    end)()\n    require(\"teal_balancer\").load_file({})\n{certs_init}}}\nserver {{\n    listen unix:{};\n    access_log off;\n    client_body_buffer_size 1m;\n    client_max_body_size 1m;\n    location = /pools {{ content_by_lua_block {{ require(\"teal_balancer\").pools() }} }}\n    location = /counters {{ content_by_lua_block {{ require(\"teal_balancer\").counters() }} }}\n{certs_control}    location / {{ return 404; }}\n}}\n",
         lua(&b.peers_file.display().to_string()),
         b.socket.display()
     );
