@@ -29,6 +29,28 @@ pub(super) struct Said {
     warned: BTreeSet<(String, i64)>,
 }
 
+impl Said {
+    /// The warning to write when `service`'s served certificate has under
+    /// [`WARN_BEFORE`] left at `now`; once per certificate (a renewed one,
+    /// with a new end, is warned about afresh when it too runs short).
+    fn expiry_warning(&mut self, service: &str, st: &CertificateStatus, now: i64) -> Option<String> {
+        let end = st.not_after?;
+        if end - now >= WARN_BEFORE || !self.warned.insert((service.to_string(), end)) {
+            return None;
+        }
+        let why = match (&st.error, st.source) {
+            (Some(e), _) => format!("renewal keeps failing: {e}"),
+            (None, CertSource::Acme) => "its renewal has not succeeded yet".to_string(),
+            (None, CertSource::Files) => "the files on the host were not renewed".to_string(),
+        };
+        Some(format!(
+            "the served certificate expires {} (in {} days): {why}",
+            date(end),
+            (end - now).max(0) / 86_400
+        ))
+    }
+}
+
 impl Daemon {
     /// Converges the route certificates of `rev` and shows the result.
     pub(super) async fn certificates(&mut self, rev: &Revision) {
@@ -89,20 +111,9 @@ impl Daemon {
     }
 
     fn expiry_warning(&mut self, service: &str, st: &CertificateStatus, now: i64, commit: &str) {
-        let Some(end) = st.not_after else { return };
-        if end - now >= WARN_BEFORE || !self.said.warned.insert((service.to_string(), end)) {
+        let Some(error) = self.said.expiry_warning(service, st, now) else {
             return;
-        }
-        let why = match (&st.error, st.source) {
-            (Some(e), _) => format!("renewal keeps failing: {e}"),
-            (None, CertSource::Acme) => "its renewal has not succeeded yet".to_string(),
-            (None, CertSource::Files) => "the files on the host were not renewed".to_string(),
         };
-        let error = format!(
-            "the served certificate expires {} (in {} days): {why}",
-            date(end),
-            (end - now).max(0) / 86_400
-        );
         warn!(service = %service, "{error}");
         self.append(&Event::certificate(service, commit, Err(error)));
     }
@@ -130,6 +141,7 @@ fn installed_note(source: CertSource, subject: &str, issuer: &str, not_after: i6
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::status::CertState;
 
     #[test]
     fn an_installed_line_names_subject_issuer_and_expiry() {
@@ -137,6 +149,74 @@ mod tests {
         assert_eq!(
             note,
             "renewed (ordered): CN=shop.example.com, issued by CN=Pebble, expires 1970-01-02T00:00:00Z"
+        );
+    }
+
+    fn served(source: CertSource, not_after: i64, error: Option<&str>) -> CertificateStatus {
+        CertificateStatus {
+            source,
+            state: if error.is_some() {
+                CertState::Failed
+            } else {
+                CertState::Ok
+            },
+            subject: Some("CN=shop.example.com".into()),
+            issuer: Some("CN=Pebble".into()),
+            names: vec!["shop.example.com".into()],
+            not_after: Some(not_after),
+            error: error.map(str::to_string),
+            retry_at: None,
+        }
+    }
+
+    #[test]
+    fn a_certificate_with_more_than_fourteen_days_left_is_not_warned_about() {
+        let mut said = Said::default();
+        let now = 1_000_000_000;
+        let st = served(CertSource::Acme, now + WARN_BEFORE, None);
+        assert_eq!(said.expiry_warning("web", &st, now), None);
+        let none = CertificateStatus { not_after: None, ..st };
+        assert_eq!(said.expiry_warning("web", &none, now), None);
+    }
+
+    #[test]
+    fn a_failing_renewal_under_fourteen_days_is_warned_about_once_per_certificate() {
+        let mut said = Said::default();
+        let now = 1_000_000_000;
+        let end = now + 13 * 86_400 + 5;
+        let st = served(CertSource::Acme, end, Some("order: connection refused"));
+        let line = said.expiry_warning("web", &st, now).expect("a warning under 14 days");
+        assert_eq!(
+            line,
+            format!(
+                "the served certificate expires {} (in 13 days): renewal keeps failing: order: connection refused",
+                date(end)
+            )
+        );
+        assert_eq!(said.expiry_warning("web", &st, now + 3_600), None, "said once");
+        // Another service's certificate is its own warning.
+        assert!(said.expiry_warning("api", &st, now).is_some());
+        // A renewed certificate that runs short again is warned about anew.
+        let renewed = served(CertSource::Acme, end + 60 * 86_400, None);
+        let later = end + 50 * 86_400;
+        let again = said
+            .expiry_warning("web", &renewed, later)
+            .expect("new certificate, new warning");
+        assert!(
+            again.ends_with("(in 10 days): its renewal has not succeeded yet"),
+            "{again}"
+        );
+    }
+
+    #[test]
+    fn files_not_renewed_and_an_expired_certificate_say_so() {
+        let mut said = Said::default();
+        let now = 1_000_000_000;
+        let st = served(CertSource::Files, now - 86_400, None);
+        let line = said.expiry_warning("web", &st, now).expect("expired is under 14 days");
+        assert!(
+            line.ends_with("(in 0 days): the files on the host were not renewed"),
+            "{line}"
         );
     }
 }
