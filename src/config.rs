@@ -12,6 +12,7 @@ mod fields;
 pub mod fleet;
 pub mod notify;
 pub mod proxy;
+pub mod registries;
 pub mod secrets;
 
 pub use proxy::{HaproxySettings, NginxSettings, NginxSwitch, ProxyConfig, ProxyKind};
@@ -64,6 +65,12 @@ pub struct HostConfig {
     /// The ACME CA that issues the certificates of `tls: acme` routes.
     #[serde(default)]
     pub acme: Option<acme::AcmeConfig>,
+    /// Credentials of the registries this host pulls from.
+    #[serde(default)]
+    pub registries: Vec<registries::Registry>,
+    /// How images are pulled.
+    #[serde(default)]
+    pub images: registries::ImagesConfig,
 }
 
 /// `host:` in the host config.
@@ -303,6 +310,7 @@ impl HostConfig {
         let mut wrong = notify::check(path, text, &config.notify);
         wrong.extend(fleet::check(path, text, &config.fleet));
         wrong.extend(api::check(path, text, &config.host.names, &config.api));
+        wrong.extend(registries::check(path, text, &config.registries));
         if !wrong.is_empty() {
             return Err(ConfigError::Invalid(crate::spec::Diagnostics(wrong)));
         }

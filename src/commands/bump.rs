@@ -1,6 +1,8 @@
 //! `teal bump SERVICE IMAGE`: the everyday deploy. Stages IMAGE on the idle
 //! color and flips `active` in `services/SERVICE.yaml`, changing only those
-//! two values, so a review shows exactly the deploy.
+//! two values, so a review shows exactly the deploy. With `--latest`, IMAGE
+//! is a pattern and the image is its newest tag in the registry (what CI
+//! runs after pushing one): already served, it is no change and no error.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -13,8 +15,15 @@ use crate::spec::{self, RepoFiles};
 pub struct Args {
     /// The service, i.e. the file stem of services/SERVICE.yaml, e.g. `web`.
     pub service: String,
-    /// The new image, e.g. `registry.example.com/shop/web:1.4.3`.
+    /// The new image, e.g. `registry.example.com/shop/web:1.4.3`; with
+    /// --latest, a pattern: `registry.example.com/shop/web:~1.4` (a semver
+    /// range: ~1.4, ^1, '>=1.4, <2', *) or `...:/REGEX/` over the tags.
     pub image: String,
+    /// Bump to the newest tag of the registry that IMAGE's pattern matches,
+    /// listed through the registry's API with the credentials of Docker's
+    /// config.json (docker login, credential helpers; DOCKER_CONFIG).
+    #[arg(long)]
+    pub latest: bool,
     /// The config repo's work tree.
     #[arg(long, default_value = ".", value_name = "DIR")]
     pub repo: PathBuf,
@@ -48,7 +57,17 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
     if let Some(errors) = errors_in(&files, &rel) {
         bail!("{rel} is invalid, fix it first:\n{errors}");
     }
-    let b = spec::edit::bump(&rel, &text, &args.image)?;
+    let image = match args.latest {
+        true => newest(&args.image)?,
+        false => args.image.clone(),
+    };
+    let b = match spec::edit::bump(&rel, &text, &image) {
+        Err(e @ spec::edit::EditError::AlreadyServes { .. }) if args.latest => {
+            println!("{e}");
+            return Ok(super::exit::OK);
+        }
+        r => r?,
+    };
     files.files.insert(rel.clone(), b.text.clone());
     if let Some(errors) = errors_in(&files, &rel) {
         bail!("the bumped {rel} would be invalid, nothing was written:\n{errors}");
@@ -71,6 +90,32 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         );
     }
     Ok(super::exit::OK)
+}
+
+/// The newest image `pattern` matches in its registry.
+fn newest(pattern: &str) -> anyhow::Result<String> {
+    use crate::drivers::{docker::auth::RegistryAuth, registry};
+    let p = crate::latest::Pattern::parse(pattern).map_err(anyhow::Error::msg)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let base = registry::base_url(p.registry.as_deref());
+    let tags = rt.block_on(async {
+        let found = RegistryAuth::new(vec![])
+            .for_image(&p.image("latest"))
+            .await
+            .map_err(anyhow::Error::msg)?;
+        registry::tags(&base, &p.name, &found)
+            .await
+            .map_err(|e| anyhow::anyhow!("listing the tags of {} at {base}: {e}", p.repo))
+    })?;
+    let Some(tag) = p.newest(&tags) else {
+        bail!(
+            "no tag of {} matches {pattern:?} ({} tags in the registry)",
+            p.repo,
+            tags.len()
+        );
+    };
+    println!("{pattern}: newest match {tag} (of {} tags)", tags.len());
+    Ok(p.image(tag))
 }
 
 /// The validation errors of the file `rel` (others' errors do not block a bump).

@@ -86,7 +86,7 @@ mod tests {
             [
                 "d.yaml:3:3: repo: unknown field \"brnach\", expected one of \"url\", \"branch\", \"path\", \"poll\", \"ssh_key\", \"token_file\", \"known_hosts\", \"webhook_secret_file\", \"watch\", \"verify\", \"fast_forward_only\"",
                 "d.yaml:7:5: proxy.haproxy: unknown field \"sokcet\", expected one of \"config\", \"socket\", \"reload\"",
-                "d.yaml:9:1: unknown field \"state_dri\", expected one of \"repo\", \"docker\", \"proxy\", \"state_dir\", \"listen\", \"policy\", \"host\", \"notify\", \"fleet\", \"events\", \"api\", \"secrets\", \"acme\"",
+                "d.yaml:9:1: unknown field \"state_dri\", expected one of \"repo\", \"docker\", \"proxy\", \"state_dir\", \"listen\", \"policy\", \"host\", \"notify\", \"fleet\", \"events\", \"api\", \"secrets\", \"acme\", \"registries\", \"images\"",
             ]
         );
     }
@@ -98,7 +98,7 @@ mod tests {
         let text = "repo: {url: x}\nextra: {a: 1, b: 2}\ndocker: {host: {nested: 1}}\nproxy: {kind: nginx, nginx: {test: [nginx, -t]}}\n";
         assert_eq!(
             found(text),
-            ["d.yaml:2:1: unknown field \"extra\", expected one of \"repo\", \"docker\", \"proxy\", \"state_dir\", \"listen\", \"policy\", \"host\", \"notify\", \"fleet\", \"events\", \"api\", \"secrets\", \"acme\""]
+            ["d.yaml:2:1: unknown field \"extra\", expected one of \"repo\", \"docker\", \"proxy\", \"state_dir\", \"listen\", \"policy\", \"host\", \"notify\", \"fleet\", \"events\", \"api\", \"secrets\", \"acme\", \"registries\", \"images\""]
         );
     }
 

@@ -5,7 +5,8 @@
 //! `managed` runs a proxy process teal owns. `runtime` dispatches over who
 //! runs the replicas: `docker` (containers) or `swarm` (Swarm services);
 //! `paths` resolves host paths for the policy's bind checks; `tls` reads,
-//! checks and stores certificates; `acme` orders them from an ACME CA.
+//! checks and stores certificates; `acme` orders them from an ACME CA;
+//! `registry` lists a repository's tags (`teal bump --latest`).
 
 pub mod acme;
 pub mod age;
@@ -17,6 +18,7 @@ pub mod nginx;
 pub mod paths;
 pub mod peer;
 pub mod proxy;
+pub mod registry;
 pub mod reload;
 pub mod route;
 pub mod runtime;

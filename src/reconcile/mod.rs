@@ -14,7 +14,8 @@ pub use admit::{fetch_desired, fetch_fleet, fetch_head, read_desired, PolicyChec
 pub use applied::record as record_applied;
 
 use crate::config::{DockerMode, HostConfig, NginxSwitch, ProxyKind};
-use crate::drivers::docker::{DockerDriver, DockerError, MountRules};
+use crate::drivers::docker::auth::RegistryAuth;
+use crate::drivers::docker::{DockerDriver, DockerError, MountRules, PullSettings};
 use crate::drivers::haproxy::{Haproxy, HaproxyConfig, TlsFiles};
 use crate::drivers::managed::{self, ManagedSpec, Origin, Supervised};
 use crate::drivers::nginx::balancer::Balancer;
@@ -243,7 +244,11 @@ async fn runtime(config: &HostConfig) -> Result<Runtime, HostError> {
     let docker = DockerDriver::connect(d.host.as_deref(), &d.network)
         .await?
         .with_mounts(rules)
-        .with_env_key(key);
+        .with_env_key(key)
+        .with_pulls(PullSettings {
+            auth: RegistryAuth::new(config.registries.clone()),
+            timeout: config.images.pull_timeout,
+        });
     Ok(match d.mode {
         DockerMode::Engine => Runtime::Engine(docker),
         DockerMode::Swarm => {

@@ -1,11 +1,9 @@
-//! Images: presence, pulls with the Docker CLI's credentials, and building
-//! a `FROM scratch` image around one static binary (the demo app).
+//! Images: presence, and building a `FROM scratch` image around one
+//! static binary (the demo app). Pulls are in `pull`.
 
 use std::collections::HashMap;
 
-use base64::Engine as _;
-use bollard::auth::DockerCredentials;
-use bollard::query_parameters::{BuildImageOptions, CreateImageOptions};
+use bollard::query_parameters::BuildImageOptions;
 use futures_util::StreamExt;
 
 use super::{is_not_found, message, DockerDriver, DockerError};
@@ -21,54 +19,6 @@ impl DockerDriver {
                 target: image.to_string(),
                 message: message(&e),
             }),
-        }
-    }
-
-    /// Pulls `image` unless it is present, reporting progress lines. Uses
-    /// the credentials of `$DOCKER_CONFIG/config.json` (or
-    /// `~/.docker/config.json`) for the image's registry, as `docker pull` does.
-    pub async fn pull(&self, image: &str, mut on_progress: impl FnMut(String)) -> Result<(), DockerError> {
-        if self.image_present(image).await? {
-            return Ok(());
-        }
-        let opts = CreateImageOptions {
-            from_image: Some(image.to_string()),
-            ..Default::default()
-        };
-        let mut stream = self.client.create_image(Some(opts), None, credentials(image));
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(info) => {
-                    if let Some(e) = info.error_detail.and_then(|d| d.message) {
-                        return Err(DockerError::Pull {
-                            image: image.to_string(),
-                            message: e,
-                        });
-                    }
-                    let line = [info.id, info.status, info.progress]
-                        .into_iter()
-                        .flatten()
-                        .collect::<Vec<_>>()
-                        .join(" ");
-                    if !line.is_empty() {
-                        on_progress(line);
-                    }
-                }
-                Err(e) => {
-                    return Err(DockerError::Pull {
-                        image: image.to_string(),
-                        message: message(&e),
-                    })
-                }
-            }
-        }
-        if self.image_present(image).await? {
-            Ok(())
-        } else {
-            Err(DockerError::Pull {
-                image: image.to_string(),
-                message: "the pull ended without the image".into(),
-            })
         }
     }
 
@@ -153,43 +103,6 @@ impl DockerDriver {
     }
 }
 
-/// The registry an image reference names, as keyed in `config.json`.
-fn registry_of(image: &str) -> &str {
-    match image.split_once('/') {
-        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => first,
-        _ => "https://index.docker.io/v1/",
-    }
-}
-
-/// Credentials for the image's registry from the Docker CLI config, if any.
-/// Credential helpers (`credsStore`) are not consulted.
-fn credentials(image: &str) -> Option<DockerCredentials> {
-    let path = match std::env::var_os("DOCKER_CONFIG") {
-        Some(d) => std::path::PathBuf::from(d).join("config.json"),
-        None => std::path::PathBuf::from(std::env::var_os("HOME")?).join(".docker/config.json"),
-    };
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    let registry = registry_of(image);
-    let auths = config.get("auths")?.as_object()?;
-    let entry = auths
-        .iter()
-        .find(|(k, _)| {
-            k.trim_start_matches("https://").trim_end_matches('/')
-                == registry.trim_start_matches("https://").trim_end_matches('/')
-        })?
-        .1;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(entry.get("auth")?.as_str()?)
-        .ok()?;
-    let (user, pass) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
-    Some(DockerCredentials {
-        username: Some(user.to_string()),
-        password: Some(pass.to_string()),
-        serveraddress: Some(registry.to_string()),
-        ..Default::default()
-    })
-}
-
 /// A minimal ustar archive of regular files.
 fn tar(files: &[(&str, &[u8], u32)]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -223,14 +136,6 @@ fn tar(files: &[(&str, &[u8], u32)]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn registry_of_references() {
-        assert_eq!(registry_of("registry.example.com/shop/web:1"), "registry.example.com");
-        assert_eq!(registry_of("localhost:5000/web"), "localhost:5000");
-        assert_eq!(registry_of("shop/web:1"), "https://index.docker.io/v1/");
-        assert_eq!(registry_of("web"), "https://index.docker.io/v1/");
-    }
 
     #[test]
     fn tar_is_readable_by_the_tar_tool() {

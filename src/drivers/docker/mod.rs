@@ -5,21 +5,25 @@
 //!
 //! Split by concern: `observe` (what runs), `lifecycle` (create, start,
 //! stop, remove), `mounts` (bind sources checked as Docker mounts them),
-//! `network`, `exec` (checks inside a container) and `image` (pull,
-//! build, remove).
+//! `network`, `exec` (checks inside a container), `image` (build,
+//! remove), `pull` with `auth` (whose credentials) and `progress`.
 
+pub mod auth;
 mod exec;
 mod image;
 mod lifecycle;
 mod mounts;
 mod network;
 mod observe;
+mod progress;
+mod pull;
 mod release;
 mod replace;
 mod secrets;
 
 pub(crate) use lifecycle::env;
 pub use mounts::MountRules;
+pub use pull::PullSettings;
 pub use release::{ReleaseRun, ReleaseSpec};
 
 use std::collections::BTreeMap;
@@ -62,7 +66,7 @@ pub enum DockerError {
         owner: String,
         network: String,
     },
-    #[error("image {image} is not present locally and could not be pulled: {message}")]
+    #[error("image {image} could not be pulled: {message}")]
     Pull { image: String, message: String },
     #[error("building image {tag}: {message}")]
     Build { tag: String, message: String },
@@ -116,6 +120,8 @@ pub struct DockerDriver {
     /// The host's key for env digests, to read an older teal's labels
     /// (see `ContainerSpec::from_label`).
     env_key: EnvKey,
+    /// Whose credentials pulls send, and how long they may take.
+    pulls: std::sync::Arc<PullSettings>,
 }
 
 /// How many containers are created at the same time.
@@ -217,6 +223,7 @@ impl DockerDriver {
             creates: std::sync::Arc::new(tokio::sync::Semaphore::new(PARALLEL_CREATES)),
             mounts: std::sync::Arc::new(MountRules::default()),
             env_key: EnvKey::default(),
+            pulls: std::sync::Arc::new(PullSettings::default()),
         })
     }
 

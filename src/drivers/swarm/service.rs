@@ -70,7 +70,8 @@ impl SwarmDriver {
         match self.inspect(&name).await? {
             None => {
                 let body = self.service_spec(&want);
-                call("create service", &name, self.docker.client().create_service(body, None)).await?;
+                let auth = self.docker.credentials_for(&spec.image).await;
+                call("create service", &name, self.docker.client().create_service(body, auth)).await?;
             }
             Some((version, mut current)) => {
                 if !differs(&current, &want) {
@@ -175,10 +176,20 @@ impl SwarmDriver {
             version: version as i32,
             ..Default::default()
         };
+        // The nodes pull with the credentials this host would use.
+        let image = spec
+            .task_template
+            .as_ref()
+            .and_then(|t| t.container_spec.as_ref())
+            .and_then(|c| c.image.clone());
+        let auth = match image {
+            Some(i) => self.docker.credentials_for(&i).await,
+            None => None,
+        };
         call(
             "update service",
             name,
-            self.docker.client().update_service(name, spec, opts, None),
+            self.docker.client().update_service(name, spec, opts, auth),
         )
         .await
         .map(|_| ())

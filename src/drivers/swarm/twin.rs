@@ -117,7 +117,8 @@ impl SwarmDriver {
                     secrets: self.ensure_secrets(spec).await?,
                 };
                 let body = self.service_spec(&want);
-                call("create service", &name, self.docker.client().create_service(body, None))
+                let auth = self.docker.credentials_for(&spec.image).await;
+                call("create service", &name, self.docker.client().create_service(body, auth))
                     .await
                     .map(|_| ())
             }

@@ -23,6 +23,9 @@ pub enum EditError {
     Invalid(String),
     #[error("{path}: {message}")]
     Unsupported { path: String, message: String },
+    /// The active color already runs the image: nothing to change.
+    #[error("{path}: {color} already serves {image}; nothing to bump")]
+    AlreadyServes { path: String, color: Color, image: String },
 }
 
 /// Stages `image` on the idle color of the service file `text` and makes
@@ -45,9 +48,11 @@ pub fn bump(path: &str, text: &str, image: &str) -> Result<Bump, EditError> {
         ))
     })?;
     if serving == image {
-        return Err(EditError::Invalid(format!(
-            "{path}: {active} already serves {image}; nothing to bump"
-        )));
+        return Err(EditError::AlreadyServes {
+            path: path.to_string(),
+            color: active,
+            image: image.to_string(),
+        });
     }
     let idle = active.other();
     let loc = Locator::new(text);

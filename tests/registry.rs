@@ -1,0 +1,336 @@
+//! Pulls from a real registry (Debian's docker-registry with htpasswd
+//! authentication) through `teal apply` and a managed HAProxy: the
+//! credentials of the host config's `registries:`, of Docker's
+//! `config.json` (`auths`) and of a credential helper (`credsStore`); and
+//! each way a pull fails (credentials refused, none, a missing tag, the
+//! registry down, an image for another platform) fails the deploy with
+//! the image and the cause named while traffic stays where it was.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use common::host::TestHost;
+use common::registry::{forget, Registry};
+use common::{app_image_version, get_via, proxy_or_fail, teal_bin, unique, Run};
+
+/// `teal apply` with extra environment (DOCKER_CONFIG, PATH).
+fn apply(h: &TestHost, env: &[(&str, &std::ffi::OsStr)]) -> Run {
+    let mut cmd = Command::new(teal_bin());
+    cmd.args(["apply", "--config", h.config.to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        // No Docker CLI config of the machine's user is read.
+        .env("DOCKER_CONFIG", h.dir.path().join("no-docker-config"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Run::from(cmd.output().unwrap())
+}
+
+/// The host config with a managed HAProxy and `extra` lines.
+fn config(h: &TestHost, extra: &str) {
+    h.managed_config("haproxy");
+    let mut text = std::fs::read_to_string(&h.config).unwrap();
+    text.push_str(extra);
+    std::fs::write(&h.config, text).unwrap();
+}
+
+async fn serves(h: &TestHost) -> String {
+    get_via(&h.listen, &h.host, "/").await.1
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn host_config_credentials_pull_and_each_failure_names_the_image_and_cause() {
+    proxy_or_fail("haproxy");
+    let mut reg = Registry::start();
+    let h = TestHost::new("reg").await;
+    let repo = unique("shop/web");
+    let v1 = reg.push(&app_image_version(&h.docker, "1.0", true).await, &format!("{repo}:1"));
+    let v2 = reg.push(&app_image_version(&h.docker, "2.0", true).await, &format!("{repo}:2"));
+    let pw = reg.password_file(h.dir.path(), &reg.password);
+    let registries = format!(
+        "registries:\n  - {{host: '{}', username: {}, password_file: {}}}\n",
+        reg.addr,
+        reg.user,
+        pw.display()
+    );
+    config(&h, &registries);
+
+    h.push("v1 from the registry", &h.service("blue", &v1, None, ""));
+    let first = apply(&h, &[]);
+    assert_eq!(first.code, 0, "{first:?}");
+    assert!(first.stderr.contains(&format!("pulled {v1} (sha256:")), "{first:?}");
+    assert!(first.stderr.contains("layers"), "{first:?}");
+    assert_eq!(serves(&h).await, "1.0 blue\n");
+
+    // A wrong password: the deploy of v2 fails naming whose credentials.
+    std::fs::write(&pw, "wrong").unwrap();
+    h.push("v2", &h.service("green", &v1, Some(&v2), ""));
+    let refused = apply(&h, &[]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    let want = format!(
+        "image {v2} could not be pulled: the registry {} refused the credentials from registries[0] in the host config (user {})",
+        reg.addr, reg.user
+    );
+    assert!(refused.stderr.contains(&want), "{want}\n{refused:?}");
+    assert!(
+        !refused.stderr.contains("wrong"),
+        "the password never shows: {refused:?}"
+    );
+    assert_eq!(serves(&h).await, "1.0 blue\n");
+
+    // No credentials at all.
+    config(&h, "");
+    let none = apply(&h, &[]);
+    assert!(
+        none.code == 1
+            && none.stderr.contains(&format!(
+                "the registry {} asks for credentials and this host has none for it",
+                reg.addr
+            )),
+        "{none:?}"
+    );
+    assert_eq!(serves(&h).await, "1.0 blue\n");
+
+    // A tag that is not there.
+    std::fs::write(&pw, &reg.password).unwrap();
+    config(&h, &registries);
+    let missing = format!("{}/{repo}:9", reg.addr);
+    h.push("v9", &h.service("green", &v1, Some(&missing), ""));
+    let absent = apply(&h, &[]);
+    assert!(
+        absent.code == 1
+            && absent.stderr.contains(&format!(
+                "image {missing} could not be pulled: the tag is not in the registry {}",
+                reg.addr
+            )),
+        "{absent:?}"
+    );
+    assert_eq!(serves(&h).await, "1.0 blue\n");
+
+    // The registry down.
+    reg.stop();
+    h.push("v2 again", &h.service("green", &v1, Some(&v2), ""));
+    let down = apply(&h, &[]);
+    assert!(
+        down.code == 1
+            && down.stderr.contains(&format!(
+                "image {v2} could not be pulled: the registry {} cannot be reached",
+                reg.addr
+            )),
+        "{down:?}"
+    );
+    assert_eq!(serves(&h).await, "1.0 blue\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dockers_config_json_and_a_credential_helper_are_used() {
+    proxy_or_fail("haproxy");
+    let reg = Registry::start();
+    let h = TestHost::new("regcfg").await;
+    let repo = unique("shop/api");
+    let v1 = reg.push(&app_image_version(&h.docker, "1.0", true).await, &format!("{repo}:1"));
+    let v2 = reg.push(&app_image_version(&h.docker, "2.0", true).await, &format!("{repo}:2"));
+    config(&h, "");
+
+    // `docker login` wrote auths into the test's config.json.
+    h.push("v1", &h.service("blue", &v1, None, ""));
+    let by_auths = apply(&h, &[("DOCKER_CONFIG", reg.docker_config.as_os_str())]);
+    assert_eq!(by_auths.code, 0, "{by_auths:?}");
+    assert_eq!(serves(&h).await, "1.0 blue\n");
+
+    // A credsStore helper, found on PATH, asked with the registry on stdin.
+    let helpers = h.dir.path().join("bin");
+    let cfg = h.dir.path().join("helper-config");
+    std::fs::create_dir_all(&helpers).unwrap();
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::write(cfg.join("config.json"), r#"{"credsStore": "teal-test"}"#).unwrap();
+    let asked = h.dir.path().join("asked");
+    let helper = helpers.join("docker-credential-teal-test");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\ncat > '{}'\nprintf '{{\"ServerURL\":\"%s\",\"Username\":\"{}\",\"Secret\":\"{}\"}}' x\n",
+            asked.display(),
+            reg.user,
+            reg.password
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", helpers.display(), std::env::var("PATH").unwrap());
+    h.push("v2", &h.service("green", &v1, Some(&v2), ""));
+    let by_helper = apply(
+        &h,
+        &[
+            ("DOCKER_CONFIG", cfg.as_os_str()),
+            ("PATH", std::ffi::OsStr::new(&path)),
+        ],
+    );
+    assert_eq!(by_helper.code, 0, "{by_helper:?}");
+    assert_eq!(std::fs::read_to_string(&asked).unwrap(), reg.addr);
+    assert_eq!(serves(&h).await, "2.0 green\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_for_another_platform_is_refused_before_it_starts() {
+    proxy_or_fail("haproxy");
+    let reg = Registry::start();
+    let h = TestHost::new("regarch").await;
+    let v1 = app_image_version(&h.docker, "1.0", true).await;
+    // The same app, its image marked linux/arm64 (FROM scratch: no
+    // emulation needed to build it; no cache, or the legacy builder takes
+    // the amd64 image of the same steps).
+    let ctx = h.dir.path().join("arm64");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("app"), teal::app::DEMO_APP).unwrap();
+    std::fs::set_permissions(ctx.join("app"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY app /app\nENTRYPOINT [\"/app\"]\n",
+    )
+    .unwrap();
+    let local = unique("teal-test-arm64");
+    let out = Command::new("docker")
+        .args(["build", "-q", "--no-cache", "--platform", "linux/arm64", "-t", &local])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let arm = reg.push(&local, &format!("{}:1", unique("shop/arm")));
+    forget(&local);
+    let pw = reg.password_file(h.dir.path(), &reg.password);
+    config(
+        &h,
+        &format!(
+            "registries:\n  - {{host: '{}', username: {}, password_file: {}}}\n",
+            reg.addr,
+            reg.user,
+            pw.display()
+        ),
+    );
+    h.push("v1", &h.service("blue", &v1, None, ""));
+    assert_eq!(apply(&h, &[]).code, 0);
+    h.push("arm", &h.service("green", &v1, Some(&arm), ""));
+    let refused = apply(&h, &[]);
+    assert!(
+        refused.code == 1
+            && refused.stderr.contains(&format!(
+                "image {arm} could not be pulled: the image is built for linux/arm64 and this host runs linux/amd64"
+            )),
+        "{refused:?}"
+    );
+    assert_eq!(serves(&h).await, "1.0 blue\n");
+}
+
+/// `teal bump --latest` in a config repo work tree, as CI runs it.
+fn bump_latest(dir: &std::path::Path, pattern: &str, docker_config: &std::path::Path) -> Run {
+    let out = Command::new(teal_bin())
+        .args(["bump", "web", "--latest", pattern])
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("DOCKER_CONFIG", docker_config)
+        .output()
+        .unwrap();
+    Run::from(out)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bump_latest_lists_the_registrys_tags_and_picks_the_newest_match() {
+    common::docker_or_fail();
+    let mut reg = Registry::start();
+    let docker = teal::drivers::docker::DockerDriver::connect(None, "bridge")
+        .await
+        .unwrap();
+    let app = app_image_version(&docker, "1.0", true).await;
+    let repo = unique("shop/web");
+    for tag in ["1.3.9", "1.4.0", "1.4.2", "1.4.3-rc.1", "1.5.0", "latest"] {
+        reg.push(&app, &format!("{repo}:{tag}"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("services")).unwrap();
+    let file = dir.path().join("services/web.yaml");
+    let before = format!(
+        "# the shop's front end\nactive: blue\nblue:\n  image: {0}/{repo}:1.3.9   # what runs\ngreen:\n  image: {0}/{repo}:1.3.8\nport: 8080\nroute: {{host: shop.example.com}}\nhealth:\n  http: {{path: /healthz}}\n",
+        reg.addr
+    );
+    std::fs::write(&file, &before).unwrap();
+    let pattern = format!("{}/{repo}:~1.4", reg.addr);
+
+    let bumped = bump_latest(dir.path(), &pattern, &reg.docker_config);
+    assert_eq!(bumped.code, 0, "{bumped:?}");
+    assert!(
+        bumped
+            .stdout
+            .contains(&format!("{pattern}: newest match 1.4.2 (of 6 tags)")),
+        "{bumped:?}"
+    );
+    let want = before
+        .replace("active: blue", "active: green")
+        .replace(&format!("{repo}:1.3.8"), &format!("{repo}:1.4.2"));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        want,
+        "only the two values change"
+    );
+
+    // Run again: already served, no change and no error (CI runs it on every push).
+    let again = bump_latest(dir.path(), &pattern, &reg.docker_config);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(
+        again.stdout.contains("green already serves") && again.stdout.contains("nothing to bump"),
+        "{again:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), want);
+
+    // A regex over the tags.
+    let re = bump_latest(
+        dir.path(),
+        &format!("{}/{repo}:/^1\\.5\\./", reg.addr),
+        &reg.docker_config,
+    );
+    assert_eq!(re.code, 0, "{re:?}");
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .contains(&format!("{repo}:1.5.0   # what runs")));
+
+    // No credentials, no match, a registry that is down: errors, no edit.
+    let edited = std::fs::read_to_string(&file).unwrap();
+    let anonymous = bump_latest(dir.path(), &pattern, &dir.path().join("none"));
+    assert!(
+        anonymous.code == 1
+            && anonymous
+                .stderr
+                .contains("the registry asks for credentials and none were found"),
+        "{anonymous:?}"
+    );
+    let nothing = bump_latest(dir.path(), &format!("{}/{repo}:~3", reg.addr), &reg.docker_config);
+    assert!(
+        nothing.code == 1
+            && nothing
+                .stderr
+                .contains(&format!("no tag of {}/{repo} matches", reg.addr)),
+        "{nothing:?}"
+    );
+    let unknown = bump_latest(dir.path(), &format!("{}/shop/absent:~1", reg.addr), &reg.docker_config);
+    assert!(
+        unknown.code == 1 && unknown.stderr.contains("the registry has no repository shop/absent"),
+        "{unknown:?}"
+    );
+    reg.stop();
+    let down = bump_latest(dir.path(), &pattern, &reg.docker_config);
+    assert!(
+        down.code == 1
+            && down.stderr.contains(&format!(
+                "listing the tags of {}/{repo} at http://{}",
+                reg.addr, reg.addr
+            )),
+        "{down:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), edited);
+}
