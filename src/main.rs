@@ -40,6 +40,13 @@ enum Command {
     /// traffic only when the checks pass. Exit 0 converged, 1 failed.
     /// Example: `teal apply --config ./daemon.yaml`
     Apply(commands::apply::Args),
+    /// Remove the images this host's services no longer need.
+    ///
+    /// What a converged pass does itself: removes the images teal deployed
+    /// that no color declares, no container uses and that are not among
+    /// each service's last images.keep. Exit 0 done, 1 error.
+    /// Example: `teal gc --config ./daemon.yaml --dry-run`
+    Gc(commands::gc::Args),
     /// Deploy a new version: stage IMAGE on the idle color and flip active.
     ///
     /// Edits services/SERVICE.yaml in place, changing only the idle color's
@@ -116,6 +123,7 @@ fn main() -> ExitCode {
         Command::Diff(a) => commands::diff::run(a),
         Command::Plan(a) => block_on(commands::plan::run(a)),
         Command::Apply(a) => block_on(commands::apply::run(a)),
+        Command::Gc(a) => block_on(commands::gc::run(a)),
         Command::Bump(a) => commands::bump::run(a),
         Command::Secret(a) => commands::secret::run(a),
         Command::Daemon(a) => block_on(commands::daemon::run(a)),

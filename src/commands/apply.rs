@@ -112,6 +112,10 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
             "converged: {n} service{} changed, in {took}",
             super::validate::plural(n)
         );
+        match host.cleanup(&rev.desired, false).await {
+            Ok(c) => eprintln!("images: {}", c.line(false)),
+            Err(e) => eprintln!("images: no cleanup: {}", field(&e.to_string())),
+        }
         Ok(super::exit::OK)
     } else {
         eprintln!(

@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod demo;
 pub mod diff;
 pub mod fleet;
+pub mod gc;
 pub mod history;
 pub mod host;
 pub mod plan;

@@ -90,6 +90,9 @@ pub fn text(s: &Status) -> String {
     for (name, svc) in &s.services {
         o.push_str(&service(name, svc));
     }
+    if let Some(i) = &s.images {
+        let _ = writeln!(o, "images {}", i.describe());
+    }
     let swarm = s
         .services
         .values()
@@ -235,6 +238,13 @@ mod tests {
                 time: "2026-11-22T17:29:00Z".into(),
             }),
             last_error: Some("pull failed: \x1b[8mhidden".into()),
+            images: Some(crate::status::ImagesStatus {
+                kept: 3,
+                kept_bytes: 210_300_000,
+                removed: vec!["web:1".into()],
+                disk_free_bytes: Some(41_200_000_000),
+                error: None,
+            }),
             ..Status::default()
         };
         s.services.insert(
@@ -254,6 +264,10 @@ mod tests {
         );
         let out = text(&s);
         assert!(!out.contains(['\x1b', '\r', '\x07']), "{out:?}");
+        assert!(
+            out.contains("\nimages 3 kept (210.3 MB), 41.2 GB free; the last cleanup removed 1\n"),
+            "{out}"
+        );
         assert!(
             out.contains("by Eve\\u{1b}]0;pwned\\u{7}\\r\\u{1b}[2KAda <ada@example.com>")
                 && out.contains("problem: pull failed: \\u{1b}[8mhidden")

@@ -132,6 +132,7 @@ fn lines() -> Vec<(usize, Line, &'static str)> {
         (1, Off("renew_before", "30d"), "renews this long before expiry"),
         (0, Section("images"), "how images are pulled"),
         (1, Value("pull_timeout", crate::spec::duration::format(d.images.pull_timeout)), "one image's pull, at most; past it the deploy fails"),
+        (1, Value("keep", d.images.keep.to_string()), "deployed images kept per service (besides declared and used)"),
         (0, Off("registries", "[{host: registry.example.com, username: deploy, password_file: /etc/teal/registry_password}]"), "pull credentials (before ~/.docker/config.json); default: none"),
         (0, Section("fleet"), "the peers this host reads: status URLs of teal.yaml's hosts"),
         (1, Off("peers", "[https://10.0.0.11:9470, https://10.0.0.12:9470]"), "the only ones read (and sent host.token_file); default: none"),

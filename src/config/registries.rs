@@ -1,6 +1,6 @@
 //! `registries:` and `images:` in the host config: the credentials of the
-//! registries this host pulls from (the password in a file, never inline)
-//! and how long a pull may take.
+//! registries this host pulls from (the password in a file, never inline),
+//! how long a pull may take, and how many deployed images are kept.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -30,18 +30,28 @@ pub struct ImagesConfig {
     /// The longest one image's pull may take before the deploy fails.
     #[serde(default = "default_pull_timeout", with = "crate::spec::duration::serde_human")]
     pub pull_timeout: Duration,
+    /// After a converged pass, the images a service deployed are removed
+    /// but for its last `keep` (and any a color declares or a container
+    /// uses). 0 keeps only those.
+    #[serde(default = "default_keep")]
+    pub keep: u32,
 }
 
 impl Default for ImagesConfig {
     fn default() -> Self {
         ImagesConfig {
             pull_timeout: default_pull_timeout(),
+            keep: default_keep(),
         }
     }
 }
 
 pub(super) fn default_pull_timeout() -> Duration {
     Duration::from_secs(600)
+}
+
+fn default_keep() -> u32 {
+    3
 }
 
 /// A registry's name in the form credentials are matched by: no scheme,

@@ -14,6 +14,7 @@ mod fetch;
 pub mod figures;
 pub mod host_check;
 pub mod http;
+mod images;
 mod listener;
 pub mod lock;
 mod outcomes;
@@ -56,6 +57,8 @@ pub struct Daemon {
     peers: waves::Peers,
     /// What was said of each route certificate.
     said: certs::Said,
+    /// A deploy ran (or none since the start) and no image cleanup since.
+    images_due: bool,
 }
 
 /// A problem a pass met: said in the status, and once in the log.
@@ -106,6 +109,7 @@ impl Daemon {
             progress: systemd::Progress::default(),
             shared,
             said: certs::Said::default(),
+            images_due: true,
         })
     }
 
@@ -200,17 +204,22 @@ impl Daemon {
         let mut deploy_problem = None;
         if !plan.services.is_empty() {
             deploy_problem = self.execute(&plan, &rev, new_commit, backoff).await;
+            self.images_due = true;
         }
         let fresh = if plan.services.is_empty() {
             Ok(observed)
         } else {
             self.host.observe(&rev.desired).await
         };
+        // Converged: nothing left to do for this commit on this host.
+        let mut converged = false;
         if let Ok(o) = fresh {
             self.update_services(&o);
             figures::probe_health(&self.shared, &self.host.docker, &rev.desired, &o);
+            converged = !crate::plan::plan(&rev.desired, &o).has_changes();
         }
         self.certificates(&rev).await;
+        self.images(&rev, converged && deploy_problem.is_none()).await;
         self.report(deploy_problem.or(fetch_problem));
         let mut m = self.shared.metrics.write().expect("metrics lock");
         m.reconcile_count += 1;

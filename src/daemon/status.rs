@@ -28,6 +28,10 @@ pub struct Metrics {
     pub fetch_errors: u64,
     /// When each route's served certificate ends, unix seconds.
     pub certificate_not_after: BTreeMap<String, i64>,
+    /// The last image cleanup: deployed images' bytes kept, and the free
+    /// bytes where the engine keeps images.
+    pub images_kept_bytes: Option<u64>,
+    pub docker_disk_free_bytes: Option<u64>,
 }
 
 /// Shared between the loop (writer) and the HTTP server (readers).
@@ -109,6 +113,12 @@ impl Metrics {
                 end - now
             );
         }
+        if let Some(b) = self.images_kept_bytes {
+            let _ = writeln!(o, "# HELP teal_images_kept_bytes Bytes of the deployed images the last cleanup kept.\n# TYPE teal_images_kept_bytes gauge\nteal_images_kept_bytes {b}");
+        }
+        if let Some(b) = self.docker_disk_free_bytes {
+            let _ = writeln!(o, "# HELP teal_docker_disk_free_bytes Free bytes on the file system of Docker's root dir.\n# TYPE teal_docker_disk_free_bytes gauge\nteal_docker_disk_free_bytes {b}");
+        }
         let _ = writeln!(o, "# HELP teal_fetch_errors_total Failed fetches or invalid commits.\n# TYPE teal_fetch_errors_total counter\nteal_fetch_errors_total {}", self.fetch_errors);
         o
     }
@@ -128,7 +138,11 @@ mod tests {
         m.reconcile_seconds_sum = 1.5;
         let end = crate::reconcile::orders::unix_now() + 1000;
         m.certificate_not_after.insert("web".into(), end);
+        m.images_kept_bytes = Some(123_456);
+        m.docker_disk_free_bytes = Some(9_000_000_000);
         let text = m.render();
+        assert!(text.contains("\nteal_images_kept_bytes 123456\n"), "{text}");
+        assert!(text.contains("\nteal_docker_disk_free_bytes 9000000000\n"), "{text}");
         let left: i64 = text
             .lines()
             .find_map(|l| l.strip_prefix("teal_certificate_expiry_seconds{service=\"web\"} "))

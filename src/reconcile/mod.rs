@@ -7,6 +7,7 @@ mod admit;
 pub mod applied;
 pub mod certs;
 pub mod env_key;
+pub mod images;
 pub mod orders;
 pub mod secrets;
 
@@ -174,7 +175,8 @@ impl Host {
         Ok(plan(desired, &self.observe(desired).await?))
     }
 
-    /// Runs an already computed plan.
+    /// Runs an already computed plan; the images colors started with go
+    /// into the deployed images' record (`images`).
     pub async fn execute(&self, plan: &Plan, rev: &Revision, hooks: &Hooks<'_>) -> Vec<Run> {
         let engine = Engine {
             docker: &self.docker,
@@ -184,7 +186,22 @@ impl Host {
             on_progress: hooks.on_progress,
             on_rollout: hooks.on_rollout,
         };
-        engine.execute(plan, &rev.desired, hooks.on_step).await
+        let started = std::sync::Mutex::new(Vec::new());
+        let on_step = |e: &StepEvent| {
+            if let (crate::plan::Step::StartColor { image, .. }, Ok(())) = (&e.step, &e.result) {
+                started
+                    .lock()
+                    .expect("started lock")
+                    .push((e.service.clone(), image.clone()));
+            }
+            (hooks.on_step)(e);
+        };
+        let runs = engine.execute(plan, &rev.desired, &on_step).await;
+        let started = started.into_inner().expect("started lock");
+        if let Err(e) = images::record(&self.config.state_dir, &started) {
+            tracing::warn!(error = %e, "cannot write the deployed images' record");
+        }
+        runs
     }
 
     /// Observes, plans and executes one pass, then the certificates; a
@@ -230,7 +247,7 @@ const ORDER_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Connects to Docker, holding bind mounts to the host policy; in swarm
 /// mode, refuses an engine that is not a Swarm manager.
-async fn runtime(config: &HostConfig) -> Result<Runtime, HostError> {
+pub async fn runtime(config: &HostConfig) -> Result<Runtime, HostError> {
     let d = &config.docker;
     let rules = MountRules {
         policy: config.policy.clone(),

@@ -44,7 +44,7 @@ impl Member {
         std::fs::write(
             &m.config,
             format!(
-                "repo: {{url: {}, poll: 300ms}}\nhost: {{name: {name}}}\ndocker: {{host: '{}', network: {}}}\nproxy: {{kind: haproxy, listen: '{}', managed: true}}\nstate_dir: {}\nlisten: '{}'\n",
+                "repo: {{url: {}, poll: 300ms}}\nhost: {{name: {name}}}\ndocker: {{host: '{}', network: {}}}\nproxy: {{kind: haproxy, listen: '{}', managed: true}}\nstate_dir: {}\nlisten: '{}'\nimages: {{keep: 100}}\n",
                 h.bare.display(),
                 m.engine.host(),
                 h.network,

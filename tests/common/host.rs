@@ -207,11 +207,14 @@ impl TestHost {
 
     /// Writes the host config; `repo` is added to the repo mapping (e.g.
     /// `", branch: prod"`), `proxy` are the YAML lines under `proxy:`.
+    /// `images.keep` is high: the tests share the fixture images' tags, and
+    /// one test's cleanup must not remove a tag another is about to run
+    /// (tests/gc.rs sets its own).
     pub fn write_config_with(&self, repo: &str, proxy: &str) {
         std::fs::write(
             &self.config,
             format!(
-                "repo: {{url: {}, poll: 500ms{repo}}}\ndocker: {{network: {}}}\nproxy:\n{proxy}state_dir: {}\nlisten: {}\n",
+                "repo: {{url: {}, poll: 500ms{repo}}}\ndocker: {{network: {}}}\nproxy:\n{proxy}state_dir: {}\nlisten: {}\nimages: {{keep: 100}}\n",
                 self.bare.display(),
                 self.network,
                 self.state.display(),

@@ -81,7 +81,7 @@ pub fn swarm_config(h: &TestHost, docker_host: Option<&str>) {
     std::fs::write(
         &h.config,
         format!(
-            "repo: {{url: {}, poll: 300ms}}\ndocker: {{network: {}, mode: swarm{host}}}\nproxy:\n  kind: haproxy\n  listen: {}\n  managed: true\nstate_dir: {}\nlisten: {}\n",
+            "repo: {{url: {}, poll: 300ms}}\ndocker: {{network: {}, mode: swarm{host}}}\nproxy:\n  kind: haproxy\n  listen: {}\n  managed: true\nstate_dir: {}\nlisten: {}\nimages: {{keep: 100}}\n",
             h.bare.display(),
             h.network,
             h.listen,

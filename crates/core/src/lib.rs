@@ -9,6 +9,7 @@
 //! - `strategy`: blue-green, canary and rolling as step functions, and analysis
 //! - `commit`: `ShortCommit`, commit ids cut for people at two set lengths
 //! - `events`: the event log's lines: steps and deploy outcomes as typed data
+//! - `images`: which deployed images a cleanup removes
 //! - `latest`: the newest of a repository's tags that a `--latest` pattern matches
 //! - `outcome`: what came of each service in a pass, sorted in one place
 //! - `policy`: what a host's owner lets the repo ask for
@@ -17,6 +18,7 @@
 
 pub mod commit;
 pub mod events;
+pub mod images;
 pub mod latest;
 pub mod outcome;
 pub mod plan;

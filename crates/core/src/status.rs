@@ -41,6 +41,43 @@ pub struct Status {
     /// mirror when the status is served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied: Option<CommitInfo>,
+    /// The last image cleanup (after a converged pass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<ImagesStatus>,
+}
+
+/// What the last image cleanup left and freed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImagesStatus {
+    /// Deployed images kept on the host, and their bytes.
+    pub kept: usize,
+    pub kept_bytes: u64,
+    /// The images that cleanup removed.
+    #[serde(default)]
+    pub removed: Vec<String>,
+    /// Free bytes where the engine keeps images, when measurable.
+    #[serde(default)]
+    pub disk_free_bytes: Option<u64>,
+    /// Why the cleanup did not run through, if it did not.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl ImagesStatus {
+    /// `3 kept (210.3 MB), 41.2 GB free; the last cleanup removed 2`.
+    pub fn describe(&self) -> String {
+        if let Some(e) = &self.error {
+            return format!("cleanup failed: {e}");
+        }
+        let mut s = format!("{} kept ({})", self.kept, crate::images::size(self.kept_bytes));
+        if let Some(free) = self.disk_free_bytes {
+            s.push_str(&format!(", {} free", crate::images::size(free)));
+        }
+        if !self.removed.is_empty() {
+            s.push_str(&format!("; the last cleanup removed {}", self.removed.len()));
+        }
+        s
+    }
 }
 
 /// A service held after analysis rolled it back, as `/status` shows it.

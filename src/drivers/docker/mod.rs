@@ -10,6 +10,7 @@
 
 pub mod auth;
 mod exec;
+pub mod gc;
 mod image;
 mod lifecycle;
 mod mounts;
