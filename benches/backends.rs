@@ -57,6 +57,7 @@ pub async fn start(kind: &str) -> Replicas {
             network: None,
             secrets: Default::default(),
             env_key: Some(Default::default()),
+            run_image: None,
         };
         runtime.ensure_color(&spec, 2, &BTreeMap::new(), "bench").await.unwrap();
     }

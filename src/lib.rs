@@ -19,6 +19,7 @@
 //! - `observe`: what Docker and the proxy run, as plain data
 //! - `engine`: runs a plan step by step through the drivers
 //! - `records`: rollout progress in the state dir, written by the engine, read by `observe`
+//! - `pins`: the digest each deployed tag resolved to, so a moved tag never changes what runs
 //! - `events`: the append-only event log in the state dir
 //! - `history`: the event log grouped into deploys, for `teal history`
 //! - `reconcile`: one pass (read a commit, observe, plan, execute)
@@ -40,6 +41,7 @@ pub mod history;
 pub mod logs;
 pub mod notify;
 pub mod observe;
+pub mod pins;
 pub mod reconcile;
 pub mod records;
 pub mod secret;

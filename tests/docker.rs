@@ -52,6 +52,7 @@ impl Fixture {
             network: None,
             secrets: Default::default(),
             env_key: Some(Default::default()),
+            run_image: None,
         }
     }
 }

@@ -172,6 +172,7 @@ async fn driver(allowed: &Path, volumes: &[String]) -> (DockerDriver, ContainerS
         network: None,
         secrets: Default::default(),
         env_key: None,
+        run_image: None,
     };
     (docker.with_mounts(rules), spec, guard)
 }

@@ -334,3 +334,71 @@ async fn bump_latest_lists_the_registrys_tags_and_picks_the_newest_match() {
     );
     assert_eq!(std::fs::read_to_string(&file).unwrap(), edited);
 }
+
+/// The event log's note of the service's pull steps.
+fn pull_notes(h: &TestHost) -> Vec<String> {
+    h.events()
+        .into_iter()
+        .filter(|e| e.service == h.svc && e.note.is_some() && e.image.is_some())
+        .filter_map(|e| e.note)
+        .collect()
+}
+
+fn container_image(name: &str) -> String {
+    let out = Command::new("docker")
+        .args(["inspect", "--format", "{{.Config.Image}}", name])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tag_moved_in_the_registry_never_changes_what_a_color_runs() {
+    proxy_or_fail("haproxy");
+    let reg = Registry::start();
+    let h = TestHost::new("regpin").await;
+    let repo = unique("shop/pin");
+    let tag = reg.push(&app_image_version(&h.docker, "1.0", true).await, &format!("{repo}:1"));
+    let pw = reg.password_file(h.dir.path(), &reg.password);
+    config(
+        &h,
+        &format!(
+            "registries:\n  - {{host: '{}', username: {}, password_file: {}}}\n",
+            reg.addr,
+            reg.user,
+            pw.display()
+        ),
+    );
+    h.push("v1", &h.service("blue", &tag, None, ""));
+    let first = apply(&h, &[]);
+    assert_eq!(first.code, 0, "{first:?}");
+    let digest = h.docker.repo_digest(&tag).await.unwrap().expect("a registry digest");
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    assert_eq!(pull_notes(&h), [format!("resolved to {digest}")]);
+    let blue = format!("teal-{}-blue-0", h.svc);
+    assert_eq!(container_image(&blue), format!("{}/{repo}@{digest}", reg.addr));
+    assert_eq!(serves(&h).await, "1.0 blue\n");
+
+    // The tag moves to other bytes, and this host forgets its copy of the tag.
+    reg.push(&app_image_version(&h.docker, "2.0", true).await, &format!("{repo}:1"));
+    forget(&tag);
+    assert!(!Command::new("docker").args(["image", "inspect", &tag]).output().unwrap().status.success());
+    // The color's container goes (a crash, a hand): the repair runs the
+    // pinned bytes, not what the tag means now.
+    assert!(Command::new("docker").args(["rm", "-f", &blue]).output().unwrap().status.success());
+    let repaired = apply(&h, &[]);
+    assert_eq!(repaired.code, 0, "{repaired:?}");
+    assert_eq!(container_image(&blue), format!("{}/{repo}@{digest}", reg.addr));
+    assert_eq!(serves(&h).await, "1.0 blue\n");
+
+    // Pinned in the repo: run as written, nothing recorded.
+    let by_digest = format!("{}/{repo}@{digest}", reg.addr);
+    h.push("by digest", &h.service("green", &tag, Some(&by_digest), ""));
+    let pinned = apply(&h, &[]);
+    assert_eq!(pinned.code, 0, "{pinned:?}");
+    assert_eq!(container_image(&format!("teal-{}-green-0", h.svc)), by_digest);
+    assert_eq!(serves(&h).await, "1.0 green\n");
+    let pins: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(h.state.join("digests.json")).unwrap()).unwrap();
+    assert_eq!(pins, serde_json::json!({ tag.clone(): digest }));
+}

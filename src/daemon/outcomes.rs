@@ -167,6 +167,7 @@ impl Daemon {
 
     /// Live color, images and running replicas from an observation.
     pub(super) fn update_services(&self, o: &crate::plan::Observed) {
+        let pins = crate::pins::Pins::new(&self.host.config.state_dir).all();
         let mut status = self.shared.status.write().expect("status lock");
         status.services.retain(|name, _| o.services.contains_key(name));
         for (name, obs) in &o.services {
@@ -180,6 +181,7 @@ impl Daemon {
             for c in crate::spec::Color::ALL {
                 let cs = obs.containers.get(c);
                 *s.images.get_mut(c) = cs.first().map(|x| x.image.clone());
+                *s.digests.get_mut(c) = cs.first().and_then(|x| pins.get(&x.image).cloned());
                 *s.running.get_mut(c) = cs.iter().filter(|x| x.running).count() as u32;
                 *s.tasks.get_mut(c) = cs
                     .iter()

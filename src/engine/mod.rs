@@ -6,6 +6,7 @@
 //! only its own service. Whatever the plan says, the engine refuses to move
 //! traffic to a color that has not passed its checks in this run.
 
+mod pins;
 pub mod release;
 mod rolling;
 mod rollout;
@@ -113,9 +114,7 @@ impl Engine<'_> {
     ) -> Result<Option<String>, StepError> {
         let need = || svc.ok_or_else(|| StepError::Invalid(format!("{name}: no desired spec for {step:?}")));
         match step {
-            Step::PullImage { image, .. } => {
-                self.docker.pull(image, |line| (self.on_progress)(name, &line)).await?;
-            }
+            Step::PullImage { image, .. } => return self.pull(name, image).await,
             Step::Release { color, image } => {
                 // Its outcome is recorded in the state dir; a success's last
                 // lines go in the step's note (a failure's in its error).
@@ -125,7 +124,8 @@ impl Engine<'_> {
             }
             Step::StartColor { color, replicas, .. } => {
                 let svc = need()?;
-                let spec = container_spec(svc, *color)?;
+                let mut spec = container_spec(svc, *color)?;
+                spec.run_image = self.pinned(name, &spec.image).await?;
                 self.docker
                     .ensure_color(&spec, *replicas, &svc.placement, self.commit)
                     .await?;

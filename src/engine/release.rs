@@ -113,7 +113,8 @@ impl Engine<'_> {
         let adopt = same.is_some() && existing.as_deref() == Some(self.commit);
         if !adopt {
             self.save(&state, svc, &record).await?;
-            let spec = container_spec(svc, color)?;
+            let mut spec = container_spec(svc, color)?;
+            spec.run_image = self.pinned(&svc.name, &spec.image).await?;
             let r = ReleaseSpec {
                 spec: &spec,
                 command: &rel.command,

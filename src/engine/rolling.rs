@@ -27,7 +27,8 @@ impl Engine<'_> {
         if let Runtime::Swarm(s) = self.docker {
             return self.roll_swarm(s, svc, color, max_surge).await;
         }
-        let spec = container_spec(svc, color)?;
+        let mut spec = container_spec(svc, color)?;
+        spec.run_image = self.pinned(&svc.name, &spec.image).await?;
         let hash = spec.hash();
         let mut done = 0;
         loop {

@@ -133,6 +133,11 @@ pub struct ServiceStatus {
     /// The tag of each color's image (`1.4.2`; `latest` when it has none).
     #[serde(default)]
     pub versions: PerColor<Option<String>>,
+    /// The registry digest each color's image tag was pinned to at its
+    /// first pull on this host (what the color runs); `None` for an image
+    /// built on the host or written with its digest.
+    #[serde(default)]
+    pub digests: PerColor<Option<String>>,
     /// Swarm mode: each color's tasks, with their node and endpoint.
     /// Empty (and left out of the document) in engine mode.
     #[serde(default, skip_serializing_if = "no_tasks")]

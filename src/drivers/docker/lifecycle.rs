@@ -132,7 +132,7 @@ impl DockerDriver {
             crate::spec::RestartPolicy::OnFailure => RestartPolicyNameEnum::ON_FAILURE,
         };
         let body = ContainerCreateBody {
-            image: Some(spec.image.clone()),
+            image: Some(spec.runs().to_string()),
             env: Some(env(spec)),
             cmd: spec.command.clone(),
             labels: Some(l),

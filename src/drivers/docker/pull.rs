@@ -43,6 +43,27 @@ impl DockerDriver {
         self.pulls.auth.for_image(image).await.ok()?.credentials
     }
 
+    /// The registry digest (`sha256:...`) the local `image` was pulled at,
+    /// if it came from a registry (an image built here has none).
+    pub async fn repo_digest(&self, image: &str) -> Result<Option<String>, DockerError> {
+        let i = match self.client.inspect_image(image).await {
+            Ok(i) => i,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => {
+                return Err(DockerError::Api {
+                    action: "inspect image",
+                    target: image.to_string(),
+                    message: message(&e),
+                })
+            }
+        };
+        let repo = crate::pins::repo_of(image);
+        Ok(i.repo_digests
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|d| d.strip_prefix(&format!("{repo}@")).map(String::from)))
+    }
+
     /// The image's platform (`linux/amd64`), or None when it is absent.
     async fn image_platform(&self, image: &str) -> Result<Option<String>, DockerError> {
         match self.client.inspect_image(image).await {

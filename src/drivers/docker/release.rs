@@ -100,7 +100,7 @@ impl DockerDriver {
             (labels::IMAGE.to_string(), spec.image.clone()),
         ]);
         let body = ContainerCreateBody {
-            image: Some(spec.image.clone()),
+            image: Some(spec.runs().to_string()),
             env: Some(env),
             cmd: Some(r.command.to_vec()),
             labels: Some(l),

@@ -148,6 +148,7 @@ mod tests {
             network: None,
             secrets: Default::default(),
             env_key: None,
+            run_image: None,
         };
         let a = secret_name(&spec, "DB", "postgres://u:hunter2@db/x");
         assert!(

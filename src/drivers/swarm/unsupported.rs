@@ -53,6 +53,7 @@ mod tests {
             network: network.map(String::from),
             secrets: Default::default(),
             env_key: None,
+            run_image: None,
         };
         assert!(unsupported(&spec(&["web-data:/data"], None)).is_ok());
         let bind = unsupported(&spec(&["web-data:/data", "/srv/web:/w:ro"], None)).unwrap_err();

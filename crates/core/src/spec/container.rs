@@ -48,6 +48,11 @@ pub struct ContainerSpec {
     /// `env` holds digests already (a spec read back from a label).
     #[serde(skip)]
     pub env_key: Option<EnvKey>,
+    /// What the engine runs when it differs from `image`: the digest
+    /// `image` was pinned to at its first pull (`repo@sha256:...`). Not
+    /// part of the spec or its hash: the repo asked for `image`.
+    #[serde(skip)]
+    pub run_image: Option<String>,
 }
 
 impl ContainerSpec {
@@ -77,6 +82,7 @@ impl ContainerSpec {
                 })
                 .collect(),
             env_key: Some(service.env_key),
+            run_image: None,
         })
     }
 
@@ -104,6 +110,11 @@ impl ContainerSpec {
     pub fn hash(&self) -> String {
         let json = serde_json::to_vec(&self.sealed()).expect("container spec serialises");
         hex::encode(Sha256::digest(&json))
+    }
+
+    /// The reference to create containers from: the pinned digest, else `image`.
+    pub fn runs(&self) -> &str {
+        self.run_image.as_deref().unwrap_or(&self.image)
     }
 
     /// Docker container name of replica `n`: `teal-<service>-<color>-<n>`.
@@ -253,6 +264,7 @@ mod tests {
             network: None,
             secrets: BTreeMap::new(),
             env_key: None,
+            run_image: None,
         }
     }
 
