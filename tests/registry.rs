@@ -382,10 +382,20 @@ async fn a_tag_moved_in_the_registry_never_changes_what_a_color_runs() {
     // The tag moves to other bytes, and this host forgets its copy of the tag.
     reg.push(&app_image_version(&h.docker, "2.0", true).await, &format!("{repo}:1"));
     forget(&tag);
-    assert!(!Command::new("docker").args(["image", "inspect", &tag]).output().unwrap().status.success());
+    assert!(!Command::new("docker")
+        .args(["image", "inspect", &tag])
+        .output()
+        .unwrap()
+        .status
+        .success());
     // The color's container goes (a crash, a hand): the repair runs the
     // pinned bytes, not what the tag means now.
-    assert!(Command::new("docker").args(["rm", "-f", &blue]).output().unwrap().status.success());
+    assert!(Command::new("docker")
+        .args(["rm", "-f", &blue])
+        .output()
+        .unwrap()
+        .status
+        .success());
     let repaired = apply(&h, &[]);
     assert_eq!(repaired.code, 0, "{repaired:?}");
     assert_eq!(container_image(&blue), format!("{}/{repo}@{digest}", reg.addr));

@@ -5,7 +5,7 @@
 //! `images.keep` of its service) and forgets it. Only images teal deployed
 //! are ever candidates: the host's other images are not teal's to judge.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -93,7 +93,10 @@ impl Host {
     }
 }
 
-/// `Host::cleanup` with only the engine (`teal gc` needs no proxy).
+/// `Host::cleanup` with only the engine (`teal gc` needs no proxy). A
+/// recorded tag is on the engine by its tag, or by the digest it was
+/// pinned to (a color started after the tag moved, or after a cleanup,
+/// pulls by digest): both references count, and both are removed.
 pub async fn cleanup(
     docker: &DockerDriver,
     config: &HostConfig,
@@ -102,28 +105,36 @@ pub async fn cleanup(
 ) -> Result<Cleanup, DockerError> {
     let state = &config.state_dir;
     let mut deployed = load(state);
+    let pins = crate::pins::Pins::new(state).all();
     let declared: BTreeSet<String> = desired
         .services
         .values()
         .flat_map(|s| [s.images.blue.clone(), s.images.green.clone()])
         .flatten()
         .collect();
-    let all: Vec<String> = deployed
-        .0
-        .values()
-        .flatten()
-        .cloned()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
+    let all: BTreeSet<String> = deployed.0.values().flatten().cloned().collect();
+    let refs_of = |tag: &str| -> Vec<String> {
+        let mut r = vec![tag.to_string()];
+        r.extend(pins.get(tag).map(|d| crate::pins::pinned(tag, d)));
+        r
+    };
+    let every: Vec<String> = all.iter().flat_map(|t| refs_of(t)).collect();
+    let facts = docker.image_facts(&every).await?;
+    // Each recorded tag's image on the engine: ID, size, references.
+    let local: BTreeMap<&String, (String, u64, Vec<String>)> = all
+        .iter()
+        .filter_map(|tag| {
+            let present: Vec<String> = refs_of(tag).into_iter().filter(|r| facts.contains_key(r)).collect();
+            let (id, size) = facts.get(present.first()?)?.clone();
+            Some((tag, (id, size, present)))
+        })
         .collect();
-    let facts = docker.image_facts(&all).await?;
     let in_use = docker.images_in_use().await?;
-    let ids = facts.iter().map(|(k, (id, _))| (k.clone(), id.clone())).collect();
+    let ids = local.iter().map(|(k, v)| ((*k).clone(), v.0.clone())).collect();
     let keep = config.images.keep as usize;
     let mut out = Cleanup::default();
-    let going = removable(&deployed, &declared, &in_use, &ids, keep);
-    for r in &going {
-        let Some((_, bytes)) = facts.get(&r.image) else {
+    for r in removable(&deployed, &declared, &in_use, &ids, keep) {
+        let Some((_, bytes, refs)) = local.get(&r.image) else {
             // Already gone from the engine: only the record forgets it.
             deployed.forget(&r.service, &r.image);
             continue;
@@ -132,27 +143,33 @@ pub async fn cleanup(
             out.removed.push((r.service.clone(), r.image.clone(), *bytes));
             continue;
         }
-        let done = docker.remove_image_ref(&r.image).await?;
-        match done.clone() {
-            Removed::Yes { .. } | Removed::Absent => {
+        let mut deleted = false;
+        let mut refused = None;
+        for reference in refs {
+            match docker.remove_image_ref(reference).await? {
+                Removed::Yes { deleted: d } => deleted |= d,
+                Removed::Absent => {}
+                Removed::InUse(why) => refused = Some(why),
+            }
+        }
+        match refused {
+            Some(why) => out.left.push((r.image.clone(), why)),
+            None => {
                 tracing::info!(service = %r.service, image = %r.image, "removed an image no color needs");
-                let freed = match done {
-                    Removed::Yes { deleted: true } => *bytes,
-                    _ => 0,
-                };
-                out.removed.push((r.service.clone(), r.image.clone(), freed));
+                out.removed
+                    .push((r.service.clone(), r.image.clone(), if deleted { *bytes } else { 0 }));
                 deployed.forget(&r.service, &r.image);
             }
-            Removed::InUse(why) => out.left.push((r.image.clone(), why)),
         }
     }
     let gone: BTreeSet<&str> = out.removed.iter().map(|r| r.1.as_str()).collect();
-    let kept: BTreeSet<&String> = all
+    let kept: Vec<&(String, u64, Vec<String>)> = local
         .iter()
-        .filter(|i| !gone.contains(i.as_str()) && facts.contains_key(*i))
+        .filter(|(tag, _)| !gone.contains(tag.as_str()))
+        .map(|(_, v)| v)
         .collect();
     out.kept = kept.len();
-    out.kept_bytes = kept.iter().filter_map(|i| facts.get(*i)).map(|f| f.1).sum();
+    out.kept_bytes = kept.iter().map(|v| v.1).sum();
     out.disk_free = docker.disk_free().await;
     if !dry_run {
         if let Err(e) = save(state, &deployed) {
