@@ -239,3 +239,65 @@ async fn a_host_the_fleet_does_not_list_applies_nothing() {
     }
     assert!(stranger.engine.containers(&h.svc).is_empty(), "nothing deployed");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tag_moved_between_two_waves_pulls_leaves_both_hosts_on_one_digest() {
+    proxy_or_fail("haproxy");
+    let reg = common::registry::Registry::start();
+    let h = TestHost::new("fleetpin").await;
+    let repo = common::unique("shop/fleet");
+    let tag = reg.push(&app_image_version(&h.docker, "1.0", true).await, &format!("{repo}:1"));
+    let (a, b) = (Member::new(&h, "h1", &[]), Member::new(&h, "h2", &[]));
+    admit_each_other(&[&a, &b]);
+    let pw = reg.password_file(h.dir.path(), &reg.password);
+    for m in [&a, &b] {
+        let text = std::fs::read_to_string(&m.config).unwrap();
+        std::fs::write(
+            &m.config,
+            format!(
+                "{text}registries: [{{host: '{}', username: {}, password_file: {}}}]\n",
+                reg.addr,
+                reg.user,
+                pw.display()
+            ),
+        )
+        .unwrap();
+    }
+    let web = format!("{}.test", h.svc);
+    let waves = "placement: {role: web}\nrollout: {by: wave}\n";
+    let c1 = commit(
+        &h,
+        &[
+            ("teal.yaml", teal_yaml(&a, &b)),
+            (
+                &format!("services/{}.yaml", h.svc),
+                service(&web, "blue", &tag, None, waves),
+            ),
+        ],
+    );
+    // Wave 1 pulls the tag and serves it; only then does the tag move.
+    let _da = a.start();
+    a.serving(&h.svc, &c1).await;
+    a.serves(&web, "1.0 blue\n", 60).await;
+    let digest = a.status().await.unwrap()["services"][&h.svc]["digests"]["blue"]
+        .as_str()
+        .expect("h1's status names the digest")
+        .to_string();
+    reg.push(&app_image_version(&h.docker, "2.0", true).await, &format!("{repo}:1"));
+    // Wave 2 pulls after the move, and runs what wave 1 runs.
+    let _db = b.start();
+    b.serving(&h.svc, &c1).await;
+    b.serves(&web, "1.0 blue\n", 60).await;
+    let pinned = format!("{}/{repo}@{digest}", reg.addr);
+    let names: Vec<String> = b.engine.containers(&h.svc).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names.len(), 1, "{}", b.log());
+    let out = b
+        .engine
+        .docker(&["inspect", "--format", "{{.Config.Image}}", &names[0]]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), pinned, "{}", b.log());
+    assert!(b.log().contains("pinned as the earlier wave runs it"), "{}", b.log());
+    assert_eq!(
+        b.status().await.unwrap()["services"][&h.svc]["digests"]["blue"],
+        digest.as_str()
+    );
+}

@@ -252,6 +252,30 @@ impl Daemon {
             }
             if waiting.is_some() {
                 sp.steps.clear();
+            } else {
+                self.adopt_pins(svc);
+            }
+        }
+    }
+
+    /// Pins the service's image tags this host has not pulled yet to the
+    /// digests the earlier waves run them at, so a tag moved in the
+    /// registry between two waves' pulls changes no host's bytes. A tag
+    /// this host already pinned keeps its pin.
+    fn adopt_pins(&self, svc: &crate::spec::Service) {
+        let theirs = self.peers.pins(&svc.name);
+        if theirs.is_empty() || self.host.config.docker.mode != crate::config::DockerMode::Engine {
+            return;
+        }
+        let pins = crate::pins::Pins::new(&self.host.config.state_dir);
+        for image in [&svc.images.blue, &svc.images.green].into_iter().flatten() {
+            if let (Some(digest), None) = (theirs.get(image), pins.get(image)) {
+                match pins.set(image, digest) {
+                    Ok(()) => {
+                        info!(service = %svc.name, image = %image, digest = %digest, "pinned as the earlier wave runs it")
+                    }
+                    Err(e) => warn!(service = %svc.name, error = %e, "cannot record a pin"),
+                }
             }
         }
     }

@@ -4,9 +4,10 @@
 //! proceed on silence); a peer whose deploy of C failed stops it until a
 //! new commit; a peer whose status URL the host config does not admit
 //! (`fleet.peers`) is not read, and holds the wave too. The decision is a
-//! pure function of what the peers said.
+//! pure function of what the peers said. What the peers say of the digests
+//! their image tags run is kept too: a later wave runs the same bytes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime};
 
 use crate::commit::ShortCommit;
@@ -97,6 +98,9 @@ pub fn decide_release(commit: &str, host: &str, report: &Report) -> Gate {
 pub struct Peers {
     client: PeerClient,
     silent_since: HashMap<String, SystemTime>,
+    /// The digests earlier waves' hosts pinned each service's image tags
+    /// to, as their status said (the first peer to say wins).
+    pins: HashMap<String, BTreeMap<String, String>>,
 }
 
 impl Peers {
@@ -104,7 +108,14 @@ impl Peers {
         Peers {
             client: PeerClient::new(token, Duration::from_secs(2)),
             silent_since: HashMap::new(),
+            pins: HashMap::new(),
         }
+    }
+
+    /// The digests the peers read for `service` last pinned its image tags
+    /// to: image tag -> `sha256:...`.
+    pub fn pins(&self, service: &str) -> BTreeMap<String, String> {
+        self.pins.get(service).cloned().unwrap_or_default()
     }
 
     /// The fleet's bearer token, if any.
@@ -155,6 +166,14 @@ impl Peers {
             Ok(status) => {
                 self.silent_since.remove(host);
                 let s = status.services.get(service);
+                if let Some(s) = s {
+                    let pins = self.pins.entry(service.to_string()).or_default();
+                    for c in crate::spec::Color::ALL {
+                        if let (Some(image), Some(digest)) = (s.images.get(c), s.digests.get(c)) {
+                            pins.entry(image.clone()).or_insert_with(|| digest.clone());
+                        }
+                    }
+                }
                 Report::Seen {
                     serving: s.and_then(|s| s.serving.clone()),
                     failed: s.and_then(|s| s.failed.clone()),
