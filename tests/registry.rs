@@ -411,4 +411,42 @@ async fn a_tag_moved_in_the_registry_never_changes_what_a_color_runs() {
     let pins: serde_json::Value =
         serde_json::from_slice(&std::fs::read(h.state.join("digests.json")).unwrap()).unwrap();
     assert_eq!(pins, serde_json::json!({ tag.clone(): digest }));
+
+    // What moved is said, not acted on: teal plan, then the daemon's status.
+    let plan = common::teal(h.dir.path(), &["plan", "--config", h.config.to_str().unwrap()]);
+    let said = format!(
+        "note: {}: tag 1 moved (blue runs {}, the registry now has sha256:",
+        h.svc,
+        &digest[..19]
+    );
+    assert!(plan.code == 0 && plan.stdout.contains(&said), "{said}\n{plan:?}");
+    let mut daemon = h.start_daemon();
+    let start = std::time::Instant::now();
+    let now = loop {
+        let st: serde_json::Value = match common::try_get_via(&h.api, "localhost", "/status").await {
+            Ok((200, body)) => serde_json::from_str(&body).unwrap(),
+            _ => serde_json::Value::Null,
+        };
+        if let Some(now) = st["services"][&h.svc]["moved"]["blue"].as_str() {
+            break now.to_string();
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "{st}\n{}",
+            h.log_text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(now.starts_with("sha256:") && now != digest, "{now}");
+    let status = common::teal(h.dir.path(), &["status", "--config", h.config.to_str().unwrap()]);
+    assert!(
+        status.stdout.contains(&format!("pinned to {digest}"))
+            && status.stdout.contains(&format!(
+                "tag moved: the registry now has {now}; blue keeps running the pinned digest"
+            )),
+        "{status:?}"
+    );
+    assert!(h.log_text().contains("tag 1 moved"), "{}", h.log_text());
+    assert_eq!(serves(&h).await, "1.0 green\n");
+    daemon.terminate();
 }

@@ -1,6 +1,8 @@
 //! `teal plan`: what the daemon would do now: the repo's branch head
 //! against what Docker and the proxy really run. Changes nothing. In
-//! swarm mode it also lists the tasks it planned against, per node.
+//! swarm mode it also lists the tasks it planned against, per node; a tag
+//! the registry now serves at another digest than the color runs gets a
+//! note (`web: tag 1.4 moved`).
 
 use super::host::{fetch, HostArgs};
 use super::Format;
@@ -26,15 +28,24 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
     let observed = host.observe(&rev.desired).await?;
     let plan = crate::plan::plan(&rev.desired, &observed);
     let tasks = swarm.then(|| tasks::rows(&observed));
+    let moved = crate::reconcile::moved::moved(&host.config, &rev.desired).await;
+    let notes: String = moved.iter().map(|m| format!("note: {}\n", m.line())).collect();
     match (args.format, &tasks) {
-        (Format::Json, Some(rows)) => {
+        (Format::Json, rows) => {
             let mut v = crate::plan::render::json(&plan);
-            v["tasks"] = serde_json::to_value(rows)?;
+            if let Some(rows) = rows {
+                v["tasks"] = serde_json::to_value(rows)?;
+            }
+            if !moved.is_empty() {
+                v["moved"] = serde_json::to_value(&moved)?;
+            }
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
-        (Format::Text, Some(rows)) => print!("{}{}", super::render(&plan, args.format), tasks::text(rows)),
-        (Format::Markdown, Some(rows)) => print!("{}{}", super::render(&plan, args.format), tasks::markdown(rows)),
-        (_, None) => print!("{}", super::render(&plan, args.format)),
+        (Format::Text, Some(rows)) => print!("{}{}{notes}", super::render(&plan, args.format), tasks::text(rows)),
+        (Format::Markdown, Some(rows)) => {
+            print!("{}{}{notes}", super::render(&plan, args.format), tasks::markdown(rows))
+        }
+        (_, None) => print!("{}{notes}", super::render(&plan, args.format)),
     }
     Ok(if plan.has_changes() {
         super::exit::CHANGES

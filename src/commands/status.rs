@@ -141,6 +141,15 @@ fn service(name: &str, svc: &crate::status::ServiceStatus) -> String {
                 svc.healthy.get(c),
                 svc.weights.get(c)
             );
+            if let Some(d) = svc.digests.get(c) {
+                let _ = writeln!(o, "         pinned to {d}");
+            }
+            if let Some(now) = svc.moved.get(c) {
+                let _ = writeln!(
+                    o,
+                    "         tag moved: the registry now has {now}; {c} keeps running the pinned digest"
+                );
+            }
         }
         for t in svc.tasks.get(c) {
             let at = t

@@ -59,6 +59,8 @@ pub struct Daemon {
     said: certs::Said,
     /// A deploy ran (or none since the start) and no image cleanup since.
     images_due: bool,
+    /// When the registries were last asked whether pinned tags moved.
+    moved_at: Option<Instant>,
 }
 
 /// A problem a pass met: said in the status, and once in the log.
@@ -110,6 +112,7 @@ impl Daemon {
             shared,
             said: certs::Said::default(),
             images_due: true,
+            moved_at: None,
         })
     }
 
@@ -219,6 +222,7 @@ impl Daemon {
             converged = !crate::plan::plan(&rev.desired, &o).has_changes();
         }
         self.certificates(&rev).await;
+        self.moved(&rev).await;
         self.images(&rev, converged && deploy_problem.is_none()).await;
         self.report(deploy_problem.or(fetch_problem));
         let mut m = self.shared.metrics.write().expect("metrics lock");

@@ -35,11 +35,7 @@ pub fn base_url(registry: Option<&str>) -> String {
 
 /// Every tag of repository `name` at `base`.
 pub async fn tags(base: &str, name: &str, found: &Found) -> Result<Vec<String>, String> {
-    let http = reqwest::Client::builder()
-        .timeout(TIMEOUT)
-        .redirect(reqwest::redirect::Policy::limited(5))
-        .build()
-        .map_err(|e| e.to_string())?;
+    let http = client()?;
     let mut auth: Option<HeaderValue> = None;
     let mut url = format!("{base}/v2/{name}/tags/list?n=1000");
     let mut all = Vec::new();
@@ -89,6 +85,53 @@ pub async fn tags(base: &str, name: &str, found: &Found) -> Result<Vec<String>, 
         }
     }
     Err(format!("more than {MAX_PAGES} pages of tags"))
+}
+
+/// Manifest types a digest is asked for in, as Docker pulls them.
+const MANIFESTS: &str = "application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json";
+
+/// The digest the registry serves `name:tag` at now (`HEAD` of the
+/// manifest, its `Docker-Content-Digest`); `None`: no such tag.
+pub async fn manifest_digest(base: &str, name: &str, tag: &str, found: &Found) -> Result<Option<String>, String> {
+    let http = client()?;
+    let url = format!("{base}/v2/{name}/manifests/{tag}");
+    let head = |auth: Option<HeaderValue>| {
+        let mut req = http.head(&url).header(reqwest::header::ACCEPT, MANIFESTS);
+        if let Some(a) = auth {
+            req = req.header(AUTHORIZATION, a);
+        }
+        req.send()
+    };
+    let mut answer = head(None).await.map_err(|e| format!("HEAD {url}: {}", cause(&e)))?;
+    if answer.status() == StatusCode::UNAUTHORIZED {
+        let challenge = answer
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let auth = authorize(&http, &challenge, name, found).await?;
+        answer = head(Some(auth))
+            .await
+            .map_err(|e| format!("HEAD {url}: {}", cause(&e)))?;
+    }
+    match answer.status() {
+        StatusCode::OK => Ok(answer
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)),
+        StatusCode::NOT_FOUND => Ok(None),
+        s => Err(format!("HEAD {url}: HTTP {s}")),
+    }
+}
+
+fn client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 async fn get(http: &reqwest::Client, url: &str, auth: Option<&HeaderValue>) -> Result<reqwest::Response, String> {

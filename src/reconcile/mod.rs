@@ -8,6 +8,7 @@ pub mod applied;
 pub mod certs;
 pub mod env_key;
 pub mod images;
+pub mod moved;
 pub mod orders;
 pub mod secrets;
 

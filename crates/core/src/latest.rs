@@ -90,6 +90,25 @@ impl Pattern {
     }
 }
 
+/// An image reference with a tag as (registry host, repository path as
+/// the registry API names it, tag); `None` for a reference by digest.
+/// `nginx` is Docker Hub's `library/nginx:latest`.
+pub fn reference(image: &str) -> Option<(Option<String>, String, String)> {
+    if image.contains('@') {
+        return None;
+    }
+    let (registry, rest) = match image.split_once('/') {
+        Some((first, rest)) if is_host(first) => (Some(first.to_string()), rest),
+        _ => (None, image),
+    };
+    let (path, tag) = rest.split_once(':').unwrap_or((rest, "latest"));
+    let name = match (&registry, path.contains('/')) {
+        (None, false) => format!("library/{path}"),
+        _ => path.to_string(),
+    };
+    Some((registry, name, tag.to_string()))
+}
+
 /// Whether the first component of a reference is a registry host, as
 /// Docker decides: a dot, a port or `localhost`.
 fn is_host(first: &str) -> bool {
@@ -195,6 +214,18 @@ mod tests {
         // `web:/re/`: "web:" is no host (no port digits).
         let p = Pattern::parse("web:/^1\\./").unwrap();
         assert_eq!((p.registry, p.name.as_str()), (None, "library/web"));
+    }
+
+    #[test]
+    fn references_split_into_registry_name_and_tag() {
+        let r = reference;
+        assert_eq!(
+            r("127.0.0.1:5000/shop/web:1.4"),
+            Some((Some("127.0.0.1:5000".into()), "shop/web".into(), "1.4".into()))
+        );
+        assert_eq!(r("nginx"), Some((None, "library/nginx".into(), "latest".into())));
+        assert_eq!(r("shop/web:2"), Some((None, "shop/web".into(), "2".into())));
+        assert_eq!(r("shop/web@sha256:ab"), None);
     }
 
     #[test]

@@ -138,6 +138,10 @@ pub struct ServiceStatus {
     /// built on the host or written with its digest.
     #[serde(default)]
     pub digests: PerColor<Option<String>>,
+    /// Per color, the digest the registry serves its tag at now, when that
+    /// is not what the color runs (the tag moved; nothing is redeployed).
+    #[serde(default)]
+    pub moved: PerColor<Option<String>>,
     /// Swarm mode: each color's tasks, with their node and endpoint.
     /// Empty (and left out of the document) in engine mode.
     #[serde(default, skip_serializing_if = "no_tasks")]
