@@ -28,14 +28,24 @@ impl Daemon {
         let mut problem = None;
         let log = self.log.clone();
         let progress = self.progress.clone();
+        let shared = self.shared.clone();
         let on_step = move |e: &StepEvent| {
             progress.touch();
+            if matches!(e.step, crate::plan::Step::PullImage { .. }) {
+                pulling(&shared, &e.service, None);
+            }
             log_step(e);
             if let Err(err) = log.append(&Event::from(e)) {
                 warn!(path = %log.path().display(), error = %err, "cannot append to the event log");
             }
         };
-        let on_progress = |service: &str, line: &str| info!(service = %service, "{line}");
+        let shared = self.shared.clone();
+        let on_progress = move |service: &str, line: &str| {
+            info!(service = %service, "{line}");
+            if line.starts_with("pulling:") {
+                pulling(&shared, service, Some(line));
+            }
+        };
         let on_rollout = rollouts::on_rollout(self.shared.clone(), self.progress.clone());
         let hooks = crate::reconcile::Hooks {
             on_step: &on_step,
@@ -197,4 +207,10 @@ impl Daemon {
             }
         }
     }
+}
+
+/// The pull in flight of `service` in the status (the dashboard shows it).
+fn pulling(shared: &status::Shared, service: &str, line: Option<&str>) {
+    let mut st = shared.status.write().expect("status lock");
+    st.services.entry(service.to_string()).or_default().pulling = line.map(String::from);
 }

@@ -142,6 +142,10 @@ pub struct ServiceStatus {
     /// is not what the color runs (the tag moved; nothing is redeployed).
     #[serde(default)]
     pub moved: PerColor<Option<String>>,
+    /// While a new image is pulled: the last progress line (`pulling: 2
+    /// of 5 layers done, 12.3 MB of 50.1 MB`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulling: Option<String>,
     /// Swarm mode: each color's tasks, with their node and endpoint.
     /// Empty (and left out of the document) in engine mode.
     #[serde(default, skip_serializing_if = "no_tasks")]

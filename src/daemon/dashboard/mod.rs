@@ -8,6 +8,7 @@
 //! subjects and authors, versions), so `/status`, the page and its updates
 //! show one and the same view.
 
+mod colors;
 pub mod html;
 pub mod sse;
 

@@ -267,3 +267,17 @@ fn a_route_certificate_is_shown_and_a_failed_one_as_a_problem() {
         "{html}"
     );
 }
+
+#[test]
+fn a_pull_in_flight_shows_its_progress() {
+    let (mut s, _) = status();
+    assert!(!live(&s).contains("Pulling"), "no pull: no line");
+    s.services.get_mut("web").unwrap().pulling = Some("pulling: 2 of 5 layers done, <12.3> MB".into());
+    let html = live(&s);
+    assert!(
+        html.contains(
+            "<p class=\"pulling muted\">Pulling the new image: pulling: 2 of 5 layers done, &lt;12.3&gt; MB</p>"
+        ),
+        "{html}"
+    );
+}
