@@ -40,6 +40,24 @@ async fn serves(h: &TestHost) -> String {
     get_via(&h.listen, &h.host, "/").await.1
 }
 
+/// The `registries:` lines naming `reg` with the password in `pw`.
+fn registries_yaml(reg: &Registry, pw: &std::path::Path) -> String {
+    format!(
+        "registries:\n  - {{host: '{}', username: {}, password_file: {}}}\n",
+        reg.addr,
+        reg.user,
+        pw.display()
+    )
+}
+
+/// `teal apply` fails saying `want`, and traffic stays on 1.0 blue.
+async fn fails_saying(h: &TestHost, want: &str) -> Run {
+    let run = apply(h, &[]);
+    assert!(run.code == 1 && run.stderr.contains(want), "{want}\n{run:?}");
+    assert_eq!(serves(h).await, "1.0 blue\n");
+    run
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn host_config_credentials_pull_and_each_failure_names_the_image_and_cause() {
     proxy_or_fail("haproxy");
@@ -49,12 +67,7 @@ async fn host_config_credentials_pull_and_each_failure_names_the_image_and_cause
     let v1 = reg.push(&app_image_version(&h.docker, "1.0", true).await, &format!("{repo}:1"));
     let v2 = reg.push(&app_image_version(&h.docker, "2.0", true).await, &format!("{repo}:2"));
     let pw = reg.password_file(h.dir.path(), &reg.password);
-    let registries = format!(
-        "registries:\n  - {{host: '{}', username: {}, password_file: {}}}\n",
-        reg.addr,
-        reg.user,
-        pw.display()
-    );
+    let registries = registries_yaml(&reg, &pw);
     config(&h, &registries);
 
     h.push("v1 from the registry", &h.service("blue", &v1, None, ""));
@@ -67,61 +80,46 @@ async fn host_config_credentials_pull_and_each_failure_names_the_image_and_cause
     // A wrong password: the deploy of v2 fails naming whose credentials.
     std::fs::write(&pw, "wrong").unwrap();
     h.push("v2", &h.service("green", &v1, Some(&v2), ""));
-    let refused = apply(&h, &[]);
-    assert_eq!(refused.code, 1, "{refused:?}");
-    let want = format!(
-        "image {v2} could not be pulled: the registry {} refused the credentials from registries[0] in the host config (user {})",
-        reg.addr, reg.user
-    );
-    assert!(refused.stderr.contains(&want), "{want}\n{refused:?}");
+    let refused = fails_saying(
+        &h,
+        &format!(
+            "image {v2} could not be pulled: the registry {} refused the credentials from registries[0] in the host config (user {})",
+            reg.addr, reg.user
+        ),
+    )
+    .await;
     assert!(
         !refused.stderr.contains("wrong"),
         "the password never shows: {refused:?}"
     );
-    assert_eq!(serves(&h).await, "1.0 blue\n");
 
     // No credentials at all.
     config(&h, "");
-    let none = apply(&h, &[]);
-    assert!(
-        none.code == 1
-            && none.stderr.contains(&format!(
-                "the registry {} asks for credentials and this host has none for it",
-                reg.addr
-            )),
-        "{none:?}"
+    let none = format!(
+        "the registry {} asks for credentials and this host has none for it",
+        reg.addr
     );
-    assert_eq!(serves(&h).await, "1.0 blue\n");
+    fails_saying(&h, &none).await;
 
     // A tag that is not there.
     std::fs::write(&pw, &reg.password).unwrap();
     config(&h, &registries);
     let missing = format!("{}/{repo}:9", reg.addr);
     h.push("v9", &h.service("green", &v1, Some(&missing), ""));
-    let absent = apply(&h, &[]);
-    assert!(
-        absent.code == 1
-            && absent.stderr.contains(&format!(
-                "image {missing} could not be pulled: the tag is not in the registry {}",
-                reg.addr
-            )),
-        "{absent:?}"
+    let absent = format!(
+        "image {missing} could not be pulled: the tag is not in the registry {}",
+        reg.addr
     );
-    assert_eq!(serves(&h).await, "1.0 blue\n");
+    fails_saying(&h, &absent).await;
 
     // The registry down.
     reg.stop();
     h.push("v2 again", &h.service("green", &v1, Some(&v2), ""));
-    let down = apply(&h, &[]);
-    assert!(
-        down.code == 1
-            && down.stderr.contains(&format!(
-                "image {v2} could not be pulled: the registry {} cannot be reached",
-                reg.addr
-            )),
-        "{down:?}"
+    let down = format!(
+        "image {v2} could not be pulled: the registry {} cannot be reached",
+        reg.addr
     );
-    assert_eq!(serves(&h).await, "1.0 blue\n");
+    fails_saying(&h, &down).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -205,27 +203,13 @@ async fn an_image_for_another_platform_is_refused_before_it_starts() {
     let arm = reg.push(&local, &format!("{}:1", unique("shop/arm")));
     forget(&local);
     let pw = reg.password_file(h.dir.path(), &reg.password);
-    config(
-        &h,
-        &format!(
-            "registries:\n  - {{host: '{}', username: {}, password_file: {}}}\n",
-            reg.addr,
-            reg.user,
-            pw.display()
-        ),
-    );
+    config(&h, &registries_yaml(&reg, &pw));
     h.push("v1", &h.service("blue", &v1, None, ""));
     assert_eq!(apply(&h, &[]).code, 0);
     h.push("arm", &h.service("green", &v1, Some(&arm), ""));
-    let refused = apply(&h, &[]);
-    assert!(
-        refused.code == 1
-            && refused.stderr.contains(&format!(
-                "image {arm} could not be pulled: the image is built for linux/arm64 and this host runs linux/amd64"
-            )),
-        "{refused:?}"
-    );
-    assert_eq!(serves(&h).await, "1.0 blue\n");
+    let arch =
+        format!("image {arm} could not be pulled: the image is built for linux/arm64 and this host runs linux/amd64");
+    fails_saying(&h, &arch).await;
 }
 
 /// `teal bump --latest` in a config repo work tree, as CI runs it.
@@ -360,15 +344,7 @@ async fn a_tag_moved_in_the_registry_never_changes_what_a_color_runs() {
     let repo = unique("shop/pin");
     let tag = reg.push(&app_image_version(&h.docker, "1.0", true).await, &format!("{repo}:1"));
     let pw = reg.password_file(h.dir.path(), &reg.password);
-    config(
-        &h,
-        &format!(
-            "registries:\n  - {{host: '{}', username: {}, password_file: {}}}\n",
-            reg.addr,
-            reg.user,
-            pw.display()
-        ),
-    );
+    config(&h, &registries_yaml(&reg, &pw));
     h.push("v1", &h.service("blue", &tag, None, ""));
     let first = apply(&h, &[]);
     assert_eq!(first.code, 0, "{first:?}");

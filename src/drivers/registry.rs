@@ -42,13 +42,7 @@ pub async fn tags(base: &str, name: &str, found: &Found) -> Result<Vec<String>, 
     for _ in 0..MAX_PAGES {
         let mut answer = get(&http, &url, auth.as_ref()).await?;
         if answer.status() == StatusCode::UNAUTHORIZED && auth.is_none() {
-            let challenge = answer
-                .headers()
-                .get(WWW_AUTHENTICATE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string();
-            auth = Some(authorize(&http, &challenge, name, found).await?);
+            auth = Some(authorize(&http, &challenge(&answer), name, found).await?);
             answer = get(&http, &url, auth.as_ref()).await?;
         }
         let status = answer.status();
@@ -104,13 +98,7 @@ pub async fn manifest_digest(base: &str, name: &str, tag: &str, found: &Found) -
     };
     let mut answer = head(None).await.map_err(|e| format!("HEAD {url}: {}", cause(&e)))?;
     if answer.status() == StatusCode::UNAUTHORIZED {
-        let challenge = answer
-            .headers()
-            .get(WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let auth = authorize(&http, &challenge, name, found).await?;
+        let auth = authorize(&http, &challenge(&answer), name, found).await?;
         answer = head(Some(auth))
             .await
             .map_err(|e| format!("HEAD {url}: {}", cause(&e)))?;
@@ -124,6 +112,16 @@ pub async fn manifest_digest(base: &str, name: &str, tag: &str, found: &Found) -
         StatusCode::NOT_FOUND => Ok(None),
         s => Err(format!("HEAD {url}: HTTP {s}")),
     }
+}
+
+/// The `WWW-Authenticate` challenge of a 401 answer.
+fn challenge(answer: &reqwest::Response) -> String {
+    answer
+        .headers()
+        .get(WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
 }
 
 fn client() -> Result<reqwest::Client, String> {

@@ -35,7 +35,8 @@ pub fn registry_or_fail() {
     }
 }
 
-fn run(cmd: &mut Command) -> String {
+/// Runs `cmd`, failing with its output unless it succeeds; its stdout.
+pub fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
         out.status.success(),
