@@ -1,7 +1,7 @@
 //! The dashboard's rows per color of a service: version, image, traffic,
 //! running and healthy replicas, and in swarm mode the tasks.
 
-use super::html::esc;
+use super::escape::esc;
 use crate::daemon::status::ServiceStatus;
 use crate::spec::Color;
 

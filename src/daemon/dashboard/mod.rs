@@ -9,6 +9,7 @@
 //! show one and the same view.
 
 mod colors;
+mod escape;
 pub mod html;
 pub mod sse;
 
