@@ -314,8 +314,9 @@ async fn a_missing_image_changes_nothing(kind: Kind) {
     let run = e.apply();
     assert_eq!(run.code, 1);
     assert!(
-        run.stderr
-            .contains("image registry.invalid/shop/web:9.9 is not present locally and could not be pulled"),
+        run.stderr.contains(
+            "image registry.invalid/shop/web:9.9 could not be pulled: the registry registry.invalid cannot be reached"
+        ),
         "{}",
         run.stderr
     );

@@ -222,7 +222,7 @@ async fn a_missing_image_is_a_clear_error_and_creates_nothing() {
     let err = f.docker.pull(image, |_| {}).await.unwrap_err().to_string();
     assert!(
         err.starts_with(&format!(
-            "image {image} is not present locally and could not be pulled: "
+            "image {image} could not be pulled: the registry registry.invalid cannot be reached (Docker said: "
         )),
         "{err}"
     );
