@@ -14,6 +14,9 @@
 #[path = "../tests/common/registry.rs"]
 #[allow(dead_code)]
 mod registry;
+#[path = "../tests/common/token.rs"]
+#[allow(dead_code)]
+mod token;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -426,3 +426,67 @@ async fn a_tag_moved_in_the_registry_never_changes_what_a_color_runs() {
     assert_eq!(serves(&h).await, "1.0 green\n");
     daemon.terminate();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_that_asks_for_bearer_tokens_serves_pulls_and_bump_latest() {
+    proxy_or_fail("haproxy");
+    let reg = Registry::start_token();
+    let h = TestHost::new("regtok").await;
+    let repo = unique("shop/tok");
+    let v1 = reg.push(
+        &app_image_version(&h.docker, "1.0", true).await,
+        &format!("{repo}:1.0.0"),
+    );
+    reg.push(
+        &app_image_version(&h.docker, "2.0", true).await,
+        &format!("{repo}:1.1.0"),
+    );
+
+    // teal's own client: the tag list through the token service.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("services")).unwrap();
+    let file = dir.path().join("services/web.yaml");
+    std::fs::write(
+        &file,
+        format!("active: blue\nblue: {{image: '{v1}'}}\nport: 8080\nroute: {{host: shop.example.com}}\nhealth: {{http: {{path: /healthz}}}}\n"),
+    )
+    .unwrap();
+    let pattern = format!("{}/{repo}:^1", reg.addr);
+    let bumped = bump_latest(dir.path(), &pattern, &reg.docker_config);
+    assert_eq!(bumped.code, 0, "{bumped:?}");
+    assert!(bumped.stdout.contains("newest match 1.1.0 (of 2 tags)"), "{bumped:?}");
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .contains(&format!("{repo}:1.1.0")));
+    // Wrong credentials: the token service refuses them, and says whose.
+    let wrong = dir.path().join("wrong");
+    std::fs::create_dir_all(&wrong).unwrap();
+    let b64 = base64_user_pass(&reg.user, "not-the-password");
+    std::fs::write(
+        wrong.join("config.json"),
+        format!(r#"{{"auths": {{"{}": {{"auth": "{b64}"}}}}}}"#, reg.addr),
+    )
+    .unwrap();
+    let refused = bump_latest(dir.path(), &pattern, &wrong);
+    assert!(
+        refused.code == 1
+            && refused
+                .stderr
+                .contains("refused (HTTP 401 Unauthorized) the credentials from auths in")
+            && refused.stderr.contains(&format!("(user {})", reg.user)),
+        "{refused:?}"
+    );
+
+    // Docker's pull through the same flow, with the host config's credentials.
+    let pw = reg.password_file(h.dir.path(), &reg.password);
+    config(&h, &registries_yaml(&reg, &pw));
+    h.push("v1", &h.service("blue", &v1, None, ""));
+    let first = apply(&h, &[]);
+    assert_eq!(first.code, 0, "{first:?}");
+    assert_eq!(serves(&h).await, "1.0 blue\n");
+}
+
+fn base64_user_pass(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+}

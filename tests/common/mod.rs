@@ -14,6 +14,7 @@ pub mod registry;
 pub mod signing;
 pub mod swarm;
 pub mod tls;
+pub mod token;
 pub mod wrk;
 
 use std::path::{Path, PathBuf};

@@ -48,22 +48,44 @@ pub fn run(cmd: &mut Command) -> String {
 }
 
 impl Registry {
-    /// Starts a registry that asks for `user`'s password, and logs the
-    /// test's Docker CLI config in to it.
+    /// Starts a registry that asks for `user`'s password (HTTP Basic),
+    /// and logs the test's Docker CLI config in to it.
     pub fn start() -> Registry {
+        Registry::start_with(false)
+    }
+
+    /// Starts a registry that asks for Bearer tokens from a token
+    /// service of the test's own (`token`), which asks for the password.
+    pub fn start_token() -> Registry {
+        Registry::start_with(true)
+    }
+
+    fn start_with(token: bool) -> Registry {
         registry_or_fail();
         let dir = tempfile::tempdir().unwrap();
         let user = "teal-ci".to_string();
         let password = super::unique("pw");
-        let htpasswd = run(Command::new("htpasswd").args(["-Bbn", &user, &password]));
-        std::fs::write(dir.path().join("htpasswd"), htpasswd).unwrap();
+        let d = dir.path().display();
+        let auth = if token {
+            let t = super::token::TokenService::start(dir.path(), &user, &password);
+            format!(
+                "auth:\n  token: {{realm: '{}', service: {}, issuer: {}, rootcertbundle: {}}}\n",
+                t.realm,
+                super::token::SERVICE,
+                super::token::ISSUER,
+                t.cert.display()
+            )
+        } else {
+            let htpasswd = run(Command::new("htpasswd").args(["-Bbn", &user, &password]));
+            std::fs::write(dir.path().join("htpasswd"), htpasswd).unwrap();
+            format!("auth:\n  htpasswd: {{realm: teal-test, path: {d}/htpasswd}}\n")
+        };
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
-        let d = dir.path().display();
         std::fs::write(
             dir.path().join("config.yml"),
             format!(
-                "version: 0.1\nlog: {{level: warn}}\nstorage:\n  filesystem: {{rootdirectory: {d}/data}}\n  delete: {{enabled: true}}\nhttp: {{addr: '{addr}'}}\nauth:\n  htpasswd: {{realm: teal-test, path: {d}/htpasswd}}\n"
+                "version: 0.1\nlog: {{level: warn}}\nstorage:\n  filesystem: {{rootdirectory: {d}/data}}\n  delete: {{enabled: true}}\nhttp: {{addr: '{addr}'}}\n{auth}"
             ),
         )
         .unwrap();
