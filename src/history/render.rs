@@ -110,6 +110,14 @@ pub fn detail(e: &Entry) -> String {
         .filter_map(|s| Some(format!("release: {}", s.note.as_deref()?)))
         .collect();
     parts.extend(e.started.iter().map(|s| format!("started {} {}", s.color, s.image)));
+    // The digest a started color's tag was pinned to (its pull step's note).
+    parts.extend(
+        e.steps
+            .iter()
+            .filter(|s| s.step == StepKind::PullImage && s.result == EventResult::Ok)
+            .filter_map(|s| s.note.as_deref()?.split_once(" to ").map(|(_, d)| d.to_string()))
+            .map(|d| format!("at {}", &d[..d.len().min("sha256:".len() + 12)])),
+    );
     if let Some(sw) = e.switch {
         parts.push(match sw.from {
             Some(from) => format!("traffic {from} -> {}", sw.to),

@@ -268,6 +268,18 @@ fn a_release_says_its_exit_and_last_lines_before_what_started() {
 }
 
 #[test]
+fn the_digest_a_pull_pinned_follows_what_started() {
+    let mut log = Log::default();
+    log.line("web", "c1", "pull_image", "ok").note = Some("resolved to sha256:1f2e3d4c5b6a7980aabbccddeeff".into());
+    log.deploy("c1", None, Blue, "r.example.com/web:1");
+    let e = &log.entries()[0];
+    assert_eq!(
+        render::detail(e),
+        "started blue r.example.com/web:1, at sha256:1f2e3d4c5b6a, traffic to blue"
+    );
+}
+
+#[test]
 fn a_certificate_line_is_an_entry_of_its_own_and_leaves_a_run_open() {
     let mut log = Log::default();
     log.start("web", "c1", Blue, "web:1");
