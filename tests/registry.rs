@@ -210,6 +210,55 @@ async fn an_image_for_another_platform_is_refused_before_it_starts() {
     let arch =
         format!("image {arm} could not be pulled: the image is built for linux/arm64 and this host runs linux/amd64");
     fails_saying(&h, &arch).await;
+
+    // A multi-platform tag (a manifest list) with no build for this host:
+    // Docker itself refuses the pull, and teal says what that means.
+    let list = manifest_list_of(&reg, &arm).await;
+    h.push("list", &h.service("green", &v1, Some(&list), ""));
+    let none = format!("image {list} could not be pulled: the image has no build for this host's platform");
+    let run = fails_saying(&h, &none).await;
+    assert!(run.stderr.contains("no matching manifest for linux/amd64"), "{run:?}");
+}
+
+/// Puts a manifest list holding only `image`'s manifest (linux/arm64) in
+/// the registry, through its API, as `<repo>:list`.
+async fn manifest_list_of(reg: &Registry, image: &str) -> String {
+    let (repo, tag) = image.rsplit_once(':').unwrap();
+    let name = repo.split_once('/').unwrap().1;
+    let http = reqwest::Client::new();
+    let base = format!("http://{}/v2/{name}/manifests", reg.addr);
+    let single = "application/vnd.docker.distribution.manifest.v2+json";
+    let head = http
+        .head(format!("{base}/{tag}"))
+        .header("Accept", single)
+        .basic_auth(&reg.user, Some(&reg.password))
+        .send()
+        .await
+        .unwrap();
+    assert!(head.status().is_success(), "{head:?}");
+    let digest = head.headers()["docker-content-digest"].to_str().unwrap().to_string();
+    let size: u64 = head.headers()["content-length"].to_str().unwrap().parse().unwrap();
+    let list_type = "application/vnd.docker.distribution.manifest.list.v2+json";
+    let body = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": list_type,
+        "manifests": [{"mediaType": single, "size": size, "digest": digest, "platform": {"architecture": "arm64", "os": "linux"}}],
+    });
+    let put = http
+        .put(format!("{base}/list"))
+        .header("Content-Type", list_type)
+        .basic_auth(&reg.user, Some(&reg.password))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = put.status();
+    assert!(
+        status.is_success(),
+        "{status}: {}",
+        put.text().await.unwrap_or_default()
+    );
+    format!("{repo}:list")
 }
 
 /// `teal bump --latest` in a config repo work tree, as CI runs it.
