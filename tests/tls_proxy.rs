@@ -124,6 +124,32 @@ async fn haproxy_serves_installs_and_replaces_a_route_certificate_without_a_relo
     let (head, _) = curl(&format!("http://shop.test:{http}/"), &plain, None);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(driver.certificates().await.unwrap().is_empty());
+
+    // A service named `default` neither replaces nor removes the fallback
+    // certificate (a restarted HAProxy would not start without its file).
+    let fallback = find(dir.path(), "teal.default.pem").expect("the fallback certificate's file");
+    let before = std::fs::read(&fallback).unwrap();
+    driver.put_certificate("default", &hosts, &one).await.unwrap();
+    driver.remove_certificate("default").await.unwrap();
+    assert_eq!(std::fs::read(&fallback).unwrap(), before, "the fallback is untouched");
+    let (_, tls) = curl(&format!("https://shop.test:{https}/"), &secure, None);
+    assert!(tls.contains("subject: CN=teal.invalid"), "{tls}");
+}
+
+/// The first file named `name` under `dir`.
+fn find(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if p.file_name().is_some_and(|n| n == name) {
+            return Some(p);
+        }
+        if p.is_dir() {
+            if let Some(found) = find(&p, name) {
+                return Some(found);
+            }
+        }
+    }
+    None
 }
 
 /// The pass's certificate step (`reconcile::certs`) on a real HAProxy: a

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::tls::{crt_list_line, install_commands, TlsFiles};
+use super::tls::{crt_list_line, install_commands, TlsFiles, FALLBACK};
 use super::Haproxy;
 use crate::drivers::reload::{persist, read_opt};
 use crate::drivers::route::ProxyError;
@@ -27,9 +27,9 @@ impl Haproxy {
     pub(super) fn prepare_tls(&self) -> Result<(), ProxyError> {
         let f = self.files();
         let store = Store::new(&f.dir);
-        if store.get("default", None).map_err(tls_err)?.is_none() {
+        if store.get(FALLBACK, None).map_err(tls_err)?.is_none() {
             let m = self_signed("teal.invalid").map_err(tls_err)?;
-            store.put("default", &m).map_err(tls_err)?;
+            store.put(FALLBACK, &m).map_err(tls_err)?;
         }
         for path in [f.crt_list(), f.acme_map(), f.hosts_map()] {
             if !path.exists() {

@@ -17,8 +17,10 @@ pub struct TlsFiles {
 
 impl TlsFiles {
     /// Presented when no route's certificate matches the client's SNI.
+    /// Its name holds a dot, which no service name may (a-z, 0-9, '-'),
+    /// so a service called `default` never overwrites or removes it.
     pub fn default_cert(&self) -> PathBuf {
-        self.dir.join("default.pem")
+        self.dir.join(format!("{FALLBACK}.pem"))
     }
     /// One line per installed certificate: its file and host names.
     pub fn crt_list(&self) -> PathBuf {
@@ -37,6 +39,9 @@ impl TlsFiles {
         self.dir.join(format!("{service}.pem"))
     }
 }
+
+/// The store name of the fallback certificate.
+pub(super) const FALLBACK: &str = "teal.default";
 
 fn p(path: &Path) -> String {
     path.display().to_string()
@@ -131,6 +136,21 @@ mod tests {
     }
 
     #[test]
+    fn no_service_name_is_the_fallback_certificates_file() {
+        let files = TlsFiles { dir: "/s/tls".into() };
+        for name in ["default", "teal-default", "teal", "fallback"] {
+            assert_ne!(files.cert(name), files.default_cert(), "{name}");
+        }
+        let service_like = FALLBACK
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        assert!(
+            !service_like,
+            "the fallback's name must hold a byte no service name may"
+        );
+    }
+
+    #[test]
     fn plain_routes_render_no_tls_and_tls_routes_redirect_once_installed() {
         let files = TlsFiles { dir: "/s/tls".into() };
         let plain = route("web", "shop.test", None);
@@ -147,7 +167,7 @@ mod tests {
         let text = frontend(&[&plain, &tls], "127.0.0.1:443", &files);
         assert_eq!(
             text,
-            "    bind 127.0.0.1:443 ssl crt /s/tls/default.pem crt-list /s/tls/teal.crtlist\n    http-request return status 200 content-type text/plain lf-string \"%[path,field(4,/),map(/s/tls/acme.map)]\" if { path_beg /.well-known/acme-challenge/ } { path,field(4,/),map(/s/tls/acme.map) -m found }\n    http-request set-var(txn.teal_cert) var(txn.host),map(/s/tls/hosts.map) if !{ ssl_fc }\n    http-request redirect scheme https code 308 if !{ ssl_fc } { var(txn.host) -m str shop.test www.shop.test } { var(txn.teal_cert) -m found }\n    http-response set-header Strict-Transport-Security \"max-age=31536000\" if { ssl_fc } { var(txn.host) -m str shop.test www.shop.test }\n"
+            "    bind 127.0.0.1:443 ssl crt /s/tls/teal.default.pem crt-list /s/tls/teal.crtlist\n    http-request return status 200 content-type text/plain lf-string \"%[path,field(4,/),map(/s/tls/acme.map)]\" if { path_beg /.well-known/acme-challenge/ } { path,field(4,/),map(/s/tls/acme.map) -m found }\n    http-request set-var(txn.teal_cert) var(txn.host),map(/s/tls/hosts.map) if !{ ssl_fc }\n    http-request redirect scheme https code 308 if !{ ssl_fc } { var(txn.host) -m str shop.test www.shop.test } { var(txn.teal_cert) -m found }\n    http-response set-header Strict-Transport-Security \"max-age=31536000\" if { ssl_fc } { var(txn.host) -m str shop.test www.shop.test }\n"
         );
         assert_eq!(
             crt_list_line(&files, "web", &["shop.test".into(), "www.shop.test".into()]),
