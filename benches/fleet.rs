@@ -89,7 +89,7 @@ async fn cold() {
         teal_secs / raw
     );
     // The proxy teal apply left serving, and the containers.
-    common::host::kill_proxies(&h.proxy_dir());
+    common::process::kill_proxies(&h.proxy_dir());
     let _ = Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -105,7 +105,7 @@ struct Host {
     listen: String,
     api: String,
     dir: std::path::PathBuf,
-    daemon: Option<common::host::Daemon>,
+    daemon: Option<common::process::Daemon>,
 }
 
 impl Host {
@@ -139,7 +139,7 @@ impl Host {
 
     fn start(&mut self) {
         let log = std::fs::File::create(self.dir.join("daemon.log")).unwrap();
-        self.daemon = Some(common::host::Daemon(
+        self.daemon = Some(common::process::Daemon(
             Command::new(common::teal_bin())
                 .args(["daemon", "--config", self.dir.join("daemon.yaml").to_str().unwrap()])
                 .stderr(log)
@@ -224,7 +224,7 @@ async fn waves() {
     );
     for host in [&mut a, &mut b] {
         host.daemon.take();
-        common::host::kill_proxies(&host.dir.join("state/proxy"));
+        common::process::kill_proxies(&host.dir.join("state/proxy"));
     }
 }
 

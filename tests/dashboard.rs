@@ -13,7 +13,7 @@ use common::{app_image_version, free_port, get_via, git_in, proxy_or_fail, teal}
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A host serving 1.0 on blue, and the 2.0 image for the next deploy.
-async fn serving_1_0(prefix: &str) -> (TestHost, common::host::Daemon, String, String) {
+async fn serving_1_0(prefix: &str) -> (TestHost, common::process::Daemon, String, String) {
     proxy_or_fail("haproxy");
     let h = TestHost::new(prefix).await;
     let v1 = app_image_version(&h.docker, "1.0", true).await;

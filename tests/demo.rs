@@ -120,7 +120,7 @@ async fn demo_serves_switches_on_a_committed_bump_and_cleans_up() {
     assert!(status.success(), "Ctrl-C stops the demo cleanly: {status}");
     // ... and the proxy it started: nothing of it keeps running.
     let proxy_dir = std::fs::canonicalize(&dir).unwrap().join("state/proxy");
-    let left = common::host::processes_of(&proxy_dir);
+    let left = common::process::processes_of(&proxy_dir);
     assert!(left.is_empty(), "the demo's proxy outlived Ctrl-C: {left:?}");
     assert!(
         std::net::TcpStream::connect(&listen).is_err(),

@@ -140,7 +140,7 @@ async fn placement_waves_a_failed_wave_and_an_unreachable_one() {
     // An unreachable wave-1 host holds wave 2.
     da.kill_9();
     let _ = a.engine.docker(&["ps"]);
-    common::host::kill_proxies(&h.dir.path().join("h1/state/proxy"));
+    common::process::kill_proxies(&h.dir.path().join("h1/state/proxy"));
     let c3 = commit(&h, &[(&web_file, service(&web, "blue", &v3, Some(&v2), waves))]);
     let start = Instant::now();
     loop {

@@ -19,7 +19,7 @@ fn append_config(h: &TestHost, lines: &str) {
 
 /// Waits up to `secs` for the daemon to exit; its exit code, or `None`
 /// while it still runs.
-fn exit_within(d: &mut common::host::Daemon, secs: u64) -> Option<i32> {
+fn exit_within(d: &mut common::process::Daemon, secs: u64) -> Option<i32> {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(secs) {
         if let Some(s) = d.0.try_wait().unwrap() {
@@ -231,7 +231,7 @@ async fn a_foreign_host_header_dns_rebinding_is_refused() {
 
 /// `teal daemon` with its open files limited to `nofile` (soft and hard,
 /// as `prlimit --nofile=256` sets them), its stderr appended to the log.
-fn start_daemon_with_nofile(h: &TestHost, nofile: u64) -> common::host::Daemon {
+fn start_daemon_with_nofile(h: &TestHost, nofile: u64) -> common::process::Daemon {
     use std::os::unix::process::CommandExt;
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -256,7 +256,7 @@ fn start_daemon_with_nofile(h: &TestHost, nofile: u64) -> common::host::Daemon {
             Ok(())
         });
     }
-    common::host::Daemon(cmd.spawn().unwrap())
+    common::process::Daemon(cmd.spawn().unwrap())
 }
 
 /// A slowloris: `n` connections to `addr`, a third sending nothing, a

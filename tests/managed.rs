@@ -8,7 +8,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::host::{processes_of, TestHost};
+use common::host::TestHost;
+use common::process::processes_of;
 use common::wrk::Wrk;
 use common::{app_image_version, get_via, proxy_or_fail};
 

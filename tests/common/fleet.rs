@@ -6,12 +6,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::engine::Engine;
-use super::host::{Daemon, TestHost};
+use super::host::TestHost;
+use super::process::Daemon;
 use super::{free_port, try_get_via};
 
 impl Drop for Member {
     fn drop(&mut self) {
-        super::host::kill_proxies(&self.config.with_file_name("state").join("proxy"));
+        super::process::kill_proxies(&self.config.with_file_name("state").join("proxy"));
     }
 }
 

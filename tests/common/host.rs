@@ -3,10 +3,11 @@
 //! config (a managed proxy, or an operator's HAProxy the test starts),
 //! and `teal daemon` runs whose logs a failing assertion prints.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::process::{kill_proxies, Daemon};
 use super::{docker_or_fail, free_port, git_in, teal_bin, try_get_via, unique, DockerGuard};
 use teal::drivers::docker::DockerDriver;
 use teal::drivers::managed::{self, Managed, ManagedSpec};
@@ -57,71 +58,10 @@ pub struct OperatorProxy {
     pub yaml: String,
 }
 
-/// A `teal daemon` process, killed on drop.
-pub struct Daemon(pub Child);
-
-impl Drop for Daemon {
-    /// A clean stop, as `systemctl stop` does: SIGTERM, so teal stops the
-    /// proxy it owns; SIGKILL only if it does not end in 20 s.
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            // SAFETY: kill(2) with plain integers.
-            unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(20) {
-                if let Ok(Some(_)) = self.0.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 impl Drop for TestHost {
     /// A proxy left serving by a killed daemon (kill -9 tests) ends here.
     fn drop(&mut self) {
         kill_proxies(&self.proxy_dir());
-    }
-}
-
-/// SIGKILL to every process group of a proxy started in `dir`.
-pub fn kill_proxies(dir: &Path) {
-    for (pid, _) in processes_of(dir) {
-        // SAFETY: kill(2) with plain integers.
-        unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    }
-}
-
-impl Daemon {
-    pub fn pid(&self) -> u32 {
-        self.0.id()
-    }
-
-    /// `kill -9`: no handler runs, nothing is cleaned up.
-    pub fn kill_9(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-
-    /// SIGTERM, then waits (at most 30 s) for a clean exit; its status.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
-        // SAFETY: kill(2) with plain integers.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "teal did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
 }
 
@@ -409,36 +349,4 @@ impl TestHost {
         let v: serde_json::Value = serde_json::from_str(&text).ok()?;
         v["pid"].as_u64().map(|p| p as u32)
     }
-}
-
-/// Every process whose command line names `dir` (a proxy master started
-/// there) or that is in the process group of one: workers included.
-pub fn processes_of(dir: &Path) -> Vec<(u32, String)> {
-    let needle = dir.display().to_string();
-    let all: Vec<(u32, u32, String)> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let rest = stat.rsplit_once(')')?.1;
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            if f.first() == Some(&"Z") {
-                return None;
-            }
-            let pgid: u32 = f.get(2)?.parse().ok()?;
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            Some((pid, pgid, cmd))
-        })
-        .collect();
-    let groups: Vec<u32> = all
-        .iter()
-        .filter(|(_, _, c)| c.contains(&needle))
-        .map(|(_, g, _)| *g)
-        .collect();
-    all.into_iter()
-        .filter(|(_, g, _)| groups.contains(g))
-        .map(|(p, _, c)| (p, c))
-        .collect()
 }

@@ -45,7 +45,7 @@ async fn post_via(proxy: &str, host: &str, len: usize) -> u16 {
 /// The proxy's processes other than its master: its workers.
 fn workers(p: &Proxy) -> Vec<u32> {
     let master = p.managed.pid();
-    crate::common::host::processes_of(&p.managed.spec().dir)
+    crate::common::process::processes_of(&p.managed.spec().dir)
         .into_iter()
         .map(|(pid, _)| pid)
         .filter(|pid| *pid != master)
