@@ -58,6 +58,7 @@ pub async fn start(kind: &str) -> Replicas {
             secrets: Default::default(),
             env_key: Some(Default::default()),
             run_image: None,
+            digest: None,
         };
         runtime.ensure_color(&spec, 2, &BTreeMap::new(), "bench").await.unwrap();
     }

@@ -54,6 +54,27 @@ impl Pins {
     }
 }
 
+/// `desired` with, for each `pull: always` service, the digest each
+/// color's tag is pinned to on this host (what the planner compares with
+/// what runs). Unchanged, and not copied, when no service asks for it.
+pub fn with_pins<'a>(
+    desired: &'a crate::spec::Desired,
+    state_dir: &Path,
+) -> std::borrow::Cow<'a, crate::spec::Desired> {
+    use crate::spec::PullPolicy;
+    if !desired.services.values().any(|s| s.pull == PullPolicy::Always) {
+        return std::borrow::Cow::Borrowed(desired);
+    }
+    let pins = Pins::new(state_dir).all();
+    let mut d = desired.clone();
+    for svc in d.services.values_mut().filter(|s| s.pull == PullPolicy::Always) {
+        for c in crate::spec::Color::ALL {
+            *svc.digests.get_mut(c) = svc.images.get(c).as_ref().and_then(|i| pins.get(i).cloned());
+        }
+    }
+    std::borrow::Cow::Owned(d)
+}
+
 /// Whether `image` already names a digest (`repo@sha256:...`).
 pub fn has_digest(image: &str) -> bool {
     image.contains('@')

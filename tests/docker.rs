@@ -53,6 +53,7 @@ impl Fixture {
             secrets: Default::default(),
             env_key: Some(Default::default()),
             run_image: None,
+            digest: None,
         }
     }
 }

@@ -173,6 +173,7 @@ async fn driver(allowed: &Path, volumes: &[String]) -> (DockerDriver, ContainerS
         secrets: Default::default(),
         env_key: None,
         run_image: None,
+        digest: None,
     };
     (docker.with_mounts(rules), spec, guard)
 }

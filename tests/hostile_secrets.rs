@@ -54,6 +54,7 @@ async fn the_secret_file_exemption_mounts_only_what_teal_wrote_for_the_container
         secrets,
         env_key: Some(Default::default()),
         run_image: None,
+        digest: None,
     };
     let value = unique("value");
     let mine = BTreeMap::from([(

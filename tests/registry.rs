@@ -539,3 +539,38 @@ fn base64_user_pass(user: &str, password: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pull_always_follows_a_moved_tag_on_the_idle_color_and_refuses_to_restart_the_live_one() {
+    proxy_or_fail("haproxy");
+    let reg = Registry::start();
+    let h = TestHost::new("regalways").await;
+    let repo = unique("shop/always");
+    let one = app_image_version(&h.docker, "1.0", true).await;
+    let two = app_image_version(&h.docker, "2.0", true).await;
+    let live = reg.push(&one, &format!("{repo}:live"));
+    let next = reg.push(&one, &format!("{repo}:next"));
+    let pw = reg.password_file(h.dir.path(), &reg.password);
+    config(&h, &registries_yaml(&reg, &pw));
+    h.push("both", &h.service("blue", &live, Some(&next), "pull: always\n"));
+    let first = apply(&h, &[]);
+    assert_eq!(first.code, 0, "{first:?}");
+    let green = format!("teal-{}-green-0", h.svc);
+    let before = container_image(&green);
+    assert!(before.contains("@sha256:"), "{before}");
+
+    // The idle color's tag moves: the next pass pins it anew and restages green.
+    reg.push(&two, &format!("{repo}:next"));
+    let followed = apply(&h, &[]);
+    assert_eq!(followed.code, 0, "{followed:?}");
+    let after = container_image(&green);
+    assert!(after.contains("@sha256:") && after != before, "{before} -> {after}\n{followed:?}");
+    assert_eq!(serves(&h).await, "1.0 blue\n", "traffic stays on blue");
+    let again = apply(&h, &[]);
+    assert!(again.code == 0 && again.stderr.contains("converged: 0 services changed"), "{again:?}");
+
+    // The live color's tag moves: restarting blue under traffic is refused,
+    // saying why; blue keeps serving what it ran.
+    reg.push(&two, &format!("{repo}:live"));
+    fails_saying(&h, "the setting digest (pull: always followed a moved tag) of blue, the color serving traffic, would change").await;
+}

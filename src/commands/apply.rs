@@ -43,6 +43,15 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
     eprintln!("teal apply: {} at {short}", config.repo.url);
     let log = EventLog::open(&config.state_dir)?.with_rotation(config.events.rotation());
     let host = Host::connect(config).await?;
+    // `pull: always`: a moved tag is pinned anew first, so this pass redeploys it.
+    if rev
+        .desired
+        .services
+        .values()
+        .any(|s| s.pull == crate::spec::PullPolicy::Always)
+    {
+        crate::reconcile::moved::follow(&host.config, &rev.desired).await;
+    }
     let progress = |e: &StepEvent| {
         let took = duration::format(std::time::Duration::from_millis(e.duration.as_millis() as u64));
         match &e.result {

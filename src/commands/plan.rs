@@ -26,7 +26,7 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
     let swarm = config.docker.mode == DockerMode::Swarm;
     let host = Host::connect_read_only(config).await?;
     let observed = host.observe(&rev.desired).await?;
-    let plan = crate::plan::plan(&rev.desired, &observed);
+    let plan = crate::plan::plan(&crate::pins::with_pins(&rev.desired, &host.config.state_dir), &observed);
     let tasks = swarm.then(|| tasks::rows(&observed));
     let moved = crate::reconcile::moved::moved(&host.config, &rev.desired).await;
     let notes: String = moved.iter().map(|m| format!("note: {}\n", m.line())).collect();

@@ -22,7 +22,7 @@ impl Daemon {
             return;
         }
         self.moved_at = Some(std::time::Instant::now());
-        let moved = crate::reconcile::moved::moved(&self.host.config, &rev.desired).await;
+        let moved = crate::reconcile::moved::follow(&self.host.config, &rev.desired).await;
         let mut status = self.shared.status.write().expect("status lock");
         for (name, s) in status.services.iter_mut() {
             for c in crate::spec::Color::ALL {

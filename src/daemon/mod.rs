@@ -195,7 +195,8 @@ impl Daemon {
                 return outage || !e.is_no_quorum();
             }
         };
-        let mut plan = crate::plan::plan(&rev.desired, &observed);
+        let state = self.host.config.state_dir.clone();
+        let mut plan = crate::plan::plan(&crate::pins::with_pins(&rev.desired, &state), &observed);
         let now = Instant::now();
         for o in crate::outcome::planned(&plan) {
             self.planned(&o, &rev);
@@ -219,7 +220,7 @@ impl Daemon {
         if let Ok(o) = fresh {
             self.update_services(&o);
             figures::probe_health(&self.shared, &self.host.docker, &rev.desired, &o);
-            converged = !crate::plan::plan(&rev.desired, &o).has_changes();
+            converged = !crate::plan::plan(&crate::pins::with_pins(&rev.desired, &state), &o).has_changes();
         }
         self.certificates(&rev).await;
         self.moved(&rev).await;

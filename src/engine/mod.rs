@@ -125,7 +125,7 @@ impl Engine<'_> {
             Step::StartColor { color, replicas, .. } => {
                 let svc = need()?;
                 let mut spec = container_spec(svc, *color)?;
-                spec.run_image = self.pinned(name, &spec.image).await?;
+                self.pin_spec(svc, &mut spec).await?;
                 self.docker
                     .ensure_color(&spec, *replicas, &svc.placement, self.commit)
                     .await?;

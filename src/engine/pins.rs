@@ -6,6 +6,8 @@
 use super::{Engine, StepError};
 use crate::drivers::runtime::Runtime;
 use crate::pins::{has_digest, pinned, Pins};
+use crate::spec::container::ContainerSpec;
+use crate::spec::{PullPolicy, Service};
 
 impl Engine<'_> {
     fn pins(&self) -> Option<Pins> {
@@ -37,6 +39,22 @@ impl Engine<'_> {
     /// What a color of `image` runs: its pinned digest (pulled by digest
     /// when missing, say after a cleanup), or `None`: `image` as written.
     pub(super) async fn pinned(&self, name: &str, image: &str) -> Result<Option<String>, StepError> {
+        Ok(self.pin(name, image).await?.map(|(reference, _)| reference))
+    }
+
+    /// Pins `spec` as the color runs it: the reference to create from and,
+    /// with `pull: always`, the digest its spec carries (so the label's
+    /// hash is the one the planner computes with the pin).
+    pub(super) async fn pin_spec(&self, svc: &Service, spec: &mut ContainerSpec) -> Result<(), StepError> {
+        let pin = self.pin(&svc.name, &spec.image).await?;
+        if svc.pull == PullPolicy::Always {
+            spec.digest = pin.as_ref().map(|(_, d)| d.clone());
+        }
+        spec.run_image = pin.map(|(reference, _)| reference);
+        Ok(())
+    }
+
+    async fn pin(&self, name: &str, image: &str) -> Result<Option<(String, String)>, StepError> {
         let Some(digest) = self.pins().and_then(|p| p.get(image)) else {
             return Ok(None);
         };
@@ -44,6 +62,6 @@ impl Engine<'_> {
         self.docker
             .pull(&reference, |line| (self.on_progress)(name, &line))
             .await?;
-        Ok(Some(reference))
+        Ok(Some((reference, digest)))
     }
 }

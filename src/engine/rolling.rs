@@ -28,7 +28,7 @@ impl Engine<'_> {
             return self.roll_swarm(s, svc, color, max_surge).await;
         }
         let mut spec = container_spec(svc, color)?;
-        spec.run_image = self.pinned(&svc.name, &spec.image).await?;
+        self.pin_spec(svc, &mut spec).await?;
         let hash = spec.hash();
         let mut done = 0;
         loop {

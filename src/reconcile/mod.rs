@@ -173,7 +173,11 @@ impl Host {
 
     /// Observes the host and plans `desired` against it.
     pub async fn plan(&self, desired: &Desired) -> Result<Plan, ObserveError> {
-        Ok(plan(desired, &self.observe(desired).await?))
+        let observed = self.observe(desired).await?;
+        Ok(plan(
+            &crate::pins::with_pins(desired, &self.config.state_dir),
+            &observed,
+        ))
     }
 
     /// Runs an already computed plan; the images colors started with go

@@ -1,7 +1,8 @@
 //! Tags that moved: for each color whose image tag this host pinned
 //! (`crate::pins`), the digest the registry serves the tag at now. A
-//! difference is shown (`teal plan`, `/status`), never acted on: the
-//! color keeps running the pinned bytes until a commit names another tag.
+//! difference is shown (`teal plan`, `/status`) and not acted on: the
+//! color keeps running the pinned bytes until a commit names another tag,
+//! unless its service says `pull: always` (`follow`).
 
 use std::collections::BTreeMap;
 
@@ -37,6 +38,35 @@ impl Moved {
 
 fn short(digest: &str) -> &str {
     &digest[..digest.len().min("sha256:".len() + 12)]
+}
+
+/// What moved, after following it where a service asks (`pull: always`):
+/// such a tag is pinned to what it means now, so the next plan redeploys
+/// its color; the rest is returned, to be shown.
+pub async fn follow(config: &HostConfig, desired: &Desired) -> Vec<Moved> {
+    let all = moved(config, desired).await;
+    let pins = crate::pins::Pins::new(&config.state_dir);
+    let mut shown = vec![];
+    for m in all {
+        let follows = desired
+            .services
+            .get(&m.service)
+            .is_some_and(|s| s.pull == crate::spec::PullPolicy::Always);
+        if !follows {
+            shown.push(m);
+            continue;
+        }
+        match pins.set(&m.image, &m.now) {
+            Ok(()) => {
+                tracing::info!(service = %m.service, "{}; pull: always: pinned to the new digest, {} is redeployed", m.line(), m.color)
+            }
+            Err(e) => {
+                tracing::warn!(service = %m.service, error = %e, "cannot record the new pin");
+                shown.push(m);
+            }
+        }
+    }
+    shown
 }
 
 /// How long one registry gets to answer.

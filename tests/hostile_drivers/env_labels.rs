@@ -61,6 +61,7 @@ async fn container_labels_hold_no_env_value() {
         secrets: Default::default(),
         env_key: key,
         run_image: None,
+        digest: None,
     };
     let now = spec(&secret, Some(key));
     let cs = docker.ensure_color(&now, 1, "abc123").await.unwrap();

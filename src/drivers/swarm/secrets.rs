@@ -149,6 +149,7 @@ mod tests {
             secrets: Default::default(),
             env_key: None,
             run_image: None,
+            digest: None,
         };
         let a = secret_name(&spec, "DB", "postgres://u:hunter2@db/x");
         assert!(

@@ -54,6 +54,7 @@ mod tests {
             secrets: Default::default(),
             env_key: None,
             run_image: None,
+            digest: None,
         };
         assert!(unsupported(&spec(&["web-data:/data"], None)).is_ok());
         let bind = unsupported(&spec(&["web-data:/data", "/srv/web:/w:ro"], None)).unwrap_err();

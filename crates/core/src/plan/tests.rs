@@ -55,6 +55,8 @@ pub(super) fn web() -> Service {
         release: None,
         secret_error: None,
         env_key: Default::default(),
+        pull: Default::default(),
+        digests: Default::default(),
     }
 }
 

@@ -48,6 +48,11 @@ pub struct ContainerSpec {
     /// `env` holds digests already (a spec read back from a label).
     #[serde(skip)]
     pub env_key: Option<EnvKey>,
+    /// `pull: always`: the digest the color's tag is pinned to, part of the
+    /// spec (and its hash), so a tag followed to a new digest is a change.
+    /// Left out of the JSON when none: other specs hash as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
     /// What the engine runs when it differs from `image`: the digest
     /// `image` was pinned to at its first pull (`repo@sha256:...`). Not
     /// part of the spec or its hash: the repo asked for `image`.
@@ -82,6 +87,10 @@ impl ContainerSpec {
                 })
                 .collect(),
             env_key: Some(service.env_key),
+            digest: match service.pull {
+                super::PullPolicy::Always => service.digests.get(color).clone(),
+                super::PullPolicy::Missing => None,
+            },
             run_image: None,
         })
     }
@@ -173,6 +182,7 @@ impl ContainerSpec {
             changed_keys("labels", &self.labels, &to.labels),
             field(self.restart != to.restart, "restart"),
             field(self.network != to.network, "network"),
+            field(self.digest != to.digest, "digest (pull: always followed a moved tag)"),
         ]
         .concat()
     }
@@ -265,6 +275,7 @@ mod tests {
             secrets: BTreeMap::new(),
             env_key: None,
             run_image: None,
+            digest: None,
         }
     }
 

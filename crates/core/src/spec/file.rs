@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use super::route::{RouteFile, TlsFile, TlsFilesFile};
-use super::{Color, RestartPolicy};
+use super::{Color, PullPolicy, RestartPolicy};
 
 /// `services/<name>.yaml`: one service; its name is the file stem.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -43,6 +43,11 @@ pub struct ServiceFile {
     /// Docker restart policy. Default unless-stopped.
     #[serde(default)]
     pub restart: Option<RestartPolicy>,
+    /// `missing` (default): a color keeps the digest its tag had at the
+    /// first pull. `always`: a tag moved in the registry is followed and
+    /// the color redeployed (engine mode).
+    #[serde(default)]
+    pub pull: Option<PullPolicy>,
     /// Docker network to join; overrides `teal.yaml`. Default: the host's managed network.
     #[serde(default)]
     pub network: Option<String>,

@@ -144,6 +144,12 @@ pub struct Service {
     pub volumes: Vec<String>,
     pub labels: BTreeMap<String, String>,
     pub restart: RestartPolicy,
+    /// Whether a moved tag is followed (`pull: always`).
+    pub pull: PullPolicy,
+    /// With `pull: always`: the digest each color's tag is pinned to on
+    /// this host, handed in by the caller before planning (never from the
+    /// repo); part of the color's spec, so a new pin is a change.
+    pub digests: PerColor<Option<String>>,
     /// Docker network the containers join; `None`: the host's managed
     /// network (`docker.network` in the host config).
     pub network: Option<String>,
@@ -174,6 +180,20 @@ pub struct Service {
     /// (`Desired::set_env_key`), or a public one where no host is involved.
     #[serde(skip)]
     pub env_key: env_seal::EnvKey,
+}
+
+/// `pull:` of a service: what a color does when its tag moves in the
+/// registry after this host pinned it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PullPolicy {
+    /// Keep running the digest the tag had at its first pull (the default).
+    #[default]
+    Missing,
+    /// Follow the tag: a moved tag is pinned anew and its color is
+    /// redeployed like any change of that color (the idle color restaged
+    /// and checked; the live one only by a rolling service, else refused).
+    Always,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -146,6 +146,8 @@ pub fn resolve_service(
         volumes: f.volumes.clone(),
         labels: f.labels.clone(),
         restart: f.restart.unwrap_or_default(),
+        pull: f.pull.unwrap_or_default(),
+        digests: PerColor::default(),
         network,
         route: route?,
         preview,
