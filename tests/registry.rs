@@ -564,13 +564,23 @@ async fn pull_always_follows_a_moved_tag_on_the_idle_color_and_refuses_to_restar
     let followed = apply(&h, &[]);
     assert_eq!(followed.code, 0, "{followed:?}");
     let after = container_image(&green);
-    assert!(after.contains("@sha256:") && after != before, "{before} -> {after}\n{followed:?}");
+    assert!(
+        after.contains("@sha256:") && after != before,
+        "{before} -> {after}\n{followed:?}"
+    );
     assert_eq!(serves(&h).await, "1.0 blue\n", "traffic stays on blue");
     let again = apply(&h, &[]);
-    assert!(again.code == 0 && again.stderr.contains("converged: 0 services changed"), "{again:?}");
+    assert!(
+        again.code == 0 && again.stderr.contains("converged: 0 services changed"),
+        "{again:?}"
+    );
 
     // The live color's tag moves: restarting blue under traffic is refused,
     // saying why; blue keeps serving what it ran.
     reg.push(&two, &format!("{repo}:live"));
-    fails_saying(&h, "the setting digest (pull: always followed a moved tag) of blue, the color serving traffic, would change").await;
+    fails_saying(
+        &h,
+        "the setting digest (pull: always followed a moved tag) of blue, the color serving traffic, would change",
+    )
+    .await;
 }
