@@ -316,7 +316,9 @@ fn task_nodes(service: &str) -> Vec<String> {
 async fn two_nodes_placement_picks_the_node_and_a_lost_nodes_tasks_move() {
     proxy_or_fail("haproxy");
     let h = TestHost::new("swarm2").await;
-    let _swarm = SwarmGuard::join(&h.svc);
+    // Alone on the swarm: the worker it adds and deletes must not take
+    // another test's tasks with it.
+    let _swarm = SwarmGuard::join_alone(&h.svc);
     let v1 = app_image_version(&h.docker, "1.0", true).await;
     let v2 = app_image_version(&h.docker, "2.0", true).await;
     let mut worker = Worker::join();

@@ -16,7 +16,19 @@ use super::{get_via, try_get_via};
 /// Each test's services are removed when its guard drops.
 pub struct SwarmGuard {
     pub services: Vec<String>,
+    /// Shared with the other one-node tests of this binary, or held alone
+    /// by a test that adds nodes (whose tasks Swarm could otherwise place
+    /// on a node that test then deletes, orphaning them).
+    _nodes: Nodes,
 }
+
+enum Nodes {
+    Shared(#[allow(dead_code)] std::sync::RwLockReadGuard<'static, ()>),
+    Alone(#[allow(dead_code)] std::sync::RwLockWriteGuard<'static, ()>),
+}
+
+/// One-node tests share the swarm; a test that adds nodes has it alone.
+static NODES: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 /// (tests holding the swarm, whether a test made it, the lock that keeps
 /// other test processes off this engine's swarm meanwhile).
@@ -38,6 +50,18 @@ pub fn docker(args: &[&str]) -> String {
 
 impl SwarmGuard {
     pub fn join(service: &str) -> SwarmGuard {
+        let nodes = Nodes::Shared(NODES.read().unwrap_or_else(|e| e.into_inner()));
+        SwarmGuard::enter(service, nodes)
+    }
+
+    /// `join`, with no other test of this binary on the swarm meanwhile:
+    /// for a test that adds (and removes) nodes.
+    pub fn join_alone(service: &str) -> SwarmGuard {
+        let nodes = Nodes::Alone(NODES.write().unwrap_or_else(|e| e.into_inner()));
+        SwarmGuard::enter(service, nodes)
+    }
+
+    fn enter(service: &str, nodes: Nodes) -> SwarmGuard {
         let mut held = SWARM.lock().unwrap_or_else(|e| e.into_inner());
         if held.2.is_none() {
             let f = std::fs::File::create(SWARM_LOCK).expect("create the swarm tests' lock file");
@@ -54,6 +78,7 @@ impl SwarmGuard {
         assert_eq!(manager, "true", "this engine is in a swarm, but not as a manager");
         SwarmGuard {
             services: vec![format!("{service}-blue"), format!("{service}-green")],
+            _nodes: nodes,
         }
     }
 }
