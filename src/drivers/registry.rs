@@ -160,8 +160,10 @@ async fn authorize(http: &reqwest::Client, challenge: &str, name: &str, found: &
     }
     let get_param = |k: &str| param(params, k);
     let realm = get_param("realm").ok_or("the registry's Bearer challenge names no realm")?;
-    if !(realm.starts_with("https://") || realm.starts_with("http://")) {
-        return Err(format!("the token realm {realm:?} is not an http(s) URL"));
+    if !realm_ok(&realm) {
+        return Err(format!(
+            "the token realm {realm:?} is neither https:// nor http:// on loopback: the credentials are not sent there"
+        ));
     }
     let mut req = http.get(&realm).query(&[("scope", format!("repository:{name}:pull"))]);
     if let Some(service) = get_param("service") {
@@ -193,6 +195,21 @@ async fn authorize(http: &reqwest::Client, challenge: &str, name: &str, found: &
         .or(t.access_token)
         .ok_or_else(|| format!("token from {realm}: no token in the answer"))?;
     header(&format!("Bearer {token}"))
+}
+
+/// Where credentials may go for a token: https, or plain http only to
+/// this machine (a registry's answer names the realm; it is not trusted
+/// with a password in clear over the network).
+fn realm_ok(realm: &str) -> bool {
+    if realm.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = realm.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?']).next().unwrap_or("");
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn user_pass(c: &DockerCredentials) -> Option<(&str, &str)> {
@@ -279,5 +296,14 @@ mod tests {
         assert_eq!(param(c, "realm").as_deref(), Some("https://auth.docker.io/token"));
         assert_eq!(param(c, "service").as_deref(), Some("registry.docker.io"));
         assert_eq!(param(c, "nope"), None);
+        assert!(realm_ok("https://auth.docker.io/token"));
+        assert!(realm_ok("http://127.0.0.1:5001/token?x=1"));
+        assert!(realm_ok("http://localhost/token"));
+        assert!(
+            !realm_ok("http://auth.example.com/token"),
+            "a password in clear over the network"
+        );
+        assert!(!realm_ok("http://127.0.0.1.evil.example/token"));
+        assert!(!realm_ok("file:///etc/passwd"));
     }
 }
