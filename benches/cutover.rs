@@ -97,6 +97,8 @@ fn route(c: Color, blue: &[SocketAddr], green: &[SocketAddr]) -> RouteSpec {
             green: backend(Color::Green, green),
         },
         preview: None,
+        traffic: Default::default(),
+        next: None,
         commit: "bench".into(),
         route_hash: "bench".into(),
     }

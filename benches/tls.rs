@@ -140,6 +140,8 @@ async fn run(kind: &str, spec: fn(&Path, &str) -> ManagedSpec, dir: &Path, port:
             green: Backend::default(),
         },
         preview: None,
+        traffic: Default::default(),
+        next: None,
         commit: "bench".into(),
         route_hash: "bench".into(),
     };

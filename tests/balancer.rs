@@ -64,6 +64,8 @@ fn route(apps: &[Vec<LocalApp>; 2], blue_weight: u32) -> RouteSpec {
             green: backend(1, 100 - blue_weight),
         },
         preview: None,
+        traffic: Default::default(),
+        next: None,
         commit: "c0ffee".into(),
         route_hash: "hash-web".into(),
     }

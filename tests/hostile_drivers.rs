@@ -79,6 +79,8 @@ pub(crate) fn route(service: &str, host: &str, addr: std::net::SocketAddr) -> Ro
         backends,
         preview: None,
         commit: "c0ffee".into(),
+        traffic: Default::default(),
+        next: None,
         route_hash: format!("hash-{service}"),
     }
 }

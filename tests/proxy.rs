@@ -70,6 +70,8 @@ fn route(service: &str, host: &str, active: Color, addrs: Vec<std::net::SocketAd
         backends,
         preview: None,
         commit: "c0ffee".into(),
+        traffic: Default::default(),
+        next: None,
         route_hash: format!("hash-{service}"),
     }
 }

@@ -78,6 +78,8 @@ mod tests {
             backends: PerColor::default(),
             preview: None,
             commit: "c".into(),
+            traffic: Default::default(),
+            next: None,
             route_hash: "h".into(),
         }
     }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::haproxy::Haproxy;
-use super::nginx::{needs_balancer, Nginx};
+use super::nginx::{needs_balancer, needs_balancer_for, Nginx};
 pub use super::route::{Backend, Counters, Counts, ObservedRoute, PreviewRoute, ProxyError, RouteSpec};
 use super::tls::Material;
 
@@ -31,6 +31,10 @@ impl ProxyDriver {
     pub async fn apply(&self, route: &RouteSpec) -> Result<(), ProxyError> {
         match self {
             ProxyDriver::Nginx(p) if route.tls.is_some() && p.balancer().is_none() => Err(needs_balancer()),
+            ProxyDriver::Nginx(p) if !route.traffic.is_plain() && p.balancer().is_none() => Err(needs_balancer_for(
+                "canary.sticky (on by default for a canary), match and maintenance: nginx applies them",
+                "set canary.sticky: none and remove match and maintenance",
+            )),
             ProxyDriver::Nginx(p) => p.apply(route).await,
             ProxyDriver::Haproxy(p) => p.apply(route).await,
         }

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{Color, PerColor, RouteTls};
+use crate::spec::{Color, PerColor, RouteTls, Traffic};
 
 /// Everything the proxy needs for one service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +28,14 @@ pub struct RouteSpec {
     /// weight 0 gets no request on the main route.
     pub backends: PerColor<Backend>,
     pub preview: Option<PreviewRoute>,
+    /// Stickiness, testers and maintenance (changed at runtime where the
+    /// proxy allows, like weights).
+    #[serde(default, skip_serializing_if = "Traffic::is_plain")]
+    pub traffic: Traffic,
+    /// The color testers' requests go to (`traffic.testers`): the new
+    /// color while a rollout is under way, else none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<Color>,
     pub commit: String,
     /// `plan::route_hash` of the service, recorded for observation.
     pub route_hash: String,

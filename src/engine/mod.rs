@@ -225,6 +225,8 @@ impl Engine<'_> {
             backends,
             preview,
             commit: self.commit.to_string(),
+            traffic: svc.traffic.clone(),
+            next: None,
             route_hash: route_hash(svc),
         })
     }

@@ -194,6 +194,8 @@ impl Engine<'_> {
             backends,
             preview: None,
             commit: self.commit.to_string(),
+            traffic: svc.traffic.clone(),
+            next: None,
             route_hash: route_hash(svc),
         };
         self.proxy.apply(&route).await?;

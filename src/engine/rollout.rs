@@ -90,10 +90,14 @@ impl Engine<'_> {
     }
 
     /// Routes `w` (percent per color); the preview serves the new color
-    /// until it has all traffic, then the old one.
+    /// until it has all traffic, then the old one. Testers (a declared
+    /// match) reach the new color during the steps.
     async fn set_weights(&self, svc: &Service, p: &Progress, w: &PerColor<u32>) -> Result<(), StepError> {
         let preview = if *w.get(p.to) == 100 { p.from } else { p.to };
-        let route = self.route(svc, w, preview).await?;
+        let mut route = self.route(svc, w, preview).await?;
+        if svc.traffic.testers.is_some() && matches!(p.phase, Phase::Step { .. }) {
+            route.next = Some(p.to);
+        }
         self.proxy.apply(&route).await?;
         Ok(())
     }

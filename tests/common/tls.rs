@@ -79,6 +79,8 @@ pub fn route(addr: std::net::SocketAddr, cert: &Path, key: &Path) -> RouteSpec {
         },
         preview: None,
         commit: "c1".into(),
+        traffic: Default::default(),
+        next: None,
         route_hash: "h".into(),
     }
 }

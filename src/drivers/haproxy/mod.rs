@@ -11,6 +11,7 @@ mod certs;
 mod render;
 mod runtime;
 mod tls;
+mod traffic;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -93,7 +94,14 @@ impl Haproxy {
     /// Responses per service and color, from the servers' `hrsp_*` stats.
     pub async fn counters(&self) -> Result<Counters, ProxyError> {
         let (routes, _) = self.read_routes()?;
-        let by_backend: BTreeMap<String, String> = routes.keys().map(|s| (backend(s), s.clone())).collect();
+        // A route with color rules serves from its per-color backends.
+        let by_backend: BTreeMap<String, String> = routes
+            .keys()
+            .flat_map(|s| {
+                let be = backend(s);
+                [be.clone(), format!("{be}_blue"), format!("{be}_green")].map(|b| (b, s.clone()))
+            })
+            .collect();
         let stat = self.runtime.call(&["show stat".to_string()]).await?;
         Ok(parse_stat(&stat, &by_backend))
     }
@@ -130,9 +138,16 @@ impl Haproxy {
             .into_iter()
             .map(|s| (format!("{}/{}", s.backend, s.server), s.addr))
             .collect();
-        let switch: Vec<String> = batch.iter().flat_map(|r| switch_commands(r, &current)).collect();
+        let switch: Vec<String> = batch
+            .iter()
+            .flat_map(|r| switch_commands(r, &current, &self.config.tls))
+            .collect();
         self.runtime.call(&switch).await?;
-        persist(&self.config.config, after).await
+        persist(&self.config.config, after).await?;
+        for (path, text) in traffic::map_files(routes.values(), &self.config.tls) {
+            persist(&path, text).await?;
+        }
+        Ok(())
     }
 
     /// Removes one service's backends and routes (a reload).
@@ -159,6 +174,8 @@ impl Haproxy {
         if routes.values().any(|r| r.tls.is_some()) {
             self.prepare_tls()?;
         }
+        // The maps the frontend's traffic rules read, before the check.
+        self.write_maps(routes)?;
         let text = render(routes, &self.config, &token);
         self.check(service, &text).await?;
         persist(&self.config.config, text).await?;

@@ -99,6 +99,7 @@ fn backends(route: &RouteSpec) -> Vec<(String, [Backend; 2])> {
         };
         out.push((format!("{be}_preview"), [serve(Color::Blue), serve(Color::Green)]));
     }
+    out.extend(super::traffic::color_backends(route));
     out
 }
 
@@ -128,8 +129,13 @@ pub(super) fn assign(addrs: &[SocketAddr], current: &[Option<SocketAddr>], slots
 /// Runtime commands that make the slots serve the route, given the
 /// address each running server (`backend/server`) has now: servers that
 /// take requests are set and enabled before the others are put in
-/// maintenance, so a request always has a ready server.
-pub(super) fn switch_commands(route: &RouteSpec, current: &BTreeMap<String, SocketAddr>) -> Vec<String> {
+/// maintenance, so a request always has a ready server; the route's maps
+/// (sticky share, testers' color, maintenance) are set in between.
+pub(super) fn switch_commands(
+    route: &RouteSpec,
+    current: &BTreeMap<String, SocketAddr>,
+    files: &TlsFiles,
+) -> Vec<String> {
     let n = slots(route);
     let mut enable = vec![];
     let mut disable = vec![];
@@ -153,6 +159,7 @@ pub(super) fn switch_commands(route: &RouteSpec, current: &BTreeMap<String, Sock
             }
         }
     }
+    enable.extend(super::traffic::map_commands(route, files));
     enable.extend(disable);
     enable
 }
@@ -209,6 +216,7 @@ pub fn render(routes: &BTreeMap<String, RouteSpec>, cfg: &HaproxyConfig, token: 
     // Longest path first, so /api wins over / on a shared host.
     let mut by_path: Vec<&RouteSpec> = routes.values().collect();
     by_path.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
+    b.push_str(&super::traffic::frontend(&by_path, &cfg.tls));
     for r in &by_path {
         let be = backend(&r.service);
         if let Some(p) = &r.preview {
@@ -287,6 +295,8 @@ mod tests {
                 backends,
                 preview: None,
                 commit: "c".into(),
+                traffic: Default::default(),
+                next: None,
                 route_hash: "h".into(),
             };
             BTreeMap::from([(svc.to_string(), r)])

@@ -131,6 +131,8 @@ mod tests {
             backends: Default::default(),
             preview: None,
             commit: "c".into(),
+            traffic: Default::default(),
+            next: None,
             route_hash: "h".into(),
         }
     }

@@ -155,7 +155,9 @@ pub(super) fn haproxy_config(spec: &ManagedSpec) -> Result<HaproxyConfig, ProxyE
 /// with the current settings, and the command that serves it.
 fn haproxy_command(spec: &ManagedSpec) -> Result<(Command, PathBuf), ProxyError> {
     let cfg = haproxy_config(spec)?;
-    let (routes, _) = Haproxy::new(cfg.clone()).read_routes()?;
+    let haproxy = Haproxy::new(cfg.clone());
+    let (routes, _) = haproxy.read_routes()?;
+    haproxy.write_maps(&routes)?;
     let config = spec.config_path();
     std::fs::write(&config, render(&routes, &cfg, &config_token())).map_err(io(&config))?;
     let log = spec.dir.join("haproxy.log");

@@ -7,29 +7,68 @@
 --   pool web
 --   blue 100 10.0.0.2:8080 10.0.0.3:8080
 --   green 0
+-- and, for traffic for people, optional lines:
+--   sticky teal_web                  each client keeps a color by this cookie
+--   testers header X-Canary 1 green  these requests go to green
+--   maint 600 Back at 14:00          a 503 page with Retry-After: 600
 local M = {}
 local dict = ngx.shared.teal_balancer
+
+-- A rule line of a pool (sticky, testers, maint): true when it was one.
+local function parse_rule(pool, line)
+  local word = line:match("^(%a+) ")
+  if word == "sticky" then
+    pool.sticky = line:match("^sticky ([%w_-]+)$")
+    return true, not pool.sticky and "bad line: " .. line or nil
+  elseif word == "testers" then
+    local kind, name, value, c = line:match("^testers (%a+) ([%w_-]+) (%S+) (%a+)$")
+    if (kind ~= "header" and kind ~= "cookie") or (c ~= "blue" and c ~= "green") then
+      return true, "bad line: " .. line
+    end
+    -- nginx names a request header's variable in lower case with '_'.
+    local var = kind == "header" and "http_" .. name:lower():gsub("%-", "_") or "cookie_" .. name
+    pool.testers = { var = var, value = value, color = c }
+    return true
+  elseif word == "maint" then
+    local secs, msg = line:match("^maint (%d+) (.+)$")
+    if not secs then
+      return true, "bad line: " .. line
+    end
+    pool.maint = {
+      retry = secs,
+      page = "<!doctype html><meta charset=utf-8><title>Down for maintenance</title><p>" .. msg .. "</p>",
+    }
+    return true
+  end
+  return false
+end
 
 local function parse_pool(text)
   local pool = { blue = { w = 0, peers = {} }, green = { w = 0, peers = {} } }
   for line in text:gmatch("[^\n]+") do
-    local color, w, rest = line:match("^(%a+) (%d+)(.*)$")
-    if not color or not pool[color] then
-      return nil, "bad line: " .. line
+    local rule, rerr = parse_rule(pool, line)
+    if rerr then
+      return nil, rerr
     end
-    local weight = tonumber(w)
-    if weight > 100 then
-      return nil, "weight above 100: " .. line
-    end
-    local peers = {}
-    for peer in rest:gmatch("%S+") do
-      local host, port = peer:match("^%[?([^%]]+)%]?:(%d+)$")
-      if not host then
-        return nil, "bad peer: " .. peer
+    if not rule then
+      local color, w, rest = line:match("^(%a+) (%d+)(.*)$")
+      if not color or not pool[color] then
+        return nil, "bad line: " .. line
       end
-      peers[#peers + 1] = { host, tonumber(port) }
+      local weight = tonumber(w)
+      if weight > 100 then
+        return nil, "weight above 100: " .. line
+      end
+      local peers = {}
+      for peer in rest:gmatch("%S+") do
+        local host, port = peer:match("^%[?([^%]]+)%]?:(%d+)$")
+        if not host then
+          return nil, "bad peer: " .. peer
+        end
+        peers[#peers + 1] = { host, tonumber(port) }
+      end
+      pool[color] = { w = weight, peers = peers }
     end
-    pool[color] = { w = weight, peers = peers }
   end
   return pool
 end
@@ -116,20 +155,55 @@ end
 
 -- access phase: choose the color by weight and remember it for the
 -- balancer and the log phase. No pool, or no weight: 503, never a guess.
+local seeded = false
+
+-- A client's bucket 0-99 from its cookie, or a new one to set.
+local function bucket(cookie)
+  local b = tonumber((ngx.var["cookie_" .. cookie] or ""):match("^%d%d?$") or "")
+  if b then
+    return b
+  end
+  if not seeded then
+    math.randomseed(ngx.now() * 1000 + ngx.worker.pid())
+    seeded = true
+  end
+  b = math.random(0, 99)
+  ngx.ctx.teal_cookie = cookie .. "=" .. b .. "; Path=/; Max-Age=86400; HttpOnly; SameSite=Lax"
+  return b
+end
+
 function M.pick(name)
   local pool = get_pool(name)
   if not pool then
     return ngx.exit(503)
   end
+  local m = pool.maint
+  if m then
+    ngx.status = 503
+    ngx.header["Content-Type"] = "text/html; charset=utf-8"
+    ngx.header["Retry-After"] = m.retry
+    ngx.header["Cache-Control"] = "no-store"
+    ngx.print(m.page)
+    return ngx.exit(ngx.HTTP_OK)
+  end
   local bw = #pool.blue.peers > 0 and pool.blue.w or 0
   local gw = #pool.green.peers > 0 and pool.green.w or 0
   local total = bw + gw
-  if total == 0 then
+  local c
+  local t = pool.testers
+  if t and ngx.var[t.var] == t.value and #pool[t.color].peers > 0 then
+    c = pool[t.color]
+  elseif total == 0 then
     return ngx.exit(503)
+  elseif pool.sticky then
+    -- Buckets below the green share go to green: a growing share moves
+    -- only the buckets it adds.
+    c = bucket(pool.sticky) * total < gw * 100 and pool.green or pool.blue
+  else
+    -- 37 is prime to 100: consecutive requests spread over the 100 slots.
+    pool.rr = pool.rr + 1
+    c = ((pool.rr * 37) % 100) * total < bw * 100 and pool.blue or pool.green
   end
-  -- 37 is prime to 100: consecutive requests spread over the 100 slots.
-  pool.rr = pool.rr + 1
-  local c = ((pool.rr * 37) % 100) * total < bw * 100 and pool.blue or pool.green
   c.rr = c.rr + 1
   local ctx = ngx.ctx
   ctx.teal = c
@@ -156,6 +230,23 @@ function M.balance()
   if not ok then
     ngx.log(ngx.ERR, "teal balancer: ", err)
     return ngx.exit(ngx.ERROR)
+  end
+end
+
+-- header filter phase: the sticky cookie of a client that had none.
+function M.header()
+  local ck = ngx.ctx.teal_cookie
+  if not ck then
+    return
+  end
+  local h = ngx.header["Set-Cookie"]
+  if h == nil then
+    ngx.header["Set-Cookie"] = ck
+  elseif type(h) == "table" then
+    h[#h + 1] = ck
+    ngx.header["Set-Cookie"] = h
+  else
+    ngx.header["Set-Cookie"] = { h, ck }
   end
 end
 

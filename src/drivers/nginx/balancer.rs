@@ -14,15 +14,28 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 use crate::drivers::reload::persist;
-use crate::drivers::route::{Backend, Counters, ProxyError};
-use crate::spec::{Color, PerColor};
+use crate::drivers::route::{Backend, Counters, ProxyError, RouteSpec};
+use crate::spec::{Color, Maintenance, Match, PerColor};
 
 /// The Lua module, embedded in the generated `teal_balancer.conf`.
 pub const LUA: &str = include_str!("balancer.lua");
 
 /// Pools by name: a service's main route is its name, its preview
 /// `<name>@preview`.
-pub type Pools = BTreeMap<String, PerColor<Backend>>;
+pub type Pools = BTreeMap<String, Pool>;
+
+/// One pool: the peers and weight of each color, and the rules that
+/// pick a color before the weights do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pool {
+    pub colors: PerColor<Backend>,
+    /// The cookie that keeps a client on one color (a bucket 0-99).
+    pub sticky: Option<String>,
+    /// Testers' requests, and the color they reach.
+    pub testers: Option<(Match, Color)>,
+    /// Answer every request with a 503 page.
+    pub maintenance: Option<Maintenance>,
+}
 
 /// The pool name of a service's preview route.
 pub fn preview_pool(service: &str) -> String {
@@ -153,21 +166,94 @@ impl Balancer {
     }
 }
 
+/// Sets (or, with `None`, removes) the pools of one service: its main
+/// route by weight and its rules, and its preview with all requests on
+/// the preview color.
+pub(super) fn set_pools_of(pools: &mut Pools, service: &str, route: Option<&RouteSpec>) {
+    pools.remove(service);
+    pools.remove(&preview_pool(service));
+    let Some(r) = route else { return };
+    let t = &r.traffic;
+    let main = Pool {
+        colors: r.backends.clone(),
+        sticky: t.sticky.then(|| crate::spec::Traffic::cookie(service)),
+        testers: t.testers.clone().zip(r.next),
+        maintenance: t.maintenance.clone(),
+    };
+    pools.insert(service.to_string(), main);
+    if let Some(p) = &r.preview {
+        let mut pv = r.backends.clone();
+        for c in crate::spec::Color::ALL {
+            pv.get_mut(c).weight = if c == p.color { 100 } else { 0 };
+        }
+        pools.insert(
+            preview_pool(service),
+            Pool {
+                colors: pv,
+                ..Default::default()
+            },
+        );
+    }
+}
+
 /// The text form the Lua side reads (see `balancer.lua`).
 pub fn render_pools(pools: &Pools) -> String {
     let mut out = String::new();
-    for (name, colors) in pools {
+    for (name, pool) in pools {
         out.push_str(&format!("pool {name}\n"));
         for c in Color::ALL {
-            let b = colors.get(c);
+            let b = pool.colors.get(c);
             out.push_str(&format!("{c} {}", b.weight));
             for a in &b.addrs {
                 out.push_str(&format!(" {a}"));
             }
             out.push('\n');
         }
+        if let Some(cookie) = &pool.sticky {
+            out.push_str(&format!("sticky {cookie}\n"));
+        }
+        if let Some((m, c)) = &pool.testers {
+            let (kind, name, value) = match m {
+                Match::Header { name, value } => ("header", name, value),
+                Match::Cookie { name, value } => ("cookie", name, value),
+            };
+            out.push_str(&format!("testers {kind} {name} {value} {c}\n"));
+        }
+        if let Some(m) = &pool.maintenance {
+            out.push_str(&format!("maint {} {}\n", m.retry_after, m.message));
+        }
     }
     out
+}
+
+/// A rule line of `render_pools`, into `pool`; false when it is none.
+fn parse_rule(pool: &mut Pool, line: &str) -> Result<bool, String> {
+    let bad = || format!("bad line: {line}");
+    let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+    match word {
+        "sticky" => pool.sticky = Some(rest.to_string()),
+        "testers" => {
+            let [kind, name, value, color] = rest.split(' ').collect::<Vec<_>>()[..] else {
+                return Err(bad());
+            };
+            let (name, value) = (name.to_string(), value.to_string());
+            let m = match kind {
+                "header" => Match::Header { name, value },
+                "cookie" => Match::Cookie { name, value },
+                _ => return Err(bad()),
+            };
+            pool.testers = Some((m, color.parse()?));
+        }
+        "maint" => {
+            let (secs, message) = rest.split_once(' ').ok_or_else(bad)?;
+            pool.maintenance = Some(Maintenance {
+                message: message.to_string(),
+                retry_after: secs.parse().map_err(|_| bad())?,
+            });
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
 }
 
 /// Parses `render_pools` text back.
@@ -183,6 +269,10 @@ pub fn parse_pools(text: &str) -> Result<Pools, String> {
         let Some(name) = &cur else {
             return Err(format!("a line before the first pool: {line}"));
         };
+        let pool = pools.get_mut(name).expect("inserted");
+        if parse_rule(pool, line)? {
+            continue;
+        }
         let mut f = line.split_whitespace();
         let color: Color = f.next().unwrap_or("").parse()?;
         let weight: u32 = f
@@ -192,7 +282,7 @@ pub fn parse_pools(text: &str) -> Result<Pools, String> {
         let addrs = f
             .map(|a| a.parse::<SocketAddr>().map_err(|e| format!("{a}: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
-        *pools.get_mut(name).expect("inserted").get_mut(color) = Backend { weight, addrs };
+        *pool.colors.get_mut(color) = Backend { weight, addrs };
     }
     Ok(pools)
 }

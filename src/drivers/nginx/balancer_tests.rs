@@ -52,22 +52,36 @@ fn pools_round_trip_through_the_text_form() {
     let mut pools = Pools::new();
     pools.insert(
         "web".into(),
-        PerColor {
-            blue: Backend {
-                weight: 90,
-                addrs: vec!["10.0.0.2:8080".parse().unwrap(), "10.0.0.3:8080".parse().unwrap()],
+        Pool {
+            colors: PerColor {
+                blue: Backend {
+                    weight: 90,
+                    addrs: vec!["10.0.0.2:8080".parse().unwrap(), "10.0.0.3:8080".parse().unwrap()],
+                },
+                green: Backend {
+                    weight: 10,
+                    addrs: vec!["[fd00::1]:8080".parse().unwrap()],
+                },
             },
-            green: Backend {
-                weight: 10,
-                addrs: vec!["[fd00::1]:8080".parse().unwrap()],
-            },
+            sticky: Some("teal_web".into()),
+            testers: Some((
+                Match::Header {
+                    name: "X-Canary".into(),
+                    value: "1".into(),
+                },
+                Color::Green,
+            )),
+            maintenance: Some(Maintenance {
+                message: "Back at 14:00".into(),
+                retry_after: 600,
+            }),
         },
     );
-    pools.insert(preview_pool("web"), PerColor::default());
+    pools.insert(preview_pool("web"), Pool::default());
     let text = render_pools(&pools);
     assert_eq!(
         text,
-        "pool web\nblue 90 10.0.0.2:8080 10.0.0.3:8080\ngreen 10 [fd00::1]:8080\npool web@preview\nblue 0\ngreen 0\n"
+        "pool web\nblue 90 10.0.0.2:8080 10.0.0.3:8080\ngreen 10 [fd00::1]:8080\nsticky teal_web\ntesters header X-Canary 1 green\nmaint 600 Back at 14:00\npool web@preview\nblue 0\ngreen 0\n"
     );
     assert_eq!(parse_pools(&text).unwrap(), pools);
     assert!(parse_pools("blue 1\n").is_err());

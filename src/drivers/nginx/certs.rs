@@ -20,9 +20,15 @@ fn tls_err(e: impl std::fmt::Display) -> ProxyError {
 
 /// A TLS route on nginx without the balancer: refused, saying what to set.
 pub(crate) fn needs_balancer() -> ProxyError {
-    ProxyError::Other(
-        "route.tls: nginx serves HTTPS through teal's Lua balancer, and this host switches by reloads; set proxy.nginx.switch: balancer in the host config (it needs libnginx-mod-http-lua and lua-resty-core), or remove tls from the route".into(),
-    )
+    needs_balancer_for("route.tls: nginx serves HTTPS", "remove tls from the route")
+}
+
+/// `what` needs the balancer, which this nginx does not run; `or` is the
+/// other way out.
+pub(crate) fn needs_balancer_for(what: &str, or: &str) -> ProxyError {
+    ProxyError::Other(format!(
+        "{what} through teal's Lua balancer, and this host switches by reloads; set proxy.nginx.switch: balancer in the host config (it needs libnginx-mod-http-lua and lua-resty-core), or {or}"
+    ))
 }
 
 /// The body of `PUT /certs/<service>` (see `certs.lua`).

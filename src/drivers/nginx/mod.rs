@@ -21,7 +21,7 @@ mod render;
 mod render_tests;
 pub mod tls;
 
-pub(crate) use certs::needs_balancer;
+pub(crate) use certs::{needs_balancer, needs_balancer_for};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use super::batch::Batch;
 use super::reload::{config_token, persist, read_opt, run, sha256, wait_for_config};
 use super::route::{Counters, ObservedRoute, ProxyError, RouteSpec};
-use balancer::{preview_pool, Balancer, Pools};
+use balancer::{preview_pool, set_pools_of, Balancer};
 use files::{body_of, is_legacy_shared, parse_header, put, verified, without_token};
 
 /// Where the managed files go and how nginx is checked and reloaded.
@@ -113,7 +113,7 @@ impl Nginx {
                 ..Default::default()
             };
             let backends = match (&pools, &meta) {
-                (Some(p), _) => p.get(&service).cloned(),
+                (Some(p), _) => p.get(&service).map(|p| p.colors.clone()),
                 (None, Some(m)) => Some(m.route.backends.clone()),
                 (None, None) => None,
             };
@@ -358,22 +358,6 @@ impl Nginx {
             }
         }
         Ok(out)
-    }
-}
-
-/// Sets (or, with `None`, removes) the pools of one service: its main
-/// route by weight, and its preview with all requests on the preview color.
-fn set_pools_of(pools: &mut Pools, service: &str, route: Option<&RouteSpec>) {
-    pools.remove(service);
-    pools.remove(&preview_pool(service));
-    let Some(r) = route else { return };
-    pools.insert(service.to_string(), r.backends.clone());
-    if let Some(p) = &r.preview {
-        let mut pv = r.backends.clone();
-        for c in crate::spec::Color::ALL {
-            pv.get_mut(c).weight = if c == p.color { 100 } else { 0 };
-        }
-        pools.insert(preview_pool(service), pv);
     }
 }
 

@@ -132,7 +132,7 @@ fn location(out: &mut String, l: &Loc<'_>, balanced: bool) {
         // access_by_lua runs after allow/deny.
         let _ = writeln!(
             out,
-            "        access_by_lua_block {{ require(\"teal_balancer\").pick({}) }}\n        log_by_lua_block {{ require(\"teal_balancer\").log() }}",
+            "        access_by_lua_block {{ require(\"teal_balancer\").pick({}) }}\n        header_filter_by_lua_block {{ require(\"teal_balancer\").header() }}\n        log_by_lua_block {{ require(\"teal_balancer\").log() }}",
             lua(&l.pool)
         );
     }

@@ -25,6 +25,8 @@ fn route(service: &str, host: &str, path: &str) -> RouteSpec {
         },
         preview: None,
         commit: "c1".into(),
+        traffic: Default::default(),
+        next: None,
         route_hash: "h1".into(),
     }
 }

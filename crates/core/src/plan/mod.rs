@@ -259,5 +259,8 @@ pub fn route_hash(svc: &Service) -> String {
     if let Some(tls) = &svc.route.tls {
         key["tls"] = serde_json::json!(tls);
     }
+    if !svc.traffic.is_plain() {
+        key["traffic"] = serde_json::json!(svc.traffic);
+    }
     hex::encode(Sha256::digest(key.to_string().as_bytes()))
 }

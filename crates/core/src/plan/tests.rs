@@ -49,6 +49,7 @@ pub(super) fn web() -> Service {
         },
         strategy: Strategy::BlueGreen,
         analysis: None,
+        traffic: Default::default(),
         placement: Default::default(),
         by_wave: false,
         secrets: Default::default(),

@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use super::route::{RouteFile, TlsFile, TlsFilesFile};
+pub use super::traffic::{BlueGreenFile, MaintenanceFile, MatchFile, StickyName};
 use super::{Color, PullPolicy, RestartPolicy};
 
 /// `services/<name>.yaml`: one service; its name is the file stem.
@@ -68,9 +69,17 @@ pub struct ServiceFile {
     /// few at a time).
     #[serde(default)]
     pub strategy: Option<StrategyName>,
-    /// The steps of a canary (`strategy: canary`).
+    /// The steps of a canary (`strategy: canary`), whether a client keeps
+    /// one color, and which requests of testers go to the new color.
     #[serde(default)]
     pub canary: Option<CanaryFile>,
+    /// Options of the default strategy: testers' requests to the new color.
+    #[serde(default, rename = "blue-green")]
+    pub blue_green: Option<BlueGreenFile>,
+    /// The proxy answers the route with a 503 page and `Retry-After`; the
+    /// containers keep running (preview and checks still reach them).
+    #[serde(default)]
+    pub maintenance: Option<MaintenanceFile>,
     /// How a rolling update replaces replicas (`strategy: rolling`).
     #[serde(default)]
     pub rolling: Option<RollingFile>,
@@ -209,6 +218,16 @@ pub struct CanaryFile {
     /// runs; after the last one, 100 %. Default: 10 % then 50 %, 30s each.
     #[serde(default)]
     pub steps: Option<Vec<CanaryStepFile>>,
+    /// `cookie` (default): each client keeps one color for the whole
+    /// rollout, by a cookie `teal_<service>` the proxy sets, and as the
+    /// weight grows only the newly moved share switches. `none`: every
+    /// request is split on its own.
+    #[serde(default)]
+    pub sticky: Option<StickyName>,
+    /// Requests that match go to the new color during the rollout, e.g.
+    /// `{header: {X-Canary: "1"}}` or `{cookie: {beta: "yes"}}`.
+    #[serde(default, rename = "match")]
+    pub matches: Option<MatchFile>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

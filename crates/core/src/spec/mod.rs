@@ -23,6 +23,7 @@ pub mod route;
 pub mod schema;
 pub mod secret;
 mod strategy;
+pub mod traffic;
 pub mod validate;
 
 #[cfg(test)]
@@ -41,6 +42,7 @@ use serde::{Deserialize, Serialize};
 pub use diag::{Diagnostic, Diagnostics};
 pub use load::{load, RepoFiles};
 pub use route::{Route, RouteTls, TlsSource};
+pub use traffic::{Maintenance, Match, Traffic};
 
 /// One of the two slots a service can run in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
@@ -161,6 +163,9 @@ pub struct Service {
     pub strategy: Strategy,
     /// Judgement of the new version on the proxy's counters, if declared.
     pub analysis: Option<Analysis>,
+    /// Stickiness, testers and maintenance: rules of the route.
+    #[serde(skip_serializing_if = "Traffic::is_plain")]
+    pub traffic: Traffic,
     /// Label selector over the fleet's hosts; empty: every host.
     pub placement: BTreeMap<String, String>,
     /// Hosts deploy a new commit wave by wave.

@@ -1,0 +1,332 @@
+//! Traffic for people: rules the proxy applies to requests besides the
+//! weights. A canary keeps each client on one color (`canary.sticky`),
+//! testers reach the new color by a header or cookie (`match`), and a
+//! service in maintenance answers 503 with `Retry-After` from the proxy
+//! while its containers keep running. The values written here end up in
+//! proxy configs and runtime commands, so each is held to a narrow
+//! alphabet at load.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::duration;
+use super::file::{DurationStr, ServiceFile, StrategyName};
+use super::validate::{Ctx, From};
+
+/// `canary.sticky`: how a canary assigns requests to colors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StickyName {
+    /// Each client keeps one color for the whole rollout, by a cookie
+    /// `teal_<service>` the proxy sets (the default).
+    Cookie,
+    /// Every request is split by weight on its own.
+    None,
+}
+
+/// Requests of testers: a header or a cookie with an exact value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MatchFile {
+    /// One header and its exact value, e.g. `{X-Canary: "1"}`.
+    #[serde(default)]
+    pub header: Option<BTreeMap<String, String>>,
+    /// One cookie and its exact value, e.g. `{beta: "yes"}`.
+    #[serde(default)]
+    pub cookie: Option<BTreeMap<String, String>>,
+}
+
+/// `blue-green:` options of the default strategy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BlueGreenFile {
+    /// Requests that match go to the new color while a rollout is under
+    /// way (its canary steps), beside the preview host.
+    #[serde(default, rename = "match")]
+    pub matches: Option<MatchFile>,
+}
+
+/// `maintenance:` the proxy answers the route with a 503 page.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceFile {
+    /// The text of the page, e.g. `Back at 14:00` (up to 200 of letters,
+    /// digits, spaces and `.,:!?()'/@+-`).
+    pub message: Option<String>,
+    /// Sent as `Retry-After`, e.g. `10m`. Default 5m.
+    #[serde(default)]
+    pub retry_after: Option<DurationStr>,
+}
+
+/// A request that sends testers to the new color.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Match {
+    Header { name: String, value: String },
+    Cookie { name: String, value: String },
+}
+
+/// A route in maintenance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Maintenance {
+    pub message: String,
+    /// Seconds, for `Retry-After`.
+    pub retry_after: u64,
+}
+
+/// The rules of one service's route besides weights.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Traffic {
+    /// Each client keeps one color by the cookie [`Traffic::cookie`].
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sticky: bool,
+    /// Requests that go to the new color during a rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub testers: Option<Match>,
+    /// The route answers 503 from the proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<Maintenance>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl Traffic {
+    /// No rule: the route is split by weight alone.
+    pub fn is_plain(&self) -> bool {
+        *self == Traffic::default()
+    }
+
+    /// The name of the cookie that keeps a client of `service` on a color.
+    pub fn cookie(service: &str) -> String {
+        format!("teal_{service}")
+    }
+}
+
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// Header and cookie names: an HTTP token, narrowed.
+fn is_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && !s.starts_with('-')
+}
+
+/// Header and cookie values: no space, quote, backslash or anything a
+/// proxy config or command treats specially.
+fn is_value(s: &str) -> bool {
+    (1..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._~+/=:-".contains(&b))
+}
+
+/// The text of a maintenance page.
+pub fn is_message(s: &str) -> bool {
+    (1..=200).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == ' ' || ".,:!?()'/@+-".contains(c))
+        && s.trim() == s
+}
+
+/// The resolved traffic rules of a service; errors are pushed.
+pub(super) fn resolve_traffic(ctx: &mut Ctx<'_>, f: &ServiceFile) -> Traffic {
+    let strategy = f.strategy.unwrap_or(StrategyName::BlueGreen);
+    if f.blue_green.is_some() && strategy != StrategyName::BlueGreen {
+        ctx.err(
+            From::Service,
+            &["blue-green"],
+            "blue-green is set but the strategy is not blue-green: remove it, or use canary's own options",
+        );
+    }
+    let canary = f.canary.as_ref().filter(|_| strategy == StrategyName::Canary);
+    let sticky = strategy == StrategyName::Canary && canary.and_then(|c| c.sticky) != Some(StickyName::None);
+    let testers = match (canary, &f.blue_green) {
+        (Some(c), _) => c.matches.as_ref().and_then(|m| resolve_match(ctx, m, "canary")),
+        (None, Some(b)) => b.matches.as_ref().and_then(|m| resolve_match(ctx, m, "blue-green")),
+        _ => None,
+    };
+    if testers.is_some() && strategy == StrategyName::Rolling {
+        ctx.err(
+            From::Service,
+            &["blue-green", "match"],
+            "a rolling service has no second color for testers",
+        );
+    }
+    Traffic {
+        sticky,
+        testers,
+        maintenance: f.maintenance.as_ref().and_then(|m| resolve_maintenance(ctx, m)),
+    }
+}
+
+fn resolve_match(ctx: &mut Ctx<'_>, m: &MatchFile, key: &str) -> Option<Match> {
+    let mut found = vec![];
+    for (kind, entries) in [("header", &m.header), ("cookie", &m.cookie)] {
+        for (name, value) in entries.iter().flatten() {
+            found.push((kind, name, value));
+        }
+    }
+    let [(kind, name, value)] = found[..] else {
+        ctx.err(
+            From::Service,
+            &[key, "match"],
+            format!(
+                "{key}.match needs exactly one header or one cookie, e.g. {{header: {{X-Canary: \"1\"}}}}; it has {}",
+                found.len()
+            ),
+        );
+        return None;
+    };
+    let mut ok = true;
+    // nginx drops request headers with '_' (underscores_in_headers off).
+    if kind == "header" && (!is_name(name) || name.contains('_')) {
+        ctx.err(
+            From::Service,
+            &[key, "match", kind],
+            format!("header name {name:?}: use 1-64 of A-Z, a-z, 0-9 and '-'"),
+        );
+        ok = false;
+    } else if !is_name(name) {
+        ctx.err(
+            From::Service,
+            &[key, "match", kind],
+            format!("cookie name {name:?}: use 1-64 of A-Z, a-z, 0-9, '-' and '_'"),
+        );
+        ok = false;
+    }
+    if !is_value(value) {
+        ctx.err(
+            From::Service,
+            &[key, "match", kind, name],
+            format!("{kind} value {value:?}: use 1-128 of A-Z, a-z, 0-9 and ._~+/=:-"),
+        );
+        ok = false;
+    }
+    let (name, value) = (name.clone(), value.clone());
+    ok.then_some(match kind {
+        "header" => Match::Header { name, value },
+        _ => Match::Cookie { name, value },
+    })
+}
+
+fn resolve_maintenance(ctx: &mut Ctx<'_>, m: &MaintenanceFile) -> Option<Maintenance> {
+    let message = match m.message.as_deref() {
+        None => {
+            ctx.err(
+                From::Service,
+                &["maintenance"],
+                "maintenance needs a message, e.g. message: Back at 14:00",
+            );
+            return None;
+        }
+        Some(s) if !is_message(s) => {
+            ctx.err(
+                From::Service,
+                &["maintenance", "message"],
+                format!("message {s:?}: use up to 200 of letters, digits, spaces and .,:!?()'/@+- (no leading or trailing space)"),
+            );
+            return None;
+        }
+        Some(s) => s.to_string(),
+    };
+    let retry_after = match &m.retry_after {
+        None => DEFAULT_RETRY_AFTER,
+        Some(d) => match duration::parse(&d.0) {
+            Ok(d) if d >= Duration::from_secs(1) && d <= Duration::from_secs(7 * 24 * 3600) => d,
+            Ok(_) => {
+                ctx.err(
+                    From::Service,
+                    &["maintenance", "retry_after"],
+                    "retry_after must be between 1s and 7d",
+                );
+                return None;
+            }
+            Err(e) => {
+                ctx.err(
+                    From::Service,
+                    &["maintenance", "retry_after"],
+                    format!("{e}; write e.g. 10m"),
+                );
+                return None;
+            }
+        },
+    };
+    Some(Maintenance {
+        message,
+        retry_after: retry_after.as_secs(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::load;
+    use crate::spec::load::RepoFiles;
+
+    const BASE: &str = "active: green\nblue:\n  image: web:1\ngreen:\n  image: web:2\nport: 8080\nroute: {host: shop.example.com}\nhealth:\n  http: {path: /healthz}\n";
+
+    fn check(extra: &str) -> Result<Traffic, Vec<String>> {
+        let mut f = RepoFiles {
+            has_services_dir: true,
+            ..Default::default()
+        };
+        f.files.insert("services/web.yaml".into(), format!("{BASE}{extra}"));
+        load(&f)
+            .map(|d| d.services["web"].traffic.clone())
+            .map_err(|d| d.0.iter().map(|d| d.to_string()).collect())
+    }
+
+    #[test]
+    fn a_canary_is_sticky_unless_told_otherwise() {
+        assert!(check("strategy: canary\n").unwrap().sticky);
+        assert!(!check("strategy: canary\ncanary: {sticky: none}\n").unwrap().sticky);
+        assert!(check("").unwrap().is_plain(), "blue-green: plain");
+        let t = check("strategy: canary\ncanary:\n  match: {header: {X-Canary: \"1\"}}\n").unwrap();
+        assert_eq!(
+            t.testers,
+            Some(Match::Header {
+                name: "X-Canary".into(),
+                value: "1".into()
+            })
+        );
+        let t = check("blue-green:\n  match: {cookie: {beta: yes-please}}\n").unwrap();
+        assert_eq!(
+            t.testers,
+            Some(Match::Cookie {
+                name: "beta".into(),
+                value: "yes-please".into()
+            })
+        );
+        let t = check("maintenance: {message: \"Back at 14:00\", retry_after: 10m}\n").unwrap();
+        assert_eq!(
+            t.maintenance,
+            Some(Maintenance {
+                message: "Back at 14:00".into(),
+                retry_after: 600
+            })
+        );
+    }
+
+    #[test]
+    fn values_bound_for_a_proxy_config_are_refused_at_their_line() {
+        let cases = [
+            ("strategy: canary\ncanary:\n  match: {header: {X-Canary: \"1\\\" }\"}}\n", "services/web.yaml:12:30: header value \"1\\\" }\": use 1-128 of A-Z, a-z, 0-9 and ._~+/=:-"),
+            ("strategy: canary\ncanary:\n  match: {header: {\"X Can\": \"1\"}}\n", "services/web.yaml:12:11: header name \"X Can\": use 1-64 of A-Z, a-z, 0-9 and '-'"),
+            ("strategy: canary\ncanary:\n  match: {header: {a: \"1\", b: \"2\"}}\n", "services/web.yaml:12:3: canary.match needs exactly one header or one cookie, e.g. {header: {X-Canary: \"1\"}}; it has 2"),
+            ("maintenance: {message: \"<script>\"}\n", "services/web.yaml:10:24: message \"<script>\": use up to 200 of letters, digits, spaces and .,:!?()'/@+- (no leading or trailing space)"),
+            ("maintenance: {message: \"50% off $HOME\"}\n", "services/web.yaml:10:24: message \"50% off $HOME\": use up to 200 of letters, digits, spaces and .,:!?()'/@+- (no leading or trailing space)"),
+            ("maintenance: {retry_after: 1m}\n", "services/web.yaml:10:1: maintenance needs a message, e.g. message: Back at 14:00"),
+            ("maintenance: {message: x, retry_after: 30d}\n", "services/web.yaml:10:40: retry_after must be between 1s and 7d"),
+            ("strategy: canary\nblue-green: {}\n", "services/web.yaml:11:1: blue-green is set but the strategy is not blue-green: remove it, or use canary's own options"),
+        ];
+        for (extra, want) in cases {
+            let got = check(extra).map(|_| vec![]).unwrap_or_else(|e| e);
+            assert!(
+                got.contains(&want.to_string()),
+                "input:\n{extra}\ngot {got:#?}\nwant {want}"
+            );
+        }
+    }
+}
