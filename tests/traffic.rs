@@ -5,12 +5,12 @@
 
 mod common;
 
+use common::load::{get, share_on, sticky_clients, Load};
 use common::{free_port, proxy_or_fail, LocalApp};
 use teal::drivers::managed::{self, Managed, ManagedSpec};
 use teal::drivers::proxy::{Backend, PreviewRoute, ProxyDriver, RouteSpec};
 use teal::spec::Color::Green;
 use teal::spec::{Maintenance, Match, PerColor, Traffic};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
@@ -44,35 +44,6 @@ async fn start(kind: Kind) -> Proxy {
         driver,
         listen,
         _dir: dir,
-    }
-}
-
-/// One answer: status, the `Set-Cookie` and `Retry-After` headers, body.
-struct Answer {
-    status: u16,
-    cookie: Option<String>,
-    retry_after: Option<String>,
-    body: String,
-}
-
-async fn get(proxy: &str, host: &str, headers: &[(&str, &str)]) -> Answer {
-    let mut s = tokio::net::TcpStream::connect(proxy).await.unwrap();
-    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
-    let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    let header = |name: &str| {
-        head.lines()
-            .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)))
-            .map(|(_, v)| v.trim().to_string())
-    };
-    Answer {
-        status: head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0),
-        cookie: header("set-cookie"),
-        retry_after: header("retry-after"),
-        body: body.to_string(),
     }
 }
 
@@ -117,43 +88,6 @@ fn sticky() -> Traffic {
     }
 }
 
-/// What each client saw: the versions of its answers.
-type Seen = Vec<std::collections::BTreeSet<String>>;
-
-/// `requests` answers for each client in `cookies` (its cookie, or none
-/// yet: it keeps the one the proxy sets).
-async fn clients(proxy: &str, cookies: &mut [Option<String>], requests: usize) -> Seen {
-    let mut seen: Seen = vec![Default::default(); cookies.len()];
-    for chunk in (0..cookies.len()).collect::<Vec<_>>().chunks(50) {
-        let jobs = chunk.iter().map(|&i| {
-            let proxy = proxy.to_string();
-            let mut cookie = cookies[i].clone();
-            async move {
-                let mut versions = std::collections::BTreeSet::new();
-                for _ in 0..requests {
-                    let headers: Vec<(&str, &str)> = cookie.iter().map(|c| ("Cookie", c.as_str())).collect();
-                    let a = get(&proxy, "shop.test", &headers).await;
-                    assert_eq!(a.status, 200, "{}", a.body);
-                    versions.insert(a.body);
-                    if let Some(set) = a.cookie {
-                        cookie = Some(set.split(';').next().unwrap().to_string());
-                    }
-                }
-                (i, cookie, versions)
-            }
-        });
-        for (i, cookie, versions) in futures_util::future::join_all(jobs).await {
-            cookies[i] = cookie;
-            seen[i] = versions;
-        }
-    }
-    seen
-}
-
-fn share_on(seen: &Seen, version: &str) -> f64 {
-    seen.iter().filter(|v| v.len() == 1 && v.contains(version)).count() as f64 * 100.0 / seen.len() as f64
-}
-
 async fn a_sticky_canary_keeps_each_client_on_one_version(kind: Kind) {
     let p = start(kind).await;
     let blue = [LocalApp::start("1.0", "blue"), LocalApp::start("1.0", "blue")];
@@ -161,7 +95,7 @@ async fn a_sticky_canary_keeps_each_client_on_one_version(kind: Kind) {
     p.driver.apply(&route(&blue, &green, 20, sticky())).await.unwrap();
 
     let mut cookies = vec![None; 1000];
-    let seen = clients(&p.listen, &mut cookies, 20).await;
+    let seen = sticky_clients(&p.listen, "shop.test", &mut cookies, 20).await;
     let both = seen.iter().filter(|v| v.len() > 1).count();
     let canary = share_on(&seen, "1.1 green\n");
     println!("{kind:?}: 1000 clients x 20 requests at 20 %: {both} saw both versions, {canary:.1} % on the canary");
@@ -175,7 +109,7 @@ async fn a_sticky_canary_keeps_each_client_on_one_version(kind: Kind) {
     // the newly moved share switches.
     let before: Vec<bool> = seen.iter().map(|v| v.contains("1.1 green\n")).collect();
     p.driver.apply(&route(&blue, &green, 50, sticky())).await.unwrap();
-    let after = clients(&p.listen, &mut cookies, 3).await;
+    let after = sticky_clients(&p.listen, "shop.test", &mut cookies, 3).await;
     assert!(after.iter().all(|v| v.len() == 1), "{kind:?}: one version per client");
     let back = (0..1000)
         .filter(|&i| before[i] && !after[i].contains("1.1 green\n"))
@@ -244,6 +178,21 @@ async fn maintenance_answers_503_and_leaves_the_preview_alone(kind: Kind) {
     p.driver.apply(&plain).await.unwrap();
     let a = get(&p.listen, "shop.test", &[]).await;
     assert_eq!((a.status, a.body.as_str()), (200, "1.0 blue\n"), "{kind:?}");
+
+    // On and off under keep-alive load: no request fails besides the
+    // intended 503s (both are runtime changes, no reload).
+    let load = Load::start(&p.listen, "shop.test", 16);
+    for _ in 0..5 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        p.driver.apply(&down).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        p.driver.apply(&plain).await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let t = load.stop().await;
+    println!("{kind:?}: maintenance on/off x5 under load: {t:?}");
+    assert_eq!((t.errors, t.other), (0, 0), "{kind:?}: {t:?}");
+    assert!(t.ok > 0 && t.unavailable > 0, "{kind:?}: {t:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -266,12 +215,12 @@ async fn haproxy_testers() {
     testers_reach_the_new_color_during_a_rollout_only(Kind::Haproxy).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nginx_maintenance() {
     maintenance_answers_503_and_leaves_the_preview_alone(Kind::Nginx).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn haproxy_maintenance() {
     maintenance_answers_503_and_leaves_the_preview_alone(Kind::Haproxy).await;
 }

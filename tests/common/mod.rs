@@ -10,6 +10,7 @@ pub mod engine;
 pub mod fleet;
 pub mod host;
 pub mod hostile;
+pub mod load;
 pub mod process;
 pub mod registry;
 pub mod signing;
@@ -235,12 +236,23 @@ impl Drop for DockerGuard {
 }
 
 /// A free TCP port on 127.0.0.1.
+/// A free port on 127.0.0.1 below the kernel's ephemeral range (32768
+/// and up), so no outgoing connection (curl, a health check) takes it as
+/// its source port while a test's proxy has not bound it yet (an HTTPS
+/// port stays unbound until the first TLS route). Spread by pid and a
+/// counter, so parallel test processes rarely try the same one, and
+/// checked free by binding it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = std::process::id().wrapping_mul(7919);
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 10_000 + (base.wrapping_add(n.wrapping_mul(104_729)) % 22_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// The demo app as a local process on 127.0.0.1 (a backend without Docker).
