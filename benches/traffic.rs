@@ -1,0 +1,175 @@
+//! Traffic for people, measured on both managed proxies with the demo app
+//! as local processes: a sticky canary at 20 % with 1,000 distinct
+//! clients making 20 requests each (share of clients that saw both
+//! versions, share on the canary), the step to 50 % (clients that went
+//! back to the old version, new share), and maintenance switched on and
+//! off 20 times under keep-alive load from 32 connections (failed requests
+//! besides the intended 503s, and the time of one switch).
+//! Run: `cargo bench --bench traffic` (needs nginx with the Lua module and
+//! haproxy). `TEAL_BENCH_PROXY=haproxy|nginx` runs one.
+
+#[path = "../tests/common/load.rs"]
+#[allow(dead_code)]
+mod load;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use load::{share_on, sticky_clients, Load};
+use teal::drivers::managed::{self, ManagedSpec};
+use teal::drivers::proxy::{Backend, RouteSpec};
+use teal::spec::{Maintenance, PerColor, Traffic};
+
+struct App(Child);
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn app(dir: &std::path::Path, version: &str) -> (App, SocketAddr) {
+    let bin = dir.join("app");
+    if !bin.exists() {
+        teal::app::write_binary(dir).unwrap();
+    }
+    let port = free_port();
+    let child = teal::app::spawn_retrying(
+        Command::new(&bin)
+            .env("BIND", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("VERSION", version)
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    while std::net::TcpStream::connect(addr).is_err() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (App(child), addr)
+}
+
+fn route(blue: &[SocketAddr], green: &[SocketAddr], green_weight: u32, traffic: Traffic) -> RouteSpec {
+    RouteSpec {
+        service: "bench".into(),
+        host: "bench.test".into(),
+        aliases: vec![],
+        tls: None,
+        path: "/".into(),
+        backends: PerColor {
+            blue: Backend {
+                weight: 100 - green_weight,
+                addrs: blue.to_vec(),
+            },
+            green: Backend {
+                weight: green_weight,
+                addrs: green.to_vec(),
+            },
+        },
+        preview: None,
+        traffic,
+        next: None,
+        commit: "bench".into(),
+        route_hash: "bench".into(),
+    }
+}
+
+async fn run(kind: &str, blue: &[SocketAddr], green: &[SocketAddr]) {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let spec = match kind {
+        "nginx" => ManagedSpec::nginx(dir.path(), &listen),
+        _ => ManagedSpec::haproxy(dir.path(), &listen),
+    };
+    let (_m, proxy) = managed::start(&spec).await.unwrap();
+    let sticky = Traffic {
+        sticky: true,
+        ..Default::default()
+    };
+
+    proxy.apply(&route(blue, green, 20, sticky.clone())).await.unwrap();
+    let mut cookies = vec![None; 1000];
+    let t = Instant::now();
+    let seen = sticky_clients(&listen, "bench.test", &mut cookies, 20).await;
+    let took = t.elapsed();
+    let both = seen.iter().filter(|v| v.len() > 1).count();
+    let canary = share_on(&seen, "1.1 \n");
+    println!(
+        "{kind}: sticky canary at 20 %: 1000 clients x 20 requests ({:.1} s): {:.1} % saw both versions, {canary:.1} % on the canary",
+        took.as_secs_f64(),
+        both as f64 / 10.0
+    );
+    let on_canary: Vec<bool> = seen.iter().map(|v| v.contains("1.1 \n")).collect();
+    proxy.apply(&route(blue, green, 50, sticky)).await.unwrap();
+    let after = sticky_clients(&listen, "bench.test", &mut cookies, 3).await;
+    let back = (0..1000)
+        .filter(|&i| on_canary[i] && !after[i].contains("1.1 \n"))
+        .count();
+    println!(
+        "{kind}: step to 50 %: {back} canary clients went back, {:.1} % on the canary, {:.1} % saw both",
+        share_on(&after, "1.1 \n"),
+        after.iter().filter(|v| v.len() > 1).count() as f64 / 10.0
+    );
+
+    let plain = route(blue, green, 0, Traffic::default());
+    let down = route(
+        blue,
+        green,
+        0,
+        Traffic {
+            maintenance: Some(Maintenance {
+                message: "Back at 14:00".into(),
+                retry_after: 600,
+            }),
+            ..Default::default()
+        },
+    );
+    proxy.apply(&plain).await.unwrap();
+    let load = Load::start(&listen, "bench.test", 32);
+    let mut switches = vec![];
+    for i in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let t = Instant::now();
+        proxy.apply(if i % 2 == 0 { &down } else { &plain }).await.unwrap();
+        switches.push(t.elapsed());
+    }
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let tally = load.stop().await;
+    switches.sort();
+    println!(
+        "{kind}: maintenance on/off x20 under keep-alive load (32 connections): {} answered 200, {} 503 (intended), {} other status, {} connection errors; one switch: median {:.1} ms, max {:.1} ms",
+        tally.ok,
+        tally.unavailable,
+        tally.other,
+        tally.errors,
+        switches[switches.len() / 2].as_secs_f64() * 1000.0,
+        switches[switches.len() - 1].as_secs_f64() * 1000.0
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (b1, a1) = app(dir.path(), "1.0");
+    let (b2, a2) = app(dir.path(), "1.0");
+    let (g1, a3) = app(dir.path(), "1.1");
+    let only = std::env::var("TEAL_BENCH_PROXY").ok();
+    for kind in ["haproxy", "nginx"] {
+        if only.as_deref().is_none_or(|o| o == kind) {
+            run(kind, &[a1, a2], &[a3]).await;
+        }
+    }
+    drop((b1, b2, g1));
+}
