@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod host;
 pub mod hostile;
 pub mod process;
+pub mod prometheus;
 pub mod registry;
 pub mod signing;
 pub mod swarm;
