@@ -66,9 +66,7 @@ async fn rollback_once(interval: &str) -> (f64, f64) {
     let stop = Arc::new(AtomicBool::new(false));
     let tasks = client(&h, seen.clone(), stop.clone());
     // The bench's own view of the query, every 50 ms.
-    let query = RATIO
-        .replace("{{service}}", &h.svc)
-        .replace("{{color}}", "green");
+    let query = RATIO.replace("{{service}}", &h.svc).replace("{{color}}", "green");
     let crossed: Arc<Mutex<Option<Instant>>> = Arc::default();
     let watch = {
         let (crossed, stop, url) = (crossed.clone(), stop.clone(), prom.url.clone());

@@ -19,8 +19,10 @@ pub const MAX_BODY: usize = 1 << 20;
 pub enum PromError {
     #[error("cannot reach Prometheus at {url}: {cause}")]
     Unreachable { url: String, cause: String },
-    #[error("Prometheus at {url} answered HTTP {status}: {body}")]
-    Status { url: String, status: u16, body: String },
+    /// The body is not shown: the URL comes from the repo, and whatever
+    /// answers there must not be echoed into status and notices.
+    #[error("Prometheus at {url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
     #[error("Prometheus could not run the query ({kind}): {error}")]
     Query { kind: String, error: String },
     #[error("Prometheus answered more than {MAX_BODY} bytes")]
@@ -69,7 +71,6 @@ pub async fn query(client: &reqwest::Client, base: &str, query: &str) -> Result<
         _ if status != 200 => Err(PromError::Status {
             url: base.to_string(),
             status,
-            body: excerpt(&body),
         }),
         other => other,
     }
@@ -190,6 +191,83 @@ mod tests {
         assert!(parse(vector(&["NaN"]).as_bytes()).unwrap().is_nan());
         let scalar = r#"{"status":"success","data":{"resultType":"scalar","result":[1700000000.5,"2"]}}"#;
         assert_eq!(parse(scalar.as_bytes()), Ok(2.0));
+    }
+
+    /// A peer on 127.0.0.1 that answers every connection with `answer`
+    /// (or holds it open, saying nothing, when `None`).
+    async fn peer(answer: Option<Vec<u8>>) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    match answer {
+                        Some(a) => {
+                            let _ = s.write_all(&a).await;
+                        }
+                        None => tokio::time::sleep(Duration::from_secs(30)).await,
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    fn http(status: &str, body: &[u8]) -> Vec<u8> {
+        let mut out = format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[tokio::test]
+    async fn a_peer_is_bounded_in_time_and_bytes_and_never_echoed() {
+        let c = client();
+        let ok = peer(Some(http("200 OK", vector(&["0.5"]).as_bytes()))).await;
+        assert_eq!(query(&c, &ok, "up").await, Ok(0.5));
+        let down = peer(Some(http("503 Service Unavailable", b"secret internal page"))).await;
+        let e = query(&c, &down, "up").await.unwrap_err();
+        assert_eq!(e.to_string(), format!("Prometheus at {down} answered HTTP 503"));
+        let huge = peer(Some(http("200 OK", &vec![b' '; MAX_BODY + 1]))).await;
+        assert_eq!(query(&c, &huge, "up").await, Err(PromError::TooLarge));
+        let bad = peer(Some(http(
+            "400 Bad Request",
+            br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#,
+        )))
+        .await;
+        assert!(matches!(query(&c, &bad, "up(").await, Err(PromError::Query { .. })));
+        let silent = peer(None).await;
+        let started = std::time::Instant::now();
+        let e = query(&c, &silent, "up").await.unwrap_err();
+        assert!(
+            started.elapsed() < TIMEOUT + Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            e.to_string(),
+            format!("cannot reach Prometheus at {silent}: no answer within 5s")
+        );
+        let refused = format!(
+            "http://127.0.0.1:{}",
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        );
+        let e = query(&c, &refused, "up").await.unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("cannot reach Prometheus at {refused}: ")) && e.contains("refused"),
+            "{e}"
+        );
     }
 
     #[test]
