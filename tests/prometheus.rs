@@ -3,8 +3,9 @@
 //! service's containers, through `teal daemon`, real Docker and a managed
 //! HAProxy: a canary whose new version fails per Prometheus is rolled
 //! back (all traffic on the old color, the reason naming prometheus), a
-//! good one completes, and a Prometheus that cannot be reached aborts the
-//! rollout after the inconclusive limit, never promoting it.
+//! good one completes, a Prometheus that cannot be reached aborts the
+//! rollout after the inconclusive limit, never promoting it, and a rolling
+//! batch failing per Prometheus (nginx balancer) is rolled back.
 
 mod common;
 
@@ -182,4 +183,36 @@ async fn an_unreachable_prometheus_aborts_after_the_inconclusive_limit() {
         "{figures}"
     );
     assert_eq!(get_via(&h.listen, &h.host, "/").await.1, "1.0 blue\n");
+}
+
+#[tokio::test]
+async fn a_rolling_batch_failing_per_prometheus_is_rolled_back() {
+    proxy_or_fail("nginx");
+    let h = TestHost::new("prom-roll").await;
+    let prom = PromServer::start(&h.svc).await;
+    let v1 = app_image_version(&h.docker, "1.0", true).await;
+    let bad = failing_app_image(&h.docker, "3.0", 30).await;
+    // Rolling keeps one color: the query judges blue, old and new
+    // replicas alike (the old one, out of the proxy, adds nothing).
+    let file = format!(
+        "strategy: rolling\nrolling: {{max_surge: 1, hold: 20s}}\nanalysis:\n  prometheus:\n    url: {}\n    query: '{RATIO}'\n    max: 0.05\n    interval: 1s\n    inconclusive: 10\n",
+        prom.url
+    );
+    h.push("web 1.0", &h.service("blue", &v1, None, &file));
+    h.managed_config("nginx");
+    let _daemon = h.start_daemon();
+    h.until_serves("1.0 blue\n", 60).await;
+
+    let load = Wrk::start(&h.listen, &h.host, 60);
+    h.push("web 3.0", &h.service("blue", &bad, None, &file));
+    h.until_phase("rolled_back", 60).await;
+    let _ = load.stop();
+    h.until_only_serves("1.0 blue\n", 10).await;
+    let r = h.rollout().unwrap();
+    assert_eq!(r["phase"]["reason"], "prometheus", "{r}");
+    let figures = r["phase"]["figures"].as_str().unwrap();
+    assert!(
+        figures.contains(&format!("service=\"{}\",color=\"blue\"", h.svc)),
+        "{figures}"
+    );
 }
