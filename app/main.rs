@@ -12,6 +12,10 @@
 //!
 //! `GET /status/<code>` answers with that status, e.g. `/status/404`.
 //!
+//! `GET /metrics` answers, in Prometheus's text format, the counts of the
+//! requests served on the other paths (`app_requests_total`) and of the
+//! 500s among them (`app_errors_total`), for tests of Prometheus analysis.
+//!
 //! `GET /secret/<NAME>` and `GET /env/<NAME>` answer the FNV-1a 64 hash
 //! (hex) of `/run/secrets/<NAME>` or of variable `NAME`, 404 when absent:
 //! tests see which value a replica got without it crossing the wire.
@@ -120,6 +124,18 @@ fn check(port: &str) -> bool {
     BufReader::new(s).read_line(&mut line).is_ok() && line.starts_with("HTTP/1.1 200")
 }
 
+/// Requests served (not counting `/metrics` and `/healthz`), and 500s.
+static REQUESTS: AtomicU64 = AtomicU64::new(0);
+static ERRORS: AtomicU64 = AtomicU64::new(0);
+
+fn metrics() -> String {
+    format!(
+        "# TYPE app_requests_total counter\napp_requests_total {}\n# TYPE app_errors_total counter\napp_errors_total {}\n",
+        REQUESTS.load(Ordering::Relaxed),
+        ERRORS.load(Ordering::Relaxed)
+    )
+}
+
 /// Whether this request is one of the `FAIL_PERCENT` that answer 500.
 fn failing() -> bool {
     static N: AtomicU64 = AtomicU64::new(0);
@@ -163,7 +179,11 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
             std::io::Read::read_exact(&mut reader, &mut skip)?;
         }
         let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+        if path != "/metrics" && !path.starts_with("/healthz") {
+            REQUESTS.fetch_add(1, Ordering::Relaxed);
+        }
         let (status, body) = match path {
+            "/metrics" => ("200 OK".to_string(), metrics()),
             "/healthz" if healthy => ("200 OK".to_string(), "ok\n".to_string()),
             "/healthz" => ("503 Service Unavailable".to_string(), "unhealthy\n".to_string()),
             p if p.starts_with("/secret/") || p.starts_with("/env/") => {
@@ -182,7 +202,10 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
                 let code = p.trim_start_matches("/status/");
                 (format!("{code} As Asked"), format!("{version} {color} {code}\n"))
             }
-            _ if failing() => ("500 Internal Server Error".to_string(), format!("{version} {color} failing\n")),
+            _ if failing() => {
+                ERRORS.fetch_add(1, Ordering::Relaxed);
+                ("500 Internal Server Error".to_string(), format!("{version} {color} failing\n"))
+            }
             _ => ("200 OK".to_string(), format!("{version} {color}\n")),
         };
         let conn = if close { "close" } else { "keep-alive" };

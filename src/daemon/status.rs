@@ -77,7 +77,7 @@ impl Metrics {
                 esc(result.as_str())
             );
         }
-        o.push_str("# HELP teal_rollbacks_total Rollouts that analysis rolled back, by service and reason (errors, no_traffic).\n# TYPE teal_rollbacks_total counter\n");
+        o.push_str("# HELP teal_rollbacks_total Rollouts that analysis rolled back, by service and reason (errors, no_traffic, prometheus, inconclusive).\n# TYPE teal_rollbacks_total counter\n");
         for ((svc, reason), n) in &self.rollbacks {
             let _ = writeln!(
                 o,

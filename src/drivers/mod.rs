@@ -6,7 +6,8 @@
 //! runs the replicas: `docker` (containers) or `swarm` (Swarm services);
 //! `paths` resolves host paths for the policy's bind checks; `tls` reads,
 //! checks and stores certificates; `acme` orders them from an ACME CA;
-//! `registry` lists a repository's tags (`teal bump --latest`).
+//! `registry` lists a repository's tags (`teal bump --latest`);
+//! `prometheus` reads a query's value for analysis.
 
 pub mod acme;
 pub mod age;
@@ -17,6 +18,7 @@ pub mod managed;
 pub mod nginx;
 pub mod paths;
 pub mod peer;
+pub mod prometheus;
 pub mod proxy;
 pub mod registry;
 pub mod reload;

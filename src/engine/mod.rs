@@ -7,6 +7,7 @@
 //! traffic to a color that has not passed its checks in this run.
 
 mod pins;
+mod prometheus;
 pub mod release;
 mod rolling;
 mod rollout;

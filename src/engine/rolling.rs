@@ -8,8 +8,8 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::time::Instant;
 
+use super::prometheus::PromPoller;
 use super::{container_spec, Engine, StepError};
 use crate::drivers::proxy::{Backend, RouteSpec};
 use crate::drivers::runtime::Runtime;
@@ -17,7 +17,7 @@ use crate::health::{self, Target};
 use crate::plan::{route_hash, service_hash, ObservedContainer};
 use crate::spec::container::ContainerSpec;
 use crate::spec::{Color, PerColor, Service, Strategy};
-use crate::strategy::analysis::judge_step;
+use crate::strategy::judge::{judge, Window};
 use crate::strategy::{self, Phase, Verdict};
 
 impl Engine<'_> {
@@ -132,35 +132,25 @@ impl Engine<'_> {
     }
 
     /// With analysis: the color's responses over the batch's hold (old and
-    /// new replicas alike: the proxy counts per color). A failure is
-    /// recorded, so the same service is not rolled again.
+    /// new replicas alike: the proxy counts per color), and the Prometheus
+    /// query for the color. A failure is recorded, so the same service is
+    /// not rolled again.
     pub(super) async fn judge_batch(&self, svc: &Service, color: Color) -> Result<(), StepError> {
         let (Some(a), Strategy::Rolling { hold, .. }) = (&svc.analysis, &svc.strategy) else {
             return Ok(());
         };
-        let counts = || async {
-            Ok::<_, StepError>(
-                self.proxy
-                    .counters()
-                    .await?
-                    .get(&svc.name)
-                    .map(|c| *c.get(color))
-                    .unwrap_or_default(),
-            )
-        };
-        let before = counts().await?;
-        let start = Instant::now();
+        let obs = self.observe(svc, color, None).await?;
+        let mut p = strategy::begin(&svc.name, self.commit, &service_hash(svc), color, color, &obs);
+        let prom = PromPoller::start(Some(a), &svc.name, color, self.commit);
         loop {
             tokio::time::sleep(super::TICK).await;
-            match judge_step(a, before, counts().await?, start.elapsed(), *hold) {
+            let obs = self.observe(svc, color, prom.as_ref()).await?;
+            let (verdict, tally) = judge(Some(a), &p, &obs, Window::Step(*hold));
+            p.prom = tally;
+            match verdict {
                 Verdict::Wait => {}
                 Verdict::Pass => return Ok(()),
                 Verdict::Fail(f) => {
-                    let obs = strategy::Observation {
-                        now_ms: 0,
-                        counts: before,
-                    };
-                    let mut p = strategy::begin(&svc.name, self.commit, &service_hash(svc), color, color, &obs);
                     p.phase = Phase::RolledBack(f.clone());
                     let _ = self.records.save(&p);
                     (self.on_rollout)(&p);

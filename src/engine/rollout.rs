@@ -4,8 +4,9 @@
 //! back without waiting on the disk). A recorded rollout of the same
 //! service is resumed after a restart, its step begun afresh.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use super::prometheus::{now_ms, PromPoller};
 use super::{Engine, StepError};
 use crate::drivers::route::Counts;
 use crate::plan::{is_service, service_hash, Step};
@@ -26,7 +27,7 @@ impl Engine<'_> {
             _ => return Err(StepError::Invalid(format!("{step:?} is not a rollout"))),
         };
         let hash = service_hash(svc);
-        let obs = self.observe_rollout(svc, to).await?;
+        let obs = self.observe(svc, to, None).await?;
         let next = match self.records.load(&svc.name) {
             Some(p) if resumable(&p, svc, from, to, step) => resume(&p, &obs),
             _ => {
@@ -38,9 +39,11 @@ impl Engine<'_> {
             }
         };
         let mut p = self.record_and_act(svc, None, next).await?;
+        // The commit of the record: a resumed rollout keeps its own.
+        let prom = PromPoller::start(svc.analysis.as_ref(), &svc.name, to, &p.commit);
         while !p.finished() {
             tokio::time::sleep(TICK).await;
-            let obs = self.observe_rollout(svc, to).await?;
+            let obs = self.observe(svc, to, prom.as_ref()).await?;
             let next = match step {
                 Step::Canary { steps, .. } => canary::step(steps, svc.analysis.as_ref(), &p, &obs),
                 _ => blue_green::step(svc.analysis.as_ref(), &p, &obs),
@@ -102,22 +105,29 @@ impl Engine<'_> {
         Ok(())
     }
 
-    /// The clock and the new color's counters. Without analysis nothing is
-    /// judged, so a proxy that cannot count (nginx with reloads) will do.
-    async fn observe_rollout(&self, svc: &Service, to: Color) -> Result<Observation, StepError> {
+    /// The clock, the new color's counters and the newest Prometheus
+    /// reading. Counters are read only when analysis judges them, so a
+    /// proxy that cannot count (nginx with reloads) will do otherwise.
+    pub(super) async fn observe(
+        &self,
+        svc: &Service,
+        to: Color,
+        prom: Option<&PromPoller>,
+    ) -> Result<Observation, StepError> {
         let counts = match &svc.analysis {
-            Some(_) => self
+            Some(a) if a.max_errors.is_some() => self
                 .proxy
                 .counters()
                 .await?
                 .get(&svc.name)
                 .map(|c| *c.get(to))
                 .unwrap_or_default(),
-            None => Counts::default(),
+            _ => Counts::default(),
         };
         Ok(Observation {
             now_ms: now_ms(),
             counts,
+            prom: prom.and_then(PromPoller::take),
         })
     }
 }
@@ -144,13 +154,8 @@ fn resume(p: &Progress, obs: &Observation) -> Next {
         progress: Progress {
             baseline: obs.counts,
             since_ms: obs.now_ms,
+            prom: p.prom.new_phase(),
             ..p.clone()
         },
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -12,6 +12,7 @@ pub mod host;
 pub mod hostile;
 pub mod load;
 pub mod process;
+pub mod prometheus;
 pub mod registry;
 pub mod signing;
 pub mod swarm;

@@ -18,6 +18,7 @@ fn progress(commit: &str, phase: Phase) -> Progress {
         phase,
         baseline: Default::default(),
         since_ms: 1_795_000_000_000,
+        prom: Default::default(),
     }
 }
 

@@ -75,9 +75,10 @@ fn verify_follows_a_blue_green_switch_and_precedes_the_drain() {
     let base = with(|_| {});
     let head = bumped(|s| {
         s.analysis = Some(Analysis {
-            max_errors: 1.0,
+            max_errors: Some(1.0),
             min_requests: 20,
             verify: Some(Duration::from_secs(60)),
+            prometheus: None,
         });
         s.switch.keep_idle = false;
     });

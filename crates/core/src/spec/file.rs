@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use super::prometheus::PrometheusFile;
 pub use super::route::{RouteFile, TlsFile, TlsFilesFile};
 pub use super::traffic::{BlueGreenFile, MaintenanceFile, MatchFile, StickyName};
 use super::{Color, PullPolicy, RestartPolicy};
@@ -255,7 +256,8 @@ pub struct RollingFile {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnalysisFile {
-    /// Largest share of 5xx responses of the new version, e.g. `1%`. Default 1%.
+    /// Largest share of 5xx responses of the new version, e.g. `1%`.
+    /// Default 1%, or not judged when only prometheus is set.
     #[serde(default)]
     pub max_errors: Option<PercentStr>,
     /// Responses a step needs before it is judged; a step waits for them
@@ -266,6 +268,10 @@ pub struct AnalysisFile {
     /// `60s`; above the error budget, traffic goes back. Default: off.
     #[serde(default)]
     pub verify: Option<DurationStr>,
+    /// A PromQL query judged each interval beside (or, without
+    /// max_errors and min_requests, instead of) the proxy's counters.
+    #[serde(default)]
+    pub prometheus: Option<PrometheusFile>,
 }
 
 /// A percentage such as `1%` or `0.5%`.

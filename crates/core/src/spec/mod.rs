@@ -18,6 +18,7 @@ pub mod limits;
 pub mod load;
 pub mod locate;
 pub mod names;
+pub mod prometheus;
 pub mod release;
 pub mod route;
 pub mod schema;
@@ -28,6 +29,8 @@ pub mod validate;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_prometheus;
 #[cfg(test)]
 mod tests_props;
 #[cfg(test)]
@@ -161,7 +164,8 @@ pub struct Service {
     pub switch: Switch,
     /// How a new version takes traffic.
     pub strategy: Strategy,
-    /// Judgement of the new version on the proxy's counters, if declared.
+    /// Judgement of the new version (the proxy's counters, a Prometheus
+    /// query), if declared.
     pub analysis: Option<Analysis>,
     /// Stickiness, testers and maintenance: rules of the route.
     #[serde(skip_serializing_if = "Traffic::is_plain")]
@@ -319,13 +323,17 @@ pub struct CanaryStep {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Analysis {
-    /// Largest 5xx share of the new version's responses, in percent.
-    pub max_errors: f64,
-    /// Responses a step needs before it is judged.
+    /// Largest 5xx share of the new version's responses, in percent;
+    /// `None`: the proxy's counters are not judged (Prometheus only).
+    pub max_errors: Option<f64>,
+    /// Responses a step needs before the counters judge it.
     pub min_requests: u64,
     /// Blue-green and canary: judge this long after all traffic moved.
     #[serde(with = "duration::serde_human_opt")]
     pub verify: Option<Duration>,
+    /// A Prometheus query judged beside the counters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<prometheus::PromCheck>,
 }
 
 /// Defaults used when neither the service nor `teal.yaml` says otherwise.

@@ -207,10 +207,15 @@ fn rolling(ctx: &mut Ctx<'_>, f: &ServiceFile, active: Option<Color>) -> Option<
 /// The analysis, when declared; its errors are pushed.
 pub(super) fn resolve_analysis(ctx: &mut Ctx<'_>, f: &ServiceFile) -> Option<Analysis> {
     let a: &AnalysisFile = f.analysis.as_ref()?;
+    // Resolved first, so its errors show beside the others.
+    let prometheus = a.prometheus.as_ref().map(|p| super::prometheus::resolve(ctx, p));
+    // Prometheus alone judges without the counters (which a proxy that
+    // cannot count, nginx with reloads, would not have).
+    let counters = prometheus.is_none() || a.max_errors.is_some() || a.min_requests.is_some();
     let max_errors = match &a.max_errors {
-        None => defaults::MAX_ERRORS_PERCENT,
+        None => counters.then_some(defaults::MAX_ERRORS_PERCENT),
         Some(p) => match parse_percent(&p.0) {
-            Ok(v) if (0.0..=100.0).contains(&v) => v,
+            Ok(v) if (0.0..=100.0).contains(&v) => Some(v),
             Ok(v) => {
                 ctx.err(
                     From::Service,
@@ -256,6 +261,10 @@ pub(super) fn resolve_analysis(ctx: &mut Ctx<'_>, f: &ServiceFile) -> Option<Ana
         max_errors,
         min_requests,
         verify,
+        prometheus: match prometheus {
+            Some(p) => Some(p?),
+            None => None,
+        },
     })
 }
 
@@ -302,7 +311,7 @@ mod tests {
         let a = s.analysis.unwrap();
         assert_eq!(
             (a.max_errors, a.min_requests, a.verify),
-            (2.5, 3, Some(std::time::Duration::from_secs(10)))
+            (Some(2.5), 3, Some(std::time::Duration::from_secs(10)))
         );
         let rolling = "active: blue\nblue:\n  image: web:1\nport: 8080\nroute: {host: shop.example.com}\nhealth:\n  http: {path: /healthz}\nstrategy: rolling\nrolling: {max_surge: 2}\n";
         let mut f = RepoFiles {

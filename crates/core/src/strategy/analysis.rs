@@ -62,6 +62,11 @@ pub enum Reason {
     Errors,
     /// Fewer than `min_requests` responses within 3 x the hold.
     NoTraffic,
+    /// The Prometheus query's value was above `max` or below `min`.
+    Prometheus,
+    /// `inconclusive` evaluations of the Prometheus query in a row gave
+    /// no value.
+    Inconclusive,
 }
 
 impl Reason {
@@ -70,6 +75,8 @@ impl Reason {
         match self {
             Reason::Errors => "errors",
             Reason::NoTraffic => "no_traffic",
+            Reason::Prometheus => "prometheus",
+            Reason::Inconclusive => "inconclusive",
         }
     }
 }
@@ -92,7 +99,11 @@ pub fn delta(before: Counts, now: Counts) -> Counts {
 /// responses show too many errors; passes once the hold is over with
 /// enough responses; past 3 x hold without enough responses, fails for
 /// lack of traffic.
+/// Without `max_errors` the counters judge nothing: the hold alone.
 pub fn judge_step(a: &Analysis, before: Counts, now: Counts, elapsed: Duration, hold: Duration) -> Verdict {
+    if a.max_errors.is_none() {
+        return held(elapsed, hold);
+    }
     let d = delta(before, now);
     if let Some(f) = too_many_errors(a, d) {
         return Verdict::Fail(f);
@@ -112,6 +123,11 @@ pub fn judge_step(a: &Analysis, before: Counts, now: Counts, elapsed: Duration, 
         }
         return Verdict::Wait;
     }
+    held(elapsed, hold)
+}
+
+/// Pass once `elapsed` reached `hold`.
+pub fn held(elapsed: Duration, hold: Duration) -> Verdict {
     if elapsed >= hold {
         Verdict::Pass
     } else {
@@ -126,22 +142,19 @@ pub fn judge_verify(a: &Analysis, before: Counts, now: Counts, elapsed: Duration
     if let Some(f) = too_many_errors(a, delta(before, now)) {
         return Verdict::Fail(f);
     }
-    if elapsed >= window {
-        Verdict::Pass
-    } else {
-        Verdict::Wait
-    }
+    held(elapsed, window)
 }
 
 fn too_many_errors(a: &Analysis, d: Counts) -> Option<Failure> {
+    let max = a.max_errors?;
     let n = d.total();
     if n == 0 || n < a.min_requests {
         return None;
     }
     let share = d.xx5 as f64 * 100.0 / n as f64;
-    (share > a.max_errors).then(|| Failure {
+    (share > max).then(|| Failure {
         reason: Reason::Errors,
-        figures: format!("5xx {share:.1} % of {n} responses > {} %", a.max_errors),
+        figures: format!("5xx {share:.1} % of {n} responses > {max} %"),
     })
 }
 
@@ -155,9 +168,10 @@ mod tests {
 
     fn a(max_errors: f64, min_requests: u64) -> Analysis {
         Analysis {
-            max_errors,
+            max_errors: Some(max_errors),
             min_requests,
             verify: None,
+            prometheus: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //! `analysis.verify`, the new color is then judged for that long and a
 //! failure switches back.
 
-use super::analysis::judge_verify;
+use super::judge::{judge, Window};
 use super::{Next, Observation, Phase, Progress, Verdict};
 use crate::spec::Analysis;
 
@@ -17,10 +17,12 @@ pub fn start(analysis: Option<&Analysis>, p: &Progress, obs: &Observation) -> Ne
 
 /// One tick of the verify window.
 pub fn step(analysis: Option<&Analysis>, p: &Progress, obs: &Observation) -> Next {
-    let (Phase::Verify, Some(a), Some(window)) = (&p.phase, analysis, analysis.and_then(|a| a.verify)) else {
+    let (Phase::Verify, Some(window)) = (&p.phase, analysis.and_then(|a| a.verify)) else {
         return Next::stay(p);
     };
-    match judge_verify(a, p.baseline, obs.counts, p.elapsed(obs.now_ms), window) {
+    let (verdict, prom) = judge(analysis, p, obs, Window::Verify(window));
+    let p = &Progress { prom, ..p.clone() };
+    match verdict {
         Verdict::Wait => Next::stay(p),
         Verdict::Pass => Next {
             actions: vec![],
@@ -47,15 +49,17 @@ mod tests {
                 xx5: err,
                 ..Default::default()
             },
+            prom: None,
         }
     }
 
     #[test]
     fn verify_judges_after_the_switch_and_switches_back_on_errors() {
         let an = Analysis {
-            max_errors: 1.0,
+            max_errors: Some(1.0),
             min_requests: 20,
             verify: Some(Duration::from_secs(60)),
+            prometheus: None,
         };
         let p0 = begin("web", "c1", "h", Blue, Green, &obs(0, 10, 0));
         let n = start(Some(&an), &p0, &obs(0, 10, 0));

@@ -3,7 +3,7 @@
 //! the verify window if one is declared. A failed judgement puts all
 //! traffic back at once.
 
-use super::analysis::judge_step;
+use super::judge::{judge, Window};
 use super::{blue_green, Action, Next, Observation, Phase, Progress, Verdict};
 use crate::spec::{Analysis, CanaryStep};
 
@@ -39,17 +39,13 @@ fn full(p: &Progress, obs: &Observation, analysis: Option<&Analysis>) -> Next {
 
 /// One tick of a canary.
 pub fn step(steps: &[CanaryStep], analysis: Option<&Analysis>, p: &Progress, obs: &Observation) -> Next {
-    let elapsed = p.elapsed(obs.now_ms);
     match &p.phase {
         Phase::Step { index, .. } => {
             let Some(s) = steps.get(*index) else {
                 return full(p, obs, analysis);
             };
-            let verdict = match analysis {
-                Some(a) => judge_step(a, p.baseline, obs.counts, elapsed, s.hold),
-                None if elapsed >= s.hold => Verdict::Pass,
-                None => Verdict::Wait,
-            };
+            let (verdict, prom) = judge(analysis, p, obs, Window::Step(s.hold));
+            let p = &Progress { prom, ..p.clone() };
             match verdict {
                 Verdict::Wait => Next::stay(p),
                 Verdict::Fail(f) => p.roll_back(f, obs),
@@ -93,6 +89,7 @@ mod tests {
                 xx5: err,
                 ..Default::default()
             },
+            prom: None,
         }
     }
 
@@ -103,9 +100,10 @@ mod tests {
     #[test]
     fn a_good_canary_walks_its_steps_then_takes_all_traffic() {
         let an = Analysis {
-            max_errors: 1.0,
+            max_errors: Some(1.0),
             min_requests: 20,
             verify: None,
+            prometheus: None,
         };
         let p0 = begin("web", "c1", "h", Blue, Green, &obs(0, 0, 0));
         let n = start(&steps(), &p0, &obs(0, 0, 0));
@@ -130,9 +128,10 @@ mod tests {
     #[test]
     fn errors_above_the_budget_put_all_traffic_back_at_once() {
         let an = Analysis {
-            max_errors: 5.0,
+            max_errors: Some(5.0),
             min_requests: 20,
             verify: None,
+            prometheus: None,
         };
         let p0 = begin("web", "c1", "h", Blue, Green, &obs(0, 0, 0));
         let n = start(&steps(), &p0, &obs(0, 0, 0));
@@ -160,9 +159,10 @@ mod tests {
     #[test]
     fn a_declared_verify_window_follows_the_last_step() {
         let an = Analysis {
-            max_errors: 1.0,
+            max_errors: Some(1.0),
             min_requests: 1,
             verify: Some(Duration::from_secs(60)),
+            prometheus: None,
         };
         let p0 = begin("web", "c1", "h", Blue, Green, &obs(0, 0, 0));
         let n = start(&steps()[..1], &p0, &obs(0, 0, 0));

@@ -8,6 +8,8 @@
 pub mod analysis;
 pub mod blue_green;
 pub mod canary;
+pub mod judge;
+pub mod prometheus;
 pub mod rolling;
 
 use std::time::Duration;
@@ -17,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::spec::{Color, PerColor};
 use crate::strategy::analysis::Counts;
 pub use analysis::{Failure, Reason, Verdict};
+pub use prometheus::{PromReading, PromTally};
 
 /// How far one rollout of one service has come: recorded in the state dir
 /// before every action.
@@ -37,6 +40,9 @@ pub struct Progress {
     pub baseline: Counts,
     /// When the phase began, in milliseconds since the Unix epoch.
     pub since_ms: u64,
+    /// Evaluations of the Prometheus query judged so far.
+    #[serde(default, skip_serializing_if = "PromTally::is_zero")]
+    pub prom: PromTally,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +75,7 @@ impl Progress {
             phase,
             baseline: obs.counts,
             since_ms: obs.now_ms,
+            prom: self.prom.new_phase(),
             ..self.clone()
         }
     }
@@ -100,12 +107,15 @@ impl Progress {
 }
 
 /// What the engine saw this tick.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Observation {
     /// Milliseconds since the Unix epoch.
     pub now_ms: u64,
     /// The new color's response counters, as the proxy reports them.
     pub counts: Counts,
+    /// The Prometheus query's newest evaluation, when one arrived since
+    /// the last tick (each is judged once).
+    pub prom: Option<PromReading>,
 }
 
 /// What the engine does for a strategy.
@@ -154,5 +164,6 @@ pub fn begin(service: &str, commit: &str, service_hash: &str, from: Color, to: C
         phase: Phase::Done,
         baseline: obs.counts,
         since_ms: obs.now_ms,
+        prom: PromTally::default(),
     }
 }
