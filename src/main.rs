@@ -54,6 +54,22 @@ enum Command {
     /// warm, so `git revert` is an instant rollback.
     /// Example: `teal bump web registry.example.com/shop/web:1.4.3 --commit`
     Bump(commands::bump::Args),
+    /// Let a rollout waiting for a promotion go on.
+    ///
+    /// Writes `promote: <HEAD>` into services/SERVICE.yaml and commits it:
+    /// the rollout under way at that commit (a canary step with `hold:
+    /// until_promoted`, a blue-green with `promote: manual`) takes its next
+    /// step once a host reads the commit. Push it as any deploy.
+    /// Example: `teal promote web && git push`
+    Promote(commands::promote::Args),
+    /// Put all traffic of a rollout under way back on the old color.
+    ///
+    /// Writes `abort: <HEAD>` into services/SERVICE.yaml and commits it: the
+    /// rollout under way at that commit is rolled back as a failed analysis
+    /// would (the new color keeps running, idle, for inspection). Then
+    /// revert the deploy or push a fix.
+    /// Example: `teal abort web && git push`
+    Abort(commands::promote::Args),
     /// Secrets in the repo: `set` encrypts a value from stdin with age to
     /// teal.yaml's secrets.recipients into secrets/SERVICE.yaml; `ls` names
     /// a service's secrets and who can read them. Never prints a value.
@@ -125,6 +141,8 @@ fn main() -> ExitCode {
         Command::Apply(a) => block_on(commands::apply::run(a)),
         Command::Gc(a) => block_on(commands::gc::run(a)),
         Command::Bump(a) => commands::bump::run(a),
+        Command::Promote(a) => commands::promote::run("promote", a),
+        Command::Abort(a) => commands::promote::run("abort", a),
         Command::Secret(a) => commands::secret::run(a),
         Command::Daemon(a) => block_on(commands::daemon::run(a)),
         Command::Status(a) => block_on(commands::status::run(a)),

@@ -86,6 +86,10 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
         let why = o.error.clone().unwrap_or_default();
         let result = match &o.outcome {
             Outcome::Deployed => EventResult::Ok,
+            Outcome::Waiting => {
+                eprintln!("  {}: {}", o.service, field(&o.reason.clone().unwrap_or_default()));
+                continue;
+            }
             // A service held after a rollback is refused by this apply too.
             Outcome::Refused | Outcome::NotAgain => {
                 eprintln!("  {}: refused: {}", o.service, field(&why));

@@ -12,6 +12,7 @@ pub mod gc;
 pub mod history;
 pub mod host;
 pub mod plan;
+pub mod promote;
 pub mod secret;
 pub mod status;
 pub mod trust;

@@ -101,6 +101,16 @@ impl Daemon {
                 }
                 self.record(&o.service, &rev.commit, EventResult::Failed, ms, o.error.clone());
             }
+            Outcome::Waiting => {
+                // Said once per commit: the wait goes on pass after pass.
+                backoff.succeeded(&o.service);
+                if self
+                    .refused
+                    .insert((o.service.clone(), format!("waiting {}", rev.commit)))
+                {
+                    info!(service = %o.service, commit = %commit, "{}", o.reason.as_deref().unwrap_or("waiting for promotion"));
+                }
+            }
             // Not from a run: the plan's refusals and holds (`planned`).
             Outcome::Refused | Outcome::NotAgain => self.planned(&o, rev),
         }

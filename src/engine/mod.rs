@@ -59,6 +59,9 @@ pub enum StepError {
     Unchecked(Color),
     #[error("rolled back by analysis: {}", .0.figures)]
     RolledBack(Failure),
+    /// A rollout waits for a promotion (not a failure).
+    #[error("{0}")]
+    Waiting(String),
     /// The release command failed or timed out (or failed before, for
     /// this commit).
     #[error("{0}")]
@@ -257,6 +260,7 @@ fn run_error(service: &str, step: StepKind, reason: &StepError) -> RunError {
         reason: reason.to_string(),
         cause: match reason {
             StepError::RolledBack(f) => Cause::RolledBack(f.clone()),
+            StepError::Waiting(_) => Cause::Waiting,
             StepError::Docker(d) if d.is_no_quorum() => Cause::NoQuorum,
             _ => Cause::Other,
         },

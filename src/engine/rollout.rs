@@ -17,6 +17,10 @@ use crate::strategy::{self, blue_green, canary, Action, Next, Observation, Phase
 /// crossed to all traffic back is about this plus one proxy call.
 pub const TICK: Duration = Duration::from_millis(250);
 
+/// How long one pass judges a rollout that waits for a promotion before
+/// it moves on (the wait goes on at the next pass, from its record).
+pub const WAIT_SLICE: Duration = Duration::from_secs(5);
+
 impl Engine<'_> {
     /// Runs a `Canary` or `Verify` step to its end: Ok when all traffic is
     /// on the new color, `RolledBack` when analysis put it back.
@@ -41,11 +45,20 @@ impl Engine<'_> {
         let mut p = self.record_and_act(svc, None, next).await?;
         // The commit of the record: a resumed rollout keeps its own.
         let prom = PromPoller::start(svc.analysis.as_ref(), &svc.name, to, &p.commit);
+        let started = std::time::Instant::now();
         while !p.finished() {
+            if p.waiting() && started.elapsed() >= WAIT_SLICE {
+                // The pass goes on without this service; the next one
+                // resumes the wait (and reads a promotion committed meanwhile).
+                return Err(StepError::Waiting(strategy::describe(&p)));
+            }
             tokio::time::sleep(TICK).await;
-            let obs = self.observe(svc, to, prom.as_ref()).await?;
+            let mut obs = self.observe(svc, to, prom.as_ref()).await?;
+            obs.gate = svc.promotion.gate(&p.commit);
             let next = match step {
-                Step::Canary { steps, .. } => canary::step(steps, svc.analysis.as_ref(), &p, &obs),
+                Step::Canary { steps, .. } => {
+                    canary::step(steps, svc.analysis.as_ref(), svc.promotion.deadline, &p, &obs)
+                }
                 _ => blue_green::step(svc.analysis.as_ref(), &p, &obs),
             };
             if next.progress != p || !next.actions.is_empty() {
@@ -98,7 +111,7 @@ impl Engine<'_> {
     async fn set_weights(&self, svc: &Service, p: &Progress, w: &PerColor<u32>) -> Result<(), StepError> {
         let preview = if *w.get(p.to) == 100 { p.from } else { p.to };
         let mut route = self.route(svc, w, preview).await?;
-        if svc.traffic.testers.is_some() && matches!(p.phase, Phase::Step { .. }) {
+        if svc.traffic.testers.is_some() && matches!(p.phase, Phase::Step { .. } | Phase::Waiting { .. }) {
             route.next = Some(p.to);
         }
         self.proxy.apply(&route).await?;
@@ -128,6 +141,7 @@ impl Engine<'_> {
             now_ms: now_ms(),
             counts,
             prom: prom.and_then(PromPoller::take),
+            gate: Default::default(),
         })
     }
 }
@@ -137,16 +151,23 @@ impl Engine<'_> {
 fn resumable(p: &Progress, svc: &Service, from: Color, to: Color, step: &Step) -> bool {
     let same_kind = matches!(
         (&p.phase, step),
-        (Phase::Step { .. }, Step::Canary { .. }) | (Phase::Verify, _)
+        (Phase::Step { .. } | Phase::Waiting { .. }, Step::Canary { .. }) | (Phase::Verify, _)
     );
     is_service(&p.service_hash, svc) && p.from == from && p.to == to && !p.finished() && same_kind
 }
 
 /// Resumes the recorded phase from now: its weights set again, its hold
-/// and judgement begun afresh.
+/// and judgement begun afresh. A wait for a promotion goes on as it was:
+/// since when it waits (for the deadline) and what it has judged.
 fn resume(p: &Progress, obs: &Observation) -> Next {
     let weight = match p.phase {
         Phase::Step { weight, .. } => weight,
+        Phase::Waiting { weight, .. } => {
+            return Next {
+                actions: vec![Action::Weights(p.split(weight))],
+                progress: p.clone(),
+            }
+        }
         _ => 100,
     };
     Next {

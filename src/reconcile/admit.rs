@@ -72,6 +72,11 @@ pub fn fetch_desired(config: &HostConfig) -> Result<Revision, DesiredError> {
     )?;
     rev.desired
         .set_env_key(super::env_key::load_or_create(&config.state_dir)?);
+    super::promote::resolve(
+        &mut rev.desired,
+        &repo,
+        &crate::records::Records::new(&config.state_dir),
+    );
     super::secrets::resolve(
         &mut rev.desired,
         config.secrets.identity_file.as_deref(),

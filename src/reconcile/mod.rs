@@ -10,6 +10,7 @@ pub mod env_key;
 pub mod images;
 pub mod moved;
 pub mod orders;
+mod promote;
 pub mod secrets;
 
 pub use admit::{fetch_desired, fetch_fleet, fetch_head, read_desired, PolicyCheck};

@@ -37,6 +37,8 @@ pub enum Cause {
     RolledBack(Failure),
     /// The swarm has no leader: nothing is wrong with the commit.
     NoQuorum,
+    /// A rollout waits for a promotion: nothing failed.
+    Waiting,
     Other,
 }
 
@@ -54,6 +56,9 @@ pub enum Outcome {
     /// Rolled back by analysis at an earlier pass: not tried again until a
     /// commit changes the service.
     NotAgain,
+    /// A rollout waits for a promotion, traffic as it is; the next pass
+    /// goes on with it.
+    Waiting,
 }
 
 /// When a failed deploy is tried again.
@@ -88,7 +93,7 @@ impl Outcome {
             Outcome::RolledBack(_) => Some(EventResult::RolledBack),
             Outcome::Failed { .. } => Some(EventResult::Failed),
             Outcome::Refused => Some(EventResult::Refused),
-            Outcome::NotAgain => None,
+            Outcome::NotAgain | Outcome::Waiting => None,
         }
     }
 }
@@ -122,6 +127,7 @@ pub fn ran(run: &Run) -> ServiceOutcome {
         Err(e) => {
             let outcome = match &e.cause {
                 Cause::RolledBack(f) => Outcome::RolledBack(f.clone()),
+                Cause::Waiting => Outcome::Waiting,
                 Cause::NoQuorum => Outcome::Failed {
                     retry: Retry::NextPass,
                     step: e.step.clone(),

@@ -271,6 +271,7 @@ fn recent(r: &Recent) -> String {
 fn rollout(p: &Progress) -> String {
     let phase = match &p.phase {
         Phase::Step { .. } => "step",
+        Phase::Waiting { .. } => "waiting",
         Phase::Verify => "verify",
         Phase::Done => "done",
         Phase::RolledBack(_) => "rolled_back",

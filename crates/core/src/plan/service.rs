@@ -328,6 +328,17 @@ fn move_traffic(svc: &Service, from: Option<Color>, to: Color, steps: &mut Vec<S
             to,
             steps: canary.clone(),
         }),
+        // Blue-green waiting for a promotion: a rollout of one step at 0 %
+        // that waits (the new color checked and idle), then all at once.
+        (Strategy::BlueGreen, Some(from)) if svc.promotion.manual => steps.push(Step::Canary {
+            from,
+            to,
+            steps: vec![crate::spec::CanaryStep {
+                weight: 0,
+                hold: std::time::Duration::ZERO,
+                manual: true,
+            }],
+        }),
         _ => {
             steps.push(Step::Switch { from, to });
             let verify = svc.analysis.as_ref().and_then(|a| a.verify);

@@ -50,6 +50,7 @@ pub(super) fn web() -> Service {
         strategy: Strategy::BlueGreen,
         analysis: None,
         traffic: Default::default(),
+        promotion: Default::default(),
         placement: Default::default(),
         by_wave: false,
         secrets: Default::default(),

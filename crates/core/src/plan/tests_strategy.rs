@@ -26,6 +26,7 @@ fn canary_steps() -> Vec<CanaryStep> {
     vec![CanaryStep {
         weight: 10,
         hold: Duration::from_secs(30),
+        manual: false,
     }]
 }
 

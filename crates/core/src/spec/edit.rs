@@ -104,6 +104,37 @@ pub fn bump(path: &str, text: &str, image: &str) -> Result<Bump, EditError> {
     })
 }
 
+/// Sets the top-level `key` (`promote` or `abort`) of a service file to
+/// `commit`, in place when the key is there (its comment kept), else on
+/// a line of its own at the end.
+pub fn set_word(path: &str, text: &str, key: &str, commit: &str) -> Result<String, EditError> {
+    serde_yaml::from_str::<ServiceFile>(text)
+        .map_err(|e| EditError::Invalid(format!("{path}: cannot parse: {e}; fix it first (teal validate)")))?;
+    let loc = Locator::new(text);
+    if let Some(n) = loc.node(&[key]) {
+        let (start, end) = span(text, n).ok_or_else(|| EditError::Unsupported {
+            path: path.to_string(),
+            message: format!("cannot edit {key} in place; set it by hand to {commit}"),
+        })?;
+        let mut out = text.to_string();
+        out.replace_range(start..end, &restyle(n, commit));
+        return Ok(out);
+    }
+    if text.trim_start().starts_with('{') {
+        return Err(EditError::Unsupported {
+            path: path.to_string(),
+            message: format!("a flow-style file: add {key}: {commit} by hand"),
+        });
+    }
+    let nl = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    let sep = if text.is_empty() || text.ends_with('\n') {
+        ""
+    } else {
+        nl
+    };
+    Ok(format!("{text}{sep}{key}: {commit}{nl}"))
+}
+
 /// Byte range of a scalar value as written (quotes included), when it
 /// sits on one line and its text is what was parsed.
 fn span(text: &str, node: &Node) -> Option<(usize, usize)> {
@@ -190,5 +221,23 @@ mod tests {
         assert!(err.starts_with("services/web.yaml: cannot parse: "), "{err}");
         let err = bump("services/web.yaml", "port: 80\n", NEW).unwrap_err().to_string();
         assert_eq!(err, "services/web.yaml: no active color; fix it first (teal validate)");
+    }
+
+    #[test]
+    fn a_word_is_set_in_place_or_appended() {
+        let base = "active: blue # live\nblue: {image: web:1}\n";
+        assert_eq!(
+            set_word("s.yaml", base, "promote", "abc1234").unwrap(),
+            "active: blue # live\nblue: {image: web:1}\npromote: abc1234\n"
+        );
+        let again = "active: blue\npromote: abc1234 # by ci\nblue: {image: web:1}";
+        assert_eq!(
+            set_word("s.yaml", again, "promote", "def5678").unwrap(),
+            "active: blue\npromote: def5678 # by ci\nblue: {image: web:1}"
+        );
+        assert_eq!(
+            set_word("s.yaml", "active: blue\r\n", "abort", "abc1234").unwrap(),
+            "active: blue\r\nabort: abc1234\r\n"
+        );
     }
 }

@@ -77,6 +77,15 @@ pub struct ServiceFile {
     /// Options of the default strategy: testers' requests to the new color.
     #[serde(default, rename = "blue-green")]
     pub blue_green: Option<BlueGreenFile>,
+    /// Promotes a rollout waiting for it (`hold: until_promoted`,
+    /// `blue-green: {promote: manual}`): a commit; the rollout that was
+    /// under way at that commit goes on. `teal promote` writes it.
+    #[serde(default)]
+    pub promote: Option<String>,
+    /// Aborts a rollout under way at this commit: all traffic back on the
+    /// old color, as a failed analysis would. `teal abort` writes it.
+    #[serde(default)]
+    pub abort: Option<String>,
     /// The proxy answers the route with a 503 page and `Retry-After`; the
     /// containers keep running (preview and checks still reach them).
     #[serde(default)]
@@ -229,6 +238,10 @@ pub struct CanaryFile {
     /// `{header: {X-Canary: "1"}}` or `{cookie: {beta: "yes"}}`.
     #[serde(default, rename = "match")]
     pub matches: Option<MatchFile>,
+    /// A rollout waiting for promotion longer than this is aborted, e.g.
+    /// `1h`. Default: it waits.
+    #[serde(default)]
+    pub progress_deadline: Option<DurationStr>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -236,7 +249,8 @@ pub struct CanaryFile {
 pub struct CanaryStepFile {
     /// Percent of requests for the new version, 1-99, increasing from step to step.
     pub weight: Option<i64>,
-    /// How long the step lasts at least, e.g. `30s` (1s or more).
+    /// How long the step lasts at least, e.g. `30s` (1s or more), or
+    /// `until_promoted`: until a commit promotes it (`teal promote`).
     pub hold: Option<DurationStr>,
 }
 

@@ -19,6 +19,7 @@ pub mod load;
 pub mod locate;
 pub mod names;
 pub mod prometheus;
+pub mod promote;
 pub mod release;
 pub mod route;
 pub mod schema;
@@ -44,6 +45,7 @@ use serde::{Deserialize, Serialize};
 
 pub use diag::{Diagnostic, Diagnostics};
 pub use load::{load, RepoFiles};
+pub use promote::Promotion;
 pub use route::{Route, RouteTls, TlsSource};
 pub use traffic::{Maintenance, Match, Traffic};
 
@@ -170,6 +172,9 @@ pub struct Service {
     /// Stickiness, testers and maintenance: rules of the route.
     #[serde(skip_serializing_if = "Traffic::is_plain")]
     pub traffic: Traffic,
+    /// Manual promotion: the gates and what the repo said about them.
+    #[serde(skip)]
+    pub promotion: Promotion,
     /// Label selector over the fleet's hosts; empty: every host.
     pub placement: BTreeMap<String, String>,
     /// Hosts deploy a new commit wave by wave.
@@ -315,10 +320,14 @@ impl Strategy {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CanaryStep {
-    /// Percent of requests for the new version, 1-99.
+    /// Percent of requests for the new version, 1-99 (0: a blue-green
+    /// rollout waiting for promotion before its switch).
     pub weight: u32,
     #[serde(with = "duration::serde_human")]
     pub hold: Duration,
+    /// `hold: until_promoted`: the step lasts until a commit promotes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub manual: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

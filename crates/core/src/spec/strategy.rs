@@ -50,6 +50,7 @@ fn canary_steps(ctx: &mut Ctx<'_>, f: &ServiceFile) -> Option<Vec<CanaryStep>> {
                 .map(|(weight, hold)| CanaryStep {
                     weight: *weight,
                     hold: *hold,
+                    manual: false,
                 })
                 .collect(),
         );
@@ -94,7 +95,9 @@ fn canary_steps(ctx: &mut Ctx<'_>, f: &ServiceFile) -> Option<Vec<CanaryStep>> {
             }
             Some(w) => Some(w as u32),
         };
-        let hold = match s.hold.as_ref() {
+        let manual = s.hold.as_ref().is_some_and(|h| h.0 == super::promote::UNTIL_PROMOTED);
+        let hold = match s.hold.as_ref().filter(|_| !manual) {
+            None if manual => Some(Duration::ZERO),
             None => {
                 ctx.err(
                     From::Service,
@@ -108,7 +111,7 @@ fn canary_steps(ctx: &mut Ctx<'_>, f: &ServiceFile) -> Option<Vec<CanaryStep>> {
                     ctx.err(
                         From::Service,
                         &["canary", "steps", &n, "hold"],
-                        format!("{e}; write e.g. 30s or 2m"),
+                        format!("{e}; write e.g. 30s or 2m, or until_promoted"),
                     );
                     None
                 }
@@ -128,7 +131,7 @@ fn canary_steps(ctx: &mut Ctx<'_>, f: &ServiceFile) -> Option<Vec<CanaryStep>> {
         };
         last = weight.unwrap_or(last);
         match (weight, hold) {
-            (Some(weight), Some(hold)) => steps.push(CanaryStep { weight, hold }),
+            (Some(weight), Some(hold)) => steps.push(CanaryStep { weight, hold, manual }),
             _ => ok = false,
         }
     }

@@ -62,7 +62,7 @@ fn every_bad_input_is_reported_with_its_position() {
     let green_img = "  image: registry.example.com/shop/web:1.4.2";
     let cases: Vec<(String, &str)> = vec![
         (tweak("blue:", "blue:\n\timage: x"), "services/web.yaml:3:1: found character that cannot start any token"),
-        (tweak("port:", "prot: 8080"), "services/web.yaml:6:1: unknown field \"prot\", expected one of \"active\", \"blue\", \"green\", \"port\", \"replicas\", \"env\", \"command\", \"volumes\", \"labels\", \"restart\", \"pull\", \"network\", \"route\", \"preview\", \"health\", \"switch\", \"strategy\", \"canary\", \"blue-green\", \"maintenance\", \"rolling\", \"analysis\", \"placement\", \"rollout\", \"secrets\", \"env_from_files\", \"release\""),
+        (tweak("port:", "prot: 8080"), "services/web.yaml:6:1: unknown field \"prot\", expected one of \"active\", \"blue\", \"green\", \"port\", \"replicas\", \"env\", \"command\", \"volumes\", \"labels\", \"restart\", \"pull\", \"network\", \"route\", \"preview\", \"health\", \"switch\", \"strategy\", \"canary\", \"blue-green\", \"promote\", \"abort\", \"maintenance\", \"rolling\", \"analysis\", \"placement\", \"rollout\", \"secrets\", \"env_from_files\", \"release\""),
         (tweak(blue_img, "  imgae: web:1"), "services/web.yaml:3:3: blue: unknown field \"imgae\", expected \"image\""),
         (tweak("port:", "port: eighty"), "services/web.yaml:6:7: port: invalid type: string \"eighty\", expected i64"),
         (tweak("active:", "active: red"), "services/web.yaml:1:9: active: unknown variant \"red\", expected \"blue\" or \"green\""),

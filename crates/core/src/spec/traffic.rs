@@ -47,6 +47,14 @@ pub struct BlueGreenFile {
     /// way (its canary steps), beside the preview host.
     #[serde(default, rename = "match")]
     pub matches: Option<MatchFile>,
+    /// `manual`: the new color, checked, waits before the switch until a
+    /// commit promotes it (`teal promote`). Default `auto`.
+    #[serde(default)]
+    pub promote: Option<super::promote::PromoteMode>,
+    /// A rollout waiting for promotion longer than this is aborted, e.g.
+    /// `1h`. Default: it waits.
+    #[serde(default)]
+    pub progress_deadline: Option<DurationStr>,
 }
 
 /// `maintenance:` the proxy answers the route with a 503 page.

@@ -130,6 +130,7 @@ pub fn resolve_service(
     let strategy = super::strategy::resolve_strategy(ctx, f, active);
     let analysis = super::strategy::resolve_analysis(ctx, f);
     let traffic = super::traffic::resolve_traffic(ctx, f);
+    let promotion = super::promote::resolve_promotion(ctx, f);
     let secrets = super::secret::resolve_secrets(ctx, f, secrets, &super::secret::secrets_path(name));
     let release = f.release.as_ref().map(|r| super::release::resolve_release(ctx, r));
     if ctx.diags.len() > before {
@@ -157,6 +158,7 @@ pub fn resolve_service(
         strategy: strategy?,
         analysis,
         traffic,
+        promotion,
         placement: f.placement.clone().unwrap_or_default(),
         by_wave: f.rollout.as_ref().and_then(|r| r.by).is_some(),
         secrets,

@@ -67,6 +67,10 @@ pub enum Reason {
     /// `inconclusive` evaluations of the Prometheus query in a row gave
     /// no value.
     Inconclusive,
+    /// A commit said `abort:` (`teal abort`).
+    Aborted,
+    /// Waited for a promotion past `progress_deadline`.
+    Deadline,
 }
 
 impl Reason {
@@ -77,6 +81,8 @@ impl Reason {
             Reason::NoTraffic => "no_traffic",
             Reason::Prometheus => "prometheus",
             Reason::Inconclusive => "inconclusive",
+            Reason::Aborted => "aborted",
+            Reason::Deadline => "deadline",
         }
     }
 }

@@ -50,6 +50,7 @@ mod tests {
                 ..Default::default()
             },
             prom: None,
+            gate: Default::default(),
         }
     }
 

@@ -89,6 +89,7 @@ mod tests {
                 at_ms: secs * 1000,
                 value: Ok(v),
             }),
+            gate: Default::default(),
         }
     }
 

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::spec::promote::Gate;
 use crate::spec::{Color, PerColor};
 use crate::strategy::analysis::Counts;
 pub use analysis::{Failure, Reason, Verdict};
@@ -50,6 +51,10 @@ pub struct Progress {
 pub enum Phase {
     /// Canary step `index` (from 0): `weight` % of requests on the new color.
     Step { index: usize, weight: u32 },
+    /// A step that waits for a promotion (`hold: until_promoted`, or a
+    /// manual blue-green at 0 %), with `weight` % on the new color: judged
+    /// meanwhile, aborted by `abort:` or past the progress deadline.
+    Waiting { index: usize, weight: u32 },
     /// All traffic on the new color, judged until the verify window ends.
     Verify,
     /// All traffic on the new color: the rollout is over.
@@ -91,10 +96,15 @@ impl Progress {
     /// The traffic split this phase puts on the proxy.
     pub fn weights(&self) -> PerColor<u32> {
         match &self.phase {
-            Phase::Step { weight, .. } => self.split(*weight),
+            Phase::Step { weight, .. } | Phase::Waiting { weight, .. } => self.split(*weight),
             Phase::Verify | Phase::Done => self.split(100),
             Phase::RolledBack(_) => self.split(0),
         }
+    }
+
+    /// A step waiting for a promotion.
+    pub fn waiting(&self) -> bool {
+        matches!(self.phase, Phase::Waiting { .. })
     }
 
     /// Aborts: all traffic back on the old color, at once.
@@ -116,6 +126,8 @@ pub struct Observation {
     /// The Prometheus query's newest evaluation, when one arrived since
     /// the last tick (each is judged once).
     pub prom: Option<PromReading>,
+    /// What the repo says about this rollout: promoted, aborted, neither.
+    pub gate: Gate,
 }
 
 /// What the engine does for a strategy.
@@ -146,6 +158,13 @@ impl Next {
 pub fn describe(p: &Progress) -> String {
     match &p.phase {
         Phase::Step { index, weight } => format!("canary step {}: {weight} % of requests to {}", index + 1, p.to),
+        Phase::Waiting { weight, .. } => format!(
+            "waiting for promotion of {} ({weight} % of requests to {}): teal promote {}, or teal abort {}",
+            crate::commit::ShortCommit::git(&p.commit),
+            p.to,
+            p.service,
+            p.service
+        ),
         Phase::Verify => format!("verifying {} with all traffic", p.to),
         Phase::Done => format!("all traffic on {}", p.to),
         Phase::RolledBack(f) => format!("rolled back by analysis, all traffic back on {}: {}", p.from, f.figures),
