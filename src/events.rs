@@ -224,6 +224,7 @@ mod tests {
             result: Ok(()),
             duration: std::time::Duration::from_millis(3),
             note: None,
+            waiting: false,
         };
         let line = serde_json::to_value(Event::from(&switch)).unwrap();
         assert_eq!(

@@ -86,6 +86,7 @@ mod tests {
             result,
             duration: Duration::from_millis(1200),
             note: None,
+            waiting: false,
         }
     }
 

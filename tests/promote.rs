@@ -46,6 +46,19 @@ async fn a_canary_waits_for_teal_promote(kind: &str) {
     assert_eq!(h.phase().as_deref(), Some("waiting 1"), "{}", h.log_text());
     assert_eq!(versions(&h, 40).await.len(), 2, "{kind}: 50 % on each");
     h.until_logged("waiting for promotion of", 10).await;
+    // Said once: the passes that go on waiting add nothing to the log.
+    let waits: Vec<_> = h
+        .events()
+        .into_iter()
+        .filter(|e| e.result.as_str() == "waiting")
+        .collect();
+    assert_eq!(waits.len(), 1, "{waits:?}");
+    assert!(
+        waits[0].error.as_deref().unwrap_or("").contains("teal promote"),
+        "{waits:?}"
+    );
+    let failed = h.events().into_iter().filter(|e| e.result.as_str() == "failed").count();
+    assert_eq!(failed, 0, "waiting is not failing");
     let status = h.status().await.to_string();
     assert!(status.contains("waiting"), "{status}");
 

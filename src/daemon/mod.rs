@@ -315,6 +315,7 @@ pub(crate) fn log_step(e: &StepEvent) {
     let color = e.step.color().map(tracing::field::display);
     match &e.result {
         Ok(()) => info!(service = %e.service, color, commit = %short(&e.commit), step = %step, "ok"),
+        Err(why) if e.waiting => info!(service = %e.service, color, commit = %short(&e.commit), step = %step, "{why}"),
         Err(why) => {
             warn!(service = %e.service, color, commit = %short(&e.commit), step = %step, error = %why, "failed")
         }

@@ -86,21 +86,38 @@ impl Engine<'_> {
         let started = Instant::now();
         let mut checked = BTreeSet::new();
         let mut result = Ok(());
+        // A pass that only goes on waiting for a promotion (checks again,
+        // judges, waits) says nothing: its steps are said only when
+        // something else comes of it.
+        let resuming_wait = self
+            .records
+            .load(&sp.service)
+            .is_some_and(|p| p.waiting() && svc.is_some_and(|s| crate::plan::is_service(&p.service_hash, s)));
+        let mut held = vec![];
         for step in &sp.steps {
             let t = Instant::now();
             let r = self.run_step(&sp.service, svc, step, &mut checked).await;
-            on_step(&StepEvent {
+            let e = StepEvent {
                 service: sp.service.clone(),
                 commit: self.commit.to_string(),
                 step: step.clone(),
                 result: r.as_ref().map(|_| ()).map_err(|e| e.to_string()),
                 duration: t.elapsed(),
                 note: r.as_ref().ok().cloned().flatten(),
-            });
+                waiting: matches!(r, Err(StepError::Waiting(_))),
+            };
+            match resuming_wait {
+                true => held.push(e),
+                false => on_step(&e),
+            }
             if let Err(reason) = r {
                 result = Err(run_error(&sp.service, StepKind::of(step), &reason));
                 break;
             }
+        }
+        let still_waiting = matches!(&result, Err(e) if e.cause == Cause::Waiting);
+        if !still_waiting {
+            held.iter().for_each(on_step);
         }
         Run {
             service: sp.service.clone(),

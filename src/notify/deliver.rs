@@ -99,7 +99,7 @@ fn request(target: &Target, n: &Notice) -> Option<Request> {
             target_url,
         } => {
             let state = match n.event {
-                Kind::Started => "pending",
+                Kind::Started | Kind::Waiting => "pending",
                 Kind::Deployed => "success",
                 Kind::Failed | Kind::RolledBack | Kind::Refused => "failure",
                 // Not about a commit's deploy: no commit status.
@@ -147,6 +147,7 @@ fn description(n: &Notice) -> String {
         Kind::Failed => format!("failed: {}", n.reason.as_deref().unwrap_or("")),
         Kind::RolledBack => format!("rolled back: {}", n.reason.as_deref().unwrap_or("")),
         Kind::Refused => format!("refused: {}", n.reason.as_deref().unwrap_or("")),
+        Kind::Waiting => n.reason.clone().unwrap_or_else(|| "waiting for promotion".into()),
         Kind::Certificate => format!("certificate: {}", n.reason.as_deref().unwrap_or("")),
         Kind::CertificateFailed => format!("certificate failed: {}", n.reason.as_deref().unwrap_or("")),
     };

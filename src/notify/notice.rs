@@ -19,6 +19,8 @@ pub enum Kind {
     Failed,
     RolledBack,
     Refused,
+    /// A rollout waits for a promotion (`teal promote` or `teal abort`).
+    Waiting,
     /// A route certificate installed, renewed or removed.
     Certificate,
     /// A certificate not installed or not renewed (and, 14 days before
@@ -35,6 +37,7 @@ impl Kind {
             Kind::Failed => "failed",
             Kind::RolledBack => "rolled_back",
             Kind::Refused => "refused",
+            Kind::Waiting => "waiting",
             Kind::Certificate => "certificate",
             Kind::CertificateFailed => "certificate_failed",
         }
@@ -129,6 +132,11 @@ impl Tracker {
         let (run_color, run_image) = (run.color.clone(), run.image.clone());
         if let Some(first) = out.first_mut() {
             (first.color, first.image) = (run_color.clone(), run_image.clone());
+        }
+        if e.result == EventResult::Waiting {
+            let mut n = self.notice(Kind::Waiting, e);
+            (n.color, n.image, n.reason) = (color.clone(), run_image.clone(), e.error.clone());
+            out.push(n);
         }
         if e.step == StepKind::Switch && e.result == EventResult::Ok {
             let mut n = self.notice(Kind::Switched, e);

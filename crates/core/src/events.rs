@@ -122,6 +122,9 @@ pub struct StepEvent {
     /// What the step said when it succeeded (a release's last lines).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The step did not fail: it waits for a promotion (its error says so).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub waiting: bool,
 }
 
 impl StepEvent {
@@ -129,6 +132,7 @@ impl StepEvent {
     pub fn verdict(&self) -> EventResult {
         match self.result {
             Ok(()) => EventResult::Ok,
+            Err(_) if self.waiting => EventResult::Waiting,
             Err(_) => EventResult::Failed,
         }
     }
@@ -252,6 +256,8 @@ named! {
         RolledBack = "rolled back",
         /// A `deploy` line: the commit was not applied to the service.
         Refused = "refused",
+        /// A rollout step that waits for a promotion (`teal promote`).
+        Waiting = "waiting",
         /// Never written: a history entry whose run has no `deploy` line
         /// (still going, or teal stopped mid-deploy).
         Unfinished = "unfinished",
@@ -387,7 +393,7 @@ mod tests {
 
     #[test]
     fn names_read_back_to_their_variant_and_unknown_ones_are_kept() {
-        for r in ["ok", "failed", "rolled back", "refused", "unfinished"] {
+        for r in ["ok", "failed", "rolled back", "refused", "waiting", "unfinished"] {
             let read: EventResult = serde_json::from_value(r.into()).unwrap();
             assert!(!matches!(read, EventResult::Other(_)), "{r}");
             assert_eq!((read.as_str(), serde_json::to_value(&read).unwrap()), (r, r.into()));
