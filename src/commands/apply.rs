@@ -71,6 +71,7 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
     let pulling = |service: &str, line: &str| eprintln!("  {service}: {}", field(line));
     let rollout = |p: &crate::strategy::Progress| eprintln!("  {}: {}", p.service, crate::strategy::describe(p));
     let hooks = crate::reconcile::Hooks {
+        interrupted: &|| false,
         on_step: &progress,
         on_progress: &pulling,
         on_rollout: &rollout,

@@ -27,6 +27,8 @@ pub async fn run(
 ) {
     let mut scheduler = Scheduler::new(daemon.config().repo.poll, Instant::now());
     let mut sources = Sources::start(daemon.host(), intake.triggers());
+    let news = intake.triggers().news();
+    daemon.news = Some(news.clone());
     let mut ready = Some(ready);
     while !*shutdown.borrow() {
         intake.drain_into(&mut scheduler);
@@ -34,6 +36,7 @@ pub async fn run(
             Next::Pass(trigger) => {
                 debug!(trigger = %trigger, "pass");
                 daemon.progress().touch();
+                news.store(false, std::sync::atomic::Ordering::Relaxed);
                 let outage = daemon.pass(&mut scheduler.backoff).await;
                 daemon.progress().touch();
                 if let Some(ready) = ready.take() {

@@ -61,6 +61,8 @@ pub struct Daemon {
     images_due: bool,
     /// When the registries were last asked whether pinned tags moved.
     moved_at: Option<Instant>,
+    /// Set when a trigger came during the pass under way.
+    pub(crate) news: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// A problem a pass met: said in the status, and once in the log.
@@ -113,6 +115,7 @@ impl Daemon {
             said: certs::Said::default(),
             images_due: true,
             moved_at: None,
+            news: None,
         })
     }
 

@@ -47,10 +47,16 @@ impl Daemon {
             }
         };
         let on_rollout = rollouts::on_rollout(self.shared.clone(), self.progress.clone());
+        let news = self.news.clone();
+        let interrupted = move || {
+            news.as_ref()
+                .is_some_and(|n| n.load(std::sync::atomic::Ordering::Relaxed))
+        };
         let hooks = crate::reconcile::Hooks {
             on_step: &on_step,
             on_progress: &on_progress,
             on_rollout: &on_rollout,
+            interrupted: &interrupted,
         };
         for run in self.host.execute(plan, rev, &hooks).await {
             if !new_commit {

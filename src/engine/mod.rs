@@ -45,6 +45,8 @@ pub struct Engine<'a> {
     pub on_progress: &'a (dyn Fn(&str, &str) + Sync),
     /// Each new phase of a rollout (canary step, verify, done, rolled back).
     pub on_rollout: &'a (dyn Fn(&Progress) + Sync),
+    /// News for the pass (a new commit): a wait for a promotion ends early.
+    pub interrupted: &'a (dyn Fn() -> bool + Sync),
 }
 
 #[derive(Debug, thiserror::Error)]

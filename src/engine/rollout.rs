@@ -47,7 +47,7 @@ impl Engine<'_> {
         let prom = PromPoller::start(svc.analysis.as_ref(), &svc.name, to, &p.commit);
         let started = std::time::Instant::now();
         while !p.finished() {
-            if p.waiting() && started.elapsed() >= WAIT_SLICE {
+            if p.waiting() && (started.elapsed() >= WAIT_SLICE || (self.interrupted)()) {
                 // The pass goes on without this service; the next one
                 // resumes the wait (and reads a promotion committed meanwhile).
                 return Err(StepError::Waiting(strategy::describe(&p)));

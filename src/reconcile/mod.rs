@@ -43,6 +43,9 @@ pub struct Hooks<'a> {
     pub on_progress: &'a (dyn Fn(&str, &str) + Sync),
     /// Each new phase of a rollout.
     pub on_rollout: &'a (dyn Fn(&Progress) + Sync),
+    /// True when news came for a pass under way (a new commit): a rollout
+    /// waiting for a promotion ends its wait early.
+    pub interrupted: &'a (dyn Fn() -> bool + Sync),
 }
 
 /// The drivers of one host, built from the host config.
@@ -191,6 +194,7 @@ impl Host {
             commit: &rev.commit,
             on_progress: hooks.on_progress,
             on_rollout: hooks.on_rollout,
+            interrupted: hooks.interrupted,
         };
         let started = std::sync::Mutex::new(Vec::new());
         let on_step = |e: &StepEvent| {

@@ -2,6 +2,8 @@
 //! time it came, and the loop hands them to the scheduler before each
 //! decision.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
@@ -15,13 +17,20 @@ const ROOM: usize = 256;
 /// Where sources send their triggers. Sending never waits: it runs in the
 /// webhook's handler and on the file watcher's thread.
 #[derive(Debug, Clone)]
-pub struct Triggers(mpsc::Sender<(Trigger, Instant)>);
+pub struct Triggers(mpsc::Sender<(Trigger, Instant)>, Arc<AtomicBool>);
 
 impl Triggers {
     /// Asks for a pass (dropped when the loop has `ROOM` triggers to read
     /// already, or has stopped).
     pub fn send(&self, trigger: Trigger) {
+        self.1.store(true, Ordering::Relaxed);
         let _ = self.0.try_send((trigger, Instant::now()));
+    }
+
+    /// Set by every trigger: news for a pass under way (a rollout waiting
+    /// for a promotion ends its wait early, so the next pass reads it).
+    pub fn news(&self) -> Arc<AtomicBool> {
+        self.1.clone()
     }
 
     /// Asks for a reload; waits for room rather than drop it, since no
@@ -34,7 +43,7 @@ impl Triggers {
 /// Triggers that go nowhere (an API without a loop).
 impl Default for Triggers {
     fn default() -> Triggers {
-        Triggers(mpsc::channel(1).0)
+        Triggers(mpsc::channel(1).0, Arc::default())
     }
 }
 
@@ -47,7 +56,7 @@ pub struct Intake {
 /// A queue of triggers: the end sources send into, and the loop's.
 pub fn channel() -> (Triggers, Intake) {
     let (tx, rx) = mpsc::channel(ROOM);
-    let tx = Triggers(tx);
+    let tx = Triggers(tx, Arc::default());
     (tx.clone(), Intake { rx, tx })
 }
 
