@@ -8,55 +8,17 @@
 //! Run: `cargo bench --bench traffic` (needs nginx with the Lua module and
 //! haproxy). `TEAL_BENCH_PROXY=haproxy|nginx` runs one.
 
-#[path = "../tests/common/load.rs"]
-#[allow(dead_code)]
-mod load;
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use load::{share_on, sticky_clients, Load};
+use common::load::{share_on, sticky_clients, Load};
+use common::{free_port, LocalApp};
 use teal::drivers::managed::{self, ManagedSpec};
 use teal::drivers::proxy::{Backend, RouteSpec};
 use teal::spec::{Maintenance, PerColor, Traffic};
-
-struct App(Child);
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn app(dir: &std::path::Path, version: &str) -> (App, SocketAddr) {
-    let bin = dir.join("app");
-    if !bin.exists() {
-        teal::app::write_binary(dir).unwrap();
-    }
-    let port = free_port();
-    let child = teal::app::spawn_retrying(
-        Command::new(&bin)
-            .env("BIND", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("VERSION", version)
-            .stderr(Stdio::null()),
-    )
-    .unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    while std::net::TcpStream::connect(addr).is_err() {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    (App(child), addr)
-}
 
 fn route(blue: &[SocketAddr], green: &[SocketAddr], green_weight: u32, traffic: Traffic) -> RouteSpec {
     RouteSpec {
@@ -102,21 +64,21 @@ async fn run(kind: &str, blue: &[SocketAddr], green: &[SocketAddr]) {
     let seen = sticky_clients(&listen, "bench.test", &mut cookies, 20).await;
     let took = t.elapsed();
     let both = seen.iter().filter(|v| v.len() > 1).count();
-    let canary = share_on(&seen, "1.1 \n");
+    let canary = share_on(&seen, "1.1 green\n");
     println!(
         "{kind}: sticky canary at 20 %: 1000 clients x 20 requests ({:.1} s): {:.1} % saw both versions, {canary:.1} % on the canary",
         took.as_secs_f64(),
         both as f64 / 10.0
     );
-    let on_canary: Vec<bool> = seen.iter().map(|v| v.contains("1.1 \n")).collect();
+    let on_canary: Vec<bool> = seen.iter().map(|v| v.contains("1.1 green\n")).collect();
     proxy.apply(&route(blue, green, 50, sticky)).await.unwrap();
     let after = sticky_clients(&listen, "bench.test", &mut cookies, 3).await;
     let back = (0..1000)
-        .filter(|&i| on_canary[i] && !after[i].contains("1.1 \n"))
+        .filter(|&i| on_canary[i] && !after[i].contains("1.1 green\n"))
         .count();
     println!(
         "{kind}: step to 50 %: {back} canary clients went back, {:.1} % on the canary, {:.1} % saw both",
-        share_on(&after, "1.1 \n"),
+        share_on(&after, "1.1 green\n"),
         after.iter().filter(|v| v.len() > 1).count() as f64 / 10.0
     );
 
@@ -161,15 +123,16 @@ async fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let (b1, a1) = app(dir.path(), "1.0");
-    let (b2, a2) = app(dir.path(), "1.0");
-    let (g1, a3) = app(dir.path(), "1.1");
+    let apps = [
+        LocalApp::start("1.0", "blue"),
+        LocalApp::start("1.0", "blue"),
+        LocalApp::start("1.1", "green"),
+    ];
+    let (a1, a2, a3) = (apps[0].addr, apps[1].addr, apps[2].addr);
     let only = std::env::var("TEAL_BENCH_PROXY").ok();
     for kind in ["haproxy", "nginx"] {
         if only.as_deref().is_none_or(|o| o == kind) {
             run(kind, &[a1, a2], &[a3]).await;
         }
     }
-    drop((b1, b2, g1));
 }

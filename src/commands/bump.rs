@@ -5,11 +5,11 @@
 //! runs after pushing one): already served, it is no change and no error.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use anyhow::{bail, Context};
 
-use crate::spec::{self, RepoFiles};
+use super::{errors_in, git};
+use crate::spec;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -116,32 +116,4 @@ fn newest(pattern: &str) -> anyhow::Result<String> {
     };
     println!("{pattern}: newest match {tag} (of {} tags)", tags.len());
     Ok(p.image(tag))
-}
-
-/// The validation errors of the file `rel` (others' errors do not block a bump).
-fn errors_in(files: &RepoFiles, rel: &str) -> Option<String> {
-    let diags = spec::load(files).err()?;
-    let mine: Vec<String> = diags
-        .0
-        .iter()
-        .filter(|d| d.path == rel)
-        .map(|d| d.to_string())
-        .collect();
-    (!mine.is_empty()).then(|| mine.join("\n"))
-}
-
-fn git(dir: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .context("running git")?;
-    if !out.status.success() {
-        bail!(
-            "git {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
 }

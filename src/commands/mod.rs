@@ -56,3 +56,35 @@ pub fn render(plan: &crate::plan::Plan, format: Format) -> String {
         }
     }
 }
+
+/// Runs `git` in `dir` (the user's work tree); its stdout, trimmed, or
+/// an error with git's own words.
+pub fn git(dir: &std::path::Path, args: &[&str]) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .context("running git")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The validation errors of the file `rel` (others' errors do not block
+/// an edit of it).
+pub fn errors_in(files: &crate::spec::RepoFiles, rel: &str) -> Option<String> {
+    let diags = crate::spec::load(files).err()?;
+    let mine: Vec<String> = diags
+        .0
+        .iter()
+        .filter(|d| d.path == rel)
+        .map(|d| d.to_string())
+        .collect();
+    (!mine.is_empty()).then(|| mine.join("\n"))
+}

@@ -5,11 +5,11 @@
 //! the rollout that was under way at that commit, not a later one. Git
 //! stays the record of who promoted what, and when.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
+use super::{errors_in, git as git_out};
 use crate::spec;
 
 #[derive(Debug, clap::Args)]
@@ -44,11 +44,8 @@ pub fn run(word: &str, args: &Args) -> anyhow::Result<u8> {
     let edited = spec::edit::set_word(&rel, &text, word, &commit)?;
     let mut files = crate::source::dir::read(&dir).with_context(|| format!("reading {}", dir.display()))?;
     files.files.insert(rel.clone(), edited.clone());
-    if let Err(d) = spec::load(&files) {
-        let mine: Vec<String> = d.0.iter().filter(|d| d.path == rel).map(|d| d.to_string()).collect();
-        if !mine.is_empty() {
-            bail!("{rel} would be invalid, nothing was written:\n{}", mine.join("\n"));
-        }
+    if let Some(errors) = errors_in(&files, &rel) {
+        bail!("{rel} would be invalid, nothing was written:\n{errors}");
     }
     let tmp = file.with_extension("yaml.teal-tmp");
     std::fs::write(&tmp, &edited).with_context(|| format!("writing {}", tmp.display()))?;
@@ -70,20 +67,4 @@ pub fn run(word: &str, args: &Args) -> anyhow::Result<u8> {
     git_out(&dir, &["commit", "-q", "-m", &msg, "--", &rel])?;
     println!("committed: {msg} (push it: git push)");
     Ok(super::exit::OK)
-}
-
-fn git_out(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .context("running git")?;
-    if !out.status.success() {
-        bail!(
-            "git {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }

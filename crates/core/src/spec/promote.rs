@@ -135,21 +135,9 @@ fn deadline(ctx: &mut Ctx<'_>, d: &DurationStr, key: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::load::RepoFiles;
-    use crate::spec::{load, Service, Strategy};
+    use crate::spec::Strategy;
 
-    const BASE: &str = "active: green\nblue:\n  image: web:1\ngreen:\n  image: web:2\nport: 8080\nroute: {host: shop.example.com}\nhealth:\n  http: {path: /healthz}\n";
-
-    fn check(extra: &str) -> Result<Service, Vec<String>> {
-        let mut f = RepoFiles {
-            has_services_dir: true,
-            ..Default::default()
-        };
-        f.files.insert("services/web.yaml".into(), format!("{BASE}{extra}"));
-        load(&f)
-            .map(|d| d.services["web"].clone())
-            .map_err(|d| d.0.iter().map(|d| d.to_string()).collect())
-    }
+    use crate::spec::tests::service_with as check;
 
     #[test]
     fn gates_and_words_resolve() {

@@ -287,20 +287,8 @@ fn parse_percent(s: &str) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use crate::spec::load::RepoFiles;
+    use crate::spec::tests::service_with as check;
     use crate::spec::{load, Strategy};
-
-    const BASE: &str = "active: green\nblue:\n  image: web:1\ngreen:\n  image: web:2\nport: 8080\nroute: {host: shop.example.com}\nhealth:\n  http: {path: /healthz}\n";
-
-    fn check(extra: &str) -> Result<crate::spec::Service, Vec<String>> {
-        let mut f = RepoFiles {
-            has_services_dir: true,
-            ..Default::default()
-        };
-        f.files.insert("services/web.yaml".into(), format!("{BASE}{extra}"));
-        load(&f)
-            .map(|d| d.services["web"].clone())
-            .map_err(|d| d.0.iter().map(|d| d.to_string()).collect())
-    }
 
     #[test]
     fn strategies_resolve_with_defaults() {

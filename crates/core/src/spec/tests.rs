@@ -297,3 +297,17 @@ fn image_references() {
         assert!(validate::check_image(bad).is_err(), "{bad} should be refused");
     }
 }
+
+/// A service file: a blue-green web service with `extra` lines appended,
+/// loaded alone; its resolved service, or its diagnostics as text.
+pub(crate) fn service_with(extra: &str) -> Result<crate::spec::Service, Vec<String>> {
+    const BASE: &str = "active: green\nblue:\n  image: web:1\ngreen:\n  image: web:2\nport: 8080\nroute: {host: shop.example.com}\nhealth:\n  http: {path: /healthz}\n";
+    let mut f = RepoFiles {
+        has_services_dir: true,
+        ..Default::default()
+    };
+    f.files.insert("services/web.yaml".into(), format!("{BASE}{extra}"));
+    crate::spec::load(&f)
+        .map(|d| d.services["web"].clone())
+        .map_err(|d| d.0.iter().map(|d| d.to_string()).collect())
+}

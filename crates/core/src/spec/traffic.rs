@@ -270,20 +270,9 @@ fn resolve_maintenance(ctx: &mut Ctx<'_>, m: &MaintenanceFile) -> Option<Mainten
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::load;
-    use crate::spec::load::RepoFiles;
-
-    const BASE: &str = "active: green\nblue:\n  image: web:1\ngreen:\n  image: web:2\nport: 8080\nroute: {host: shop.example.com}\nhealth:\n  http: {path: /healthz}\n";
 
     fn check(extra: &str) -> Result<Traffic, Vec<String>> {
-        let mut f = RepoFiles {
-            has_services_dir: true,
-            ..Default::default()
-        };
-        f.files.insert("services/web.yaml".into(), format!("{BASE}{extra}"));
-        load(&f)
-            .map(|d| d.services["web"].traffic.clone())
-            .map_err(|d| d.0.iter().map(|d| d.to_string()).collect())
+        crate::spec::tests::service_with(extra).map(|s| s.traffic)
     }
 
     #[test]
