@@ -8,6 +8,7 @@
 //! weights too, so a restarted HAProxy comes back serving the same colors.
 
 mod certs;
+mod names;
 mod render;
 mod runtime;
 mod tls;
@@ -20,7 +21,8 @@ use super::batch::Batch;
 use super::reload::{config_token, persist, read_opt, run, sha256, wait_for_config};
 use super::route::{Counters, Counts, ObservedRoute, ProxyError, RouteSpec};
 use crate::spec::{Color, PerColor};
-use render::{backend, backend_names, skeleton, switch_commands, PLACEHOLDER, ROUTE};
+use names::backend;
+use render::{backend_names, skeleton, switch_commands, PLACEHOLDER, ROUTE};
 
 pub use render::{render, HaproxyConfig};
 pub use runtime::Runtime;

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use super::names::backend;
 use super::tls::TlsFiles;
 use crate::drivers::reload::{sha256, CONFIG_HOST};
 use crate::drivers::route::{Backend, RouteSpec};
@@ -40,13 +41,6 @@ pub(super) const PLACEHOLDER: &str = "127.0.0.1:1";
 const MIN_SLOTS: usize = 4;
 /// HAProxy's largest server weight.
 const MAX_WEIGHT: u32 = 256;
-
-/// A service's backend: its name as it is. Service names cannot contain
-/// `_`, which every name teal adds (`_preview`, `_pv`, `teal_no_route`)
-/// carries, so no service name can take another's backend or teal's own.
-pub(super) fn backend(service: &str) -> String {
-    format!("teal_{service}")
-}
 
 /// Slots per color: enough for every address, at least MIN_SLOTS, a power of two.
 pub(super) fn slots(route: &RouteSpec) -> usize {

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use std::collections::BTreeMap;
 
-use super::render::backend;
+use super::names::backend;
 use super::tls::TlsFiles;
 use super::Haproxy;
 use crate::drivers::reload::write_atomic;
