@@ -60,6 +60,7 @@ async fn rollback_once(interval: &str) -> (f64, f64) {
     );
     h.push("1.0", &h.service("blue", &v1, None, &canary));
     h.managed_config("haproxy");
+    h.allow_prometheus(&format!("{}/", prom.url));
     let mut daemon = h.start_daemon();
     h.until_serves("1.0 blue\n", 60).await;
     let seen: Seen = Arc::default();

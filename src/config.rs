@@ -11,6 +11,7 @@ pub mod events;
 mod fields;
 pub mod fleet;
 pub mod notify;
+mod policy;
 pub mod proxy;
 pub mod registries;
 pub mod secrets;
@@ -311,6 +312,7 @@ impl HostConfig {
         wrong.extend(fleet::check(path, text, &config.fleet));
         wrong.extend(api::check(path, text, &config.host.names, &config.api));
         wrong.extend(registries::check(path, text, &config.registries));
+        wrong.extend(policy::check(path, text, &config.policy));
         if !wrong.is_empty() {
             return Err(ConfigError::Invalid(crate::spec::Diagnostics(wrong)));
         }

@@ -5,7 +5,8 @@
 //! back (all traffic on the old color, the reason naming prometheus), a
 //! good one completes, a Prometheus that cannot be reached aborts the
 //! rollout after the inconclusive limit, never promoting it, and a rolling
-//! batch failing per Prometheus (nginx balancer) is rolled back.
+//! batch failing per Prometheus (nginx balancer) is rolled back. Each host
+//! config allows its Prometheus in `policy.prometheus`.
 
 mod common;
 
@@ -59,6 +60,7 @@ async fn a_canary_failing_per_prometheus_is_rolled_back() {
     let file = canary(&prom.url, "20s");
     h.push("web 1.0", &h.service("blue", &v1, None, &file));
     h.managed_config("haproxy");
+    h.allow_prometheus(&format!("{}/", prom.url));
     let _daemon = h.start_daemon();
     h.until_serves("1.0 blue\n", 60).await;
 
@@ -110,6 +112,7 @@ async fn a_good_canary_judged_by_prometheus_completes() {
     let file = canary(&prom.url, "2s");
     h.push("web 1.0", &h.service("blue", &v1, None, &file));
     h.managed_config("haproxy");
+    h.allow_prometheus(&format!("{}/", prom.url));
     let _daemon = h.start_daemon();
     h.until_serves("1.0 blue\n", 60).await;
 
@@ -150,6 +153,7 @@ async fn an_unreachable_prometheus_aborts_after_the_inconclusive_limit() {
     );
     h.push("web 1.0", &h.service("blue", &v1, None, &file));
     h.managed_config("haproxy");
+    h.allow_prometheus(&format!("{url}/"));
     let _daemon = h.start_daemon();
     h.until_serves("1.0 blue\n", 60).await;
 
@@ -200,6 +204,7 @@ async fn a_rolling_batch_failing_per_prometheus_is_rolled_back() {
     );
     h.push("web 1.0", &h.service("blue", &v1, None, &file));
     h.managed_config("nginx");
+    h.allow_prometheus(&format!("{}/", prom.url));
     let _daemon = h.start_daemon();
     h.until_serves("1.0 blue\n", 60).await;
 

@@ -123,6 +123,7 @@ fn lines() -> Vec<(usize, Line, &'static str)> {
         (1, Off("named_volumes", "[shop-]"), "named-volume prefixes; default: a service's own (<service>-...)"),
         (1, Off("secret_files", "[/etc/teal/secrets/]"), "host files a service may read secrets from; default: none"),
         (1, Off("cert_files", "[/etc/teal/certs/]"), "certificate and key files a route's tls may name; default: none"),
+        (1, Off("prometheus", "[http://127.0.0.1:9090/]"), "URL prefixes analysis.prometheus may query; default: none"),
         (0, Section("secrets"), "secrets in the repo, age-encrypted to this host"),
         (1, Off("identity_file", "/etc/teal/age.key"), "age-keygen file or ssh ed25519 key, mode 0600; default: none"),
         (0, Off("acme", ""), "the CA of routes with tls: acme; default: none (such routes stay on HTTP)"),

@@ -108,3 +108,36 @@ fn the_example_host_config_parses_with_every_notify_setting() {
     assert!(g.target_url.is_some() && g.api.starts_with("https://"));
     assert!(c.repo.fast_forward_only == Some(true) && c.repo.verify.allowed_signers.is_some());
 }
+
+#[test]
+fn policy_prometheus_entries_must_be_plain_http_urls_located_at_their_line() {
+    let c = HostConfig::parse(
+        "d.yaml",
+        "repo: {url: x}\nproxy: {kind: nginx}\npolicy:\n  prometheus: ['http://127.0.0.1:9090/', 'https://prom.internal/']\n",
+    )
+    .unwrap();
+    assert_eq!(c.policy.prometheus.unwrap().len(), 2);
+    assert_eq!(
+        HostConfig::parse("d.yaml", "repo: {url: x}\nproxy: {kind: nginx}\n")
+            .unwrap()
+            .policy
+            .prometheus,
+        None
+    );
+    let err = HostConfig::parse(
+        "d.yaml",
+        "repo: {url: x}\nproxy: {kind: nginx}\npolicy:\n  prometheus:\n    - 127.0.0.1:9090\n    - http://u:p@prom/\n",
+    )
+    .unwrap_err()
+    .to_string();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0].starts_with("d.yaml:5:7: policy.prometheus[0]: 127.0.0.1:9090 is not"),
+        "{err}"
+    );
+    assert_eq!(
+        lines[1],
+        "d.yaml:6:7: policy.prometheus[1]: http://u:p@prom/ carries credentials: give the URL without them"
+    );
+}

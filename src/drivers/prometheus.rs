@@ -57,7 +57,7 @@ pub async fn query(client: &reqwest::Client, base: &str, query: &str) -> Result<
         url: base.to_string(),
         cause,
     };
-    let mut url = Url::parse(&format!("{base}/api/v1/query")).map_err(|e| unreachable(e.to_string()))?;
+    let mut url = Url::parse(&crate::spec::prometheus::query_url(base)).map_err(|e| unreachable(e.to_string()))?;
     url.query_pairs_mut().append_pair("query", query);
     let rsp = client.get(url).send().await.map_err(|e| unreachable(cause(e)))?;
     let status = rsp.status().as_u16();

@@ -191,6 +191,14 @@ impl TestHost {
         self.write_config(&format!("  kind: {kind}\n  listen: {}\n  managed: true\n", self.listen));
     }
 
+    /// Adds `prefix` to the host config's `policy.prometheus` (the only
+    /// policy line it may have), so `analysis.prometheus` may query it.
+    pub fn allow_prometheus(&self, prefix: &str) {
+        let mut text = std::fs::read_to_string(&self.config).unwrap();
+        text.push_str(&format!("policy: {{prometheus: ['{prefix}']}}\n"));
+        std::fs::write(&self.config, text).unwrap();
+    }
+
     /// Starts `teal daemon`, its stderr appended to the log.
     pub fn start_daemon(&self) -> Daemon {
         let f = std::fs::OpenOptions::new()

@@ -1,5 +1,6 @@
-//! Helpers of the hostile-input tests (tests/hostile_fleet.rs): a
-//! listener that plays a fleet peer and records what it was sent, event
+//! Helpers of the hostile-input tests (tests/hostile_fleet.rs,
+//! tests/hostile_prometheus.rs): a listener that plays a fleet peer (or
+//! any URL a repo aims the daemon at) and records what it was sent, event
 //! log lines, and what a process has read.
 
 use std::io::{Read, Write};

@@ -14,6 +14,8 @@
 //! what it mounts. Swarm tasks run on nodes whose paths the manager cannot
 //! see: no bind mounts in swarm mode. A named volume may be another app's
 //! data: a service mounts its own, or those `policy.named_volumes` allows.
+//! The repo makes the host query only the Prometheus servers
+//! `policy.prometheus` lists (`prometheus`).
 
 use std::path::{Component, Path, PathBuf};
 
@@ -25,6 +27,7 @@ use crate::spec::TlsSource;
 use crate::spec::{Color, Desired, Diagnostic, RepoFiles};
 
 mod overlap;
+pub mod prometheus;
 
 /// `policy:` in the host config.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -52,6 +55,13 @@ pub struct Policy {
     /// (`route.tls: {cert, key}`), e.g. `/etc/teal/certs/`. Absent: none.
     #[serde(default)]
     pub cert_files: Option<Vec<String>>,
+    /// URL prefixes of the Prometheus servers a service's
+    /// `analysis.prometheus` may query, e.g. `http://127.0.0.1:9090/`:
+    /// the URL asked (`<url>/api/v1/query`) must have a prefix's scheme,
+    /// host and port, and a path at or below its path. Absent or empty:
+    /// none.
+    #[serde(default)]
+    pub prometheus: Option<Vec<String>>,
 }
 
 /// Where the engine's socket is, how this host resolves symlinks (the
@@ -112,6 +122,11 @@ pub fn check(desired: &Desired, files: &RepoFiles, policy: &Policy, host: &Host<
                 if let Some(why) = cert_file_refusal(path, policy, host) {
                     out.push(at(&["route", "tls", field], why));
                 }
+            }
+        }
+        if let Some(prom) = svc.analysis.as_ref().and_then(|a| a.prometheus.as_ref()) {
+            if let Some(why) = prometheus::refusal(&prom.url, policy.prometheus.as_deref()) {
+                out.push(at(&["analysis", "prometheus", "url"], why));
             }
         }
         if let Some(net) = &svc.network {

@@ -45,6 +45,7 @@ fn shop() -> Policy {
         named_volumes: None,
         secret_files: None,
         cert_files: None,
+        prometheus: None,
     }
 }
 
@@ -278,6 +279,28 @@ fn certificate_files_are_read_only_under_the_policy_prefixes_resolved() {
     assert_eq!(got.len(), 1, "{got:?}");
     assert!(
         got[0].contains("/srv/link/shadow (resolves to /etc/shadow) is outside"),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_prometheus_url_outside_the_policy_is_refused_at_its_line() {
+    let analysis = |url: &str| {
+        format!("strategy: canary\nanalysis:\n  prometheus:\n    url: {url}\n    query: sum(up)\n    min: 1\n")
+    };
+    assert_eq!(
+        violations(&analysis("http://169.254.169.254/latest"), &shop()),
+        ["services/web.yaml:11:10: prometheus url http://169.254.169.254/latest: this host lets the repo query no Prometheus (policy.prometheus lists none); if it may query this one, its owner adds `prometheus: [http://169.254.169.254/latest/]` under `policy:` in the host config"]
+    );
+    let policy = Policy {
+        prometheus: Some(vec!["http://127.0.0.1:9090".into()]),
+        ..shop()
+    };
+    assert!(violations(&analysis("http://127.0.0.1:9090/"), &policy).is_empty());
+    let got = violations(&analysis("http://127.0.0.1:9090.evil.com"), &policy);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with("services/web.yaml:11:10: prometheus url http://127.0.0.1:9090.evil.com is outside this host's policy (policy.prometheus: http://127.0.0.1:9090)"),
         "{got:?}"
     );
 }

@@ -25,6 +25,7 @@ pub mod route;
 pub mod schema;
 pub mod secret;
 mod strategy;
+mod strategy_file;
 pub mod traffic;
 pub mod validate;
 

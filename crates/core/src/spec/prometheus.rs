@@ -24,7 +24,8 @@ const PLACEHOLDERS: [&str; 3] = ["service", "color", "commit"];
 #[serde(deny_unknown_fields)]
 pub struct PrometheusFile {
     /// Base URL of the Prometheus server (http or https), e.g.
-    /// `http://127.0.0.1:9090`; teal asks `<url>/api/v1/query`.
+    /// `http://127.0.0.1:9090`; teal asks `<url>/api/v1/query`. It must
+    /// lie under a prefix of the host config's `policy.prometheus`.
     #[serde(default)]
     pub url: Option<String>,
     /// A PromQL query returning one value: a scalar, or a vector of one
@@ -108,6 +109,12 @@ pub fn escape(s: &str, quote: char) -> String {
         }
     }
     out
+}
+
+/// The URL teal GETs (adding `?query=...`) from the Prometheus at `base`:
+/// what the driver asks and what the host's `policy.prometheus` judges.
+pub fn query_url(base: &str) -> String {
+    format!("{}/api/v1/query", base.trim_end_matches('/'))
 }
 
 /// A template in pieces: text as written, and placeholders with the quote
