@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::host::TestHost;
-use common::load::get;
+use common::load::{get, until_body};
 use common::{app_image_version, proxy_or_fail};
 
 const CANARY: &str =
@@ -45,6 +45,8 @@ async fn testers_sticky_clients_and_maintenance(kind: &str) {
 
     h.push("web 2.0", &h.service("green", &v1, Some(&v2), CANARY));
     h.until_phase("step 0", 60).await;
+    // The record is written before the proxy acts: wait for the route.
+    until_body(&h.listen, &h.host, &[("X-Canary", "1")], "2.0 green\n", 5).await;
     for _ in 0..10 {
         let a = get(&h.listen, &h.host, &[("X-Canary", "1")]).await;
         assert_eq!((a.status, a.body.as_str()), (200, "2.0 green\n"), "{kind}: a tester");

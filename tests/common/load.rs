@@ -40,6 +40,23 @@ pub async fn get(proxy: &str, host: &str, headers: &[(&str, &str)]) -> Answer {
     }
 }
 
+/// Polls `get` until an answer's body is `want` (a rollout's record is
+/// written before the proxy acts); panics after `secs`.
+pub async fn until_body(proxy: &str, host: &str, headers: &[(&str, &str)], want: &str, secs: u64) {
+    let start = std::time::Instant::now();
+    loop {
+        let got = get(proxy, host, headers).await.body;
+        if got == want {
+            return;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(secs),
+            "never {want:?} with {headers:?} (last {got:?})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// What each client saw: the bodies (versions) of its answers.
 pub type Seen = Vec<BTreeSet<String>>;
 

@@ -120,7 +120,9 @@ struct Loc<'a> {
     allow: Option<&'a [ipnet::IpNet]>,
 }
 
-fn location(out: &mut String, l: &Loc<'_>, balanced: bool) {
+/// `hsts`: the server's HSTS max-age, if any; a location's own
+/// `header_filter_by_lua` replaces the server's, so it sets that too.
+fn location(out: &mut String, l: &Loc<'_>, balanced: bool, hsts: Option<u64>) {
     let _ = writeln!(out, "    location {} {{", q(l.path));
     if let Some(nets) = l.allow.filter(|n| !n.is_empty()) {
         for n in nets {
@@ -132,8 +134,9 @@ fn location(out: &mut String, l: &Loc<'_>, balanced: bool) {
         // access_by_lua runs after allow/deny.
         let _ = writeln!(
             out,
-            "        access_by_lua_block {{ require(\"teal_balancer\").pick({}) }}\n        header_filter_by_lua_block {{ require(\"teal_balancer\").header() }}\n        log_by_lua_block {{ require(\"teal_balancer\").log() }}",
-            lua(&l.pool)
+            "        access_by_lua_block {{ require(\"teal_balancer\").pick({}) }}\n        header_filter_by_lua_block {{ require(\"teal_balancer\").header(){} }}\n        log_by_lua_block {{ require(\"teal_balancer\").log() }}",
+            lua(&l.pool),
+            hsts.map(|age| format!(" require(\"teal_certs\").hsts({age})")).unwrap_or_default()
         );
     }
     let _ = writeln!(out, "        proxy_pass http://{};", l.upstream);
@@ -186,8 +189,9 @@ pub(super) fn servers(
         if !client_keepalive {
             body.push_str("    keepalive_timeout 0;\n");
         }
+        let hsts = https.as_ref().and_then(|(_, h)| h.hsts);
         for l in &locs {
-            location(&mut body, l, balanced);
+            location(&mut body, l, balanced, hsts);
         }
         // Else nginx would look for files under its prefix for the other
         // paths of this host (a 403 or 404 depending on the workers' user).

@@ -60,7 +60,7 @@ impl Tls {
 /// What a host's server does for HTTPS, from the TLS routes on it.
 pub(super) struct HostTls {
     redirect: bool,
-    hsts: Option<u64>,
+    pub(super) hsts: Option<u64>,
 }
 
 /// The TLS of `host`: None when no route on it has `tls`. Several routes
