@@ -157,7 +157,7 @@ async fn maintenance_answers_503_and_leaves_the_preview_alone(kind: Kind) {
         0,
         Traffic {
             maintenance: Some(Maintenance {
-                message: "Back at 14:00".into(),
+                message: "We'll be back at 14:00 (UTC)".into(),
                 retry_after: 600,
             }),
             ..Default::default()
@@ -167,7 +167,11 @@ async fn maintenance_answers_503_and_leaves_the_preview_alone(kind: Kind) {
     let a = get(&p.listen, "shop.test", &[]).await;
     assert_eq!(a.status, 503, "{kind:?}: {}", a.body);
     assert_eq!(a.retry_after.as_deref(), Some("600"), "{kind:?}");
-    assert!(a.body.contains("<p>Back at 14:00</p>"), "{kind:?}: {}", a.body);
+    assert!(
+        a.body.contains("<p>We'll be back at 14:00 (UTC)</p>"),
+        "{kind:?}: {}",
+        a.body
+    );
     // The preview still reaches the colors.
     let a = get(&p.listen, "preview.shop.test", &[]).await;
     assert_eq!((a.status, a.body.as_str()), (200, "1.1 green\n"), "{kind:?}");
