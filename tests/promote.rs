@@ -61,6 +61,11 @@ async fn a_canary_waits_for_teal_promote(kind: &str) {
     assert_eq!(failed, 0, "waiting is not failing");
     let status = h.status().await.to_string();
     assert!(status.contains("waiting"), "{status}");
+    let said = teal(h.dir.path(), &["status", "--config", h.config.to_str().unwrap()]);
+    assert!(
+        said.stdout.contains("rollout: waiting for promotion of ") && said.stdout.contains(" (since 20"),
+        "{said:?}"
+    );
 
     let started = Instant::now();
     word(&h, "promote");

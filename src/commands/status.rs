@@ -118,7 +118,17 @@ fn service(name: &str, svc: &crate::status::ServiceStatus) -> String {
         let _ = writeln!(o, "{name}: traffic on {live}");
     }
     if let Some(p) = svc.rollout.as_ref().filter(|p| !p.finished()) {
-        let _ = writeln!(o, "  rollout: {}", crate::strategy::describe(p));
+        // A wait for a promotion may last hours: say since when.
+        let since = p.waiting().then(|| {
+            let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(p.since_ms);
+            format!(" (since {})", humantime::format_rfc3339_seconds(at))
+        });
+        let _ = writeln!(
+            o,
+            "  rollout: {}{}",
+            crate::strategy::describe(p),
+            since.unwrap_or_default()
+        );
     }
     if let Some(rb) = &svc.rolled_back {
         let _ = writeln!(
