@@ -82,10 +82,15 @@ pub fn parse(body: &[u8]) -> Result<f64, PromError> {
     match v["status"].as_str() {
         Some("success") => {}
         Some("error") => {
+            // A peer's words: bounded, and printable in a log line.
+            let said = |k: &str, or: &str, n: usize| {
+                let t: String = v[k].as_str().unwrap_or(or).chars().take(n).collect();
+                crate::printable::field(&t).into_owned()
+            };
             return Err(PromError::Query {
-                kind: v["errorType"].as_str().unwrap_or("unknown").to_string(),
-                error: v["error"].as_str().unwrap_or("no message").chars().take(300).collect(),
-            })
+                kind: said("errorType", "unknown", 40),
+                error: said("error", "no message", 300),
+            });
         }
         _ => return Err(PromError::Malformed("no status".into())),
     }
@@ -103,7 +108,9 @@ pub fn parse(body: &[u8]) -> Result<f64, PromError> {
         }
         Some("scalar") => sample(&data["result"]),
         Some("matrix") => Err(PromError::Kind("range vector (matrix)".into())),
-        Some(other) => Err(PromError::Kind(other.chars().take(20).collect())),
+        Some(other) => Err(PromError::Kind(
+            crate::printable::field(&other.chars().take(20).collect::<String>()).into_owned(),
+        )),
         None => Err(PromError::Malformed("no resultType".into())),
     }
 }
@@ -279,6 +286,17 @@ mod tests {
             parse(err.as_bytes()).unwrap_err().to_string(),
             "Prometheus could not run the query (bad_data): parse error at char 4"
         );
+        // A peer's error text reaches logs and notices: no terminal
+        // escapes or line breaks, and bounded.
+        let hostile = format!(
+            r#"{{"status":"error","errorType":"x\u001b]52;c;AAAA\u0007{}","error":"a\nfake log line\r{}"}}"#,
+            "t".repeat(1000),
+            "e".repeat(10_000)
+        );
+        let said = parse(hostile.as_bytes()).unwrap_err().to_string();
+        assert!(!said.chars().any(|c| c.is_control()), "{said:?}");
+        assert!(said.contains("\\u{1b}") && said.contains("\\n"), "{said}");
+        assert!(said.len() < 500, "{}", said.len());
         let matrix = r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
         assert!(matches!(parse(matrix.as_bytes()), Err(PromError::Kind(_))));
         for bad in [
