@@ -256,6 +256,51 @@ async fn a_first_release_gets_the_services_own_network_and_volume_and_its_lines_
     let _ = Command::new("docker").args(["network", "rm", &net]).output();
 }
 
+/// `switch.pause`: while a 3 s migration runs, the route's new requests
+/// wait in nginx, then go on to the old color at once when it ends; none
+/// fails, and the release's line says how long they were held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pause_holds_requests_while_the_release_runs_and_none_fails() {
+    proxy_or_fail("nginx");
+    let h = TestHost::new("relpause").await;
+    h.managed_config("nginx");
+    let (v1, v2) = (
+        app_image_version(&h.docker, "1.0", true).await,
+        app_image_version(&h.docker, "2.0", true).await,
+    );
+    let extra = "release: {command: [release, 'sleep:3000'], timeout: 60s}\nswitch: {drain: 100ms, pause: 10s}\n";
+    // The file's own `switch:` line, with the pause.
+    let file = |active: &str, green: Option<&str>| {
+        h.service(active, &v1, green, extra)
+            .replace("switch: {drain: 100ms}\n", "")
+    };
+    h.push("with a paused release", &file("blue", None));
+    let first = apply(&h);
+    assert_eq!(first.code, 0, "{first:?}");
+    assert!(
+        first.stderr.contains("release: exit 0") && !first.stderr.contains("requests were held"),
+        "a first deploy has no route to hold: {first:?}"
+    );
+    let load = common::load::Load::start(&h.listen, &h.host, 8);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    h.push("2.0 with a migration", &file("green", Some(&v2)));
+    let deploy = apply(&h);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t = load.stop().await;
+    println!("a 3 s release with switch.pause 10s under load: {t:?}");
+    assert_eq!(deploy.code, 0, "{deploy:?}");
+    assert!(
+        deploy.stderr.contains("requests were held for ") && deploy.stderr.contains("while it ran (switch.pause)"),
+        "{deploy:?}"
+    );
+    assert_eq!((t.errors, t.other, t.unavailable), (0, 0, 0), "{t:?}");
+    assert!(
+        t.ok > 0 && t.slowest >= Duration::from_secs(2),
+        "held while it ran: {t:?}"
+    );
+    assert_eq!(get_via(&h.listen, &h.host, "/").await.1, "2.0 green\n");
+}
+
 /// Now as Unix seconds, for `docker events --since/--until`.
 fn chrono_now() -> String {
     std::time::SystemTime::now()

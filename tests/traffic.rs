@@ -1,7 +1,8 @@
 //! Traffic for people through the real proxies (nginx's Lua balancer and
 //! HAProxy), with the demo app run as local processes: a sticky canary
 //! keeps each client on one version while the share grows, testers reach
-//! the new color by a header, and maintenance answers 503 from the proxy.
+//! the new color by a header, maintenance answers 503 from the proxy, and
+//! a pause holds new requests until it is lifted or its deadline passes.
 
 mod common;
 
@@ -85,6 +86,7 @@ fn sticky() -> Traffic {
             value: "1".into(),
         }),
         maintenance: None,
+        pause: None,
     }
 }
 
@@ -197,6 +199,78 @@ async fn maintenance_answers_503_and_leaves_the_preview_alone(kind: Kind) {
     println!("{kind:?}: maintenance on/off x5 under load: {t:?}");
     assert_eq!((t.errors, t.other), (0, 0), "{kind:?}: {t:?}");
     assert!(t.ok > 0 && t.unavailable > 0, "{kind:?}: {t:?}");
+}
+
+async fn a_pause_holds_new_requests_until_lifted_or_its_deadline(kind: Kind) {
+    use std::time::{Duration, SystemTime};
+    let p = start(kind).await;
+    let blue = [LocalApp::start("1.0", "blue")];
+    let green = [LocalApp::start("1.1", "green")];
+    let pausable = Traffic {
+        pause: Some(Duration::from_secs(30)),
+        ..Default::default()
+    };
+    p.driver.apply(&route(&blue, &green, 0, pausable)).await.unwrap();
+    assert_eq!(get(&p.listen, "shop.test", &[]).await.status, 200, "{kind:?}");
+
+    let held = p.driver.pause("web", Some(SystemTime::now() + Duration::from_secs(30)));
+    assert!(held.await.unwrap(), "{kind:?}: the route holds requests");
+    let (listen, kind2) = (p.listen.clone(), kind);
+    let waiting = tokio::spawn(async move { get(&listen, "shop.test", &[]).await });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(!waiting.is_finished(), "{kind:?}: a request is held while paused");
+    // The preview is not held.
+    let a = get(&p.listen, "preview.shop.test", &[]).await;
+    assert_eq!((a.status, a.body.as_str()), (200, "1.1 green\n"), "{kind:?}");
+    p.driver.pause("web", None).await.unwrap();
+    let a = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .unwrap_or_else(|_| panic!("{kind2:?}: a lifted pause lets held requests go on"))
+        .unwrap();
+    assert_eq!((a.status, a.body.as_str()), (200, "1.0 blue\n"), "{kind:?}");
+
+    // Nobody lifts it: the pause ends at its deadline.
+    p.driver
+        .pause("web", Some(SystemTime::now() + Duration::from_millis(1500)))
+        .await
+        .unwrap();
+    let listen = p.listen.clone();
+    let waiting = tokio::spawn(async move { get(&listen, "shop.test", &[]).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "{kind:?}: held until the deadline");
+    let a = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .unwrap_or_else(|_| panic!("{kind2:?}: a pause past its deadline holds nothing"))
+        .unwrap();
+    assert_eq!(a.status, 200, "{kind:?}");
+
+    // Paused and lifted under keep-alive load: every request answered.
+    let load = Load::start(&p.listen, "shop.test", 16);
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let until = SystemTime::now() + Duration::from_secs(20);
+        p.driver.pause("web", Some(until)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        p.driver.pause("web", None).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t = load.stop().await;
+    println!("{kind:?}: paused 0.5 s x3 under load: {t:?}");
+    assert_eq!((t.errors, t.other, t.unavailable), (0, 0, 0), "{kind:?}: {t:?}");
+    assert!(
+        t.slowest >= Duration::from_millis(300),
+        "{kind:?}: requests were held: {t:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nginx_pause() {
+    a_pause_holds_new_requests_until_lifted_or_its_deadline(Kind::Nginx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn haproxy_pause() {
+    a_pause_holds_new_requests_until_lifted_or_its_deadline(Kind::Haproxy).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -32,11 +32,21 @@ impl ProxyDriver {
         match self {
             ProxyDriver::Nginx(p) if route.tls.is_some() && p.balancer().is_none() => Err(needs_balancer()),
             ProxyDriver::Nginx(p) if !route.traffic.is_plain() && p.balancer().is_none() => Err(needs_balancer_for(
-                "canary.sticky (on by default for a canary), match and maintenance: nginx applies them",
-                "set canary.sticky: none and remove match and maintenance",
+                "canary.sticky (on by default for a canary), match, maintenance and switch.pause: nginx applies them",
+                "set canary.sticky: none and remove match, maintenance and switch.pause",
             )),
             ProxyDriver::Nginx(p) => p.apply(route).await,
             ProxyDriver::Haproxy(p) => p.apply(route).await,
+        }
+    }
+
+    /// `switch.pause`: holds the new requests of `service`'s route until
+    /// `until`, or (`None`) lets the held ones go on at once. False when
+    /// the proxy serves no route of it that holds requests.
+    pub async fn pause(&self, service: &str, until: Option<std::time::SystemTime>) -> Result<bool, ProxyError> {
+        match self {
+            ProxyDriver::Nginx(p) => p.pause(service, until).await,
+            ProxyDriver::Haproxy(p) => p.pause(service, until).await,
         }
     }
 

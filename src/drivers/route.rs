@@ -81,6 +81,13 @@ pub fn primary(weights: &PerColor<u32>) -> Option<Color> {
     }
 }
 
+/// Milliseconds since the epoch (0 before it): the deadline of a
+/// `switch.pause` as both proxies read it.
+pub fn ms_since_epoch(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Why an ACME HTTP-01 token or key authorization may not go into the
 /// proxy (both drivers put them in runtime commands or paths), if so.
 pub fn acme_answer_refusal(token: &str, key_authorization: Option<&str>) -> Result<(), ProxyError> {

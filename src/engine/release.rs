@@ -111,8 +111,32 @@ impl Engine<'_> {
             released,
         };
         let adopt = same.is_some() && existing.as_deref() == Some(self.commit);
+        // `switch.pause`: the route's new requests wait while it runs.
+        let held = self.hold_requests(svc).await?;
+        let ran = self.start_and_wait(svc, color, &record, last.as_ref(), adopt).await;
+        let lifted = self.lift_hold(svc, held).await;
+        let note = self.finish(svc, docker, &state, record, ran?, rel.timeout).await?;
+        Ok(match lifted {
+            Some(l) => format!("{note}; {l}"),
+            None => note,
+        })
+    }
+
+    /// Starts the release container (unless one of this commit runs,
+    /// `adopt`), recorded first, and waits for it to end.
+    async fn start_and_wait(
+        &self,
+        svc: &Service,
+        color: Color,
+        record: &Record,
+        last: Option<&Record>,
+        adopt: bool,
+    ) -> Result<ReleaseRun, StepError> {
+        let rel = svc.release.as_ref().expect("a release is declared");
+        let state = self.records.state_dir().to_path_buf();
+        let docker = self.docker.docker();
         if !adopt {
-            self.save(&state, svc, &record).await?;
+            self.save(&state, svc, record).await?;
             let mut spec = container_spec(svc, color)?;
             spec.run_image = self.pinned(&svc.name, &spec.image).await?;
             let r = ReleaseSpec {
@@ -129,15 +153,14 @@ impl Engine<'_> {
                 // what it was. Only a command that ran is a failure that
                 // sticks to the commit.
                 let _ = docker.remove_release(&svc.name).await;
-                match &last {
+                match last {
                     Some(prev) => self.save(&state, svc, prev).await?,
                     None => self.forget(&state, svc).await?,
                 }
                 return Err(e.into());
             }
         }
-        let run = docker.wait_release(&svc.name, rel.timeout).await?;
-        self.finish(svc, docker, &state, record, run, rel.timeout).await
+        Ok(docker.wait_release(&svc.name, rel.timeout).await?)
     }
 
     /// Records how the release ended, then removes its container.

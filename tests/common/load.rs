@@ -106,6 +106,8 @@ pub struct Tally {
     /// Connection errors and timeouts.
     pub errors: u64,
     pub last_error: Option<String>,
+    /// The longest a request took (a held request's wait shows here).
+    pub slowest: std::time::Duration,
 }
 
 impl Tally {
@@ -117,6 +119,7 @@ impl Tally {
         if o.last_error.is_some() {
             self.last_error = o.last_error.clone();
         }
+        self.slowest = self.slowest.max(o.slowest);
     }
 }
 
@@ -135,15 +138,17 @@ impl Load {
                 tokio::spawn(async move {
                     let client = reqwest::Client::builder()
                         .pool_max_idle_per_host(1)
-                        .timeout(std::time::Duration::from_secs(5))
+                        .timeout(std::time::Duration::from_secs(15))
                         .build()
                         .unwrap();
                     let mut t = Tally::default();
                     while !stop.load(Ordering::Relaxed) {
+                        let sent = std::time::Instant::now();
                         match client.get(&url).header("Host", &host).send().await {
                             Ok(r) => {
                                 let status = r.status().as_u16();
                                 let _ = r.bytes().await;
+                                t.slowest = t.slowest.max(sent.elapsed());
                                 match status {
                                     200 => t.ok += 1,
                                     503 => t.unavailable += 1,

@@ -9,6 +9,7 @@
 
 mod certs;
 mod names;
+mod pause;
 mod render;
 mod runtime;
 mod tls;
@@ -178,6 +179,7 @@ impl Haproxy {
         }
         // The maps the frontend's traffic rules read, before the check.
         self.write_maps(routes)?;
+        self.write_pause(routes)?;
         let text = render(routes, &self.config, &token);
         self.check(service, &text).await?;
         persist(&self.config.config, text).await?;

@@ -194,6 +194,7 @@ pub fn render(routes: &BTreeMap<String, RouteSpec>, cfg: &HaproxyConfig, token: 
     for g in &cfg.global {
         let _ = writeln!(b, "    {g}");
     }
+    b.push_str(&super::pause::global(routes, &cfg.tls));
     // A replica that died (a killed container, a Swarm task on a lost
     // node) may stay routed until teal's next look: a request that cannot
     // connect to it within 1 s, or whose connection it closed without an

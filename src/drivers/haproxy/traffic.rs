@@ -4,7 +4,8 @@
 //! What changes during a rollout lives in maps the runtime API sets, like
 //! server weights: the canary's share for sticky clients (`weights.map`),
 //! the color testers reach (`next.map`) and maintenance pages
-//! (`maint.map`, `retry.map`). Only adding or removing a sticky or tester
+//! (`maint.map`, `retry.map`); held requests (`pause`) have their own
+//! module. Only adding or removing a sticky or tester
 //! rule changes the config's structure.
 //!
 //! Sticky: a client carries a bucket 0-99 in the cookie `teal_<service>`
@@ -118,6 +119,7 @@ pub(super) fn frontend(by_path: &[&RouteSpec], files: &TlsFiles) -> String {
         b,
         "    http-request return status 503 content-type \"text/html; charset=utf-8\" lf-string \"<!doctype html><meta charset=utf-8><title>Down for maintenance</title><p>%[var(txn.teal_svc),map({maint})]</p>\" hdr Retry-After \"%[var(txn.teal_svc),map({retry})]\" hdr Cache-Control no-store if {{ var(txn.teal_svc) -m found }} !{{ var(txn.teal_svc),map({maint},-) -m str -- - }}"
     );
+    b.push_str(&super::pause::frontend(by_path, files));
     let weights = p(&files.weights_map());
     let next = p(&files.next_map());
     for r in by_path.iter().filter(|r| r.traffic.sticky) {
@@ -272,6 +274,7 @@ mod tests {
                 message: "Back at 14:00".into(),
                 retry_after: 600,
             }),
+            pause: None,
         });
         let text = frontend(&[&r], &files);
         assert!(text.contains("http-request set-var(txn.teal_b) rand(100) if { var(txn.teal_svc) -m str web } !{ var(txn.teal_b) -m found }"), "{text}");

@@ -11,6 +11,8 @@
 --   sticky teal_web                  each client keeps a color by this cookie
 --   testers header X-Canary 1 green  these requests go to green
 --   maint 600 Back at 14:00          a 503 page with Retry-After: 600
+--   pause 1765040000000              new requests wait until then (ms since
+--                                    the epoch): a release command runs
 local M = {}
 local dict = ngx.shared.teal_balancer
 
@@ -29,6 +31,9 @@ local function parse_rule(pool, line)
     local var = kind == "header" and "http_" .. name:lower():gsub("%-", "_") or "cookie_" .. name
     pool.testers = { var = var, value = value, color = c }
     return true
+  elseif word == "pause" then
+    pool.pause = tonumber(line:match("^pause (%d+)$") or "")
+    return true, not pool.pause and "bad line: " .. line or nil
   elseif word == "maint" then
     local secs, msg = line:match("^maint (%d+) (.+)$")
     if not secs then
@@ -172,8 +177,24 @@ local function bucket(cookie)
   return b
 end
 
+-- switch.pause: while the pool's deadline is ahead, the request waits;
+-- teal lifting the pause (a new set) lets it go on at once. Never longer
+-- than 60 s, whatever the deadline says.
+local function hold(name, pool)
+  local start = ngx.now()
+  while pool and pool.pause and pool.pause > ngx.now() * 1000 and ngx.now() - start < 60 do
+    ngx.sleep(0.02)
+    ngx.update_time()
+    pool = get_pool(name)
+  end
+  return pool
+end
+
 function M.pick(name)
   local pool = get_pool(name)
+  if pool and not pool.maint and pool.pause then
+    pool = hold(name, pool)
+  end
   if not pool then
     return ngx.exit(503)
   end

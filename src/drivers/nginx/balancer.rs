@@ -35,6 +35,9 @@ pub struct Pool {
     pub testers: Option<(Match, Color)>,
     /// Answer every request with a 503 page.
     pub maintenance: Option<Maintenance>,
+    /// New requests wait until then (ms since the epoch): the service's
+    /// release command runs (`switch.pause`).
+    pub pause_until: Option<u64>,
 }
 
 /// The pool name of a service's preview route.
@@ -179,6 +182,7 @@ pub(super) fn set_pools_of(pools: &mut Pools, service: &str, route: Option<&Rout
         sticky: t.sticky.then(|| crate::spec::Traffic::cookie(service)),
         testers: t.testers.clone().zip(r.next),
         maintenance: t.maintenance.clone(),
+        pause_until: None,
     };
     pools.insert(service.to_string(), main);
     if let Some(p) = &r.preview {
@@ -222,6 +226,9 @@ pub fn render_pools(pools: &Pools) -> String {
         if let Some(m) = &pool.maintenance {
             out.push_str(&format!("maint {} {}\n", m.retry_after, m.message));
         }
+        if let Some(t) = pool.pause_until {
+            out.push_str(&format!("pause {t}\n"));
+        }
     }
     out
 }
@@ -244,6 +251,7 @@ fn parse_rule(pool: &mut Pool, line: &str) -> Result<bool, String> {
             };
             pool.testers = Some((m, color.parse()?));
         }
+        "pause" => pool.pause_until = Some(rest.parse().map_err(|_| bad())?),
         "maint" => {
             let (secs, message) = rest.split_once(' ').ok_or_else(bad)?;
             pool.maintenance = Some(Maintenance {

@@ -75,15 +75,17 @@ fn pools_round_trip_through_the_text_form() {
                 message: "Back at 14:00".into(),
                 retry_after: 600,
             }),
+            pause_until: Some(1_765_040_000_000),
         },
     );
     pools.insert(preview_pool("web"), Pool::default());
     let text = render_pools(&pools);
     assert_eq!(
         text,
-        "pool web\nblue 90 10.0.0.2:8080 10.0.0.3:8080\ngreen 10 [fd00::1]:8080\nsticky teal_web\ntesters header X-Canary 1 green\nmaint 600 Back at 14:00\npool web@preview\nblue 0\ngreen 0\n"
+        "pool web\nblue 90 10.0.0.2:8080 10.0.0.3:8080\ngreen 10 [fd00::1]:8080\nsticky teal_web\ntesters header X-Canary 1 green\nmaint 600 Back at 14:00\npause 1765040000000\npool web@preview\nblue 0\ngreen 0\n"
     );
     assert_eq!(parse_pools(&text).unwrap(), pools);
     assert!(parse_pools("blue 1\n").is_err());
     assert!(parse_pools("pool a\npurple 1\n").is_err());
+    assert!(parse_pools("pool a\npause soon\n").is_err());
 }

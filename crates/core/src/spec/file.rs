@@ -319,6 +319,11 @@ pub struct SwitchFile {
     /// Keep the old color running so a revert is instant. Default true.
     #[serde(default)]
     pub keep_idle: Option<bool>,
+    /// Hold new requests (up to this long, e.g. `5s`) while the release
+    /// command runs; they go on at once when it ends. Only for a service
+    /// with `release:`; at most 60s. Default: no pause.
+    #[serde(default)]
+    pub pause: Option<DurationStr>,
 }
 
 /// A human duration such as `500ms`, `2s` or `1m`. Kept as text here so that

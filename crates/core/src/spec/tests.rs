@@ -188,6 +188,26 @@ fn bad_defaults_point_into_teal_yaml() {
 }
 
 #[test]
+fn a_pause_in_teal_yaml_applies_to_the_services_with_a_release() {
+    let d = load(&files(&[
+        ("teal.yaml", "switch: {pause: 3s}\n"),
+        ("services/web.yaml", GOOD),
+        (
+            "services/api.yaml",
+            &format!("{}release: {{command: [migrate]}}\n", GOOD.replace("shop.", "api.")),
+        ),
+    ]))
+    .unwrap();
+    assert_eq!(d.services["web"].traffic.pause, None, "no release to hold for");
+    assert_eq!(d.services["api"].traffic.pause, Some(Duration::from_secs(3)));
+    let errs = errors(&[
+        ("teal.yaml", "switch: {pause: 90s}\n"),
+        ("services/web.yaml", &format!("{GOOD}release: {{command: [migrate]}}\n")),
+    ]);
+    assert_eq!(errs, ["teal.yaml:1:17: pause must be between 100ms and 60s"]);
+}
+
+#[test]
 fn missing_services_dir_is_a_clear_error() {
     let err = load(&RepoFiles::default()).unwrap_err().to_string();
     assert_eq!(

@@ -97,6 +97,14 @@ pub struct Traffic {
     /// The route answers 503 from the proxy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<Maintenance>,
+    /// `switch.pause`: the proxy holds the route's new requests, up to
+    /// this long, while the release command runs.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "super::duration::serde_human_opt"
+    )]
+    pub pause: Option<Duration>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -138,8 +146,43 @@ pub fn is_message(s: &str) -> bool {
         && s.trim() == s
 }
 
-/// The resolved traffic rules of a service; errors are pushed.
-pub(super) fn resolve_traffic(ctx: &mut Ctx<'_>, f: &ServiceFile) -> Traffic {
+/// The longest `switch.pause`: a held request waits in the proxy, and
+/// clients and load balancers in front give up after tens of seconds.
+pub const MAX_PAUSE: Duration = Duration::from_secs(60);
+
+/// `switch.pause` of a service (or of `teal.yaml`, for a service with a
+/// release command); errors are pushed.
+fn resolve_pause(ctx: &mut Ctx<'_>, f: &ServiceFile, repo: Option<&DurationStr>) -> Option<Duration> {
+    let own = f.switch.as_ref().and_then(|s| s.pause.as_ref());
+    if own.is_some() && f.release.is_none() {
+        ctx.err(
+            From::Service,
+            &["switch", "pause"],
+            "switch.pause holds requests while the release command runs, and this service has no release: add release: {command: [...]} or remove pause",
+        );
+        return None;
+    }
+    let (text, from) = match (own, repo) {
+        (Some(t), _) => (t, From::Service),
+        (None, Some(t)) if f.release.is_some() => (t, From::Repo),
+        _ => return None,
+    };
+    match duration::parse(&text.0) {
+        Ok(d) if d >= Duration::from_millis(100) && d <= MAX_PAUSE => Some(d),
+        Ok(_) => {
+            ctx.err(from, &["switch", "pause"], "pause must be between 100ms and 60s");
+            None
+        }
+        Err(e) => {
+            ctx.err(from, &["switch", "pause"], format!("{e}; write e.g. 5s"));
+            None
+        }
+    }
+}
+
+/// The resolved traffic rules of a service; errors are pushed. `repo` is
+/// `teal.yaml`'s `switch.pause`.
+pub(super) fn resolve_traffic(ctx: &mut Ctx<'_>, f: &ServiceFile, repo: Option<&DurationStr>) -> Traffic {
     let strategy = f.strategy.unwrap_or(StrategyName::BlueGreen);
     if f.blue_green.is_some() && strategy != StrategyName::BlueGreen {
         ctx.err(
@@ -166,6 +209,7 @@ pub(super) fn resolve_traffic(ctx: &mut Ctx<'_>, f: &ServiceFile) -> Traffic {
         sticky,
         testers,
         maintenance: f.maintenance.as_ref().and_then(|m| resolve_maintenance(ctx, m)),
+        pause: resolve_pause(ctx, f, repo),
     }
 }
 
@@ -307,6 +351,14 @@ mod tests {
     }
 
     #[test]
+    fn a_pause_needs_a_release_to_hold_requests_for() {
+        let t = check("release: {command: [bin/migrate]}\nswitch: {pause: 5s}\n").unwrap();
+        assert_eq!(t.pause, Some(Duration::from_secs(5)));
+        assert!(!t.is_plain(), "the proxy needs its hold rule");
+        assert_eq!(check("release: {command: [bin/migrate]}\n").unwrap().pause, None);
+    }
+
+    #[test]
     fn values_bound_for_a_proxy_config_are_refused_at_their_line() {
         let cases = [
             ("strategy: canary\ncanary:\n  match: {header: {X-Canary: \"1\\\" }\"}}\n", "services/web.yaml:12:30: header value \"1\\\" }\": use 1-128 of A-Z, a-z, 0-9 and ._~+/=:-"),
@@ -317,6 +369,9 @@ mod tests {
             ("maintenance: {retry_after: 1m}\n", "services/web.yaml:10:1: maintenance needs a message, e.g. message: Back at 14:00"),
             ("maintenance: {message: x, retry_after: 30d}\n", "services/web.yaml:10:40: retry_after must be between 1s and 7d"),
             ("strategy: canary\nblue-green: {}\n", "services/web.yaml:11:1: blue-green is set but the strategy is not blue-green: remove it, or use canary's own options"),
+            ("switch: {pause: 5s}\n", "services/web.yaml:10:17: switch.pause holds requests while the release command runs, and this service has no release: add release: {command: [...]} or remove pause"),
+            ("release: {command: [m]}\nswitch: {pause: 2m}\n", "services/web.yaml:11:17: pause must be between 100ms and 60s"),
+            ("release: {command: [m]}\nswitch: {pause: soon}\n", "services/web.yaml:11:17: invalid duration \"soon\": expected number at 0; write e.g. 5s"),
         ];
         for (extra, want) in cases {
             let got = check(extra).map(|_| vec![]).unwrap_or_else(|e| e);

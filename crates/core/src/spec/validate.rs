@@ -129,7 +129,8 @@ pub fn resolve_service(
     let switch = resolve_switch(ctx, f.switch.as_ref(), repo.switch.as_ref());
     let strategy = super::strategy::resolve_strategy(ctx, f, active);
     let analysis = super::strategy::resolve_analysis(ctx, f);
-    let traffic = super::traffic::resolve_traffic(ctx, f);
+    let repo_pause = repo.switch.as_ref().and_then(|s| s.pause.as_ref());
+    let traffic = super::traffic::resolve_traffic(ctx, f, repo_pause);
     let promotion = super::promote::resolve_promotion(ctx, f);
     let secrets = super::secret::resolve_secrets(ctx, f, secrets, &super::secret::secrets_path(name));
     let release = f.release.as_ref().map(|r| super::release::resolve_release(ctx, r));
