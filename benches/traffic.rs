@@ -4,7 +4,9 @@
 //! versions, share on the canary), the step to 50 % (clients that went
 //! back to the old version, new share), and maintenance switched on and
 //! off 20 times under keep-alive load from 32 connections (failed requests
-//! besides the intended 503s, and the time of one switch).
+//! besides the intended 503s, and the time of one switch), and a pause
+//! (`switch.pause`) of 1 s set and lifted 10 times under the same load
+//! (failed requests, the longest request, the time to lift one).
 //! Run: `cargo bench --bench traffic` (needs nginx with the Lua module and
 //! haproxy). `TEAL_BENCH_PROXY=haproxy|nginx` runs one.
 
@@ -115,6 +117,41 @@ async fn run(kind: &str, blue: &[SocketAddr], green: &[SocketAddr]) {
         tally.errors,
         switches[switches.len() / 2].as_secs_f64() * 1000.0,
         switches[switches.len() - 1].as_secs_f64() * 1000.0
+    );
+
+    let pausable = route(
+        blue,
+        green,
+        0,
+        Traffic {
+            pause: Some(Duration::from_secs(30)),
+            ..Default::default()
+        },
+    );
+    proxy.apply(&pausable).await.unwrap();
+    let load = Load::start(&listen, "bench.test", 32);
+    let mut lifts = vec![];
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let until = std::time::SystemTime::now() + Duration::from_secs(20);
+        assert!(proxy.pause("bench", Some(until)).await.unwrap());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let t = Instant::now();
+        proxy.pause("bench", None).await.unwrap();
+        lifts.push(t.elapsed());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let tally = load.stop().await;
+    lifts.sort();
+    println!(
+        "{kind}: pause 1 s x10 under keep-alive load (32 connections): {} answered 200, {} 503, {} other status, {} connection errors; longest request {:.0} ms; lifting: median {:.1} ms, max {:.1} ms",
+        tally.ok,
+        tally.unavailable,
+        tally.other,
+        tally.errors,
+        tally.slowest.as_secs_f64() * 1000.0,
+        lifts[lifts.len() / 2].as_secs_f64() * 1000.0,
+        lifts[lifts.len() - 1].as_secs_f64() * 1000.0
     );
 }
 
