@@ -119,9 +119,13 @@ fn parse_one(f: &SourceFile, vars: &Vars, diags: &mut Vec<Diagnostic>, warnings:
         return None;
     }
     let loc = Locator::new(&f.text);
+    // At the key when there is one: the key is what is wrong or names what is.
     let at = |path: &[String], msg: String| {
         let path: Vec<&str> = path.iter().map(String::as_str).collect();
-        let (line, col) = loc.pos(&path);
+        let (line, col) = match loc.node(&path).and_then(|n| n.key) {
+            Some(k) => (k.line, k.col),
+            None => loc.pos(&path),
+        };
         Diagnostic::new(&f.name, line, col, msg)
     };
     let Some(top) = doc.as_mapping() else {
@@ -139,11 +143,17 @@ fn parse_one(f: &SourceFile, vars: &Vars, diags: &mut Vec<Diagnostic>, warnings:
     }
     check_services(&doc, &at, diags);
     let mut unset = vec![];
+    // At the value: it holds the variable.
+    let at_value = |path: &[String], msg: String| {
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        let (line, col) = loc.pos(&path);
+        Diagnostic::new(&f.name, line, col, msg)
+    };
     for p in interpolate(&mut doc, vars, &mut unset) {
-        diags.push(at(&p.path, p.msg));
+        diags.push(at_value(&p.path, p.msg));
     }
     for p in unset {
-        warnings.push(at(&p.path, p.msg));
+        warnings.push(at_value(&p.path, p.msg));
     }
     merge::normalize(&mut doc);
     (diags.len() == before).then_some(Parsed {
