@@ -14,7 +14,9 @@ use common::{teal, Run};
 /// as absolute ones, and nothing is written into the source tree).
 fn fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/compose").join(name);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/compose")
+        .join(name);
     let dst = dir.path().join(name);
     std::fs::create_dir_all(&dst).unwrap();
     for e in std::fs::read_dir(&src).unwrap() {
@@ -57,13 +59,19 @@ fn fixtures_import_into_files_that_validate_and_round_trip() {
         assert_eq!(v.code, 0, "{name}: {v:?}");
         for s in written {
             let text = read(&dir, s);
-            assert!(text.starts_with("# Imported by `teal import compose` from "), "{name}/{s}:\n{text}");
+            assert!(
+                text.starts_with("# Imported by `teal import compose` from "),
+                "{name}/{s}:\n{text}"
+            );
         }
         let before: Vec<String> = written.iter().map(|s| read(&dir, s)).collect();
         let second = import(&dir, &[]);
         assert_eq!(second.code, 2, "{name}: {second:?}");
         for s in written {
-            assert!(second.stdout.contains(&format!("services/{s}.yaml unchanged")), "{name}: {second:?}");
+            assert!(
+                second.stdout.contains(&format!("services/{s}.yaml unchanged")),
+                "{name}: {second:?}"
+            );
         }
         let after: Vec<String> = written.iter().map(|s| read(&dir, s)).collect();
         assert_eq!(before, after, "{name}: a second import changed a file");
@@ -79,9 +87,18 @@ fn secrets_stay_out_of_the_files_and_every_left_out_key_is_said() {
         assert!(!web.contains(secret), "{secret} written:\n{web}");
         assert!(!run.stdout.contains(secret), "{secret} printed:\n{}", run.stdout);
     }
-    assert!(web.contains("DATABASE_URL: /etc/teal/secrets/web/DATABASE_URL"), "{web}");
-    assert!(web.contains("SMTP_PASSWORD: /etc/teal/secrets/web/SMTP_PASSWORD"), "{web}");
-    assert!(web.contains("MAILER_HOST: shop.example.com"), "env_file values come over:\n{web}");
+    assert!(
+        web.contains("DATABASE_URL: /etc/teal/secrets/web/DATABASE_URL"),
+        "{web}"
+    );
+    assert!(
+        web.contains("SMTP_PASSWORD: /etc/teal/secrets/web/SMTP_PASSWORD"),
+        "{web}"
+    );
+    assert!(
+        web.contains("MAILER_HOST: shop.example.com"),
+        "env_file values come over:\n{web}"
+    );
     assert!(web.contains("http:\n    path: /up"), "{web}");
     for line in [
         "db: not imported: a postgres image",
@@ -107,11 +124,16 @@ fn secrets_stay_out_of_the_files_and_every_left_out_key_is_said() {
 #[test]
 fn a_broken_file_exits_1_naming_file_and_line_and_writes_nothing() {
     let (_tmp, dir) = fixture("override");
-    std::fs::write(dir.join("docker-compose.override.yml"), "services:\n  app:\n    scale: 2\n    helthcheck: {}\n").unwrap();
+    std::fs::write(
+        dir.join("docker-compose.override.yml"),
+        "services:\n  app:\n    scale: 2\n    helthcheck: {}\n",
+    )
+    .unwrap();
     let run = import(&dir, &[]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
-        run.stdout.contains("docker-compose.override.yml:4:5: service app: unknown key \"helthcheck\""),
+        run.stdout
+            .contains("docker-compose.override.yml:4:5: service app: unknown key \"helthcheck\""),
         "{run:?}"
     );
     assert!(!dir.join("../repo").exists());
@@ -119,7 +141,11 @@ fn a_broken_file_exits_1_naming_file_and_line_and_writes_nothing() {
     std::fs::write(dir.join(".env"), "REGISTRY=x\n").unwrap();
     let run = import(&dir, &[]);
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stdout.contains("docker-compose.yml:3:12: variable TAG is not set: set TAG in .env"), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("docker-compose.yml:3:12: variable TAG is not set: set TAG in .env"),
+        "{run:?}"
+    );
 }
 
 /// The compose service keys teal knows cover those of the JSON schema
@@ -127,7 +153,10 @@ fn a_broken_file_exits_1_naming_file_and_line_and_writes_nothing() {
 #[test]
 fn the_compose_specifications_service_keys_are_all_known() {
     // The schema file Debian's package installed.
-    let out = Command::new("dpkg").args(["-L", "docker-compose"]).output().expect("dpkg");
+    let out = Command::new("dpkg")
+        .args(["-L", "docker-compose"])
+        .output()
+        .expect("dpkg");
     let listing = String::from_utf8_lossy(&out.stdout);
     let path = listing
         .lines()
@@ -137,7 +166,10 @@ fn the_compose_specifications_service_keys_are_all_known() {
     let keys = schema["definitions"]["service"]["properties"].as_object().unwrap();
     assert!(keys.len() > 70, "{keys:?}");
     for k in keys.keys() {
-        assert!(teal::compose::model::SERVICE_KEYS.contains(&k.as_str()), "{k} unknown to teal");
+        assert!(
+            teal::compose::model::SERVICE_KEYS.contains(&k.as_str()),
+            "{k} unknown to teal"
+        );
     }
 }
 
@@ -172,7 +204,10 @@ fn interpolation_and_merging_read_as_docker_compose_config_reads_them() {
                 let (file, body) = chunk.split_once('\n').unwrap();
                 // The file, then a blank line before the next line of the report.
                 let yaml = body.split("\n\n").next().unwrap();
-                (file.trim_end_matches(".yaml").to_string(), serde_yaml::from_str(yaml).unwrap())
+                (
+                    file.trim_end_matches(".yaml").to_string(),
+                    serde_yaml::from_str(yaml).unwrap(),
+                )
             })
             .collect();
         assert!(!ours.is_empty(), "{name}: {run:?}");
@@ -190,7 +225,11 @@ fn interpolation_and_merging_read_as_docker_compose_config_reads_them() {
                 assert_eq!(labels.get(&k), Some(&v), "{name}/{service}: label {k:?}");
             }
             let replicas = c["deploy"]["replicas"].as_i64().or(c["scale"].as_i64()).unwrap_or(1);
-            assert_eq!(mine["replicas"].as_i64().unwrap_or(1), replicas, "{name}/{service}: replicas");
+            assert_eq!(
+                mine["replicas"].as_i64().unwrap_or(1),
+                replicas,
+                "{name}/{service}: replicas"
+            );
             let theirs_vols: Vec<String> = c["volumes"]
                 .as_sequence()
                 .cloned()
@@ -199,7 +238,10 @@ fn interpolation_and_merging_read_as_docker_compose_config_reads_them() {
                 .filter_map(|v| v.as_str().map(|s| s.trim_end_matches(":rw").to_string()))
                 .collect();
             for v in mine["volumes"].as_sequence().cloned().unwrap_or_default() {
-                assert!(theirs_vols.contains(&v.as_str().unwrap().to_string()), "{name}/{service}: {v:?} not in {theirs_vols:?}");
+                assert!(
+                    theirs_vols.contains(&v.as_str().unwrap().to_string()),
+                    "{name}/{service}: {v:?} not in {theirs_vols:?}"
+                );
             }
         }
     }

@@ -71,12 +71,13 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
 
 fn compose(args: &ComposeArgs) -> anyhow::Result<u8> {
     let files = compose_files(&args.files)?;
-    let base = files[0]
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let base = std::fs::canonicalize(if base.as_os_str().is_empty() { Path::new(".") } else { &base })
-        .context("finding the compose project's directory")?;
+    let base = files[0].parent().map(Path::to_path_buf).unwrap_or_default();
+    let base = std::fs::canonicalize(if base.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        &base
+    })
+    .context("finding the compose project's directory")?;
     let shell: ci::Vars = std::env::vars().collect();
     let dotenv = read_optional(&base.join(".env"))?;
     let vars = match ci::vars(dotenv.as_deref().map(|t| (".env", t)), &shell) {
@@ -130,7 +131,10 @@ fn compose(args: &ComposeArgs) -> anyhow::Result<u8> {
         }
     }
     for (name, profiles) in &project.disabled {
-        println!("{name}: not imported: only in profiles {} (none enabled)", profiles.join(", "));
+        println!(
+            "{name}: not imported: only in profiles {} (none enabled)",
+            profiles.join(", ")
+        );
     }
     super::import_write::finish(args, imported, skipped, notes)
 }
@@ -179,7 +183,14 @@ fn env_files(
         let text = match read_optional(&full) {
             Ok(Some(t)) => t,
             Ok(None) if !required => continue,
-            Ok(None) => return Err(crate::spec::Diagnostic::new(&path, 0, 0, "env_file not found (mark it `required: false` if that is fine)")),
+            Ok(None) => {
+                return Err(crate::spec::Diagnostic::new(
+                    &path,
+                    0,
+                    0,
+                    "env_file not found (mark it `required: false` if that is fine)",
+                ))
+            }
             Err(e) => return Err(crate::spec::Diagnostic::new(&path, 0, 0, format!("{e:#}"))),
         };
         if let Err(e) = ci::dotenv::parse(&text, vars) {
@@ -194,7 +205,11 @@ fn broken(diags: &[crate::spec::Diagnostic]) -> anyhow::Result<u8> {
     for d in diags {
         println!("{d}");
     }
-    println!("nothing imported: {} error{}", diags.len(), super::validate::plural(diags.len()));
+    println!(
+        "nothing imported: {} error{}",
+        diags.len(),
+        super::validate::plural(diags.len())
+    );
     Ok(super::exit::ERROR)
 }
 

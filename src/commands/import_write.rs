@@ -39,7 +39,9 @@ pub(super) fn finish(
     }
     if !invalid.is_empty() {
         println!("{}", invalid.join("\n"));
-        println!("nothing written: the imported files would not validate (a value teal refuses; fix it in the compose file)");
+        println!(
+            "nothing written: the imported files would not validate (a value teal refuses; fix it in the compose file)"
+        );
         return Ok(super::exit::ERROR);
     }
     for (rel, text) in &texts {

@@ -232,7 +232,10 @@ mod tests {
     #[test]
     fn errors_say_what_is_wrong() {
         let err = |s: &str| expand(s, &vars()).unwrap_err();
-        assert_eq!(err("${UNSET:?set it in .env}"), "variable UNSET is not set: set it in .env");
+        assert_eq!(
+            err("${UNSET:?set it in .env}"),
+            "variable UNSET is not set: set it in .env"
+        );
         assert_eq!(err("${EMPTY:?}"), "variable EMPTY is not set: required");
         assert_eq!(err("${UNSET?}"), "variable UNSET is not set: required");
         assert!(err("${A").contains("never closed"), "{}", err("${A"));

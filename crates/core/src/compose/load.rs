@@ -77,7 +77,11 @@ pub fn load(input: &Input) -> Result<Project, Diagnostics> {
         warnings,
         ..Default::default()
     };
-    let services = merged.get("services").and_then(Value::as_mapping).cloned().unwrap_or_default();
+    let services = merged
+        .get("services")
+        .and_then(Value::as_mapping)
+        .cloned()
+        .unwrap_or_default();
     for (k, v) in services {
         let name = key_text(&k);
         let files: Vec<String> = parsed
@@ -105,7 +109,12 @@ pub fn load(input: &Input) -> Result<Project, Diagnostics> {
     }
 }
 
-fn parse_one(f: &SourceFile, vars: &Vars, diags: &mut Vec<Diagnostic>, warnings: &mut Vec<Diagnostic>) -> Option<Parsed> {
+fn parse_one(
+    f: &SourceFile,
+    vars: &Vars,
+    diags: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<Diagnostic>,
+) -> Option<Parsed> {
     let mut doc: Value = match serde_yaml::from_str(&f.text) {
         Ok(v) => v,
         Err(e) => {
@@ -129,7 +138,12 @@ fn parse_one(f: &SourceFile, vars: &Vars, diags: &mut Vec<Diagnostic>, warnings:
         Diagnostic::new(&f.name, line, col, msg)
     };
     let Some(top) = doc.as_mapping() else {
-        diags.push(Diagnostic::new(&f.name, 1, 1, "a compose file is a mapping with `services:`"));
+        diags.push(Diagnostic::new(
+            &f.name,
+            1,
+            1,
+            "a compose file is a mapping with `services:`",
+        ));
         return None;
     };
     let before = diags.len();
@@ -138,7 +152,13 @@ fn parse_one(f: &SourceFile, vars: &Vars, diags: &mut Vec<Diagnostic>, warnings:
         if k == "include" {
             diags.push(at(&[k], "`include` is not supported by teal import: list the included files as arguments, in order, or flatten with `docker compose config`".into()));
         } else if !TOP_KEYS.contains(&k.as_str()) && !k.starts_with("x-") {
-            diags.push(at(&[k.clone()], format!("unknown top-level key {k:?} in a compose file (the specification knows {})", TOP_KEYS.join(", "))));
+            diags.push(at(
+                std::slice::from_ref(&k),
+                format!(
+                    "unknown top-level key {k:?} in a compose file (the specification knows {})",
+                    TOP_KEYS.join(", ")
+                ),
+            ));
         }
     }
     check_services(&doc, &at, diags);
@@ -168,14 +188,20 @@ fn check_services(doc: &Value, at: &dyn Fn(&[String], String) -> Diagnostic, dia
         None | Some(Value::Null) => return,
         Some(Value::Mapping(m)) => m,
         Some(_) => {
-            diags.push(at(&["services".into()], "`services` must be a mapping of service names".into()));
+            diags.push(at(
+                &["services".into()],
+                "`services` must be a mapping of service names".into(),
+            ));
             return;
         }
     };
     for (name, svc) in services {
         let name = key_text(name);
         let Some(keys) = svc.as_mapping() else {
-            diags.push(at(&["services".into(), name.clone()], format!("service {name:?} must be a mapping")));
+            diags.push(at(
+                &["services".into(), name.clone()],
+                format!("service {name:?} must be a mapping"),
+            ));
             continue;
         };
         for (k, _) in keys {
@@ -184,7 +210,10 @@ fn check_services(doc: &Value, at: &dyn Fn(&[String], String) -> Diagnostic, dia
             if k == "extends" {
                 diags.push(at(&path, format!("service {name}: `extends` is not supported by teal import: flatten the file first with `docker compose config > flat.yaml` and import that")));
             } else if !SERVICE_KEYS.contains(&k.as_str()) && !k.starts_with("x-") {
-                diags.push(at(&path, format!("service {name}: unknown key {k:?} (not in the compose specification)")));
+                diags.push(at(
+                    &path,
+                    format!("service {name}: unknown key {k:?} (not in the compose specification)"),
+                ));
             }
         }
     }
@@ -202,7 +231,11 @@ fn typed_error(parsed: &[Parsed], name: &str, v: &Value, err: &str) -> Diagnosti
     });
     let key = culprit.copied().unwrap_or("");
     let path: Vec<&str> = ["services", name, key].into_iter().filter(|s| !s.is_empty()).collect();
-    let file = parsed.iter().rev().find(|p| p.loc.node(&path).is_some()).or(parsed.last());
+    let file = parsed
+        .iter()
+        .rev()
+        .find(|p| p.loc.node(&path).is_some())
+        .or(parsed.last());
     let (line, col) = file.map_or((0, 0), |p| p.loc.pos(&path));
     let what = match culprit {
         Some(k) => format!("service {name}: {k} has a shape compose does not allow ({err})"),

@@ -44,18 +44,44 @@ pub struct Context<'a> {
 /// Images of databases and other stateful services: two colors of them
 /// would be two servers on one data directory.
 const STATEFUL: &[&str] = &[
-    "postgres", "postgis", "mysql", "mariadb", "mongo", "redis", "valkey", "keydb", "memcached", "rabbitmq",
-    "elasticsearch", "opensearch", "zookeeper", "kafka", "cassandra", "couchdb", "influxdb", "clickhouse",
-    "minio", "etcd", "consul", "nats", "timescaledb", "neo4j", "mssql", "mongodb",
+    "postgres",
+    "postgis",
+    "mysql",
+    "mariadb",
+    "mongo",
+    "redis",
+    "valkey",
+    "keydb",
+    "memcached",
+    "rabbitmq",
+    "elasticsearch",
+    "opensearch",
+    "zookeeper",
+    "kafka",
+    "cassandra",
+    "couchdb",
+    "influxdb",
+    "clickhouse",
+    "minio",
+    "etcd",
+    "consul",
+    "nats",
+    "timescaledb",
+    "neo4j",
+    "mssql",
+    "mongodb",
 ];
 
 /// Maps `compose_name`'s service; notes go to `notes`.
 pub fn map_service(compose_name: &str, loaded: &Loaded, cx: &Context<'_>, notes: &mut Notes) -> Outcome {
     let s = &loaded.service;
     let name = teal_name(compose_name);
-    let mut n = Notes::for_service(&name);
+    let mut n = Note::default();
     if name != compose_name {
-        n.info("", format!("renamed from {compose_name:?}: teal names are a-z, 0-9 and '-'"));
+        n.info(
+            "",
+            format!("renamed from {compose_name:?}: teal names are a-z, 0-9 and '-'"),
+        );
     }
     let Some(image) = s.image.clone() else {
         let why = "no image: teal deploys images; build and push it in CI, then import with `image:` set";
@@ -102,7 +128,10 @@ pub fn map_service(compose_name: &str, loaded: &Loaded, cx: &Context<'_>, notes:
         ..Default::default()
     };
     if !file.env_from_files.is_empty() {
-        comments.insert("env_from_files", vec!["Secrets: see the notes of `teal import compose`; each file holds one value.".into()]);
+        comments.insert(
+            "env_from_files",
+            vec!["Secrets: see the notes of `teal import compose`; each file holds one value.".into()],
+        );
     }
     file.health = Some(map_health::health_of(s, port, &mut n, &mut comments));
     file.route = Some(map_route::route_file(&name, &route, &mut n, &mut comments));
@@ -131,7 +160,14 @@ pub fn teal_name(compose: &str) -> String {
 }
 
 /// Reverse proxies a compose stack puts in front of its services.
-const PROXIES: &[&str] = &["traefik", "caddy", "nginx-proxy", "acme-companion", "docker-gen", "caddy-docker-proxy"];
+const PROXIES: &[&str] = &[
+    "traefik",
+    "caddy",
+    "nginx-proxy",
+    "acme-companion",
+    "docker-gen",
+    "caddy-docker-proxy",
+];
 
 fn stateful(image: &str) -> Option<&'static str> {
     STATEFUL.iter().copied().find(|s| *s == image_name(image))
@@ -275,9 +311,14 @@ fn restart_of(s: &super::model::Service, n: &mut Note) -> Option<RestartPolicy> 
             return None;
         }
     };
-    let (base, retries) = word.split_once(':').map_or((word.as_str(), None), |(a, b)| (a, Some(b)));
+    let (base, retries) = word
+        .split_once(':')
+        .map_or((word.as_str(), None), |(a, b)| (a, Some(b)));
     if let Some(r) = retries {
-        n.left_out(key, format!("the retry count {r}: teal's on-failure restarts without a limit"));
+        n.left_out(
+            key,
+            format!("the retry count {r}: teal's on-failure restarts without a limit"),
+        );
     }
     match base {
         "no" => Some(RestartPolicy::No),
@@ -285,7 +326,10 @@ fn restart_of(s: &super::model::Service, n: &mut Note) -> Option<RestartPolicy> 
         "on-failure" => Some(RestartPolicy::OnFailure),
         "unless-stopped" => None,
         other => {
-            n.left_out(key, format!("{other:?} is no restart policy (no, always, on-failure, unless-stopped)"));
+            n.left_out(
+                key,
+                format!("{other:?} is no restart policy (no, always, on-failure, unless-stopped)"),
+            );
             None
         }
     }

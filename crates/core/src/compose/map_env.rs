@@ -57,7 +57,10 @@ pub fn env_of(name: &str, s: &Service, cx: &Context<'_>, consumed: &[String], n:
             out.port_hint = v.trim().parse().ok().filter(|p| *p > 0);
         }
         if consumed.contains(&k) || k == "VIRTUAL_PORT" {
-            n.info(&format!("environment.{k}"), "read for the route (nginx-proxy), not passed on");
+            n.info(
+                &format!("environment.{k}"),
+                "read for the route (nginx-proxy), not passed on",
+            );
             continue;
         }
         if looks_secret(&k, &v) {

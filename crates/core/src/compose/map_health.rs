@@ -99,16 +99,18 @@ fn http_of(argv: &[String], port: u16) -> Option<String> {
     let prog = argv.first()?.rsplit('/').next()?;
     let args = &argv[1..];
     let fails_on_error = match prog {
-        "curl" => args.iter().any(|a| {
-            a == "--fail" || (a.starts_with('-') && !a.starts_with("--") && a.contains('f'))
-        }),
+        "curl" => args
+            .iter()
+            .any(|a| a == "--fail" || (a.starts_with('-') && !a.starts_with("--") && a.contains('f'))),
         "wget" => true,
         _ => return None,
     };
     let urls: Vec<&String> = args.iter().filter(|a| a.starts_with("http://")).collect();
     let [url] = urls.as_slice() else { return None };
     let rest = url.strip_prefix("http://")?;
-    let (authority, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
     let (host, url_port) = match authority.rsplit_once(':') {
         Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h, p.parse::<u16>().ok()?),
         _ => (authority, 80),
@@ -138,9 +140,15 @@ mod tests {
 
     #[test]
     fn http_checks_are_recognised_only_when_they_mean_the_same() {
-        assert_eq!(http_of(&w("curl -f http://localhost:8080/healthz"), 8080), Some("/healthz".into()));
+        assert_eq!(
+            http_of(&w("curl -f http://localhost:8080/healthz"), 8080),
+            Some("/healthz".into())
+        );
         assert_eq!(http_of(&w("curl -fsS http://127.0.0.1:8080/"), 8080), Some("/".into()));
-        assert_eq!(http_of(&w("/usr/bin/wget -q --spider http://localhost/up"), 80), Some("/up".into()));
+        assert_eq!(
+            http_of(&w("/usr/bin/wget -q --spider http://localhost/up"), 80),
+            Some("/up".into())
+        );
         // Without -f curl passes on a 500; another host or port is another check.
         assert_eq!(http_of(&w("curl http://localhost:8080/healthz"), 8080), None);
         assert_eq!(http_of(&w("curl -f http://localhost:9000/healthz"), 8080), None);

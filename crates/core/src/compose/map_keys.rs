@@ -12,9 +12,10 @@ pub fn port_of(s: &Service, n: &mut Note) -> Option<u16> {
     for p in &s.ports {
         let (target, published) = match p {
             Port::Short(v) => short_port(&v.text()),
-            Port::Long { target, published, .. } => {
-                (target.int().and_then(|t| u16::try_from(t).ok()), published.as_ref().map(Scalar::text))
-            }
+            Port::Long { target, published, .. } => (
+                target.int().and_then(|t| u16::try_from(t).ok()),
+                published.as_ref().map(Scalar::text),
+            ),
         };
         if let Some(host) = published {
             n.left_out(
@@ -40,7 +41,11 @@ pub fn port_of(s: &Service, n: &mut Note) -> Option<u16> {
         let rest: Vec<String> = found[1..].iter().map(u16::to_string).collect();
         n.left_out(
             "ports",
-            format!("teal routes one port per service ({}); not {}", found[0], rest.join(", ")),
+            format!(
+                "teal routes one port per service ({}); not {}",
+                found[0],
+                rest.join(", ")
+            ),
         );
     }
     found.first().copied()
@@ -75,7 +80,10 @@ pub fn volumes_of(s: &Service, base_dir: &str, n: &mut Note) -> Vec<String> {
                         mode.split(',').any(|m| m == "ro"),
                     ),
                     _ => {
-                        n.left_out("volumes", format!("{text:?}: an anonymous volume, gone with the container; name it to keep it"));
+                        n.left_out(
+                            "volumes",
+                            format!("{text:?}: an anonymous volume, gone with the container; name it to keep it"),
+                        );
                         continue;
                     }
                 }
@@ -97,7 +105,10 @@ pub fn volumes_of(s: &Service, base_dir: &str, n: &mut Note) -> Vec<String> {
         };
         let source = match kind.as_str() {
             "bind" if source.ends_with("docker.sock") => {
-                n.left_out("volumes", format!("{source}: the Docker socket is never mounted from the repo (it is root on the host)"));
+                n.left_out(
+                    "volumes",
+                    format!("{source}: the Docker socket is never mounted from the repo (it is root on the host)"),
+                );
                 continue;
             }
             "bind" => absolute(&source, base_dir),
@@ -114,10 +125,17 @@ pub fn volumes_of(s: &Service, base_dir: &str, n: &mut Note) -> Vec<String> {
             }
         };
         if !target.starts_with('/') {
-            n.left_out("volumes", format!("{target:?} is not an absolute path in the container"));
+            n.left_out(
+                "volumes",
+                format!("{target:?} is not an absolute path in the container"),
+            );
             continue;
         }
-        out.push(if ro { format!("{source}:{target}:ro") } else { format!("{source}:{target}") });
+        out.push(if ro {
+            format!("{source}:{target}:ro")
+        } else {
+            format!("{source}:{target}")
+        });
     }
     out
 }
@@ -158,7 +176,10 @@ pub fn left_out_keys(s: &Service, n: &mut Note) {
     }
     if let Some(d) = &s.deploy {
         for key in d.other.keys() {
-            n.left_out(&format!("deploy.{key}"), "Swarm deploy settings: teal's `placement` and strategies cover what applies");
+            n.left_out(
+                &format!("deploy.{key}"),
+                "Swarm deploy settings: teal's `placement` and strategies cover what applies",
+            );
         }
     }
 }
@@ -166,15 +187,29 @@ pub fn left_out_keys(s: &Service, n: &mut Note) {
 fn why(key: &str) -> &'static str {
     match key {
         "build" => "teal deploys images: build and push in CI, then `teal bump` the new tag",
-        "depends_on" | "links" | "external_links" => "not needed: each service starts on its own and takes traffic once its health checks pass",
+        "depends_on" | "links" | "external_links" => {
+            "not needed: each service starts on its own and takes traffic once its health checks pass"
+        }
         "container_name" => "teal names containers teal-<service>-<color>-<n>",
         "networks" => "teal's containers join the host's managed network (or the one `network:` names)",
-        "network_mode" => "refused: teal runs containers on its network; host networking is never allowed from the repo",
-        "privileged" | "cap_add" | "devices" | "pid" | "ipc" | "userns_mode" | "security_opt" | "use_api_socket"
-        | "cgroup_parent" | "device_cgroup_rules" | "uts" | "cgroup" => {
-            "never allowed from the repo: it would give a commit power over the host"
+        "network_mode" => {
+            "refused: teal runs containers on its network; host networking is never allowed from the repo"
         }
-        "secrets" | "configs" => "use teal's secrets: `teal secret set SERVICE NAME` (age in git) or a file on the host",
+        "privileged"
+        | "cap_add"
+        | "devices"
+        | "pid"
+        | "ipc"
+        | "userns_mode"
+        | "security_opt"
+        | "use_api_socket"
+        | "cgroup_parent"
+        | "device_cgroup_rules"
+        | "uts"
+        | "cgroup" => "never allowed from the repo: it would give a commit power over the host",
+        "secrets" | "configs" => {
+            "use teal's secrets: `teal secret set SERVICE NAME` (age in git) or a file on the host"
+        }
         "pull_policy" => "teal pulls a missing image; `pull: always` follows a moved tag",
         "profiles" => "honoured at import",
         _ => "no teal equivalent: set it in the image, or leave the service in compose",
@@ -188,7 +223,10 @@ mod tests {
     #[test]
     fn ports_and_relative_binds() {
         assert_eq!(short_port("8080"), (Some(8080), None));
-        assert_eq!(short_port("127.0.0.1:8000:80/tcp"), (Some(80), Some("127.0.0.1:8000".into())));
+        assert_eq!(
+            short_port("127.0.0.1:8000:80/tcp"),
+            (Some(80), Some("127.0.0.1:8000".into()))
+        );
         assert_eq!(short_port("3000-3005"), (None, None));
         assert_eq!(absolute("./data", "/srv/app"), "/srv/app/data");
         assert_eq!(absolute("../shared/x", "/srv/app"), "/srv/shared/x");

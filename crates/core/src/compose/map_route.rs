@@ -60,7 +60,11 @@ pub fn route_of(s: &Service) -> Hints {
     if let Some(v) = env("VIRTUAL_HOST") {
         h.consumed_env.push("VIRTUAL_HOST".into());
         if h.hosts.is_empty() {
-            h.hosts = v.split(',').map(|w| w.trim().to_string()).filter(|w| !w.is_empty()).collect();
+            h.hosts = v
+                .split(',')
+                .map(|w| w.trim().to_string())
+                .filter(|w| !w.is_empty())
+                .collect();
             h.from = Some("environment.VIRTUAL_HOST (nginx-proxy)".into());
         }
     }
@@ -122,7 +126,12 @@ fn calls(rule: &str) -> Vec<(String, Vec<String>)> {
 }
 
 /// The route of teal service `name` from `h`, or a placeholder.
-pub fn route_file(name: &str, h: &Hints, n: &mut Note, comments: &mut BTreeMap<&'static str, Vec<String>>) -> RouteFile {
+pub fn route_file(
+    name: &str,
+    h: &Hints,
+    n: &mut Note,
+    comments: &mut BTreeMap<&'static str, Vec<String>>,
+) -> RouteFile {
     for (k, why) in &h.problems {
         n.left_out(k, why.clone());
     }
@@ -132,13 +141,19 @@ pub fn route_file(name: &str, h: &Hints, n: &mut Note, comments: &mut BTreeMap<&
         if is_hostname(&lower) && !hosts.contains(&lower) {
             hosts.push(lower);
         } else if !is_hostname(&lower) {
-            n.left_out("route", format!("{host:?} is not a host name teal routes (no wildcards or patterns)"));
+            n.left_out(
+                "route",
+                format!("{host:?} is not a host name teal routes (no wildcards or patterns)"),
+            );
         }
     }
     let path = h.path.clone().filter(|p| {
         let ok = is_url_path(p);
         if !ok {
-            n.left_out("route", format!("path {p:?} is not a path prefix teal's proxies accept"));
+            n.left_out(
+                "route",
+                format!("path {p:?} is not a path prefix teal's proxies accept"),
+            );
         }
         ok && p != "/"
     });
@@ -177,7 +192,11 @@ mod tests {
             ]
         );
         let mut h = Hints::default();
-        traefik_rule(&mut h, "traefik.http.routers.web.rule", "Host(`a.example.com`) && Headers(`X`, `y`)");
+        traefik_rule(
+            &mut h,
+            "traefik.http.routers.web.rule",
+            "Host(`a.example.com`) && Headers(`X`, `y`)",
+        );
         assert_eq!(h.hosts, ["a.example.com"]);
         assert_eq!(h.problems.len(), 1, "{:?}", h.problems);
     }

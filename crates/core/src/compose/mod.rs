@@ -62,7 +62,11 @@ pub struct NoteLine {
 
 impl fmt::Display for NoteLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let key = if self.key.is_empty() { String::new() } else { format!(" {}", self.key) };
+        let key = if self.key.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", self.key)
+        };
         write!(f, "{}:{key}: {}: {}", self.service, self.kind.word(), self.why)
     }
 }
@@ -90,10 +94,6 @@ impl Note {
 pub struct Notes(pub Vec<NoteLine>);
 
 impl Notes {
-    pub fn for_service(_teal_name: &str) -> Note {
-        Note::default()
-    }
-
     pub fn extend(&mut self, n: Note, service: &str) {
         self.0.extend(n.items.into_iter().map(|(key, kind, why)| NoteLine {
             service: service.into(),
@@ -135,6 +135,11 @@ pub fn profiles(flags: &[String], vars: &Vars) -> Vec<String> {
         return flags.to_vec();
     }
     vars.get("COMPOSE_PROFILES")
-        .map(|p| p.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+        .map(|p| {
+            p.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
         .unwrap_or_default()
 }

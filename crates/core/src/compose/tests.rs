@@ -19,13 +19,21 @@ fn input(files: &[(&str, &str)], vars: &[(&str, &str)]) -> Input {
 }
 
 fn errors(files: &[(&str, &str)]) -> Vec<String> {
-    load(&input(files, &[])).unwrap_err().0.iter().map(|d| d.to_string()).collect()
+    load(&input(files, &[]))
+        .unwrap_err()
+        .0
+        .iter()
+        .map(|d| d.to_string())
+        .collect()
 }
 
 #[test]
 fn problems_name_the_file_and_line_at_fault() {
     let e = errors(&[("compose.yaml", "services:\n  web:\n    image: x\n    imgae: y\n")]);
-    assert_eq!(e, ["compose.yaml:4:5: service web: unknown key \"imgae\" (not in the compose specification)"]);
+    assert_eq!(
+        e,
+        ["compose.yaml:4:5: service web: unknown key \"imgae\" (not in the compose specification)"]
+    );
     let e = errors(&[("a.yml", "services:\n  web:\n    image: ${TAG:?set TAG in .env}\n")]);
     assert_eq!(e, ["a.yml:3:12: variable TAG is not set: set TAG in .env"]);
     let e = errors(&[("a.yml", "services:\n  web: [\n")]);
@@ -45,7 +53,11 @@ const APP: &str = "x-common: &common\n  restart: on-failure:3\nservices:\n  My_A
 
 #[test]
 fn a_service_maps_to_a_file_that_validates() {
-    let project = load(&input(&[("compose.yaml", APP)], &[("REG", "r.example.com"), ("MODE", "fast")])).unwrap();
+    let project = load(&input(
+        &[("compose.yaml", APP)],
+        &[("REG", "r.example.com"), ("MODE", "fast")],
+    ))
+    .unwrap();
     let loaded = &project.services["My_App"];
     let cx = Context {
         vars: &[("MODE".to_string(), "fast".to_string())].into(),
