@@ -47,4 +47,4 @@ pub mod records;
 pub mod secret;
 pub mod source;
 
-pub use teal_core::{commit, images, latest, outcome, plan, policy, printable, spec, status, strategy};
+pub use teal_core::{commit, compose, images, latest, outcome, plan, policy, printable, spec, status, strategy};

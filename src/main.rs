@@ -70,6 +70,13 @@ enum Command {
     /// revert the deploy or push a fix.
     /// Example: `teal abort web && git push`
     Abort(commands::promote::Args),
+    /// Bring an existing setup over: `teal import compose [FILE ...]`
+    /// turns docker compose files into services/NAME.yaml.
+    ///
+    /// Lists per service and key what did not carry over and why. Exit 0
+    /// all carried over, 2 something left out or to fill in, 1 a broken file.
+    /// Example: `teal import compose docker-compose.yml --repo ../deploy`
+    Import(commands::import::Args),
     /// Secrets in the repo: `set` encrypts a value from stdin with age to
     /// teal.yaml's secrets.recipients into secrets/SERVICE.yaml; `ls` names
     /// a service's secrets and who can read them. Never prints a value.
@@ -143,6 +150,7 @@ fn main() -> ExitCode {
         Command::Bump(a) => commands::bump::run(a),
         Command::Promote(a) => commands::promote::run("promote", a),
         Command::Abort(a) => commands::promote::run("abort", a),
+        Command::Import(a) => commands::import::run(a),
         Command::Secret(a) => commands::secret::run(a),
         Command::Daemon(a) => block_on(commands::daemon::run(a)),
         Command::Status(a) => block_on(commands::status::run(a)),

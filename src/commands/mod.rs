@@ -11,6 +11,8 @@ pub mod fleet;
 pub mod gc;
 pub mod history;
 pub mod host;
+pub mod import;
+mod import_write;
 pub mod plan;
 pub mod promote;
 pub mod secret;

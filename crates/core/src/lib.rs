@@ -7,6 +7,7 @@
 //! - `spec`: desired state: types, loading from files in memory, validation, schema
 //! - `plan`: `plan(desired, observed) -> Plan` and its renderings
 //! - `strategy`: blue-green, canary and rolling as step functions, and analysis
+//! - `compose`: docker compose files to service files (`teal import compose`)
 //! - `commit`: `ShortCommit`, commit ids cut for people at two set lengths
 //! - `events`: the event log's lines: steps and deploy outcomes as typed data
 //! - `images`: which deployed images a cleanup removes
@@ -17,6 +18,7 @@
 //! - `printable`: outside text made safe to print on a terminal
 
 pub mod commit;
+pub mod compose;
 pub mod events;
 pub mod images;
 pub mod latest;
