@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod gc;
 pub mod history;
 pub mod host;
+pub mod man;
 pub mod plan;
 pub mod promote;
 pub mod secret;
