@@ -27,6 +27,7 @@
 //! - `daemon`: the long-running loop (its `scheduler`: when passes run, backoff), its lock, HTTP API and dashboard
 //! - `logs`: log lines as text or JSON
 //! - `commands`: one thin module per subcommand
+//! - `version`: the commit and tested versions `teal --version` names
 //! - `app`: the bundled static demo app
 
 pub mod app;
@@ -46,5 +47,6 @@ pub mod reconcile;
 pub mod records;
 pub mod secret;
 pub mod source;
+pub mod version;
 
 pub use teal_core::{commit, compose, images, latest, outcome, plan, policy, printable, spec, status, strategy};

@@ -11,7 +11,7 @@ use teal::commands;
 /// color is active. teal stages new versions on the idle color, checks
 /// them, and moves traffic only when the checks pass.
 #[derive(Debug, Parser)]
-#[command(name = "teal", version, propagate_version = true)]
+#[command(name = "teal", version = teal::version::SHORT, long_version = teal::version::LONG, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -132,7 +132,17 @@ enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// Write the manual pages into DIR: teal(1), one per subcommand,
+    /// teal-config(5) and teal-service(5). For packagers.
+    #[command(hide = true)]
+    Man(commands::man::Args),
 }
+
+/// The Markdown of the section-5 man pages (`teal man`).
+const MAN_DOCS: commands::man::Docs = commands::man::Docs {
+    config: include_str!("../docs/config.md"),
+    readme: include_str!("../README.md"),
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -162,6 +172,10 @@ fn main() -> ExitCode {
             use clap::CommandFactory;
             clap_complete::generate(*shell, &mut Cli::command(), "teal", &mut std::io::stdout());
             Ok(commands::exit::OK)
+        }
+        Command::Man(a) => {
+            use clap::CommandFactory;
+            commands::man::run(Cli::command(), &MAN_DOCS, a)
         }
     };
     match result {

@@ -13,6 +13,7 @@ pub mod history;
 pub mod host;
 pub mod import;
 mod import_write;
+pub mod man;
 pub mod plan;
 pub mod promote;
 pub mod secret;
