@@ -3,8 +3,9 @@
 //!    one pass) with `teal apply`, against the same 100 containers
 //!    started by `docker run -d` eight at a time, as a ratio;
 //! 2. one commit rolled out over two waves (two Docker engines, a daemon
-//!    each): time from the push to the wave-2 host serving, against the
-//!    sum of the two hosts' own deploy times (from their event logs).
+//!    each, the default 5 s drain): time from the push to the wave-2 host
+//!    serving, the hosts' own runs, and from wave 1's switch to wave 2's
+//!    first step (from their event logs).
 //!
 //! Run: `cargo bench --bench fleet` (needs Docker, HAProxy, root for the
 //! second engine). `TEAL_BENCH_ONLY=cold|waves` runs one.
@@ -167,6 +168,19 @@ impl Host {
             .filter_map(|e| e["duration_ms"].as_u64())
             .sum()
     }
+
+    /// When this host's steps of `commit` ended: (step, end, duration).
+    fn steps(&self, commit: &str) -> Vec<(String, std::time::SystemTime, u64)> {
+        let text = std::fs::read_to_string(self.dir.join("state/events.jsonl")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["commit"] == commit)
+            .filter_map(|e| {
+                let end = humantime::parse_rfc3339_weak(e["time"].as_str()?).ok()?;
+                Some((e["step"].as_str()?.to_string(), end, e["duration_ms"].as_u64()?))
+            })
+            .collect()
+    }
 }
 
 async fn waves() {
@@ -187,7 +201,7 @@ async fn waves() {
         a.api, b.api
     );
     let svc = |active: &str, green: &str| {
-        format!("active: {active}\nblue: {{image: {v1}}}\n{green}port: 8080\nroute: {{host: w.test}}\nhealth:\n  http: {{path: /healthz}}\n  interval: 100ms\n  successes: 2\nswitch: {{drain: 100ms}}\nrollout: {{by: wave}}\n")
+        format!("active: {active}\nblue: {{image: {v1}}}\n{green}port: 8080\nroute: {{host: w.test}}\nhealth:\n  http: {{path: /healthz}}\n  interval: 100ms\n  successes: 2\nrollout: {{by: wave}}\n")
     };
     std::fs::create_dir_all(h.work.join("services")).unwrap();
     std::fs::write(h.work.join("teal.yaml"), fleet).unwrap();
@@ -216,11 +230,27 @@ async fn waves() {
     b.serves("w.test", "2.0 green\n").await;
     let total = t.elapsed().as_millis() as u64;
     tokio::time::sleep(Duration::from_secs(1)).await;
+    // Wave 1's drain (the default 5 s) ends its run; wave 2 may start
+    // once its switch is done.
+    while a.deploy_ms(&commit) == 0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let (da, db) = (a.deploy_ms(&commit), b.deploy_ms(&commit));
+    let switched = a.steps(&commit).into_iter().find(|s| s.0 == "switch").map(|s| s.1);
+    let started = b
+        .steps(&commit)
+        .first()
+        .map(|(_, end, ms)| *end - Duration::from_millis(*ms));
+    let gap = match (switched, started) {
+        (Some(sw), Some(st)) => format!(
+            "{} ms",
+            st.duration_since(sw).map_or(0, |d| d.as_millis() as i64)
+                - sw.duration_since(st).map_or(0, |d| d.as_millis() as i64)
+        ),
+        _ => "?".into(),
+    };
     println!(
-        "2 waves: push -> wave 2 serving {total} ms; the hosts' own deploys {da} + {db} = {} ms; waiting between waves {} ms",
-        da + db,
-        total.saturating_sub(da + db)
+        "2 waves (drain 5s): push -> wave 2 serving {total} ms; the hosts' own runs {da} + {db} ms (with their drains); wave 1 switched -> wave 2's first step {gap}"
     );
     for host in [&mut a, &mut b] {
         host.daemon.take();

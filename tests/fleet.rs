@@ -51,8 +51,17 @@ async fn placement_waves_a_failed_wave_and_an_unreachable_one() {
     assert_eq!(a.engine.containers(&solo).len(), 1);
     assert!(b.engine.containers(&solo).is_empty(), "solo is not placed on h2");
 
-    // Waves: h2 creates 2.0 only once h1 serves it.
-    let c2 = commit(&h, &[(&web_file, service(&web, "green", &v1, Some(&v2), waves))]);
+    // Waves: h2 creates 2.0 only once h1 serves it, and without waiting
+    // for h1's drain of the old color (6 s here; 5 s by default).
+    let draining = service(&web, "green", &v1, Some(&v2), waves).replace("drain: 100ms", "drain: 6s");
+    let c2 = commit(&h, &[(&web_file, draining)]);
+    let h1_events = a.config.with_file_name("state").join("events.jsonl");
+    let h1_drained = || {
+        std::fs::read_to_string(&h1_events)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains(&c2) && l.contains("\"step\":\"drain\""))
+    };
     let start = Instant::now();
     let (mut h1_serves, mut h2_starts) = (None, None);
     while h2_starts.is_none() {
@@ -65,6 +74,7 @@ async fn placement_waves_a_failed_wave_and_an_unreachable_one() {
         }
         if b.engine.containers(&h.svc).iter().any(|(_, i)| *i == v2) {
             h2_starts = Some(Instant::now());
+            assert!(!h1_drained(), "wave 2 waited for wave 1's drain");
         }
         assert!(start.elapsed() < Duration::from_secs(60), "no wave 2:\n{}", b.log());
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -76,6 +86,19 @@ async fn placement_waves_a_failed_wave_and_an_unreachable_one() {
     b.serves(&web, "2.0 green\n", 60).await;
     b.serving(&h.svc, &c2).await;
     a.serving(&solo, &c2).await;
+    // Both runs end (the drains) before the fleet's status is read.
+    for m in [&a, &b] {
+        let events = m.config.with_file_name("state").join("events.jsonl");
+        let start = Instant::now();
+        while !std::fs::read_to_string(&events)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains(&c2) && l.contains("\"step\":\"deploy\""))
+        {
+            assert!(start.elapsed() < Duration::from_secs(60), "{}", m.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     let fleet = teal(
         h.dir.path(),
         &["status", "--fleet", "--config", a.config.to_str().unwrap()],

@@ -123,6 +123,62 @@ fn since_and_config_find_what_they_should() {
     );
 }
 
+/// `--since` reads only the rotated files that may hold what it shows,
+/// and a deploy whose lines straddle a rotation is still whole.
+#[test]
+fn since_over_rotated_files_keeps_a_deploy_that_straddles_a_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |ago: u64| {
+        let t = std::time::SystemTime::now() - std::time::Duration::from_secs(ago);
+        humantime::format_rfc3339_millis(t).to_string()
+    };
+    let line = |ago: u64, commit: &str, step: &str| {
+        format!("{{\"time\":\"{}\",\"commit\":\"{commit}\",\"service\":\"web\",\"step\":\"{step}\",\"result\":\"ok\",\"duration_ms\":5,\"color\":\"green\"}}\n", at(ago))
+    };
+    let old = "0ld0000000";
+    let new = "5eed000000";
+    // .2: a deploy three hours ago; .1: older lines, then the new deploy's
+    // first steps; the current file: the rest of it.
+    std::fs::write(
+        dir.path().join("events.jsonl.2"),
+        line(3 * 3600, old, "start_color") + &line(3 * 3600 - 1, old, "deploy"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("events.jsonl.1"),
+        line(2 * 3600, old, "remove_color") + &line(1800, new, "pull_image") + &line(1799, new, "start_color"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("events.jsonl"),
+        line(1798, new, "switch") + &line(1797, new, "deploy"),
+    )
+    .unwrap();
+    let dir_arg = dir.path().to_str().unwrap();
+    let run = teal(
+        repo_root(),
+        &["history", "--since", "1h", "--format", "json", "--state-dir", dir_arg],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let entries = v
+        .as_array()
+        .or_else(|| v["deploys"].as_array())
+        .expect("a list of deploys");
+    assert_eq!(entries.len(), 1, "{}", run.stdout);
+    let steps = entries[0]["steps"].to_string();
+    assert!(run.stdout.contains(new) && !run.stdout.contains(old), "{}", run.stdout);
+    for step in ["pull_image", "start_color", "switch"] {
+        assert!(steps.contains(step), "the deploy is whole: {}", run.stdout);
+    }
+    // The whole log still has both.
+    let all = teal(repo_root(), &["history", "--state-dir", dir_arg]);
+    assert!(
+        all.stdout.contains(&old[..7]) && all.stdout.contains(&new[..7]),
+        "{all:?}"
+    );
+}
+
 #[test]
 fn a_missing_log_or_config_says_what_to_pass() {
     let dir = tempfile::tempdir().unwrap();

@@ -298,16 +298,22 @@ impl Daemon {
     /// Records what peers of later waves read: the commit a service
     /// serves, or the one that failed it.
     fn mark(&self, service: &str, serving: Option<&str>, failed: Option<&str>) {
-        let mut status = self.shared.status.write().expect("status lock");
-        let s = status.services.entry(service.to_string()).or_default();
-        if let Some(c) = serving {
-            s.serving = Some(c.to_string());
-            s.failed = None;
-            s.waiting = None;
-        }
-        if let Some(c) = failed {
-            s.failed = Some(c.to_string());
-        }
+        mark(&self.shared, service, serving, failed);
+    }
+}
+
+/// Records in the status what peers of later waves read: the commit
+/// `service` serves, or the one that failed it.
+pub(crate) fn mark(shared: &status::Shared, service: &str, serving: Option<&str>, failed: Option<&str>) {
+    let mut status = shared.status.write().expect("status lock");
+    let s = status.services.entry(service.to_string()).or_default();
+    if let Some(c) = serving {
+        s.serving = Some(c.to_string());
+        s.failed = None;
+        s.waiting = None;
+    }
+    if let Some(c) = failed {
+        s.failed = Some(c.to_string());
     }
 }
 

@@ -14,6 +14,29 @@ use crate::events::{Event, EventResult, StepKind};
 use crate::outcome::{self, Outcome, Retry, ServiceOutcome};
 use crate::reconcile::Revision;
 
+/// Per service, the plan's last step that moves or judges traffic: once
+/// it succeeded the host serves the commit (what is left is draining
+/// and removing the old color).
+fn last_traffic_steps(plan: &crate::plan::Plan) -> BTreeMap<String, crate::plan::Step> {
+    use crate::plan::Step;
+    plan.services
+        .iter()
+        .filter_map(|sp| {
+            let last = sp.steps.iter().rev().find(|s| {
+                matches!(
+                    s,
+                    Step::Switch { .. }
+                        | Step::Canary { .. }
+                        | Step::Roll { .. }
+                        | Step::Verify { .. }
+                        | Step::Reroute { .. }
+                )
+            })?;
+            Some((sp.service.clone(), last.clone()))
+        })
+        .collect()
+}
+
 impl Daemon {
     /// Runs the plan and records each service's outcome. Returns the
     /// problem to report when a deploy stopped because the swarm lost
@@ -29,10 +52,17 @@ impl Daemon {
         let log = self.log.clone();
         let progress = self.progress.clone();
         let shared = self.shared.clone();
+        let last_moves = last_traffic_steps(plan);
+        let commit = rev.commit.clone();
         let on_step = move |e: &StepEvent| {
             progress.touch();
             if matches!(e.step, crate::plan::Step::PullImage { .. }) {
                 pulling(&shared, &e.service, None);
+            }
+            // Traffic is on the new version for good (its analysis passed):
+            // later waves may go now, not after the drain and cleanup.
+            if e.result.is_ok() && last_moves.get(&e.service) == Some(&e.step) {
+                super::mark(&shared, &e.service, Some(&commit), None);
             }
             log_step(e);
             if let Err(err) = log.append(&Event::from(e)) {
