@@ -1,40 +1,17 @@
 //! The container image of teal (packaging/docker): built FROM scratch by
 //! `docker build` with no pull, it runs teal, reads a config and a git
 //! repo mounted into it, and reaches Docker through the mounted socket.
+//! tests/image_daemon.rs runs the daemon in it.
+
+mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
+
+use common::image::{ok, run, Image};
 
 const TEAL: &str = env!("CARGO_BIN_EXE_teal");
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
-
-fn run(cmd: &mut Command) -> Output {
-    let shown = format!("{cmd:?}");
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {shown}: {e} (.ci/run starts Docker)"))
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let shown = format!("{cmd:?}");
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{shown}: {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Removes the test's image, however the test ends.
-struct Image(String);
-
-impl Drop for Image {
-    fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
-    }
-}
 
 /// `docker run --rm IMAGE ARGS` with these mounts (host path, container path).
 fn docker_run(image: &str, mounts: &[(&Path, &str)], args: &[&str]) -> String {
@@ -72,11 +49,7 @@ fn the_scratch_image_runs_teal_against_mounted_config_repo_and_docker_socket() {
         info.status.success(),
         "docker info failed: Docker must run (.ci/run starts it)"
     );
-    let tag = format!("teal-test-image:{}", std::process::id());
-    let built =
-        ok(Command::new(Path::new(REPO).join("packaging/docker/build")).args(["--binary", TEAL, "--tag", &tag]));
-    let image = Image(tag);
-    assert_eq!(built.trim(), image.0);
+    let image = Image::build();
 
     // FROM scratch: one layer, which the Dockerfile's COPY made.
     let layers = ok(Command::new("docker").args(["image", "inspect", "--format", "{{len .RootFS.Layers}}", &image.0]));
@@ -86,6 +59,15 @@ fn the_scratch_image_runs_teal_against_mounted_config_repo_and_docker_socket() {
     assert!(
         version.starts_with("teal ") && version.contains("tested with: "),
         "{version}"
+    );
+
+    // The managed proxy the image carries runs there with its libraries,
+    // Lua included (switch.pause is a Lua action).
+    let haproxy =
+        ok(Command::new("docker").args(["run", "--rm", "--entrypoint", "/usr/sbin/haproxy", &image.0, "-vv"]));
+    assert!(
+        haproxy.starts_with("HAProxy version 2.") && haproxy.contains("Built with Lua version"),
+        "{haproxy}"
     );
 
     let dir = tempfile::tempdir().unwrap();

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod fleet;
 pub mod host;
 pub mod hostile;
+pub mod image;
 pub mod load;
 pub mod process;
 pub mod prometheus;
