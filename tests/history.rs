@@ -161,10 +161,7 @@ fn since_over_rotated_files_keeps_a_deploy_that_straddles_a_rotation() {
     );
     assert_eq!(run.code, 0, "{run:?}");
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    let entries = v
-        .as_array()
-        .or_else(|| v["deploys"].as_array())
-        .expect("a list of deploys");
+    let entries = v["entries"].as_array().expect("entries");
     assert_eq!(entries.len(), 1, "{}", run.stdout);
     let steps = entries[0]["steps"].to_string();
     assert!(run.stdout.contains(new) && !run.stdout.contains(old), "{}", run.stdout);
