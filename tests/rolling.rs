@@ -120,10 +120,15 @@ async fn analysis_rolls_a_bad_batch_back() {
     h.push("web 3.0", &with_hold(&bad));
     h.until_phase("rolled_back", 60).await;
     let _ = load.stop();
-    tokio::time::sleep(Duration::from_secs(1)).await;
     let want: Vec<(String, String)> = (0..3)
         .map(|n| (format!("teal-{}-blue-{n}", h.svc), v1.clone()))
         .collect();
+    // The record says rolled back before the bad replica is removed (on a
+    // loaded machine that takes a while): wait for it.
+    let start = std::time::Instant::now();
+    while containers(&h) != want && start.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert_eq!(containers(&h), want, "the bad batch is gone, the old replicas serve");
     // The record is written before traffic moves: wait for the move.
     h.until_only_serves("1.0 blue\n", 10).await;
