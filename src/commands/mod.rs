@@ -12,7 +12,6 @@ pub mod gc;
 pub mod history;
 pub mod host;
 pub mod import;
-mod import_write;
 pub mod man;
 pub mod plan;
 pub mod promote;

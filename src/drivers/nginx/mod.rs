@@ -16,6 +16,7 @@
 pub mod balancer;
 mod certs;
 mod files;
+mod pause;
 mod render;
 #[cfg(test)]
 mod render_tests;
@@ -212,27 +213,6 @@ impl Nginx {
             }
         }
         Ok(())
-    }
-
-    /// Holds the new requests of `service` until `until` (`None`: lets
-    /// them go on now), through the balancer. False when it has no pool
-    /// yet (a first deploy: nothing serves to hold).
-    pub async fn pause(&self, service: &str, until: Option<std::time::SystemTime>) -> Result<bool, ProxyError> {
-        let _one = self.batch.exclusive().await;
-        let Some(b) = &self.config.balancer else {
-            return Ok(false);
-        };
-        // No route yet: the balancer may not even be loaded.
-        if read_opt(&self.service_path(service))?.is_none() {
-            return Ok(false);
-        }
-        let mut pools = b.pools().await?;
-        let Some(pool) = pools.get_mut(service) else {
-            return Ok(false);
-        };
-        pool.pause_until = until.map(crate::drivers::route::ms_since_epoch);
-        b.set_pools(&pools).await?;
-        Ok(true)
     }
 
     /// Renders the shared files again with the current settings and

@@ -7,6 +7,7 @@ use super::load::Loaded;
 use super::map_env::{env_of, EnvOut};
 use super::map_keys::{left_out_keys, port_of, volumes_of};
 use super::model::{Scalar, Words};
+pub use super::words::{split_words, Context};
 use super::{map_health, map_route, Note, Notes};
 use crate::spec::file::{ColorFile, ServiceFile};
 use crate::spec::{Color, RestartPolicy};
@@ -30,15 +31,6 @@ pub enum Outcome {
     Imported(Box<Imported>),
     /// Not imported (left to compose), and why.
     Skipped(String),
-}
-
-/// What the mapping needs besides the service: the variables (for
-/// `KEY:` entries without a value), the variables of its env files in
-/// order, and the directory relative bind mounts start from.
-pub struct Context<'a> {
-    pub vars: &'a super::interpolate::Vars,
-    pub env_files: Vec<(String, String)>,
-    pub base_dir: &'a str,
 }
 
 /// Images of databases and other stateful services: two colors of them
@@ -203,65 +195,6 @@ fn command_of(s: &super::model::Service, n: &mut Note) -> Option<Vec<String>> {
         },
     }
     .filter(|w: &Vec<String>| !w.is_empty())
-}
-
-/// Splits a command line as compose does (shell-like quoting, no shell):
-/// `a 'b c' "d\"e"` gives `[a, b c, d"e]`.
-pub fn split_words(line: &str) -> Result<Vec<String>, String> {
-    let (mut out, mut cur, mut any) = (vec![], String::new(), false);
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                any = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => cur.push(c),
-                        None => return Err("a single quote is never closed".into()),
-                    }
-                }
-            }
-            '"' => {
-                any = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c @ ('"' | '\\' | '$' | '`')) => cur.push(c),
-                            Some(c) => {
-                                cur.push('\\');
-                                cur.push(c);
-                            }
-                            None => return Err("a double quote is never closed".into()),
-                        },
-                        Some(c) => cur.push(c),
-                        None => return Err("a double quote is never closed".into()),
-                    }
-                }
-            }
-            '\\' => {
-                any = true;
-                if let Some(c) = chars.next() {
-                    cur.push(c);
-                }
-            }
-            c if c.is_whitespace() => {
-                if any {
-                    out.push(std::mem::take(&mut cur));
-                    any = false;
-                }
-            }
-            c => {
-                any = true;
-                cur.push(c);
-            }
-        }
-    }
-    if any {
-        out.push(cur);
-    }
-    Ok(out)
 }
 
 fn labels_of(s: &super::model::Service, consumed: &[String], n: &mut Note) -> BTreeMap<String, String> {

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use super::map::Context;
-use super::model::{Scalar, Service};
+use super::model::Service;
+use super::words::Context;
 use super::Note;
 
 /// Where a secret's placeholder points: a file under the host's
@@ -97,11 +97,6 @@ fn has_password(v: &str) -> bool {
     authority
         .rsplit_once('@')
         .is_some_and(|(userinfo, _)| userinfo.split_once(':').is_some_and(|(_, p)| !p.is_empty()))
-}
-
-/// The text of an optional scalar (a null label value is empty).
-pub fn text(v: &Option<Scalar>) -> String {
-    v.as_ref().map(Scalar::text).unwrap_or_default()
 }
 
 #[cfg(test)]

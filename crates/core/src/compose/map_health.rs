@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::map::split_words;
 use super::model::{Healthcheck, Scalar, Service, Words};
+use super::words::split_words;
 use super::Note;
 use crate::spec::file::{DurationStr, HealthFile, HttpProbeFile, TcpProbeFile};
 use crate::spec::{defaults, duration};

@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use super::map_env::text;
 use super::model::Service;
+use super::words::text;
 use super::Note;
 use crate::spec::file::RouteFile;
 use crate::spec::validate::{is_hostname, is_url_path};

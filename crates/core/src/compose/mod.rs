@@ -21,6 +21,7 @@ pub mod model;
 pub mod render;
 #[cfg(test)]
 mod tests;
+mod words;
 
 use std::fmt;
 
