@@ -176,6 +176,62 @@ fn since_over_rotated_files_keeps_a_deploy_that_straddles_a_rotation() {
     );
 }
 
+/// A revert in the last hour is a rollback even when the switch it
+/// undoes is in an older rotated file than any `--since` needs.
+#[test]
+fn since_judges_a_rollback_on_the_whole_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |ago: u64| {
+        let t = std::time::SystemTime::now() - std::time::Duration::from_secs(ago);
+        humantime::format_rfc3339_millis(t).to_string()
+    };
+    let line = |ago: u64, service: &str, commit: &str, step: &str, extra: &str| {
+        format!("{{\"time\":\"{}\",\"commit\":\"{commit}\",\"service\":\"{service}\",\"step\":\"{step}\",\"result\":\"ok\",\"duration_ms\":5{extra}}}\n", at(ago))
+    };
+    let blue = ",\"color\":\"blue\",\"image\":\"web:1\"";
+    let green = ",\"color\":\"green\",\"image\":\"web:2\"";
+    let log = [
+        // .2: web 1 on blue, then web 2 on green.
+        line(4 * 3600, "web", "c1", "start_color", blue)
+            + &line(4 * 3600, "web", "c1", "switch", ",\"color\":\"blue\"")
+            + &line(4 * 3600, "web", "c1", "deploy", "")
+            + &line(3 * 3600, "web", "c2", "start_color", green)
+            + &line(
+                3 * 3600,
+                "web",
+                "c2",
+                "switch",
+                ",\"color\":\"green\",\"from\":\"blue\"",
+            )
+            + &line(3 * 3600, "web", "c2", "deploy", ""),
+        // .1: another service, two hours ago.
+        line(2 * 3600, "api", "c2", "deploy", ""),
+        // Now: the revert, back to the warm blue.
+        line(600, "web", "c3", "switch", ",\"color\":\"blue\",\"from\":\"green\"")
+            + &line(599, "web", "c3", "deploy", ""),
+    ];
+    for (name, text) in ["events.jsonl.2", "events.jsonl.1", "events.jsonl"].iter().zip(log) {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let run = teal(
+        repo_root(),
+        &[
+            "history",
+            "--since",
+            "1h",
+            "--format",
+            "json",
+            "--state-dir",
+            dir.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let entries = v["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), 1, "{}", run.stdout);
+    assert_eq!(entries[0]["kind"], "rollback", "{}", run.stdout);
+}
+
 #[test]
 fn a_missing_log_or_config_says_what_to_pass() {
     let dir = tempfile::tempdir().unwrap();

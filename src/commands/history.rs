@@ -56,12 +56,9 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         "{}: no event log: nothing was deployed with this state directory yet; is it the daemon's (--state-dir, or state_dir in the host config)?",
         path.display()
     );
-    let since = args
-        .since
-        .map(|d| SystemTime::now().checked_sub(d).unwrap_or(SystemTime::UNIX_EPOCH));
     // Oldest file first: a deploy whose lines straddle a rotation is whole again.
     let mut all = vec![];
-    for file in &files[needed_from(&files, since)..] {
+    for file in &files {
         let log = match events::read_checked(file) {
             Ok(log) => log,
             // Renamed by a rotation since it was listed (rare): missed this once.
@@ -75,7 +72,9 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
     }
     let filter = Filter {
         service: args.service.clone(),
-        since,
+        since: args
+            .since
+            .map(|d| SystemTime::now().checked_sub(d).unwrap_or(SystemTime::UNIX_EPOCH)),
     };
     let entries = history::entries(&all, &filter);
     match args.format {
@@ -84,30 +83,6 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         HistoryFormat::Text => print!("{}", history::render::text(&entries, super::stdout_colour())),
     }
     Ok(super::exit::OK)
-}
-
-/// The index of the oldest file (of `files`, oldest first) that may hold
-/// a deploy started at or after `since`: lines are appended in time
-/// order, so a file whose first line is older than `since` is the last
-/// one back that is needed. Only each file's first line is read.
-fn needed_from(files: &[std::path::PathBuf], since: Option<SystemTime>) -> usize {
-    let Some(since) = since else { return 0 };
-    for (i, file) in files.iter().enumerate().rev() {
-        if first_time(file).is_some_and(|t| t < since) {
-            return i;
-        }
-    }
-    0
-}
-
-/// The time of a file's first line, from its first 4 KiB.
-fn first_time(file: &std::path::Path) -> Option<SystemTime> {
-    use std::io::Read;
-    let mut buf = vec![0; 4096];
-    let n = std::fs::File::open(file).ok()?.read(&mut buf).ok()?;
-    let line = buf[..n].split(|b| *b == b'\n').next()?;
-    let v: serde_json::Value = serde_json::from_slice(line).ok()?;
-    history::parse_time(v["time"].as_str()?)
 }
 
 /// Says what was looked for, so an empty answer is not mistaken for a broken one.
