@@ -18,6 +18,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::host::TestHost;
+use common::process::proc_stat;
 use common::{app_image_version, git_in, try_get_via};
 
 fn service(i: usize, active: &str, blue: &str, green: Option<&str>) -> String {
@@ -34,20 +35,6 @@ async fn serving(h: &TestHost, commit: &str) -> usize {
     s["services"]
         .as_object()
         .map_or(0, |m| m.values().filter(|v| v["serving"] == commit).count())
-}
-
-fn proc_stat(pid: u32) -> (u64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let f: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
-    let ticks = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    (ticks, kib)
 }
 
 /// Median and max of 20 timed GETs of `path` on the status API, in ms.

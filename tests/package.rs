@@ -4,32 +4,15 @@
 //! purged. Needs cargo-deb, dpkg, systemd-analyze and man (.ci/run
 //! installs them).
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+
+use common::image::{ok, run};
 
 const TEAL: &str = env!("CARGO_BIN_EXE_teal");
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
-
-/// Runs a command, failing the test with how to get the tool if it is missing.
-fn run(cmd: &mut Command) -> Output {
-    let name = cmd.get_program().to_string_lossy().into_owned();
-    cmd.output().unwrap_or_else(|e| {
-        panic!("cannot run {name}: {e}; .ci/run installs it (cargo install cargo-deb --locked; apt-get install dpkg systemd man-db)")
-    })
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let shown = format!("{cmd:?}");
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{shown}: {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Builds the .deb the way a release does (packaging/deb/build), but from
 /// this run's dev binary: a release build would double CI's build time.

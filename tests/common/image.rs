@@ -7,11 +7,13 @@ use std::process::{Child, Command, Output, Stdio};
 
 use super::{teal_bin, unique};
 
-/// Runs a command; panics saying what could not start.
+/// Runs a command; panics saying what could not start and where to get
+/// it.
 pub fn run(cmd: &mut Command) -> Output {
     let shown = format!("{cmd:?}");
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {shown}: {e} (.ci/run starts Docker)"))
+    cmd.output().unwrap_or_else(|e| {
+        panic!("cannot run {shown}: {e}; .ci/run installs what the tests need and starts Docker (cargo install cargo-deb --locked; apt-get install dpkg-dev systemd man-db)")
+    })
 }
 
 /// Runs a command that must succeed; its stdout.

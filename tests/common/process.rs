@@ -97,3 +97,18 @@ pub fn processes_of(dir: &Path) -> Vec<(u32, String)> {
         .map(|(p, _, c)| (p, c))
         .collect()
 }
+
+/// CPU ticks (user + system, in USER_HZ) and RSS (KiB) of a process.
+pub fn proc_stat(pid: u32) -> (u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let f: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    let ticks = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    (ticks, kib)
+}
