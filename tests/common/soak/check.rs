@@ -63,7 +63,8 @@ impl Soak {
             Action::BrokenImage if s["failed"].as_str() == Some(head) => Some(s["last_deploy"]["error"].clone()),
             _ => None,
         };
-        why.map(|w| w.to_string()).ok_or_else(|| format!("status: {status}"))
+        why.map(|w| w.to_string())
+            .ok_or_else(|| format!("status of {name}: {s}; config errors: {}", status["config_errors"]))
     }
 
     /// Waits until everything converged; the time it took.

@@ -65,24 +65,26 @@ impl Soak {
             }
             Fault::TermTeal => {
                 let down = Instant::now();
+                let old = self.host.proxy_pid();
                 let status = self.daemon.terminate();
                 if !status.success() {
                     self.violation(format!("SIGTERM: teal exited with {status}"));
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 self.daemon = self.host.start_daemon();
-                Some(self.until_proxy_serves(down).await)
+                Some(self.until_proxy_serves(down, old).await)
             }
             Fault::Kill9Proxy => {
                 let down = Instant::now();
-                match self.host.proxy_pid() {
+                let old = self.host.proxy_pid();
+                match old {
                     // SAFETY: kill(2) with plain integers.
                     Some(pid) => unsafe {
                         libc::kill(pid as i32, libc::SIGKILL);
                     },
                     None => self.violation("no managed proxy pid recorded".into()),
                 }
-                Some(self.until_proxy_serves(down).await)
+                Some(self.until_proxy_serves(down, old).await)
             }
             Fault::KillReplica => {
                 let svc = self.rng.below(self.services.len());
@@ -115,10 +117,17 @@ impl Soak {
         }
     }
 
-    /// Polls a loaded service through the proxy until it answers; the time since `down`.
-    async fn until_proxy_serves(&mut self, down: Instant) -> Duration {
+    /// Polls until a new proxy runs (not `old`: a killed master's workers
+    /// serve on until teal starts a new one and ends them) and a loaded
+    /// service answers through it; the time since `down`.
+    async fn until_proxy_serves(&mut self, down: Instant, old: Option<u32>) -> Duration {
         let host = self.services[0].good.host.clone();
         while down.elapsed() < self.cfg.bound {
+            let new = self.host.proxy_pid().is_some_and(|p| Some(p) != old);
+            if !new {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
             if let Ok((200, _)) = super::super::try_get_via(&self.host.listen, &host, "/").await {
                 let took = down.elapsed();
                 // Requests fail only until now.

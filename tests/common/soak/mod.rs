@@ -241,6 +241,7 @@ impl Soak {
             fault.map(|f| format!(", {}", f.name())).unwrap_or_default()
         );
         println!("soak: {}", self.step);
+        *self.load.windows.step.lock().unwrap() = self.step.clone();
         *self.figures.actions.entry(action).or_default() += 1;
         let mut since = Instant::now();
         if let Some(f) = fault {

@@ -22,6 +22,8 @@ pub struct Count {
 #[derive(Default)]
 pub struct Windows {
     now: Mutex<&'static str>,
+    /// The step under way, named in failures.
+    pub step: Mutex<String>,
     counts: Mutex<BTreeMap<&'static str, Count>>,
 }
 
@@ -98,6 +100,7 @@ async fn client(url: String, host: String, stop: Arc<AtomicBool>, w: Arc<Windows
         match failure {
             None => w.add(|c| c.ok += 1),
             Some(f) => {
+                let f = format!("{}: {f}", w.step.lock().unwrap());
                 w.add(|c| {
                     c.failed += 1;
                     c.last_failure = Some(f);
