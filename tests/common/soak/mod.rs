@@ -114,6 +114,8 @@ pub struct Soak {
     pub figures: Figures,
     /// The service and file before the last commit, when it was a good bump.
     last_bump: Option<(usize, File)>,
+    /// The faults left in the current bag.
+    faults: Vec<Fault>,
     step: String,
     _guard: DockerGuard,
 }
@@ -185,6 +187,7 @@ impl Soak {
             violations: vec![],
             figures: Figures::default(),
             last_bump: None,
+            faults: vec![],
             step: "cold start".into(),
             _guard: guard,
             cfg,
@@ -265,6 +268,18 @@ impl Soak {
         }
         self.check_invariants();
         self.load.windows.set("no fault");
+    }
+
+    /// Faults come from a shuffled bag, so even a short run injects each.
+    fn next_fault(&mut self) -> Fault {
+        if self.faults.is_empty() {
+            self.faults = Fault::ALL.to_vec();
+            for i in (1..self.faults.len()).rev() {
+                let j = self.rng.below(i + 1);
+                self.faults.swap(i, j);
+            }
+        }
+        self.faults.pop().unwrap()
     }
 
     fn pick_action(&mut self) -> Action {
