@@ -4,7 +4,9 @@
 //! reverts, canaries that pass and fail, broken images, invalid YAML) and
 //! injects one fault at a time (kill -9 and SIGTERM of teal, kill -9 of
 //! the proxy, a killed replica, the git remote and the webhook receiver
-//! down). Prints the figures and every invariant broken.
+//! down, and a restart of dockerd: the services run on a dockerd of the
+//! bench's own, with live-restore, never the machine's). Prints the
+//! figures and every invariant broken.
 //! Run: `cargo bench --bench soak`; `TEAL_SOAK_SECS` sets the length per
 //! proxy, `TEAL_SOAK_SEED` replays a run, `TEAL_BENCH_PROXY=haproxy|nginx`
 //! runs one.
@@ -27,6 +29,7 @@ async fn main() {
         cfg.conns = 4;
         cfg.outage = std::time::Duration::from_secs(30);
         cfg.bound = std::time::Duration::from_secs(90);
+        cfg.own_engine = true;
         broken += run(cfg).await.violations.len();
     }
     assert_eq!(broken, 0, "the soak broke invariants: see above");

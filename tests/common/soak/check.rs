@@ -4,7 +4,6 @@
 //! event log is whole, no temp file is left, one proxy runs, and the
 //! rollout records agree with what serves.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::model::{serves, Action};
@@ -116,17 +115,14 @@ impl Soak {
     /// Docker runs, per service, `replicas` running containers of each
     /// color the head declares, with its image, and nothing else of teal's.
     fn containers(&self) -> Result<(), String> {
-        let out = Command::new("docker")
-            .args([
-                "ps",
-                "-a",
-                "--filter",
-                "label=teal.service",
-                "--format",
-                "{{.Label \"teal.service\"}} {{.Label \"teal.color\"}} {{.Image}} {{.State}} {{.Names}}",
-            ])
-            .output()
-            .map_err(|e| format!("docker ps: {e}"))?;
+        let out = self.docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            "label=teal.service",
+            "--format",
+            "{{.Label \"teal.service\"}} {{.Label \"teal.color\"}} {{.Image}} {{.State}} {{.Names}}",
+        ]);
         let text = String::from_utf8_lossy(&out.stdout);
         for s in &self.services {
             let mut have: Vec<String> = text

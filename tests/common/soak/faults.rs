@@ -1,7 +1,6 @@
 //! The faults the soak injects, one at a time, each undone by the time
 //! `inject` returns (teal restarted, the repo back, the receiver up).
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::Soak;
@@ -20,16 +19,20 @@ pub enum Fault {
     GitDown,
     /// The webhook receiver down for a while.
     WebhookDown,
+    /// dockerd stopped and started again (live-restore: the containers
+    /// run on); only on the soak's own engine.
+    RestartDocker,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 6] = [
+    pub const ALL: [Fault; 7] = [
         Fault::Kill9Teal,
         Fault::TermTeal,
         Fault::Kill9Proxy,
         Fault::KillReplica,
         Fault::GitDown,
         Fault::WebhookDown,
+        Fault::RestartDocker,
     ];
 
     pub fn name(self) -> &'static str {
@@ -40,6 +43,7 @@ impl Fault {
             Fault::KillReplica => "kill a replica",
             Fault::GitDown => "git remote down",
             Fault::WebhookDown => "webhook down",
+            Fault::RestartDocker => "dockerd restart",
         }
     }
 
@@ -92,7 +96,7 @@ impl Soak {
                 let color = self.services[svc].good.active;
                 let replica = self.rng.below(self.services[svc].good.replicas as usize);
                 let container = format!("teal-{name}-{color}-{replica}");
-                let out = Command::new("docker").args(["kill", &container]).output().unwrap();
+                let out = self.docker(&["kill", &container]);
                 if !out.status.success() {
                     self.violation(format!(
                         "docker kill {container}: {}",
@@ -112,6 +116,16 @@ impl Soak {
                 self.receiver.down();
                 tokio::time::sleep(self.cfg.outage).await;
                 self.receiver.up().await;
+                None
+            }
+            Fault::RestartDocker => {
+                let engine = self.engine.as_mut().expect("only on the soak's own engine");
+                engine.stop();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if let Err(log) = engine.restart() {
+                    let tail: String = log.lines().rev().take(20).collect::<Vec<_>>().join(" / ");
+                    self.violation(format!("dockerd did not start again: {tail}"));
+                }
                 None
             }
         }

@@ -13,6 +13,7 @@ pub mod traffic;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use super::engine::Engine;
 use super::host::TestHost;
 use super::process::Daemon;
 use super::{app_image_version, failing_app_image, free_port, git_in, unique, DockerGuard};
@@ -37,6 +38,9 @@ pub struct Config {
     pub bound: Duration,
     /// How long the git remote and the webhook receiver stay down.
     pub outage: Duration,
+    /// Runs the services on a dockerd of the soak's own (live-restore on),
+    /// which the schedule restarts; the machine's engine is never restarted.
+    pub own_engine: bool,
 }
 
 impl Config {
@@ -65,6 +69,7 @@ impl Config {
             seed,
             bound: Duration::from_secs(60),
             outage: Duration::from_secs(5),
+            own_engine: false,
         }
     }
 }
@@ -112,6 +117,8 @@ pub struct Soak {
     pub failing: String,
     pub violations: Vec<String>,
     pub figures: Figures,
+    /// The soak's own dockerd, with `own_engine`.
+    pub engine: Option<Engine>,
     /// The service and file before the last commit, when it was a good bump.
     last_bump: Option<(usize, File)>,
     /// The faults left in the current bag.
@@ -172,6 +179,19 @@ impl Soak {
         let receiver = Receiver::start(free_port()).await;
         host.managed_config(cfg.kind);
         let mut text = std::fs::read_to_string(&host.config).unwrap();
+        let engine = cfg.own_engine.then(|| {
+            let e = Engine::start_live_restore();
+            for image in images.iter().chain([&failing]) {
+                e.load(image);
+            }
+            let at = format!("docker: {{network: {}}}", host.network);
+            assert!(text.contains(&at), "{text}");
+            text = text.replace(
+                &at,
+                &format!("docker: {{host: '{}', network: {}}}", e.host(), host.network),
+            );
+            e
+        });
         text.push_str(&format!("notify:\n  - url: http://127.0.0.1:{}/hook\n", receiver.port));
         std::fs::write(&host.config, text).unwrap();
         let loaded: Vec<String> = services[..cfg.loaded].iter().map(|s| s.good.host.clone()).collect();
@@ -186,6 +206,7 @@ impl Soak {
             failing,
             violations: vec![],
             figures: Figures::default(),
+            engine,
             last_bump: None,
             faults: vec![],
             step: "cold start".into(),
@@ -230,10 +251,7 @@ impl Soak {
     async fn step(&mut self) {
         self.figures.steps += 1;
         let action = self.pick_action();
-        let fault = self
-            .rng
-            .chance(60)
-            .then(|| Fault::ALL[self.rng.below(Fault::ALL.len())]);
+        let fault = self.rng.chance(75).then(|| self.next_fault());
         let delay = Duration::from_millis(self.rng.below(1500) as u64);
         let svc = self.push(action);
         self.step = format!(
@@ -273,7 +291,11 @@ impl Soak {
     /// Faults come from a shuffled bag, so even a short run injects each.
     fn next_fault(&mut self) -> Fault {
         if self.faults.is_empty() {
-            self.faults = Fault::ALL.to_vec();
+            let own = self.engine.is_some();
+            self.faults = Fault::ALL
+                .into_iter()
+                .filter(|f| own || *f != Fault::RestartDocker)
+                .collect();
             for i in (1..self.faults.len()).rev() {
                 let j = self.rng.below(i + 1);
                 self.faults.swap(i, j);
@@ -363,6 +385,16 @@ impl Soak {
             text,
             violations: self.violations.clone(),
             seed: self.cfg.seed,
+        }
+    }
+}
+
+impl Soak {
+    /// The docker CLI against the engine the services run on.
+    pub fn docker(&self, args: &[&str]) -> std::process::Output {
+        match &self.engine {
+            Some(e) => e.docker(args),
+            None => std::process::Command::new("docker").args(args).output().unwrap(),
         }
     }
 }
