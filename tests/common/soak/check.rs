@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use super::model::{serves, Action};
-use super::{Config, Figures, Soak};
+use super::Soak;
 use crate::common::process::processes_of;
 use crate::common::{git_in, try_get_via};
 
@@ -167,6 +167,23 @@ impl Soak {
         for tmp in temp_files(&state) {
             self.violation(format!("a temp file is left: {}", tmp.display()));
         }
+        let out = self.docker(&[
+            "network",
+            "ls",
+            "--filter",
+            "label=teal.managed=true",
+            "--format",
+            "{{.Name}}",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut nets: Vec<&str> = text.lines().collect();
+        if self.engine.is_none() {
+            // The machine's engine has other tests' networks too.
+            nets.retain(|n| *n == self.host.network);
+        }
+        if nets != [self.host.network.as_str()] {
+            self.violation(format!("teal's networks are {nets:?}, want [{:?}]", self.host.network));
+        }
         let groups = proxy_groups(&self.host.proxy_dir());
         if groups != 1 {
             self.violation(format!("{groups} proxy process groups run, want 1"));
@@ -230,71 +247,4 @@ fn proxy_groups(dir: &std::path::Path) -> usize {
     groups.sort();
     groups.dedup();
     groups.len()
-}
-
-fn secs(d: &[Duration]) -> String {
-    if d.is_empty() {
-        return "-".into();
-    }
-    let mut v: Vec<f64> = d.iter().map(Duration::as_secs_f64).collect();
-    v.sort_by(f64::total_cmp);
-    format!(
-        "median {:.1} s, max {:.1} s (n={})",
-        v[v.len() / 2],
-        v[v.len() - 1],
-        v.len()
-    )
-}
-
-/// The figures, as printed and recorded in BENCHMARKS.md.
-pub fn render(cfg: &Config, f: &Figures, violations: &[String]) -> String {
-    let mut s = format!(
-        "fault soak, {}: {} services ({} loaded, {} keep-alive connections each), {:?}, seed {}\n",
-        cfg.kind, cfg.services, cfg.loaded, cfg.conns, cfg.duration, cfg.seed
-    );
-    let list = |m: Vec<(&str, u32)>| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
-    s += &format!(
-        "  steps {}: {}\n",
-        f.steps,
-        list(f.actions.iter().map(|(a, n)| (a.name(), *n)).collect())
-    );
-    s += &format!(
-        "  faults: {}\n",
-        list(f.faults.iter().map(|(a, n)| (a.name(), *n)).collect())
-    );
-    s += &format!(
-        "  converged after each step: {} (bound {:?})\n",
-        secs(&f.converge),
-        cfg.bound
-    );
-    s += &format!("  bad commit held with a reason: {}\n", secs(&f.held));
-    s += &format!(
-        "  proxy down (killed, or stopped with teal) to serving: {}\n",
-        secs(&f.recover)
-    );
-    for (window, c) in &f.requests {
-        s += &format!(
-            "  requests with {window}: {} ok, {} failed, {} intended 500s of failing canaries{}\n",
-            c.ok,
-            c.failed,
-            c.intended,
-            c.last_failure
-                .as_ref()
-                .map(|l| format!(" (last failure: {l})"))
-                .unwrap_or_default()
-        );
-    }
-    s += &format!(
-        "  event log: {} lines, all well-formed: {}; webhooks received: {}\n",
-        f.event_lines,
-        !violations
-            .iter()
-            .any(|v| v.contains("not an event") || v.contains("torn")),
-        f.webhooks
-    );
-    s += &format!("  invariants broken: {}\n", violations.len());
-    for v in violations {
-        s += &format!("    {v}\n");
-    }
-    s
 }

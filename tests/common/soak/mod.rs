@@ -8,9 +8,9 @@
 mod check;
 pub mod faults;
 pub mod model;
+mod report;
 pub mod traffic;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::engine::Engine;
@@ -19,7 +19,8 @@ use super::process::Daemon;
 use super::{app_image_version, failing_app_image, free_port, git_in, unique, DockerGuard};
 use faults::Fault;
 use model::{Action, File, Rng};
-use traffic::{Count, Load, Receiver};
+pub use report::{Figures, Report};
+use traffic::{Load, Receiver};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -80,29 +81,6 @@ pub struct Svc {
     pub head: File,
     /// The last good file: what must serve.
     pub good: File,
-}
-
-#[derive(Debug, Default)]
-pub struct Figures {
-    pub actions: BTreeMap<Action, u32>,
-    pub faults: BTreeMap<Fault, u32>,
-    /// Push (or end of fault) to every service converged, per step.
-    pub converge: Vec<Duration>,
-    /// Push of a bad commit to the host saying why while serving the last good.
-    pub held: Vec<Duration>,
-    /// Proxy killed (or stopped with teal) to serving again.
-    pub recover: Vec<Duration>,
-    pub steps: u32,
-    pub event_lines: usize,
-    pub webhooks: u64,
-    pub requests: BTreeMap<&'static str, Count>,
-}
-
-/// The outcome: the figures printed, and every invariant broken.
-pub struct Report {
-    pub text: String,
-    pub violations: Vec<String>,
-    pub seed: u64,
 }
 
 pub struct Soak {
@@ -358,34 +336,6 @@ impl Soak {
         self.services[svc].head = head;
         self.services[svc].good = good;
         self.write(&self.services[svc]);
-    }
-
-    async fn finish(mut self) -> Report {
-        let load = std::mem::replace(&mut self.load, Load::start(&self.host.listen, &[], 0));
-        self.figures.requests = load.stop().await;
-        self.figures.webhooks = self.receiver.got.load(std::sync::atomic::Ordering::Relaxed);
-        for (window, c) in &self.figures.requests.clone() {
-            let may = Fault::ALL.iter().any(|f| f.name() == *window && f.may_fail_requests());
-            if c.failed > 0 && !may {
-                self.violations.push(format!(
-                    "{} failed requests with {window} (last: {})",
-                    c.failed,
-                    c.last_failure.as_deref().unwrap_or("")
-                ));
-            }
-        }
-        let text = check::render(&self.cfg, &self.figures, &self.violations);
-        println!("{text}");
-        if !self.violations.is_empty() {
-            let kept = std::env::temp_dir().join(format!("teal-soak-{}-{}.log", self.cfg.kind, self.cfg.seed));
-            let _ = std::fs::copy(&self.host.log, &kept);
-            eprintln!("soak: the daemon log is kept in {}", kept.display());
-        }
-        Report {
-            text,
-            violations: self.violations.clone(),
-            seed: self.cfg.seed,
-        }
     }
 }
 
