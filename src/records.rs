@@ -48,6 +48,20 @@ impl Records {
         std::fs::rename(&tmp, &path)
     }
 
+    /// Forgets `service`'s rollback once a later commit converged it: the
+    /// hold is for that change until a new commit arrives (DESIGN section
+    /// 6), and a revert that needed no rollout of its own would otherwise
+    /// leave the record holding the same change pushed again.
+    pub fn forget_rolled_back(&self, service: &str) -> std::io::Result<()> {
+        if self
+            .load(service)
+            .is_some_and(|p| matches!(p.phase, Phase::RolledBack(_)))
+        {
+            std::fs::remove_file(self.path(service))?;
+        }
+        Ok(())
+    }
+
     /// Every service whose last rollout analysis rolled back.
     pub fn rolled_back(&self) -> BTreeMap<String, RolledBack> {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {

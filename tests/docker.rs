@@ -259,3 +259,31 @@ async fn exec_returns_the_exit_code() {
         1
     );
 }
+
+/// Found by the fault soak (issue 24): dockerd stopped in the middle of a
+/// start left a container that no start could run again ("task ...
+/// already exists" after the restart), and the deploy retried that start
+/// forever. Any stopped container of the right spec that cannot start is
+/// created again; here it cannot because its network was made anew.
+#[tokio::test]
+async fn a_stopped_container_that_cannot_start_is_created_again() {
+    let f = fixture().await;
+    let spec = f.spec(Color::Blue, "1.0");
+    let before = f.docker.ensure_color(&spec, 1, "c1").await.unwrap();
+    let before_ids = ids(&before);
+    let docker = |args: &[&str]| {
+        let out = Command::new("docker").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    docker(&["stop", "-t", "1", &before[0].name]);
+    docker(&["network", "rm", &f._guard.network]);
+    f.docker.ensure_network().await.unwrap();
+    let after = f.docker.ensure_color(&spec, 1, "c1").await.unwrap();
+    assert_ne!(ids(&after), before_ids, "created again");
+    assert!(after[0].running);
+    assert_eq!(get(after[0].addr.unwrap()).await, "1.0 blue\n");
+}

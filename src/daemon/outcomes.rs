@@ -107,6 +107,9 @@ impl Daemon {
             Outcome::Deployed => {
                 backoff.succeeded(&o.service);
                 self.mark(&o.service, Some(&rev.commit), None);
+                if let Err(e) = self.host.records.forget_rolled_back(&o.service) {
+                    warn!(service = %o.service, error = %e, "cannot remove the rolled-back record");
+                }
                 info!(service = %o.service, commit = %commit, took = %crate::spec::duration::format(round(o.duration)), "converged");
                 self.record(&o.service, &rev.commit, EventResult::Ok, ms, None);
             }

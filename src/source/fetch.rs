@@ -111,7 +111,10 @@ pub fn fetch(mirror: &Path, remote: &Remote) -> Result<Oid, FetchError> {
         .map_err(|e| FetchError::Fetch {
             url: remote.url.clone(),
             branch: remote.branch.clone(),
-            message: rejected.borrow_mut().take().unwrap_or_else(|| e.message().to_string()),
+            message: rejected
+                .borrow_mut()
+                .take()
+                .unwrap_or_else(|| missing_local(&url).unwrap_or_else(|| e.message().to_string())),
         })?;
     let oid = repo.refname_to_id(&tracking).map_err(|_| FetchError::NoBranch {
         url: remote.url.clone(),
@@ -169,6 +172,14 @@ fn normalise_url(url: &str) -> String {
     std::fs::canonicalize(url)
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| url.to_string())
+}
+
+/// For a local repo (a path or `file://`) that is not there, what to say
+/// instead of libgit2's "unsupported URL protocol".
+fn missing_local(url: &str) -> Option<String> {
+    let path = url.strip_prefix("file://").unwrap_or(url);
+    (path.starts_with('/') && !Path::new(path).exists())
+        .then(|| format!("{path} does not exist: check repo.url, and that the repo is where it points"))
 }
 
 /// Read at every fetch, so a rotated token is picked up without a restart.
@@ -277,8 +288,18 @@ mod tests {
         let err = fetch(&mirror, &remote("/nonexistent/deploy.git".into()))
             .unwrap_err()
             .to_string();
+        assert_eq!(
+            err,
+            "fetching branch \"main\" from /nonexistent/deploy.git: /nonexistent/deploy.git does not exist: \
+             check repo.url, and that the repo is where it points"
+        );
+        let err = fetch(&mirror, &remote("file:///nonexistent/deploy.git".into()))
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.starts_with("fetching branch \"main\" from /nonexistent/deploy.git: "),
+            err.ends_with(
+                ": /nonexistent/deploy.git does not exist: check repo.url, and that the repo is where it points"
+            ),
             "{err}"
         );
         let mut r = remote(work.display().to_string());

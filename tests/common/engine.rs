@@ -76,6 +76,16 @@ fn docker0_exists() -> bool {
 impl Engine {
     /// Starts a dockerd with its own bridge and pool; waits until it answers.
     pub fn start() -> Engine {
+        Engine::start_with(false)
+    }
+
+    /// `start`, with `live-restore` as a production host sets it: a
+    /// restart of dockerd leaves the containers running.
+    pub fn start_live_restore() -> Engine {
+        Engine::start_with(true)
+    }
+
+    fn start_with(live_restore: bool) -> Engine {
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
         let (b, p) = free_ranges();
@@ -95,7 +105,7 @@ impl Engine {
         let config = dir.path().join("daemon.json");
         std::fs::write(
             &config,
-            format!("{{\"default-address-pools\":[{{\"base\":\"10.{p}.0.0/16\",\"size\":24}}]}}"),
+            format!("{{\"default-address-pools\":[{{\"base\":\"10.{p}.0.0/16\",\"size\":24}}],\"live-restore\":{live_restore}}}"),
         )
         .unwrap();
         let socket = dir.path().join("docker.sock");
@@ -105,7 +115,11 @@ impl Engine {
         // initNetworkController, "clear stale bridge network"), and on
         // this machine that is the main engine's bridge. The pool is only
         // for networks made later; the restarted engine keeps the ones it has.
-        std::fs::write(dir.path().join("restart.json"), "{}").unwrap();
+        std::fs::write(
+            dir.path().join("restart.json"),
+            format!("{{\"live-restore\":{live_restore}}}"),
+        )
+        .unwrap();
         let child = spawn_dockerd(dir.path(), "daemon.json", &exec_root, &bridge);
         let mut e = Engine {
             socket,

@@ -16,6 +16,7 @@ pub mod process;
 pub mod prometheus;
 pub mod registry;
 pub mod signing;
+pub mod soak;
 pub mod swarm;
 pub mod tls;
 pub mod token;

@@ -1,0 +1,165 @@
+//! The soak's model of the config repo: per service the file at the
+//! branch head and the last good one (what must serve), the commits the
+//! schedule pushes, and the seeded generator that picks them.
+
+/// splitmix64: a seeded generator, so a schedule replays from its seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// True with probability `percent` %.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+
+    /// Picks by weight: the index of the chosen entry.
+    pub fn weighted(&mut self, weights: &[u32]) -> usize {
+        let total: u32 = weights.iter().sum();
+        let mut x = (self.next() % u64::from(total)) as u32;
+        for (i, w) in weights.iter().enumerate() {
+            if x < *w {
+                return i;
+            }
+            x -= w;
+        }
+        weights.len() - 1
+    }
+}
+
+/// The fixture versions a bump moves between.
+pub const VERSIONS: [&str; 3] = ["1.0", "2.0", "3.0"];
+
+/// An image that cannot be pulled: nothing listens on port 9.
+pub const BROKEN: &str = "127.0.0.1:9/teal-soak/missing:1";
+
+/// One service file, as the model writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct File {
+    pub active: &'static str,
+    pub blue: Option<String>,
+    pub green: Option<String>,
+    pub replicas: u32,
+    /// Canary with analysis (the loaded services) or blue-green.
+    pub canary: bool,
+    pub host: String,
+}
+
+impl File {
+    pub fn image(&self, color: &str) -> Option<&String> {
+        if color == "blue" {
+            self.blue.as_ref()
+        } else {
+            self.green.as_ref()
+        }
+    }
+
+    pub fn idle(&self) -> &'static str {
+        if self.active == "blue" {
+            "green"
+        } else {
+            "blue"
+        }
+    }
+
+    /// `teal bump`: the idle color gets `image` and takes traffic.
+    pub fn bumped(&self, image: &str) -> File {
+        let mut f = self.clone();
+        if f.active == "blue" {
+            f.green = Some(image.to_string());
+        } else {
+            f.blue = Some(image.to_string());
+        }
+        f.active = self.idle();
+        f
+    }
+
+    pub fn text(&self) -> String {
+        let color =
+            |c: &str, i: &Option<String>| i.as_ref().map(|i| format!("{c}: {{image: {i}}}\n")).unwrap_or_default();
+        let strategy = if self.canary {
+            "strategy: canary\ncanary:\n  steps:\n    - {weight: 50, hold: 2s}\nanalysis: {max_errors: 5%, min_requests: 10}\n"
+        } else {
+            ""
+        };
+        format!(
+            "active: {}\n{}{}port: 8080\nreplicas: {}\nroute: {{host: {}}}\nhealth:\n  http: {{path: /healthz}}\n  interval: 100ms\n  successes: 2\n  deadline: 10s\nswitch: {{drain: 100ms}}\n{strategy}",
+            self.active,
+            color("blue", &self.blue),
+            color("green", &self.green),
+            self.replicas,
+            self.host
+        )
+    }
+}
+
+/// What a commit of the schedule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    /// A blue-green version bump (the services without load).
+    Bump,
+    /// A version bump through a canary that passes analysis (loaded services).
+    CanaryPass,
+    /// `git revert` of the last bump.
+    Revert,
+    /// A canary whose new version fails analysis (loaded services).
+    CanaryFail,
+    /// An image tag that cannot be pulled.
+    BrokenImage,
+    /// A service file that does not parse.
+    InvalidYaml,
+}
+
+impl Action {
+    pub const ALL: [Action; 6] = [
+        Action::Bump,
+        Action::CanaryPass,
+        Action::Revert,
+        Action::CanaryFail,
+        Action::BrokenImage,
+        Action::InvalidYaml,
+    ];
+
+    /// Bad commits: the host must keep serving the last good state and say
+    /// why; the schedule then reverts them.
+    pub fn bad(self) -> bool {
+        matches!(self, Action::CanaryFail | Action::BrokenImage | Action::InvalidYaml)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Bump => "bump",
+            Action::CanaryPass => "canary that passes",
+            Action::Revert => "revert",
+            Action::CanaryFail => "canary that fails analysis",
+            Action::BrokenImage => "broken image tag",
+            Action::InvalidYaml => "invalid YAML",
+        }
+    }
+}
+
+/// The YAML a broken commit writes.
+pub const INVALID_YAML: &str = "active: blue\nblue:\n  imgae: x\n";
+
+/// The version and color a file serves: the body of `GET /`.
+/// The fixture images' tags are their versions (`...:2.0`).
+pub fn serves(f: &File) -> String {
+    let image = f.image(f.active).expect("the active color has an image");
+    let version = image.rsplit(':').next().unwrap_or(image);
+    format!("{version} {}\n", f.active)
+}
