@@ -238,7 +238,8 @@ async fn a_step_without_enough_traffic_is_aborted() {
     let figures = h.rollout().unwrap()["phase"]["figures"].as_str().unwrap().to_string();
     assert!(figures.starts_with("not enough traffic to judge: "), "{figures}");
     assert!(figures.ends_with(", 1000 needed"), "{figures}");
-    assert_eq!(get_via(&h.listen, &h.host, "/").await.1, "1.0 blue\n");
+    // The record is written before traffic moves: wait for the move.
+    h.until_only_serves("1.0 blue\n", 10).await;
 }
 
 /// kill -9 in a canary step, restart: the rollout resumes from the
