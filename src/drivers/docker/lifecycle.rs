@@ -81,14 +81,20 @@ impl DockerDriver {
                         self.remove(&name).await?;
                         self.create(spec, n, &hash, commit).await?;
                     } else if !c.state.as_ref().and_then(|s| s.running).unwrap_or(false) {
-                        if let Err(e) = self.start_checked(&name).await {
+                        match self.start_checked(&name).await {
                             // A container no start can run again (dockerd
                             // stopped mid-start leaves a task behind, its
                             // network was made anew): a fresh one of the
-                            // same spec can, and is just as good.
-                            tracing::warn!(container = %name, error = %e, "cannot start it: creating it again");
-                            self.remove(&name).await?;
-                            self.create(spec, n, &hash, commit).await?;
+                            // same spec can, and is just as good. Only
+                            // Docker's refusal: a mount the policy refuses
+                            // stays an error, and the container stays as
+                            // evidence.
+                            Err(e @ DockerError::Api { .. }) => {
+                                tracing::warn!(container = %name, error = %e, "cannot start it: creating it again");
+                                self.remove(&name).await?;
+                                self.create(spec, n, &hash, commit).await?;
+                            }
+                            other => other?,
                         }
                     }
                 }
