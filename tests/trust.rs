@@ -121,6 +121,19 @@ async fn only_heads_signed_by_an_allowed_ssh_key_are_applied() {
         h.status().await.get("refused").is_none_or(|r| r.is_null()),
         "cleared once a head is applied"
     );
+
+    // The owner withdraws alice's key: the head already verified (and
+    // kept from one pass to the next) is checked again and refused; what
+    // serves stays.
+    let mallory_pub = std::fs::read_to_string(mallory.with_extension("pub")).unwrap();
+    std::fs::write(
+        &signers,
+        format!("mallory@example.com namespaces=\"git\" {mallory_pub}"),
+    )
+    .unwrap();
+    let reason = until_refused(&h, 30).await;
+    assert!(reason.starts_with("signed by SHA256:"), "{reason}");
+    assert_eq!(get_via(&h.listen, &h.host, "/").await.1, "2.0 green\n");
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use tracing::{error, info, warn};
 use super::{short, status, unix_now, Daemon, Problem, REPO};
 use crate::commit::ShortCommit;
 use crate::events::{Event, EventResult};
-use crate::reconcile::{fetch_desired, DesiredError};
+use crate::reconcile::{fetch_desired_with, DesiredError};
 
 impl Daemon {
     /// Fetches the branch head; returns the problem it met, if any, for
@@ -14,8 +14,9 @@ impl Daemon {
     pub(super) async fn fetch(&mut self) -> Option<Problem> {
         let config = self.host.config.clone();
         let known = self.last_good.as_ref().map(|r| r.commit.clone());
+        let cache = self.read_cache.clone();
         let fetched = tokio::task::spawn_blocking(move || {
-            let rev = fetch_desired(&config)?;
+            let rev = fetch_desired_with(&config, &cache)?;
             // The fast-forward baseline: the last commit accepted here.
             if known.as_deref() != Some(rev.commit.as_str()) {
                 if let Err(e) = crate::reconcile::record_applied(&config.state_dir, &rev.commit) {

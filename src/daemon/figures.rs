@@ -1,17 +1,29 @@
 //! Health for people, beyond what the planner needs: how many running
 //! replicas of each color pass one probe of the commit's health check
-//! now. Probed after each pass for the status document and the
-//! dashboard; nothing decides on it.
+//! now. Probed for the status document and the dashboard after a pass
+//! that changed something, and at most every `PROBE_EVERY` otherwise (a
+//! host of 500 services would else probe 500 replicas each poll);
+//! nothing decides on it.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::status::Shared;
 use crate::drivers::runtime::Runtime;
 use crate::health::{self, Target};
 use crate::plan::Observed;
 use crate::spec::{Color, Desired, Health, PerColor};
+
+/// How often an idle host probes its replicas for the status.
+pub const PROBE_EVERY: Duration = Duration::from_secs(30);
+
+/// Whether a pass probes: after a change, or when the last round is
+/// `PROBE_EVERY` old (or there was none).
+pub fn probe_due(changed: bool, last: Option<Instant>, now: Instant) -> bool {
+    changed || last.is_none_or(|t| now.duration_since(t) >= PROBE_EVERY)
+}
 
 /// The replicas of one color of one service to probe.
 struct Job {
@@ -109,4 +121,18 @@ async fn probe(jobs: &[Job], docker: &Runtime) -> BTreeMap<String, PerColor<u32>
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_host_probes_on_its_own_slower_clock_and_a_change_probes_at_once() {
+        let t0 = Instant::now();
+        assert!(probe_due(false, None, t0), "the first pass probes");
+        assert!(!probe_due(false, Some(t0), t0 + Duration::from_secs(5)));
+        assert!(probe_due(true, Some(t0), t0 + Duration::from_secs(5)));
+        assert!(probe_due(false, Some(t0), t0 + PROBE_EVERY));
+    }
 }

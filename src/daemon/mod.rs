@@ -46,6 +46,8 @@ pub struct Daemon {
     host: Host,
     log: EventLog,
     last_good: Option<Revision>,
+    /// The head's files and signature, read and checked once per commit.
+    read_cache: std::sync::Arc<crate::reconcile::cache::ReadCache>,
     /// The last problem reported, so each is logged once.
     last_problem: Option<String>,
     refused: HashSet<(String, String)>,
@@ -59,6 +61,8 @@ pub struct Daemon {
     said: certs::Said,
     /// A deploy ran (or none since the start) and no image cleanup since.
     images_due: bool,
+    /// When the replicas were last probed for the status.
+    probed_at: Option<Instant>,
     /// When the registries were last asked whether pinned tags moved.
     moved_at: Option<Instant>,
     /// Set when a trigger came during the pass under way.
@@ -108,6 +112,7 @@ impl Daemon {
             host: Host::connect(config).await?,
             log,
             last_good: None,
+            read_cache: Default::default(),
             last_problem: None,
             refused: HashSet::new(),
             progress: systemd::Progress::default(),
@@ -115,6 +120,7 @@ impl Daemon {
             said: certs::Said::default(),
             images_due: true,
             moved_at: None,
+            probed_at: None,
             news: None,
         })
     }
@@ -124,6 +130,7 @@ impl Daemon {
     fn replace_host(&mut self, host: Host) {
         self.host = host;
         self.last_good = None;
+        self.read_cache = Default::default();
     }
 
     /// The drivers and the host config in use.
@@ -222,7 +229,11 @@ impl Daemon {
         let mut converged = false;
         if let Ok(o) = fresh {
             self.update_services(&o);
-            figures::probe_health(&self.shared, &self.host.docker, &rev.desired, &o);
+            let changed = new_commit || !plan.services.is_empty();
+            if figures::probe_due(changed, self.probed_at, Instant::now()) {
+                figures::probe_health(&self.shared, &self.host.docker, &rev.desired, &o);
+                self.probed_at = Some(Instant::now());
+            }
             converged = !crate::plan::plan(&crate::pins::with_pins(&rev.desired, &state), &o).has_changes();
         }
         self.certificates(&rev).await;

@@ -5,13 +5,15 @@
 //! changes. Blocking (git2 and files): call from `spawn_blocking`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use super::cache::{signers_digest, LoadError, Loaded, ReadCache};
 use super::{applied, DesiredError, Revision};
 use crate::config::HostConfig;
 use crate::policy::{self, Policy};
 use crate::source::fetch::{self, Remote};
 use crate::source::verify::{self, Verify};
-use crate::spec::{Diagnostics, RepoFiles};
+use crate::spec::{Desired, Diagnostics, RepoFiles};
 
 /// Fetches the configured branch into the mirror in the state dir: the
 /// mirror's path and the head.
@@ -39,6 +41,12 @@ pub fn fetch_head(config: &HostConfig) -> Result<(PathBuf, git2::Oid), DesiredEr
 /// Fetches the configured branch into the mirror in the state dir and
 /// admits its head: signature, history, files, policy.
 pub fn fetch_desired(config: &HostConfig) -> Result<Revision, DesiredError> {
+    fetch_desired_with(config, &ReadCache::default())
+}
+
+/// `fetch_desired` for a daemon's passes: what `cache` holds of the head
+/// is not read or verified again.
+pub fn fetch_desired_with(config: &HostConfig, cache: &ReadCache) -> Result<Revision, DesiredError> {
     let (mirror, oid) = fetch_head(config)?;
     let commit = oid.to_string();
     let refuse = |reason: String| DesiredError::Refused {
@@ -52,7 +60,11 @@ pub fn fetch_desired(config: &HostConfig) -> Result<Revision, DesiredError> {
         gpg_keyring: config.repo.verify.gpg_keyring.clone(),
     };
     if v.required() {
-        verify::verify_commit(&repo, oid, &v).map_err(|r| refuse(r.0))?;
+        let signers = signers_digest(&[v.allowed_signers.as_deref(), v.gpg_keyring.as_deref()]);
+        if !cache.verified(&commit, &signers) {
+            verify::verify_commit(&repo, oid, &v).map_err(|r| refuse(r.0))?;
+            cache.set_verified(&commit, signers);
+        }
     }
     if config.repo.refuses_rewinds() {
         match applied::read(&config.state_dir).map_err(|e| refuse(e.to_string()))? {
@@ -64,12 +76,11 @@ pub fn fetch_desired(config: &HostConfig) -> Result<Revision, DesiredError> {
         }
     }
     let host = config.host.resolved_name();
-    let mut rev = read_desired(
-        &mirror,
-        &commit,
-        &config.repo.path,
-        Some((&host, &PolicyCheck::of(config))),
-    )?;
+    let path = &config.repo.path;
+    let loaded = cache
+        .load(&commit, path, || load(&mirror, &commit, path))
+        .map_err(|e| read_or_invalid(&commit, e))?;
+    let mut rev = admit(&commit, &loaded.0, loaded.1.clone(), &host, &PolicyCheck::of(config))?;
     rev.desired
         .set_env_key(super::env_key::load_or_create(&config.state_dir)?);
     super::promote::resolve(
@@ -137,21 +148,40 @@ pub fn read_desired(
     path: &str,
     host: Option<(&str, &PolicyCheck<'_>)>,
 ) -> Result<Revision, DesiredError> {
-    let read_err = |message: String| DesiredError::Read {
-        commit: commit.to_string(),
-        message,
-    };
-    let files: RepoFiles = crate::source::read_files(repo, commit, path).map_err(|e| read_err(e.to_string()))?;
-    let desired = crate::spec::load(&files).map_err(|diagnostics| DesiredError::Invalid {
-        commit: commit.to_string(),
-        diagnostics,
-    })?;
-    let Some((name, policy)) = host else {
-        return Ok(Revision {
+    let (files, desired) = Arc::unwrap_or_clone(load(repo, commit, path).map_err(|d| read_or_invalid(commit, d))?);
+    match host {
+        None => Ok(Revision {
             commit: commit.to_string(),
             desired,
-        });
-    };
+        }),
+        Some((name, policy)) => admit(commit, &files, desired, name, policy),
+    }
+}
+
+/// A commit's files and validated desired state (every host's).
+fn load(repo: &Path, commit: &str, path: &str) -> Loaded {
+    let files = crate::source::read_files(repo, commit, path).map_err(|e| LoadError::Read(e.to_string()))?;
+    let desired = crate::spec::load(&files).map_err(LoadError::Invalid)?;
+    Ok(Arc::new((files, desired)))
+}
+
+fn read_or_invalid(commit: &str, e: LoadError) -> DesiredError {
+    let commit = commit.to_string();
+    match e {
+        LoadError::Read(message) => DesiredError::Read { commit, message },
+        LoadError::Invalid(diagnostics) => DesiredError::Invalid { commit, diagnostics },
+    }
+}
+
+/// The services of `desired` placed on host `name` (refusing a name the
+/// fleet does not list), checked against its policy.
+fn admit(
+    commit: &str,
+    files: &RepoFiles,
+    desired: Desired,
+    name: &str,
+    policy: &PolicyCheck<'_>,
+) -> Result<Revision, DesiredError> {
     let refuse = |reason: String| DesiredError::Refused {
         commit: commit.to_string(),
         reason,
@@ -163,7 +193,7 @@ pub fn read_desired(
     } else {
         desired.for_host(name).map_err(refuse)?
     };
-    let violations = policy.check(&desired, &files);
+    let violations = policy.check(&desired, files);
     if !violations.is_empty() {
         return Err(refuse(format!(
             "outside this host's policy:\n{}",

@@ -5,6 +5,7 @@
 
 mod admit;
 pub mod applied;
+pub mod cache;
 pub mod certs;
 pub mod env_key;
 pub mod images;
@@ -13,7 +14,7 @@ pub mod orders;
 mod promote;
 pub mod secrets;
 
-pub use admit::{fetch_desired, fetch_fleet, fetch_head, read_desired, PolicyCheck};
+pub use admit::{fetch_desired, fetch_desired_with, fetch_fleet, fetch_head, read_desired, PolicyCheck};
 pub use applied::record as record_applied;
 
 use crate::config::{DockerMode, HostConfig, NginxSwitch, ProxyKind};
