@@ -143,6 +143,17 @@ async fn main() {
         max_kib as f64 / 1024.0
     );
 
+    // Where an idle pass spends its time, when the daemon logs it
+    // (`TEAL_LOG=info,teal::daemon=debug,teal::observe=debug`).
+    let log = h.log_text();
+    let timings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("fetch_ms=") || l.contains("docker_ms="))
+        .collect();
+    for l in timings.iter().rev().take(10).rev() {
+        println!("  {l}");
+    }
+
     let conf_bytes: u64 = walk(&h.proxy_dir()).iter().map(|(_, len)| len).sum();
     println!(
         "{kind}, {n} services: proxy files on disk {:.1} KiB",

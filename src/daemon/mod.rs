@@ -29,7 +29,7 @@ pub mod waves;
 use std::collections::HashSet;
 use std::time::Instant;
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::HostConfig;
 use crate::engine::StepEvent;
@@ -188,6 +188,7 @@ impl Daemon {
         let started = Instant::now();
         let previous = self.last_good.as_ref().map(|r| r.commit.clone());
         let fetched = self.fetch().await;
+        let fetch_took = started.elapsed();
         let outage = fetched.as_ref().is_some_and(|p| p.outage);
         let fetch_problem = fetched.map(|p| p.what);
         let Some(rev) = self.last_good.clone() else {
@@ -205,6 +206,7 @@ impl Daemon {
                 return outage || !e.is_no_quorum();
             }
         };
+        let observe_took = started.elapsed() - fetch_took;
         let state = self.host.config.state_dir.clone();
         let mut plan = crate::plan::plan(&crate::pins::with_pins(&rev.desired, &state), &observed);
         let now = Instant::now();
@@ -244,6 +246,12 @@ impl Daemon {
         m.reconcile_count += 1;
         m.reconcile_seconds_last = started.elapsed().as_secs_f64();
         m.reconcile_seconds_sum += m.reconcile_seconds_last;
+        debug!(
+            total_ms = started.elapsed().as_millis() as u64,
+            fetch_ms = fetch_took.as_millis() as u64,
+            observe_ms = observe_took.as_millis() as u64,
+            "pass"
+        );
         outage
     }
 
