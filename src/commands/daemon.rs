@@ -25,6 +25,7 @@ pub async fn run(args: &Args) -> anyhow::Result<u8> {
     // Before anything is started: a SIGTERM while the proxy is being
     // started or adopted must still stop it, not kill teal and leave it.
     let shutdown = shutdown_on_signals();
+    crate::daemon::rlimit::cap_malloc_arenas();
     let config = args.host.load()?;
     let _lock = StateLock::acquire(&config.state_dir)?;
     // Connections, Docker calls and fetches each hold a file descriptor:
