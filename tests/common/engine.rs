@@ -120,6 +120,7 @@ impl Engine {
             format!("{{\"live-restore\":{live_restore}}}"),
         )
         .unwrap();
+        std::fs::write(dir.path().join("cold.json"), "{\"live-restore\":false}").unwrap();
         let child = spawn_dockerd(dir.path(), "daemon.json", &exec_root, &bridge);
         let mut e = Engine {
             socket,
@@ -156,11 +157,23 @@ impl Engine {
     /// its images and its swarm membership. `Err` with dockerd's log when
     /// it does not answer within 30 s.
     pub fn restart(&mut self) -> Result<(), String> {
+        self.restart_from("restart.json")
+    }
+
+    /// `restart`, but this once without live-restore, as on a host that
+    /// does not set it: stopping dockerd stops every container, and the
+    /// started engine starts those whose restart policy says so.
+    #[allow(dead_code)]
+    pub fn restart_cold(&mut self) -> Result<(), String> {
+        self.restart_from("cold.json")
+    }
+
+    fn restart_from(&mut self, config: &str) -> Result<(), String> {
         if self.child_running() != Some(false) {
             self.stop();
         }
         let docker0 = docker0_exists();
-        self.child = spawn_dockerd(self._dir.path(), "restart.json", &self.exec_root, &self.bridge);
+        self.child = spawn_dockerd(self._dir.path(), config, &self.exec_root, &self.bridge);
         self.wait_answers()?;
         if docker0 && !docker0_exists() {
             return Err("the restarted dockerd deleted this machine's docker0: recreate it (ip link add docker0 type bridge ...)".into());

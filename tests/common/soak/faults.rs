@@ -22,10 +22,14 @@ pub enum Fault {
     /// dockerd stopped and started again (live-restore: the containers
     /// run on); only on the soak's own engine.
     RestartDocker,
+    /// dockerd restarted without live-restore: every container stops with
+    /// it and starts again by its restart policy (perhaps at another
+    /// address); only on the soak's own engine.
+    RestartDockerCold,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 7] = [
+    pub const ALL: [Fault; 8] = [
         Fault::Kill9Teal,
         Fault::TermTeal,
         Fault::Kill9Proxy,
@@ -33,6 +37,7 @@ impl Fault {
         Fault::GitDown,
         Fault::WebhookDown,
         Fault::RestartDocker,
+        Fault::RestartDockerCold,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,14 +49,24 @@ impl Fault {
             Fault::GitDown => "git remote down",
             Fault::WebhookDown => "webhook down",
             Fault::RestartDocker => "dockerd restart",
+            Fault::RestartDockerCold => "dockerd restart, no live-restore",
         }
     }
 
+    /// Whether it needs the soak's own dockerd.
+    pub fn needs_own_engine(self) -> bool {
+        matches!(self, Fault::RestartDocker | Fault::RestartDockerCold)
+    }
+
     /// Whether requests may fail while it lasts: the proxy is down (killed,
-    /// or stopped with the teal that owns it), or a serving replica died
-    /// under in-flight requests. The others must cost no request.
+    /// or stopped with the teal that owns it), a serving replica died
+    /// under in-flight requests, or every container stopped with dockerd.
+    /// The others must cost no request.
     pub fn may_fail_requests(self) -> bool {
-        matches!(self, Fault::TermTeal | Fault::Kill9Proxy | Fault::KillReplica)
+        matches!(
+            self,
+            Fault::TermTeal | Fault::Kill9Proxy | Fault::KillReplica | Fault::RestartDockerCold
+        )
     }
 }
 
@@ -118,11 +133,15 @@ impl Soak {
                 self.receiver.up().await;
                 None
             }
-            Fault::RestartDocker => {
+            Fault::RestartDocker | Fault::RestartDockerCold => {
                 let engine = self.engine.as_mut().expect("only on the soak's own engine");
                 engine.stop();
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                if let Err(log) = engine.restart() {
+                let restarted = match f {
+                    Fault::RestartDockerCold => engine.restart_cold(),
+                    _ => engine.restart(),
+                };
+                if let Err(log) = restarted {
                     let tail: String = log.lines().rev().take(20).collect::<Vec<_>>().join(" / ");
                     self.violation(format!("dockerd did not start again: {tail}"));
                 }

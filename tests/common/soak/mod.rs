@@ -272,7 +272,7 @@ impl Soak {
             let own = self.engine.is_some();
             self.faults = Fault::ALL
                 .into_iter()
-                .filter(|f| own || *f != Fault::RestartDocker)
+                .filter(|f| own || !f.needs_own_engine())
                 .collect();
             for i in (1..self.faults.len()).rev() {
                 let j = self.rng.below(i + 1);
