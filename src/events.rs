@@ -9,6 +9,7 @@
 //! rotated files; the line format is documented in docs/history.md.
 
 mod rotate;
+pub mod summary;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
