@@ -11,13 +11,13 @@
 //! A summary is only a shortcut: one missing, unreadable or not matching
 //! its file makes the reader parse the files instead.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
-use teal_core::events::{Event, EventResult, Kind, StepKind};
+use teal_core::events::{Event, EventResult, StepKind};
 
-use super::{counts, group, parse_time};
+use super::parse_time;
 use crate::spec::Color;
 
 /// Version of the summary format; another one is not read.
@@ -150,41 +150,12 @@ pub struct FileSummary {
 impl FileSummary {
     /// Sums up the lines of one file (of `bytes` bytes), read alone.
     pub fn of(events: &[Event], bytes: u64) -> FileSummary {
-        let (entries, open) = group(events);
-        let open: BTreeSet<usize> = open.into_values().collect();
-        let mut services: BTreeMap<String, Service> = BTreeMap::new();
-        for (i, e) in entries.iter().enumerate() {
-            if e.kind == Kind::Certificate {
-                continue;
-            }
-            let end = if open.contains(&i) {
-                End::Open
-            } else if counts(e) {
-                End::Counted
-            } else {
-                End::Refused
-            };
-            let s = services.entry(e.service.clone()).or_insert_with(|| Service {
-                head: Head {
-                    commit: e.commit.clone(),
-                    by_step: !e.steps.is_empty(),
-                    end,
-                },
-                delta: Delta::default(),
-                open: vec![],
-            });
-            match end {
-                End::Open => s.open = e.steps.clone(),
-                End::Counted => e.steps.iter().for_each(|step| s.delta.step(step)),
-                End::Refused => {}
-            }
-        }
         let latest = events.iter().filter_map(|e| parse_time(&e.time)).max();
         FileSummary {
             version: VERSION,
             bytes,
             latest: latest.map(|t| humantime::format_rfc3339_nanos(t).to_string()),
-            services,
+            services: services(events),
         }
     }
 
@@ -213,6 +184,98 @@ impl FileSummary {
                 }) && (s.head.end != End::Open || !run.is_empty())
             })
     }
+}
+
+/// Each service's summary of `events` read alone. `group`'s rules, kept
+/// per service as a run of step indices rather than built into entries
+/// (the lines before a `--since` window go through here too).
+fn services(events: &[Event]) -> BTreeMap<String, Service> {
+    /// A run still open: its commit, whether a step failed, its steps.
+    struct Run<'a> {
+        commit: &'a str,
+        failed: bool,
+        steps: Vec<usize>,
+        head: bool,
+    }
+    let mut services: BTreeMap<String, Service> = BTreeMap::new();
+    let mut open: BTreeMap<&str, Run> = BTreeMap::new();
+    // Ends an entry of `e`'s service, its steps counted unless `end` says not.
+    let close = |services: &mut BTreeMap<String, Service>, name: &str, steps: &[usize], head: bool, end: End| {
+        let Some(s) = services.get_mut(name) else { return };
+        if head {
+            s.head.end = end;
+        }
+        if end == End::Counted {
+            steps.iter().for_each(|i| s.delta.step(&events[*i]));
+        }
+    };
+    for (i, e) in events.iter().enumerate() {
+        if e.step == StepKind::Certificate {
+            continue;
+        }
+        let name = e.service.as_str();
+        let first = !services.contains_key(name);
+        if first {
+            services.insert(
+                name.to_string(),
+                Service {
+                    head: Head {
+                        commit: e.commit.clone(),
+                        by_step: e.step != StepKind::Deploy,
+                        end: End::Open,
+                    },
+                    delta: Delta::default(),
+                    open: vec![],
+                },
+            );
+        }
+        let end_of = |r: &EventResult| {
+            if *r == EventResult::Refused {
+                End::Refused
+            } else {
+                End::Counted
+            }
+        };
+        if e.step == StepKind::Deploy {
+            match open.remove(name) {
+                Some(run) if run.commit == e.commit => {
+                    close(&mut services, name, &run.steps, run.head, end_of(&e.result))
+                }
+                other => {
+                    if let Some(run) = other {
+                        close(&mut services, name, &run.steps, run.head, End::Counted);
+                    }
+                    // A lone outcome line: an entry without steps.
+                    close(&mut services, name, &[], first, end_of(&e.result));
+                }
+            }
+            continue;
+        }
+        let failed = e.result != EventResult::Ok;
+        match open.get_mut(name) {
+            Some(run) if run.commit == e.commit && !run.failed => {
+                run.steps.push(i);
+                run.failed = failed;
+            }
+            _ => {
+                let run = Run {
+                    commit: &e.commit,
+                    failed,
+                    steps: vec![i],
+                    head: first,
+                };
+                if let Some(done) = open.insert(name, run) {
+                    close(&mut services, name, &done.steps, done.head, End::Counted);
+                }
+            }
+        }
+    }
+    for (name, run) in open {
+        if let Some(s) = services.get_mut(name) {
+            s.open = run.steps.iter().map(|i| events[*i].clone()).collect();
+        }
+    }
+    services
 }
 
 /// The state at the end of the lines summed up so far: per service what
