@@ -82,7 +82,11 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         for (line, why) in &log.skipped {
             eprintln!("warning: {}:{line}: not an event, skipped: {why}", file.display());
         }
-        all.extend(log.events);
+        if all.is_empty() {
+            all = log.events; // not moved again: the one file a short --since reads
+        } else {
+            all.extend(log.events);
+        }
     }
     let filter = Filter {
         service: args.service.clone(),
