@@ -190,7 +190,8 @@ impl FileSummary {
 /// per service as a run of step indices rather than built into entries
 /// (the lines before a `--since` window go through here too).
 fn services(events: &[Event]) -> BTreeMap<String, Service> {
-    /// A run still open: its commit, whether a step failed, its steps.
+    /// A run still open: its commit, whether a step failed, its steps,
+    /// whether it is the service's first entry in the file.
     struct Run<'a> {
         commit: &'a str,
         failed: bool,
@@ -199,7 +200,8 @@ fn services(events: &[Event]) -> BTreeMap<String, Service> {
     }
     let mut services: BTreeMap<String, Service> = BTreeMap::new();
     let mut open: BTreeMap<&str, Run> = BTreeMap::new();
-    // Ends an entry of `e`'s service, its steps counted unless `end` says not.
+    // Ends an entry of service `name` (its head when `head`); its steps
+    // count when `end` says so.
     let close = |services: &mut BTreeMap<String, Service>, name: &str, steps: &[usize], head: bool, end: End| {
         let Some(s) = services.get_mut(name) else { return };
         if head {
