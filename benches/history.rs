@@ -1,7 +1,8 @@
 //! An event log of 1,000,000 lines (`TEAL_BENCH_LINES`), as a host
 //! configured with `events: {max_size: 64MiB, keep: 5}` keeps it: six
 //! files, oldest first, spanning 30 days, the last hour holding 20
-//! deploys. Measured (release build, 5 runs each):
+//! deploys; each rotated file with the summary rotation writes next to
+//! it. Measured (release build, 5 runs each):
 //! 1. `teal history --since 1h` and `teal history` (the whole log);
 //! 2. `teal daemon` start with that state dir: spawn -> `GET /healthz`
 //!    answering (Docker and a managed HAProxy as in the tests).
@@ -59,6 +60,16 @@ fn write_log(state: &Path, n: usize) -> u64 {
         bytes += text.len() as u64;
         file.as_mut().unwrap().write_all(text.as_bytes()).unwrap();
     }
+    drop(file);
+    // As rotation leaves them: a summary next to each rotated file (the
+    // time it takes is what rotation adds, once per file).
+    let mut took = vec![];
+    for k in 1..=5 {
+        let t = Instant::now();
+        teal::events::summary::write(&state.join(format!("events.jsonl.{k}"))).unwrap();
+        took.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    summary("summary of one rotated file (at rotation)", took);
     bytes
 }
 

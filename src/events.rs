@@ -9,6 +9,7 @@
 //! rotated files; the line format is documented in docs/history.md.
 
 mod rotate;
+pub mod summary;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -147,7 +148,12 @@ pub struct Log {
 /// reader can warn about them (blank lines are not worth a warning).
 pub fn read_checked(path: &Path) -> std::io::Result<Log> {
     let bytes = std::fs::read(path)?;
-    Ok(parse(&String::from_utf8_lossy(&bytes)))
+    // Checking UTF-8 whole is much faster than the lossy walk, which only
+    // a log with invalid bytes needs.
+    Ok(match String::from_utf8(bytes) {
+        Ok(text) => parse(&text),
+        Err(e) => parse(&String::from_utf8_lossy(e.as_bytes())),
+    })
 }
 
 fn parse(text: &str) -> Log {

@@ -232,6 +232,129 @@ fn since_judges_a_rollback_on_the_whole_log() {
     assert_eq!(entries[0]["kind"], "rollback", "{}", run.stdout);
 }
 
+/// A log rotated as the daemon rotates it, each rotated file with its
+/// summary: `--since` reads only the newer files yet shows what the whole
+/// log shows for that window (a revert undoing a switch in a file it does
+/// not read, a deploy begun before the window left out, one refused, one
+/// unfinished); with summaries unreadable or gone, still the same.
+#[test]
+fn since_on_a_log_rotated_with_summaries_shows_what_the_whole_log_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let rotation = teal::events::Rotation {
+        max_size: 400,
+        keep: 20,
+    };
+    let log = teal::events::EventLog::open(dir.path())
+        .unwrap()
+        .with_rotation(rotation);
+    let at =
+        |ago: u64| humantime::format_rfc3339_millis(std::time::SystemTime::now() - std::time::Duration::from_secs(ago));
+    let append = |ago: u64, service: &str, commit: &str, step: &str, result: &str, extra: &str| {
+        let line = format!("{{\"time\":\"{}\",\"commit\":\"{commit}\",\"service\":\"{service}\",\"step\":\"{step}\",\"result\":\"{result}\",\"duration_ms\":5{extra}}}", at(ago));
+        log.append(&serde_json::from_str(&line).unwrap()).unwrap();
+    };
+    let deploy = |ago: u64, service: &str, commit: &str, to: &str, from: &str| {
+        let image = format!(",\"color\":\"{to}\",\"image\":\"{service}:{commit}\"");
+        append(ago, service, commit, "start_color", "ok", &image);
+        append(
+            ago - 1,
+            service,
+            commit,
+            "switch",
+            "ok",
+            &format!(",\"color\":\"{to}\"{from}"),
+        );
+        append(ago - 2, service, commit, "deploy", "ok", "");
+    };
+    let from_blue = ",\"from\":\"blue\"";
+    deploy(5 * 3600, "web", "c1", "blue", "");
+    deploy(4 * 3600, "web", "c2", "green", from_blue);
+    deploy(3 * 3600, "api", "c1", "blue", "");
+    append(2 * 3600, "web", "c3", "start_color", "failed", ",\"color\":\"blue\"");
+    append(2 * 3600 - 1, "web", "c3", "deploy", "failed", "");
+    // Begun before the window, ended in it: not shown.
+    append(4800, "api", "c2", "pull_image", "ok", "");
+    deploy(3000, "api", "c2", "green", from_blue);
+    // The revert: back to blue, still on web:c1.
+    append(
+        1800,
+        "web",
+        "c4",
+        "switch",
+        "ok",
+        ",\"color\":\"blue\",\"from\":\"green\"",
+    );
+    append(1799, "web", "c4", "deploy", "ok", "");
+    append(1200, "api", "c3", "deploy", "refused", ",\"error\":\"why\"");
+    deploy(600, "web", "c5", "green", from_blue);
+    append(
+        300,
+        "api",
+        "c4",
+        "start_color",
+        "ok",
+        ",\"color\":\"blue\",\"image\":\"api:c4\"",
+    );
+
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let rotated = names
+        .iter()
+        .filter(|n| n.rsplit('.').next().is_some_and(|n| n.parse::<u32>().is_ok()))
+        .count();
+    let summaries = names.iter().filter(|n| n.ends_with(".summary.json")).count();
+    assert!(rotated > 5 && rotated < 20 && summaries == rotated, "{names:?}");
+
+    let dir_arg = dir.path().to_str().unwrap();
+    let entries = |args: &[&str]| {
+        let run = teal(
+            repo_root(),
+            &[args, &["--format", "json", "--state-dir", dir_arg]].concat(),
+        );
+        assert_eq!(run.code, 0, "{run:?}");
+        let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        v["entries"].as_array().expect("entries").clone()
+    };
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let window: Vec<serde_json::Value> = entries(&["history"])
+        .into_iter()
+        .filter(|e| humantime::parse_rfc3339(e["time"].as_str().unwrap()).unwrap() >= hour_ago)
+        .collect();
+    let shown = |e: &[serde_json::Value]| -> Vec<(String, String)> {
+        e.iter()
+            .map(|e| (e["commit"].to_string(), e["kind"].to_string()))
+            .collect()
+    };
+    let want = [
+        ("c4", "rollback"),
+        ("c3", "refused"),
+        ("c5", "deploy"),
+        ("c4", "deploy"),
+    ]
+    .map(|(c, k)| (format!("\"{c}\""), format!("\"{k}\"")));
+    assert_eq!(shown(&window), want);
+    assert_eq!(entries(&["history", "--since", "1h"]), window);
+    // The oldest file is not read: blanked to the same length, its summary
+    // still stands for it (reading it would warn of lines not events).
+    let oldest = dir.path().join(format!("events.jsonl.{rotated}"));
+    let text = std::fs::read(&oldest).unwrap();
+    std::fs::write(&oldest, vec![b'x'; text.len()]).unwrap();
+    let run = teal(repo_root(), &["history", "--since", "1h", "--state-dir", dir_arg]);
+    assert!(run.code == 0 && run.stderr.is_empty(), "{run:?}");
+    std::fs::write(&oldest, text).unwrap();
+    // Summaries not the files' (an older teal, a hand edit), then none.
+    for n in names.iter().filter(|n| n.ends_with(".summary.json")) {
+        std::fs::write(dir.path().join(n), "{\"version\":1,\"bytes\":").unwrap();
+    }
+    assert_eq!(entries(&["history", "--since", "1h"]), window);
+    for n in names.iter().filter(|n| n.ends_with(".summary.json")) {
+        std::fs::remove_file(dir.path().join(n)).unwrap();
+    }
+    assert_eq!(entries(&["history", "--since", "1h"]), window);
+}
+
 #[test]
 fn a_missing_log_or_config_says_what_to_pass() {
     let dir = tempfile::tempdir().unwrap();

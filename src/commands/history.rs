@@ -1,6 +1,8 @@
 //! `teal history`: what happened on this host, from the event log in the
 //! state dir (the current file and those rotated out), one line per
-//! deploy, rollback and refusal, oldest first.
+//! deploy, rollback and refusal, oldest first. With `--since`, the
+//! rotated files that end before the window are not read: their summaries
+//! (`events::summary`) stand for them.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -56,9 +58,21 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         "{}: no event log: nothing was deployed with this state directory yet; is it the daemon's (--state-dir, or state_dir in the host config)?",
         path.display()
     );
+    let since = args
+        .since
+        .map(|d| SystemTime::now().checked_sub(d).unwrap_or(SystemTime::UNIX_EPOCH));
+    // With --since, the oldest rotated files whose summaries say they end
+    // before it are not read: the summaries stand for them.
+    let (skip, seed) = match since {
+        Some(t) => history::summary::skip(
+            files.iter().filter(|f| **f != path).map(|f| events::summary::read(f)),
+            t,
+        ),
+        None => Default::default(),
+    };
     // Oldest file first: a deploy whose lines straddle a rotation is whole again.
     let mut all = vec![];
-    for file in &files {
+    for file in &files[skip..] {
         let log = match events::read_checked(file) {
             Ok(log) => log,
             // Renamed by a rotation since it was listed (rare): missed this once.
@@ -68,15 +82,20 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         for (line, why) in &log.skipped {
             eprintln!("warning: {}:{line}: not an event, skipped: {why}", file.display());
         }
-        all.extend(log.events);
+        if all.is_empty() {
+            all = log.events; // not moved again: the one file a short --since reads
+        } else {
+            all.extend(log.events);
+        }
     }
     let filter = Filter {
         service: args.service.clone(),
-        since: args
-            .since
-            .map(|d| SystemTime::now().checked_sub(d).unwrap_or(SystemTime::UNIX_EPOCH)),
+        since,
     };
-    let entries = history::entries(&all, &filter);
+    let entries = match since {
+        Some(_) => history::entries_after(seed, &all, &filter),
+        None => history::entries(&all, &filter),
+    };
     match args.format {
         HistoryFormat::Json => println!("{}", serde_json::to_string_pretty(&history::render::json(&entries))?),
         HistoryFormat::Text if entries.is_empty() => println!("{}", nothing(args)),

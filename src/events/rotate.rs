@@ -4,9 +4,14 @@
 //! `events.jsonl` starts. Each step is one rename, atomic on its own: a
 //! crash between two leaves a gap in the numbers, never an event in two
 //! files or a half-written one, and readers go by the numbers they find.
+//! Each rotated file gets a summary next to it (`summary`), written once
+//! it is `.1` (a few lines, but the file is read and parsed for them), and
+//! moved and dropped with it; a crash leaves a file without one at worst.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+
+use super::summary;
 
 /// When the log rotates and how much of it is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,23 +76,48 @@ pub fn files(path: &Path) -> Vec<PathBuf> {
 }
 
 /// Drops the rotated files numbered `keep` and up (the shift would push
-/// them past it), shifts the others up by one and renames `path` to `.1`.
-/// With `keep` 0 the current file is dropped.
+/// them past it), shifts the others up by one and renames `path` to `.1`,
+/// each with its summary, then writes the summary of the new `.1`. With
+/// `keep` 0 the current file is dropped.
 pub fn rotate(path: &Path, keep: u32) -> std::io::Result<()> {
-    let ignore_missing = |r: std::io::Result<()>| match r {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    };
     for n in numbers(path).into_iter().filter(|n| *n >= keep) {
         ignore_missing(std::fs::remove_file(numbered(path, n)))?;
+        ignore_missing(std::fs::remove_file(summary::path_of(&numbered(path, n))))?;
     }
     if keep == 0 {
         return ignore_missing(std::fs::remove_file(path));
     }
     for n in (1..keep).rev() {
-        ignore_missing(std::fs::rename(numbered(path, n), numbered(path, n + 1)))?;
+        shift(&numbered(path, n), &numbered(path, n + 1))?;
     }
-    ignore_missing(std::fs::rename(path, numbered(path, 1)))
+    ignore_missing(std::fs::rename(path, numbered(path, 1)))?;
+    let first = numbered(path, 1);
+    if let Err(e) = summary::write(&first) {
+        // Readers then parse the file itself: slower, the same answer.
+        tracing::warn!(file = %first.display(), error = %e, "event log summary not written");
+    }
+    Ok(())
+}
+
+fn ignore_missing(r: std::io::Result<()>) -> std::io::Result<()> {
+    match r {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Renames a rotated file and its summary; a summary whose file is
+/// missing (a gap left by a crash) is dropped, not moved.
+fn shift(from: &Path, to: &Path) -> std::io::Result<()> {
+    let (summary_from, summary_to) = (summary::path_of(from), summary::path_of(to));
+    match std::fs::rename(from, to) {
+        Ok(()) => match std::fs::rename(&summary_from, &summary_to) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ignore_missing(std::fs::remove_file(&summary_to)),
+            r => r,
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ignore_missing(std::fs::remove_file(&summary_from)),
+        Err(e) => Err(e),
+    }
 }
 
 /// The last `bytes` of the log across its files, oldest first, and
@@ -140,6 +170,8 @@ pub fn last_byte(path: &Path) -> std::io::Result<Option<u8>> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     fn write(path: &Path, text: &str) {
@@ -175,6 +207,66 @@ mod tests {
         assert_eq!(std::fs::read_to_string(numbered(&log, 1)).unwrap(), "5\n");
         // .2 was due to be dropped by this rotation's shift; past keep: dropped.
         assert!(!numbered(&log, 2).exists() && !numbered(&log, 7).exists());
+        rotate(&log, 0).unwrap();
+    }
+
+    #[test]
+    fn each_rotated_file_gets_a_summary_that_moves_and_goes_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("events.jsonl");
+        let line = |i: u32| {
+            format!("{{\"time\":\"2026-12-06T10:00:0{i}.000Z\",\"commit\":\"c{i}\",\"service\":\"web\",\"step\":\"deploy\",\"result\":\"ok\",\"duration_ms\":5}}\n")
+        };
+        let names = || {
+            let mut v: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        for i in 1..=3 {
+            write(&log, &line(i));
+            rotate(&log, 2).unwrap();
+        }
+        // keep 2 dropped the first file and its summary.
+        let two = numbered(&log, 2);
+        assert_eq!(
+            names(),
+            [
+                "events.jsonl.1",
+                "events.jsonl.1.summary.json",
+                "events.jsonl.2",
+                "events.jsonl.2.summary.json"
+            ]
+        );
+        let s = summary::read(&two).expect("a sound summary");
+        assert_eq!(s.latest.as_deref(), Some("2026-12-06T10:00:02.000000000Z"));
+        // Not the file's (it grew), or not JSON: no summary.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&two)
+            .unwrap()
+            .write_all(line(4).as_bytes())
+            .unwrap();
+        assert_eq!(summary::read(&two), None);
+        write(&summary::path_of(&numbered(&log, 1)), "{\"version\":1,");
+        assert_eq!(summary::read(&numbered(&log, 1)), None);
+        // A file rotated without one (an older teal) gets none moved onto it.
+        std::fs::remove_file(summary::path_of(&numbered(&log, 1))).unwrap();
+        write(&log, &line(5));
+        rotate(&log, 3).unwrap();
+        assert_eq!(
+            names(),
+            [
+                "events.jsonl.1",
+                "events.jsonl.1.summary.json",
+                "events.jsonl.2",
+                "events.jsonl.3",
+                "events.jsonl.3.summary.json"
+            ]
+        );
+        assert!(summary::read(&numbered(&log, 1)).is_some());
         rotate(&log, 0).unwrap();
     }
 

@@ -3,17 +3,27 @@
 //! commit, ended by its `deploy` outcome line), each with its outcome,
 //! total duration, the switch it made, and whether that switch was a
 //! rollback. Pure: the command reads the file and the clock.
+//!
+//! Whether a deploy is a rollback depends on every older switch of its
+//! service, so `entries` judges on the whole log. `entries_after` gives the
+//! same answer for a `--since` window from the newer lines alone and a
+//! `summary::Seed` standing for the older ones (see `summary`).
 
 pub mod render;
+pub mod summary;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::events::{Event, EventResult, StepKind};
-pub use crate::events::{Kind, Switch};
+// From the core, not `crate::events`: that module writes the summaries
+// and so depends on this one.
+use teal_core::events::{Event, EventResult, StepKind};
+pub use teal_core::events::{Kind, Switch};
+
 use crate::spec::Color;
+use summary::{FileSummary, Seed, Seen};
 
 /// One deploy, or one refusal, of one service.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -56,21 +66,47 @@ pub struct Filter {
 /// keeping those `filter` selects. Rollbacks are judged on the whole log,
 /// before filtering, so `--since` does not change what an entry is.
 pub fn entries(events: &[Event], filter: &Filter) -> Vec<Entry> {
-    let mut out = group(events);
-    classify(&mut out);
-    out.retain(|e| {
-        filter.service.as_ref().is_none_or(|s| *s == e.service)
-            && filter
-                .since
-                .is_none_or(|t| parse_time(&e.time).is_some_and(|at| at >= t))
-    });
+    let (mut out, _) = group(events);
+    classify(&mut out, &mut BTreeMap::new());
+    out.retain(|e| filter.keeps(e));
     out
+}
+
+/// What `entries` gives on the whole log, from the lines after those
+/// `seed` stands for (oldest first). With `filter.since`, the leading
+/// lines before it are summed up too rather than grouped: no entry shown
+/// starts among them, a run they leave open goes on into the window.
+pub fn entries_after(mut seed: Seed, events: &[Event], filter: &Filter) -> Vec<Entry> {
+    let cut = filter.since.map_or(0, |t| {
+        // A line without a readable time starts no entry `since` keeps.
+        events
+            .iter()
+            .take_while(|e| parse_time(&e.time).is_none_or(|at| at < t))
+            .count()
+    });
+    if cut > 0 {
+        seed.add(&FileSummary::of(&events[..cut], 0));
+    }
+    let (mut out, _) = group(seed.events().chain(&events[cut..]));
+    classify(&mut out, &mut seed.seen);
+    // The seed's runs came first, one entry each, all started before the window.
+    out.drain(..seed.runs().min(out.len()));
+    out.retain(|e| filter.keeps(e));
+    out
+}
+
+impl Filter {
+    fn keeps(&self, e: &Entry) -> bool {
+        self.service.as_ref().is_none_or(|s| *s == e.service)
+            && self.since.is_none_or(|t| parse_time(&e.time).is_some_and(|at| at >= t))
+    }
 }
 
 /// Entries in log order. A service's run stays open until its `deploy`
 /// line; a failed step, or a step at another commit, also ends it (the
-/// engine stops a run at its first failure), for logs cut short.
-fn group(events: &[Event]) -> Vec<Entry> {
+/// engine stops a run at its first failure), for logs cut short. Also
+/// returns the runs still open at the end: service -> index.
+fn group<'a>(events: impl IntoIterator<Item = &'a Event>) -> (Vec<Entry>, BTreeMap<&'a str, usize>) {
     let mut out: Vec<Entry> = Vec::new();
     let mut open: BTreeMap<&str, usize> = BTreeMap::new();
     for e in events {
@@ -110,7 +146,7 @@ fn group(events: &[Event]) -> Vec<Entry> {
         add_step(&mut out[i], e);
         open.insert(&e.service, i);
     }
-    out
+    (out, open)
 }
 
 /// A new entry, its start time taken from the step's end minus its duration.
@@ -166,41 +202,22 @@ fn finish(entry: &mut Entry, e: &Event) {
 
 /// Marks rollbacks: a switch back to the color that lost traffic at the
 /// previous switch, still on the image it served then (its containers were
-/// kept warm, or stopped and started again).
-fn classify(entries: &mut [Entry]) {
-    #[derive(Default)]
-    struct Seen {
-        /// The image each color was last started with.
-        image: BTreeMap<Color, String>,
-        /// The color the last switch took traffic from, and its image then.
-        left: Option<(Color, Option<String>)>,
-    }
-    let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
-    for e in entries
-        .iter_mut()
-        .filter(|e| e.kind != Kind::Refused && e.kind != Kind::Certificate)
-    {
+/// kept warm, or stopped and started again). `seen` holds what each
+/// service's earlier deploys left, and is brought up to date.
+fn classify(entries: &mut [Entry], seen: &mut BTreeMap<String, Seen>) {
+    for e in entries.iter_mut().filter(|e| counts(e)) {
         let s = seen.entry(e.service.clone()).or_default();
-        for step in e.steps.iter().filter(|s| s.result == EventResult::Ok) {
-            match (&step.step, step.color) {
-                (StepKind::StartColor, Some(c)) => {
-                    if let Some(img) = &step.image {
-                        s.image.insert(c, img.clone());
-                    }
-                }
-                (StepKind::Switch, Some(to)) => {
-                    if s.left
-                        .as_ref()
-                        .is_some_and(|(c, img)| *c == to && img.as_ref() == s.image.get(&to))
-                    {
-                        e.kind = Kind::Rollback;
-                    }
-                    s.left = step.from.map(|f| (f, s.image.get(&f).cloned()));
-                }
-                _ => {}
+        for step in &e.steps {
+            if s.step(step) {
+                e.kind = Kind::Rollback;
             }
         }
     }
+}
+
+/// Whether an entry's steps move what `classify` remembers.
+fn counts(e: &Entry) -> bool {
+    e.kind != Kind::Refused && e.kind != Kind::Certificate
 }
 
 /// An event time (RFC 3339) as a `SystemTime`.
@@ -213,5 +230,7 @@ fn span_ms(from: &str, to: &str) -> Option<u64> {
     Some(d.as_millis() as u64)
 }
 
+#[cfg(test)]
+mod summary_tests;
 #[cfg(test)]
 mod tests;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::{Entry, Kind};
 use crate::commit::ShortCommit;
-use crate::events::{Event, EventResult, StepKind};
 use crate::spec::Color;
+use teal_core::events::{Event, EventResult, StepKind};
 
 /// Version of the JSON shape; bumped only on incompatible changes.
 pub const JSON_VERSION: u32 = 1;
