@@ -52,7 +52,13 @@ impl Soak {
         if !self.violations.is_empty() {
             let kept = std::env::temp_dir().join(format!("teal-soak-{}-{}.log", self.cfg.kind, self.cfg.seed));
             let _ = std::fs::copy(&self.host.log, &kept);
-            eprintln!("soak: the daemon log is kept in {}", kept.display());
+            let events = kept.with_extension("events.jsonl");
+            let _ = std::fs::copy(self.host.state.join("events.jsonl"), &events);
+            eprintln!(
+                "soak: the daemon log is kept in {}, its event log in {}",
+                kept.display(),
+                events.display()
+            );
         }
         Report {
             text,

@@ -3,6 +3,7 @@
 //! only in where `Observed` comes from and whether the plan is executed.
 
 pub mod observed;
+mod refusal;
 pub mod render;
 mod service;
 pub mod tasks;

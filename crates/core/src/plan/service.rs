@@ -4,6 +4,7 @@
 use crate::spec::container::ContainerSpec;
 use crate::spec::{Color, PerColor, Service, Strategy};
 
+use super::refusal::{refusal, secret_changes};
 use super::{is_service, route_hash, Change, ObservedContainer, ObservedService, ServicePlan, Step, Transition};
 
 /// How the containers of one color compare with its desired spec.
@@ -140,81 +141,17 @@ pub(super) fn plan_service(name: &str, desired: Option<&Service>, observed: Opti
     plan
 }
 
-/// The live color keeps serving while it is live: a change to its
-/// container spec without a flip would restart it under traffic. The
-/// message names the fields that changed when the container carries the
-/// spec it was created from.
-fn refusal(svc: &Service, obs: &ObservedService) -> Option<String> {
-    if matches!(svc.strategy, Strategy::Rolling { .. }) {
-        // Replacing the live color in place is what rolling does, a few
-        // checked replicas at a time.
-        return None;
-    }
-    let live = obs.live.filter(|l| *l == svc.active)?;
-    let spec = ContainerSpec::of(svc, live)?;
-    let hash = spec.hash();
-    let running = obs.containers.get(live);
-    let stale = running.iter().find(|c| c.spec_hash != hash)?;
-    let idle = live.other();
-    let mut fields = stale.spec.as_ref().map(|old| old.changes(&spec)).unwrap_or_default();
-    fields.retain(|f| f != "image");
-    let what = if stale.image != spec.image {
-        let also = if fields.is_empty() {
-            String::new()
-        } else {
-            format!(", and so would {}", and_list(&fields))
-        };
-        format!(
-            "the image of {live}, the color serving traffic, would change from {} to {}{also}",
-            stale.image, spec.image
-        )
-    } else if fields.is_empty() {
-        format!("the container settings (env, command, port, volumes, labels, restart or network) of {live}, the color serving traffic, would change")
-    } else {
-        let s = if fields.len() == 1 { "" } else { "s" };
-        format!(
-            "the setting{s} {} of {live}, the color serving traffic, would change",
-            and_list(&fields)
-        )
-    };
-    let how = if stale.image != spec.image {
-        format!("'teal bump {} {}' does exactly that", svc.name, spec.image)
-    } else {
-        "the idle color picks up the new settings and is checked before traffic moves".to_string()
-    };
-    Some(format!(
-        "{}: {what}: that restarts the live color under traffic. Stage the change on the idle color ({idle}) and flip active in the same commit; {how}.",
-        svc.file
-    ))
-}
-
-/// The secrets that differ between what serves (the live color's spec,
-/// as its containers carry it) and what the commit asks for.
-fn secret_changes(svc: &Service, obs: &ObservedService) -> Vec<String> {
-    let Some(live) = obs.live else { return vec![] };
-    let Some(old) = obs.containers.get(live).iter().find_map(|c| c.spec.as_ref()) else {
-        return vec![];
-    };
-    ContainerSpec::of(svc, svc.active).map_or(vec![], |new| old.secret_changes(&new))
-}
-
-/// `a`, `a and b`, `a, b and c`.
-fn and_list(items: &[String]) -> String {
-    match items {
-        [] => String::new(),
-        [one] => one.clone(),
-        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
-    }
-}
-
 fn steps(svc: &Service, obs: &ObservedService) -> Vec<Step> {
     let target = svc.active;
     let idle = target.other();
     let st = state(svc, target, obs.containers.get(target));
     let mut steps = Vec::new();
-    let route_stale =
-        obs.route_hash.as_deref() != Some(route_hash(svc).as_str()) || obs.route_drifted || obs.stale_peers;
+    let same_route = obs.route_hash.as_deref() == Some(route_hash(svc).as_str()) && !obs.route_drifted;
+    let route_stale = !same_route || obs.stale_peers;
     if obs.live != Some(target) {
+        if let Some(old) = obs.live {
+            repair_live(svc, obs, old, same_route, &mut steps);
+        }
         // A new color takes traffic: start what is missing (after the
         // release, when new containers are made), check, switch.
         start(svc, target, st, &mut steps);
@@ -263,6 +200,21 @@ fn steps(svc: &Service, obs: &ObservedService) -> Vec<Step> {
     }
     idle_steps(svc, obs, idle, &mut steps);
     steps
+}
+
+/// What serves now is set right before a new color is tried: a deploy
+/// that fails, and waits for its retry, must not leave the old color's
+/// traffic going astray. Its replicas stopped (a dockerd restarted
+/// without live-restore): started and checked again; back at other
+/// addresses: the entry follows them.
+fn repair_live(svc: &Service, obs: &ObservedService, old: Color, same_route: bool, steps: &mut Vec<Step>) {
+    if state(svc, old, obs.containers.get(old)) == State::Stopped {
+        start(svc, old, State::Stopped, steps);
+        steps.push(Step::WaitHealthy { color: old });
+        steps.push(Step::Reroute { color: old });
+    } else if obs.stale_peers && same_route {
+        steps.push(Step::Reroute { color: old });
+    }
 }
 
 /// A rolling service whose live color needs new or replaced replicas, or

@@ -113,6 +113,41 @@ fn drift_on_the_live_color_is_repaired_under_a_health_gate() {
 }
 
 #[test]
+fn a_deploy_repairs_the_live_colors_moved_peers_before_anything_else() {
+    // Blue serves; its replicas came back at other addresses (a dockerd
+    // restarted without live-restore) while a deploy to green is due.
+    // Blue's entry is set right first: if green then fails, and waits
+    // for its retry, blue's traffic does not go to whatever took its
+    // old addresses.
+    let base = desired(&[web()]);
+    let head = desired(&[with(|s| {
+        s.images.green = Some(V2.into());
+        s.active = Green;
+    })]);
+    let mut obs = Observed::converged(&base);
+    obs.services.get_mut("web").unwrap().stale_peers = true;
+    let steps = &plan(&head, &obs).services[0].steps;
+    assert_eq!(steps[0], Step::Reroute { color: Blue }, "{steps:?}");
+    assert!(matches!(steps[1], Step::PullImage { .. }), "{steps:?}");
+    // Peers in place: no such step.
+    let steps = &plan(&head, &Observed::converged(&base)).services[0].steps;
+    assert!(matches!(steps[0], Step::PullImage { .. }), "{steps:?}");
+    // Blue's replicas stopped (dockerd restarted without live-restore and
+    // did not start them): started and checked, and routed, first.
+    let mut obs = Observed::converged(&base);
+    for c in &mut obs.services.get_mut("web").unwrap().containers.blue {
+        c.running = false;
+    }
+    let steps = &plan(&head, &obs).services[0].steps;
+    assert!(matches!(steps[0], Step::StartColor { color: Blue, .. }), "{steps:?}");
+    assert_eq!(
+        steps[1..3],
+        [Step::WaitHealthy { color: Blue }, Step::Reroute { color: Blue }]
+    );
+    assert!(matches!(steps[3], Step::PullImage { color: Green, .. }), "{steps:?}");
+}
+
+#[test]
 fn nothing_serving_is_a_first_switch_even_with_containers() {
     // Containers survive but the proxy lost its entry (fresh proxy): check
     // again and route, without recreating anything.
