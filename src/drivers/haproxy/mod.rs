@@ -11,6 +11,7 @@ mod certs;
 mod names;
 mod pause;
 mod render;
+mod routes;
 mod runtime;
 mod tls;
 mod traffic;
@@ -19,11 +20,11 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use super::batch::Batch;
-use super::reload::{config_token, persist, read_opt, run, sha256, wait_for_config};
+use super::reload::{config_token, persist, read_opt, run, wait_for_config};
 use super::route::{Counters, Counts, ObservedRoute, ProxyError, RouteSpec};
 use crate::spec::{Color, PerColor};
 use names::backend;
-use render::{backend_names, skeleton, switch_commands, PLACEHOLDER, ROUTE};
+use render::{backend_names, skeleton, switch_commands, PLACEHOLDER};
 
 pub use render::{render, HaproxyConfig};
 pub use runtime::Runtime;
@@ -34,6 +35,7 @@ pub struct Haproxy {
     config: HaproxyConfig,
     runtime: Runtime,
     batch: Batch,
+    parsed: routes::Parsed,
 }
 
 impl Haproxy {
@@ -42,6 +44,7 @@ impl Haproxy {
             runtime: Runtime::new(&config.socket),
             config,
             batch: Batch::default(),
+            parsed: routes::Parsed::default(),
         }
     }
 
@@ -51,19 +54,8 @@ impl Haproxy {
     }
 
     /// The routes recorded in the file, and whether its body was edited.
-    pub(crate) fn read_routes(&self) -> Result<(BTreeMap<String, RouteSpec>, bool), ProxyError> {
-        let Some(text) = read_opt(&self.config.config)? else {
-            return Ok((BTreeMap::new(), false));
-        };
-        let (header, body) = text.split_once('\n').unwrap_or(("", ""));
-        let drifted = header.rsplit("sha256=").next().map(str::trim) != Some(sha256(body).as_str());
-        let routes = text
-            .lines()
-            .filter_map(|l| l.strip_prefix(ROUTE))
-            .filter_map(|j| serde_json::from_str::<RouteSpec>(j).ok())
-            .map(|r| (r.service.clone(), r))
-            .collect();
-        Ok((routes, drifted))
+    pub(crate) fn read_routes(&self) -> Result<routes::Routes, ProxyError> {
+        self.parsed.read(&self.config.config)
     }
 
     /// Weights and peers from `show servers state`; hashes from the file.
