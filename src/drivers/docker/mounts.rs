@@ -103,8 +103,17 @@ impl DockerDriver {
         )
         .await?;
         if let Err(e) = self.check_mounts(name, "so teal stopped it").await {
-            // Said before the stop, in case the stop itself fails.
-            tracing::error!(container = name, error = %e, "stopping a container that mounted a path outside the policy");
+            // Said before the stop, in case the stop itself fails. A
+            // container that could not be looked at (Docker went away
+            // just then) is stopped too: nothing unchecked serves.
+            match e {
+                DockerError::Mount { .. } => {
+                    tracing::error!(container = name, error = %e, "stopping a container that mounted a path outside the policy")
+                }
+                _ => {
+                    tracing::warn!(container = name, error = %e, "stopping a container whose mounts could not be checked after its start")
+                }
+            }
             let now = StopContainerOptions {
                 t: Some(0),
                 ..Default::default()
