@@ -4,8 +4,9 @@
 //! reverts, canaries that pass and fail, broken images, invalid YAML) and
 //! injects one fault at a time (kill -9 and SIGTERM of teal, kill -9 of
 //! the proxy, a killed replica, the git remote and the webhook receiver
-//! down, and a restart of dockerd: the services run on a dockerd of the
-//! bench's own, with live-restore, never the machine's). Prints the
+//! down, and a restart of dockerd with live-restore and once without it:
+//! the services run on a dockerd of the bench's own, never the
+//! machine's). Prints the
 //! figures and every invariant broken.
 //! Run: `cargo bench --bench soak`; `TEAL_SOAK_SECS` sets the length per
 //! proxy, `TEAL_SOAK_SEED` replays a run, `TEAL_BENCH_PROXY=haproxy|nginx`

@@ -1,7 +1,8 @@
 //! The fault soak of issue 24, briefly (the bench runs it for longer):
 //! 6 services of the fixture app, 2 of them under keep-alive load, behind
 //! a managed HAProxy (on a dockerd of the test's own, with live-restore,
-//! so the schedule may restart it), then nginx (on the machine's engine),
+//! so the schedule may restart it, with live-restore and without), then
+//! nginx (on the machine's engine),
 //! while a seeded schedule pushes commits and injects one fault at a
 //! time. Every invariant must hold. The seed is printed; `TEAL_SOAK_SEED`
 //! replays a run and `TEAL_SOAK_SECS` sets the schedule's length (75 s
