@@ -6,7 +6,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Where systemd listens, if it does.
 fn socket() -> Option<PathBuf> {
@@ -42,19 +42,28 @@ pub fn watchdog_interval() -> Option<Duration> {
     Some(Duration::from_micros(usec / 2))
 }
 
-/// When the loop last made progress (seconds since the epoch).
+/// When the loop last made progress, on the monotonic clock (ms since
+/// the process's first look at it, plus one; 0: never). A step of the
+/// wall clock (NTP after a long suspend, an operator's `date -s`) must
+/// not look like a stall, nor hide one.
 #[derive(Debug, Clone, Default)]
 pub struct Progress(Arc<AtomicU64>);
 
+fn monotonic_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64
+}
+
 impl Progress {
     pub fn touch(&self) {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        self.0.store(now, Ordering::Relaxed);
+        self.0.store(monotonic_ms() + 1, Ordering::Relaxed);
     }
 
     fn age(&self) -> Duration {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        Duration::from_secs(now.saturating_sub(self.0.load(Ordering::Relaxed)))
+        match self.0.load(Ordering::Relaxed) {
+            0 => Duration::MAX,
+            at => Duration::from_millis((monotonic_ms() + 1).saturating_sub(at)),
+        }
     }
 }
 
@@ -77,6 +86,16 @@ pub fn spawn_watchdog(progress: Progress, stall: Duration) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn progress_is_aged_on_the_monotonic_clock_and_never_touched_is_a_stall() {
+        let p = super::Progress::default();
+        assert_eq!(p.age(), std::time::Duration::MAX);
+        p.touch();
+        assert!(p.age() < std::time::Duration::from_secs(5), "{:?}", p.age());
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        assert!(p.age() >= std::time::Duration::from_millis(30), "{:?}", p.age());
+    }
+
     #[test]
     fn sends_datagrams_to_a_path_socket() {
         let dir = tempfile::tempdir().unwrap();
