@@ -93,7 +93,9 @@ impl EventLog {
         let one = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let len = std::fs::metadata(&self.path).map_or(0, |m| m.len());
         if self.rotation.due(len, line.len() as u64) {
-            rotate::rotate(&self.path, self.rotation.keep)?;
+            // A file rotates as its next line would pass `max_size`: one
+            // far longer was not written by this rotation (see `rotate`).
+            rotate::rotate(&self.path, self.rotation.keep, self.rotation.max_size.saturating_mul(2))?;
         }
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
         f.write_all(&line)?;

@@ -78,8 +78,11 @@ pub fn files(path: &Path) -> Vec<PathBuf> {
 /// Drops the rotated files numbered `keep` and up (the shift would push
 /// them past it), shifts the others up by one and renames `path` to `.1`,
 /// each with its summary, then writes the summary of the new `.1`. With
-/// `keep` 0 the current file is dropped.
-pub fn rotate(path: &Path, keep: u32) -> std::io::Result<()> {
+/// `keep` 0 the current file is dropped. A file longer than
+/// `summarise_up_to` (a log blown up by hand or on purpose, far past
+/// `max_size`) gets no summary: it is not read whole to make one, and
+/// `history --since` parses it instead.
+pub fn rotate(path: &Path, keep: u32, summarise_up_to: u64) -> std::io::Result<()> {
     for n in numbers(path).into_iter().filter(|n| *n >= keep) {
         ignore_missing(std::fs::remove_file(numbered(path, n)))?;
         ignore_missing(std::fs::remove_file(summary::path_of(&numbered(path, n))))?;
@@ -92,6 +95,10 @@ pub fn rotate(path: &Path, keep: u32) -> std::io::Result<()> {
     }
     ignore_missing(std::fs::rename(path, numbered(path, 1)))?;
     let first = numbered(path, 1);
+    if std::fs::metadata(&first).is_ok_and(|m| m.len() > summarise_up_to) {
+        tracing::warn!(file = %first.display(), "event log file too large to summarise; history --since reads it whole");
+        return Ok(());
+    }
     if let Err(e) = summary::write(&first) {
         // Readers then parse the file itself: slower, the same answer.
         tracing::warn!(file = %first.display(), error = %e, "event log summary not written");
@@ -184,7 +191,7 @@ mod tests {
         let log = dir.path().join("events.jsonl");
         for i in 1..=4 {
             write(&log, &format!("{i}\n"));
-            rotate(&log, 2).unwrap();
+            rotate(&log, 2, u64::MAX).unwrap();
         }
         assert!(!log.exists());
         let names: Vec<String> = files(&log)
@@ -203,11 +210,11 @@ mod tests {
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, ["events.jsonl.7", "events.jsonl.2", "events.jsonl"]);
-        rotate(&log, 2).unwrap();
+        rotate(&log, 2, u64::MAX).unwrap();
         assert_eq!(std::fs::read_to_string(numbered(&log, 1)).unwrap(), "5\n");
         // .2 was due to be dropped by this rotation's shift; past keep: dropped.
         assert!(!numbered(&log, 2).exists() && !numbered(&log, 7).exists());
-        rotate(&log, 0).unwrap();
+        rotate(&log, 0, u64::MAX).unwrap();
     }
 
     #[test]
@@ -227,7 +234,7 @@ mod tests {
         };
         for i in 1..=3 {
             write(&log, &line(i));
-            rotate(&log, 2).unwrap();
+            rotate(&log, 2, u64::MAX).unwrap();
         }
         // keep 2 dropped the first file and its summary.
         let two = numbered(&log, 2);
@@ -255,7 +262,7 @@ mod tests {
         // A file rotated without one (an older teal) gets none moved onto it.
         std::fs::remove_file(summary::path_of(&numbered(&log, 1))).unwrap();
         write(&log, &line(5));
-        rotate(&log, 3).unwrap();
+        rotate(&log, 3, u64::MAX).unwrap();
         assert_eq!(
             names(),
             [
@@ -267,7 +274,11 @@ mod tests {
             ]
         );
         assert!(summary::read(&numbered(&log, 1)).is_some());
-        rotate(&log, 0).unwrap();
+        // A file past the bound is not read to be summed up.
+        write(&log, &line(6));
+        rotate(&log, 3, 10).unwrap();
+        assert!(!summary::path_of(&numbered(&log, 1)).exists());
+        rotate(&log, 0, u64::MAX).unwrap();
     }
 
     #[test]
