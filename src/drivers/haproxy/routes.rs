@@ -79,7 +79,7 @@ impl Parsed {
 mod tests {
     use super::*;
 
-    fn file(routes: &[&str], body_extra: &str) -> String {
+    fn file(routes: &[&str]) -> String {
         let mut body = String::new();
         for r in routes {
             let spec = serde_json::json!({
@@ -89,7 +89,6 @@ mod tests {
             });
             body.push_str(&format!("{ROUTE}{spec}\n"));
         }
-        body.push_str(body_extra);
         format!("# teal sha256={}\n{body}", sha256(&body))
     }
 
@@ -99,12 +98,24 @@ mod tests {
         let path = dir.path().join("teal.cfg");
         let parsed = Parsed::default();
         assert!(parsed.read(&path).unwrap().0.is_empty());
-        crate::drivers::reload::write_atomic(&path, &file(&["a"], "")).unwrap();
+        crate::drivers::reload::write_atomic(&path, &file(&["a"])).unwrap();
         let (routes, drifted) = parsed.read(&path).unwrap();
         assert_eq!(routes.keys().collect::<Vec<_>>(), ["a"]);
         assert!(!drifted);
-        assert_eq!(parsed.read(&path).unwrap().0.len(), 1, "the same version");
-        crate::drivers::reload::write_atomic(&path, &file(&["a", "b"], "")).unwrap();
+        // The same version is not parsed again: an edit that kept the
+        // header, length, inode and mtime (the mtime put back by hand)
+        // goes unseen, which is what the version stands for.
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let same = std::fs::read_to_string(&path).unwrap().replace("a.test", "z.test");
+        std::fs::write(&path, same).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        assert_eq!(parsed.read(&path).unwrap().0["a"].host, "a.test", "parsed once");
+        crate::drivers::reload::write_atomic(&path, &file(&["a", "b"])).unwrap();
         assert_eq!(parsed.read(&path).unwrap().0.len(), 2, "teal's next write");
         // A hand edit in place, header kept, same length.
         std::thread::sleep(std::time::Duration::from_millis(20));
