@@ -6,6 +6,7 @@
 //! only its own service. Whatever the plan says, the engine refuses to move
 //! traffic to a color that has not passed its checks in this run.
 
+mod clock;
 mod pause;
 mod pins;
 mod prometheus;

@@ -4,7 +4,6 @@
 //! tick takes the newest reading once; the pure judgement does the rest.
 
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
@@ -37,7 +36,7 @@ impl PromPoller {
             let mut was_ok = None;
             loop {
                 every.tick().await;
-                let at_ms = now_ms();
+                let at_ms = super::clock::now_ms();
                 let value = prometheus::query(&client, &check.url, &query).await;
                 // One log line per change between a value and none.
                 match (&value, was_ok) {
@@ -70,11 +69,4 @@ impl Drop for PromPoller {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use super::prometheus::{now_ms, PromPoller};
+use super::clock::now_ms;
+use super::prometheus::PromPoller;
 use super::{Engine, StepError};
 use crate::drivers::route::Counts;
 use crate::plan::{is_service, service_hash, Step};

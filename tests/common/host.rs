@@ -201,6 +201,11 @@ impl TestHost {
 
     /// Starts `teal daemon`, its stderr appended to the log.
     pub fn start_daemon(&self) -> Daemon {
+        self.start_daemon_with(&[])
+    }
+
+    /// Starts `teal daemon` with `env` added to its environment.
+    pub fn start_daemon_with(&self, env: &[(String, String)]) -> Daemon {
         let f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -209,6 +214,7 @@ impl TestHost {
         let child = Command::new(teal_bin())
             .args(["daemon", "--config", self.config.to_str().unwrap()])
             .env("NO_COLOR", "1")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stderr(f)
             .stdout(Stdio::null())
             .spawn()

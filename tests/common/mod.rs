@@ -7,6 +7,7 @@ pub mod age;
 pub mod browser;
 pub mod certs;
 pub mod engine;
+pub mod faketime;
 pub mod fleet;
 pub mod host;
 pub mod hostile;
