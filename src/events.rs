@@ -8,6 +8,7 @@
 //! recent events at its tail. `teal history` reads it back across the
 //! rotated files; the line format is documented in docs/history.md.
 
+mod held;
 mod rotate;
 pub mod summary;
 
@@ -33,8 +34,9 @@ pub struct EventLog {
     /// notifier): when its queue is full the event is dropped, not waited for.
     sink: Option<tokio::sync::mpsc::Sender<Event>>,
     rotation: Rotation,
-    /// One append (and rotation) at a time among the clones of this log.
-    writing: Arc<Mutex<()>>,
+    /// One append (and rotation) at a time among the clones of this log,
+    /// and the lines a full disk did not take yet (`held`).
+    writing: Arc<Mutex<held::Held>>,
 }
 
 impl EventLog {
@@ -76,7 +78,10 @@ impl EventLog {
 
     /// Appends one event as one line, with a single write; first rotates
     /// the log when the line would take it past its size. An event
-    /// without a time is stamped with the time of writing.
+    /// without a time is stamped with the time of writing. When the disk
+    /// does not take it (full), the line is held and written before the
+    /// next one (`held`); the error is still returned, and the event is
+    /// still broadcast and notified: it happened.
     pub fn append(&self, e: &Event) -> std::io::Result<()> {
         let stamped;
         let e = if e.time.is_empty() {
@@ -90,17 +95,10 @@ impl EventLog {
         };
         let mut line = serde_json::to_vec(e).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        let one = self.writing.lock().unwrap_or_else(|p| p.into_inner());
-        let len = std::fs::metadata(&self.path).map_or(0, |m| m.len());
-        if self.rotation.due(len, line.len() as u64) {
-            // A file rotates as its next line would pass `max_size`: one
-            // far longer was not written by this rotation (see `rotate`).
-            rotate::rotate(&self.path, self.rotation.keep, self.rotation.max_size.saturating_mul(2))?;
-        }
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
-        f.write_all(&line)?;
-        f.flush()?;
-        drop(one);
+        let mut held = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        held.push(&line);
+        let written = held.write(&self.path, &self.rotation);
+        drop(held);
         if let Some(tx) = &self.tx {
             // No receiver (no dashboard open) is not an error.
             let _ = tx.send(e.clone());
@@ -110,7 +108,15 @@ impl EventLog {
                 tracing::warn!(service = %e.service, commit = %e.commit, step = %e.step, result = %e.result, "notify queue full: event not notified");
             }
         }
-        Ok(())
+        written
+    }
+
+    /// Writes the lines a full disk did not take (each pass of the daemon
+    /// calls it, so they do not wait for the next event); `Ok` when none
+    /// are left.
+    pub fn flush_held(&self) -> std::io::Result<()> {
+        let mut held = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        held.write(&self.path, &self.rotation)
     }
 
     pub fn path(&self) -> &Path {

@@ -186,6 +186,9 @@ impl Daemon {
     /// Returns whether it met an outage, for the scheduler to wait longer.
     pub async fn pass(&mut self, backoff: &mut Backoff) -> bool {
         let started = Instant::now();
+        if let Err(e) = self.log.flush_held() {
+            debug!(error = %e, "event log: lines held since a failed write are not written yet");
+        }
         let previous = self.last_good.as_ref().map(|r| r.commit.clone());
         let fetched = self.fetch().await;
         let fetch_took = started.elapsed();

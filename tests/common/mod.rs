@@ -20,6 +20,7 @@ pub mod signing;
 pub mod soak;
 pub mod swarm;
 pub mod tls;
+pub mod tmpfs;
 pub mod token;
 pub mod wrk;
 
