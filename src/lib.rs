@@ -31,6 +31,7 @@
 //! - `app`: the bundled static demo app
 
 pub mod app;
+pub mod atomic;
 pub mod commands;
 pub mod config;
 pub mod daemon;

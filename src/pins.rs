@@ -48,9 +48,7 @@ impl Pins {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&all).expect("pins serialise"))?;
-        std::fs::rename(&tmp, &self.path)
+        crate::atomic::write(&self.path, &serde_json::to_vec_pretty(&all).expect("pins serialise"))
     }
 }
 

@@ -43,9 +43,7 @@ impl Records {
     pub fn save(&self, p: &Progress) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
         let path = self.path(&p.service);
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(p).expect("progress serialises"))?;
-        std::fs::rename(&tmp, &path)
+        crate::atomic::write(&path, &serde_json::to_vec_pretty(p).expect("progress serialises"))
     }
 
     /// Forgets `service`'s rollback once a later commit converged it: the

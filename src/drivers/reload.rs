@@ -43,9 +43,7 @@ pub(crate) fn write_atomic(path: &Path, text: &str) -> Result<(), ProxyError> {
         path: path.display().to_string(),
         source,
     };
-    let tmp = path.with_extension("tmp~");
-    std::fs::write(&tmp, text).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    crate::atomic::write(path, text.as_bytes()).map_err(io)
 }
 
 /// `write_atomic` off the async runtime: a rename can wait seconds on the

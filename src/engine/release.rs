@@ -8,7 +8,6 @@
 //! commit that goes back to an image released before (a `git revert`)
 //! runs none unless `release.on_rollback` says so.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -65,12 +64,10 @@ fn save(state_dir: &Path, service: &str, r: &Record) -> std::io::Result<()> {
     let file = path(state_dir, service);
     let dir = file.parent().expect("a record has a dir");
     std::fs::create_dir_all(dir)?;
-    let tmp = file.with_extension("json.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&serde_json::to_vec_pretty(r).expect("a release record serialises"))?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &file)?;
-    std::fs::File::open(dir)?.sync_all()
+    crate::atomic::write_synced(
+        &file,
+        &serde_json::to_vec_pretty(r).expect("a release record serialises"),
+    )
 }
 
 impl Engine<'_> {

@@ -5,7 +5,7 @@
 //! untrusted: bounded, and any doubt (missing, too long, not parsing,
 //! another version, not the file's length) reads as no summary.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::history::summary::FileSummary;
@@ -28,15 +28,7 @@ pub fn write(file: &Path) -> std::io::Result<()> {
     let log = super::parse(&String::from_utf8_lossy(&bytes));
     let summary = FileSummary::of(&log.events, bytes.len() as u64);
     let json = serde_json::to_vec(&summary).map_err(std::io::Error::other)?;
-    let to = path_of(file);
-    let mut tmp_name = to.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = to.with_file_name(tmp_name);
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&json)?;
-    f.flush()?;
-    drop(f);
-    std::fs::rename(&tmp, &to)
+    crate::atomic::write(&path_of(file), &json)
 }
 
 /// The summary of `file` when there is a sound one for it as it is now.

@@ -68,10 +68,10 @@ pub fn load(state_dir: &Path) -> Deployed {
 
 fn save(state_dir: &Path, d: &Deployed) -> std::io::Result<()> {
     std::fs::create_dir_all(state_dir)?;
-    let p = path(state_dir);
-    let tmp = p.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(d).expect("the record serialises"))?;
-    std::fs::rename(&tmp, &p)
+    crate::atomic::write(
+        &path(state_dir),
+        &serde_json::to_vec_pretty(d).expect("the record serialises"),
+    )
 }
 
 /// Adds the images colors were started with to the record.
