@@ -110,12 +110,13 @@ impl Haproxy {
 
     async fn apply_all(&self, batch: Vec<RouteSpec>) -> Result<(), ProxyError> {
         let (mut routes, _) = self.read_routes()?;
-        let before = read_opt(&self.config.config)?.unwrap_or_default();
+        let previous: Vec<RouteSpec> = batch.iter().filter_map(|r| routes.get(&r.service).cloned()).collect();
+        let text = read_opt(&self.config.config)?.unwrap_or_default();
         for r in &batch {
             routes.insert(r.service.clone(), r.clone());
         }
         let after = render(&routes, &self.config, &config_token());
-        if skeleton(&before) != skeleton(&after) {
+        if skeleton(&text) != skeleton(&after) {
             let names: Vec<&str> = batch.iter().map(|r| r.service.as_str()).collect();
             return self.write(&names.join(", "), &routes).await;
         }
@@ -123,7 +124,33 @@ impl Haproxy {
         // restarted HAProxy would load records it. A rename can stall on
         // the filesystem's journal for seconds (seen on ext4 under load:
         // the cause of the rare multi-second switch), a switch must not.
-        let cmds: Vec<String> = batch
+        self.set_servers(&batch).await?;
+        let mut recorded = Ok(());
+        for (path, text) in traffic::map_files(routes.values(), &self.config.tls) {
+            recorded = recorded.and(persist(&path, text).await);
+        }
+        if recorded.is_ok() {
+            recorded = persist(&self.config.config, after).await;
+        }
+        if let Err(e) = recorded {
+            // Unrecorded (a full disk), the switch would be undone by the
+            // next start of HAProxy, and a failed switch must leave traffic
+            // where it was, as it says: it goes back now.
+            return Err(match self.set_servers(&previous).await {
+                Ok(()) => e,
+                Err(back) => ProxyError::Other(format!("{e}; putting traffic back failed too: {back}")),
+            });
+        }
+        Ok(())
+    }
+
+    /// Sets the servers of `routes` through the runtime API: addresses,
+    /// weights and states, from what `show servers state` says now.
+    async fn set_servers(&self, routes: &[RouteSpec]) -> Result<(), ProxyError> {
+        if routes.is_empty() {
+            return Ok(());
+        }
+        let cmds: Vec<String> = routes
             .iter()
             .flat_map(backend_names)
             .map(|be| format!("show servers state {be}"))
@@ -133,16 +160,11 @@ impl Haproxy {
             .into_iter()
             .map(|s| (format!("{}/{}", s.backend, s.server), s.addr))
             .collect();
-        let switch: Vec<String> = batch
+        let switch: Vec<String> = routes
             .iter()
             .flat_map(|r| switch_commands(r, &current, &self.config.tls))
             .collect();
-        self.runtime.call(&switch).await?;
-        persist(&self.config.config, after).await?;
-        for (path, text) in traffic::map_files(routes.values(), &self.config.tls) {
-            persist(&path, text).await?;
-        }
-        Ok(())
+        self.runtime.call(&switch).await.map(|_| ())
     }
 
     /// Removes one service's backends and routes (a reload).

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-use crate::drivers::reload::persist;
+use crate::drivers::reload::{persist, read_opt};
 use crate::drivers::route::{Backend, Counters, ProxyError, RouteSpec};
 use crate::spec::{Color, Maintenance, Match, PerColor};
 
@@ -106,6 +106,17 @@ impl Balancer {
         let text = render_pools(pools);
         self.request("PUT", "/pools", &text).await?;
         persist(&self.peers_file, text).await
+    }
+
+    /// Puts `pools` back after a change that could not be recorded (a full
+    /// disk): in nginx, then in the peers file if it holds the change.
+    pub async fn put_back(&self, pools: &Pools) -> Result<(), ProxyError> {
+        let text = render_pools(pools);
+        self.request("PUT", "/pools", &text).await?;
+        if read_opt(&self.peers_file)?.as_deref() != Some(text.as_str()) {
+            persist(&self.peers_file, text).await?;
+        }
+        Ok(())
     }
 
     /// Responses counted per pool and color since the counters were created.

@@ -183,19 +183,33 @@ impl Nginx {
             .collect();
         let names: Vec<&str> = batch.iter().map(|r| r.service.as_str()).collect();
         let unwritten = self.change(&names.join(", "), files).await?;
+        let mut previous = None;
+        let mut recorded = Ok(());
         if let Some(b) = &self.config.balancer {
             let mut pools = b.pools().await?;
+            previous = Some(pools.clone());
             for r in &batch {
                 set_pools_of(&mut pools, &r.service, Some(r));
             }
-            b.set_pools(&pools).await?;
+            recorded = b.set_pools(&pools).await;
         }
         // The record of the route, after traffic moved: a rename can stall
         // on the filesystem's journal for seconds, a switch must not.
         for (path, text) in unwritten {
-            persist(&path, text).await?;
+            if recorded.is_ok() {
+                recorded = persist(&path, text).await;
+            }
         }
-        Ok(())
+        // Unrecorded (a full disk), the switch would be undone by the next
+        // start of nginx, and a failed switch must leave traffic where it
+        // was, as it says: it goes back now.
+        match (recorded, &self.config.balancer, previous) {
+            (Err(e), Some(b), Some(previous)) => Err(match b.put_back(&previous).await {
+                Ok(()) => e,
+                Err(back) => ProxyError::Other(format!("{e}; then putting traffic back: {back}")),
+            }),
+            (recorded, ..) => recorded,
+        }
     }
 
     /// Removes the service's file and its servers, then its peers.
