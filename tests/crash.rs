@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::host::{Checks, TestHost};
-use common::{app_image_version, get_via, proxy_or_fail};
+use common::{app_image_version, get_via, git_in, proxy_or_fail};
 
 /// Successful `step` events (e.g. `start_color`) in the log so far.
 fn count(h: &TestHost, step: &str) -> usize {
@@ -97,6 +97,26 @@ async fn kill_9_in_every_phase_then_restart_converges() {
         }
         daemon = h.start_daemon();
         h.until_serves(&new, 90).await;
+        // The deploy has its one deploy line, also when the kill came
+        // after its last step (found by the soak: none was written).
+        let head = git_in(&h.work, &["rev-parse", "HEAD"]);
+        let deployed = || {
+            h.events()
+                .iter()
+                .filter(|e| e.commit == head && e.step == "deploy" && e.result == "ok")
+                .count()
+        };
+        let start = Instant::now();
+        while deployed() == 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{phase}: no deploy line; log:\n{}",
+                h.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(deployed(), 1, "{phase}: one deploy line");
         assert_eq!(
             containers(&h),
             [

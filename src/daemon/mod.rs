@@ -15,6 +15,7 @@ pub mod figures;
 pub mod host_check;
 pub mod http;
 mod images;
+mod interrupted;
 mod listener;
 pub mod lock;
 mod outcomes;
@@ -65,6 +66,9 @@ pub struct Daemon {
     probed_at: Option<Instant>,
     /// When the registries were last asked whether pinned tags moved.
     moved_at: Option<Instant>,
+    /// Runs the event log left open at start (service -> commit), taken
+    /// by the first pass that plans (`interrupted`).
+    interrupted: std::collections::BTreeMap<String, String>,
     /// Set when a trigger came during the pass under way.
     pub(crate) news: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
@@ -107,6 +111,7 @@ impl Daemon {
             .with_broadcast(shared.events.clone())
             .with_sink(notices);
         let token = read_token(config.host.token_file.as_deref())?;
+        let interrupted = interrupted::open_runs(log.path());
         Ok(Daemon {
             peers: waves::Peers::new(token),
             host: Host::connect(config).await?,
@@ -122,6 +127,7 @@ impl Daemon {
             moved_at: None,
             probed_at: None,
             news: None,
+            interrupted,
         })
     }
 
@@ -311,9 +317,14 @@ impl Daemon {
     }
 
     /// Services with nothing to do serve this commit.
-    fn mark_converged(&self, plan: &Plan, commit: &str) {
+    fn mark_converged(&mut self, plan: &Plan, commit: &str) {
+        let interrupted = std::mem::take(&mut self.interrupted);
         for sp in plan.services.iter().filter(|s| s.change == Change::None) {
             self.mark(&sp.service, Some(commit), None);
+            if interrupted.get(&sp.service).is_some_and(|c| c == commit) {
+                info!(service = %sp.service, commit = %short(commit), "a deploy cut short after its last step (teal stopped) had converged: its deploy line is written now");
+                self.record(&sp.service, commit, crate::events::EventResult::Ok, 0, None);
+            }
         }
     }
 
