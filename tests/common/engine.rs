@@ -120,7 +120,6 @@ impl Engine {
             format!("{{\"live-restore\":{live_restore}}}"),
         )
         .unwrap();
-        std::fs::write(dir.path().join("cold.json"), "{\"live-restore\":false}").unwrap();
         let child = spawn_dockerd(dir.path(), "daemon.json", &exec_root, &bridge);
         let mut e = Engine {
             socket,
@@ -161,11 +160,30 @@ impl Engine {
     }
 
     /// `restart`, but this once without live-restore, as on a host that
-    /// does not set it: stopping dockerd stops every container, and the
-    /// started engine starts those whose restart policy says so.
+    /// does not set it: the containers do not survive it, and the started
+    /// engine starts those whose restart policy says so. It comes back
+    /// with live-restore on again (a reload of its config, SIGHUP): left
+    /// off, every later `restart` would be a cold one too, and the soak
+    /// blamed teal for what a cold restart costs (it found this).
     #[allow(dead_code)]
     pub fn restart_cold(&mut self) -> Result<(), String> {
-        self.restart_from("cold.json")
+        let cold = self._dir.path().join("cold.json");
+        std::fs::write(&cold, "{\"live-restore\":false}").unwrap();
+        self.restart_from("cold.json")?;
+        std::fs::write(&cold, "{\"live-restore\":true}").unwrap();
+        // SAFETY: kill(2) with plain integers.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGHUP) };
+        let start = Instant::now();
+        loop {
+            let out = self.docker(&["info", "--format", "{{.LiveRestoreEnabled}}"]);
+            if String::from_utf8_lossy(&out.stdout).trim() == "true" {
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                return Err("dockerd did not turn live-restore on again after SIGHUP".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn restart_from(&mut self, config: &str) -> Result<(), String> {
