@@ -4,7 +4,8 @@
 //! reverts, canaries that pass and fail, broken images, invalid YAML) and
 //! injects one fault at a time (kill -9 and SIGTERM of teal, kill -9 of
 //! the proxy, a killed replica, the git remote and the webhook receiver
-//! down, and a restart of dockerd with live-restore and once without it:
+//! down, `state_dir` full for 20 s, teal's wall clock stepped an hour
+//! forward, and a restart of dockerd with live-restore and once without it:
 //! the services run on a dockerd of the bench's own, never the
 //! machine's). Prints the
 //! figures and every invariant broken.
@@ -29,6 +30,7 @@ async fn main() {
         let mut cfg = Config::from_env(kind, 20, 5, 1800);
         cfg.conns = 4;
         cfg.outage = std::time::Duration::from_secs(30);
+        cfg.full_for = std::time::Duration::from_secs(20);
         cfg.bound = std::time::Duration::from_secs(90);
         cfg.own_engine = true;
         broken += run(cfg).await.violations.len();

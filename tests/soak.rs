@@ -2,9 +2,11 @@
 //! 6 services of the fixture app, 2 of them under keep-alive load, behind
 //! a managed HAProxy (on a dockerd of the test's own, with live-restore,
 //! so the schedule may restart it, with live-restore and without), then
-//! nginx (on the machine's engine),
-//! while a seeded schedule pushes commits and injects one fault at a
-//! time. Every invariant must hold. The seed is printed; `TEAL_SOAK_SEED`
+//! nginx (on the machine's engine), each with its `state_dir` on a small
+//! tmpfs (filled to 100 % by one fault) and its wall clock under
+//! libfaketime (stepped an hour forward by another), while a seeded
+//! schedule pushes commits and injects one fault at a time. Every
+//! invariant must hold. The seed is printed; `TEAL_SOAK_SEED`
 //! replays a run and `TEAL_SOAK_SECS` sets the schedule's length (75 s
 //! each here; the two run in parallel, about 1 min 45 s in all).
 

@@ -1,7 +1,8 @@
 //! The soak's invariants: every service converges to the branch head (a
 //! bad commit is held at the last good one, with a reason), the proxy
 //! serves what the repo says, Docker runs exactly what it declares, the
-//! event log is whole, no temp file is left, one proxy runs, and the
+//! event log is whole (every line an event, and a deploy line for each good
+//! commit that changed a service), no temp file is left, one proxy runs, and the
 //! rollout records agree with what serves.
 
 use std::time::{Duration, Instant};
@@ -59,7 +60,9 @@ impl Soak {
             Action::CanaryFail if s["rolled_back"]["commit"].as_str() == Some(head) => {
                 Some(s["rolled_back"]["figures"].clone())
             }
-            Action::BrokenImage if s["failed"].as_str() == Some(head) => Some(s["last_deploy"]["error"].clone()),
+            Action::BrokenImage | Action::Unhealthy if s["failed"].as_str() == Some(head) => {
+                Some(s["last_deploy"]["error"].clone())
+            }
             _ => None,
         };
         why.map(|w| w.to_string())
@@ -120,7 +123,33 @@ impl Soak {
             }
         }
         self.containers()?;
-        self.serving().await
+        self.serving().await?;
+        self.deploy_lines()
+    }
+
+    /// Every good commit that changed a service has its deploy line (one
+    /// a full disk did not take is written by the next pass).
+    fn deploy_lines(&self) -> Result<(), String> {
+        let mut deployed = std::collections::BTreeSet::new();
+        for f in teal::events::files(&self.host.state.join("events.jsonl")) {
+            let text = std::fs::read_to_string(&f).unwrap_or_default();
+            for line in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+                if v["step"] == "deploy" && v["result"] == "ok" {
+                    deployed.insert((v["service"].to_string(), v["commit"].to_string()));
+                }
+            }
+        }
+        for (service, commit) in &self.deploys {
+            let key = (
+                serde_json::json!(service).to_string(),
+                serde_json::json!(commit).to_string(),
+            );
+            if !deployed.contains(&key) {
+                return Err(format!("the event log has no deploy line of {service} at {commit:.8}"));
+            }
+        }
+        Ok(())
     }
 
     /// Every service answers what its good file serves, 10 times in a row

@@ -26,10 +26,14 @@ pub enum Fault {
     /// it and starts again by its restart policy (perhaps at another
     /// address); only on the soak's own engine.
     RestartDockerCold,
+    /// `state_dir` (a small tmpfs) filled to 100 % for a while.
+    StateDirFull,
+    /// teal's wall clock stepped an hour forward (libfaketime), for good.
+    ClockStep,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 8] = [
+    pub const ALL: [Fault; 10] = [
         Fault::Kill9Teal,
         Fault::TermTeal,
         Fault::Kill9Proxy,
@@ -38,6 +42,8 @@ impl Fault {
         Fault::WebhookDown,
         Fault::RestartDocker,
         Fault::RestartDockerCold,
+        Fault::StateDirFull,
+        Fault::ClockStep,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +56,8 @@ impl Fault {
             Fault::WebhookDown => "webhook down",
             Fault::RestartDocker => "dockerd restart",
             Fault::RestartDockerCold => "dockerd restart, no live-restore",
+            Fault::StateDirFull => "state_dir full",
+            Fault::ClockStep => "clock stepped 1h forward",
         }
     }
 
@@ -79,7 +87,7 @@ impl Soak {
             Fault::Kill9Teal => {
                 self.daemon.kill_9();
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                self.daemon = self.host.start_daemon();
+                self.daemon = self.start_daemon();
                 None
             }
             Fault::TermTeal => {
@@ -90,7 +98,7 @@ impl Soak {
                     self.violation(format!("SIGTERM: teal exited with {status}"));
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                self.daemon = self.host.start_daemon();
+                self.daemon = self.start_daemon();
                 Some(self.until_proxy_serves(down, old).await)
             }
             Fault::Kill9Proxy => {
@@ -131,6 +139,17 @@ impl Soak {
                 self.receiver.down();
                 tokio::time::sleep(self.cfg.outage).await;
                 self.receiver.up().await;
+                None
+            }
+            Fault::StateDirFull => {
+                let fill = self.state_fs.fill();
+                tokio::time::sleep(self.cfg.full_for).await;
+                std::fs::remove_file(fill).unwrap();
+                None
+            }
+            Fault::ClockStep => {
+                self.clock_hours += 1;
+                self.clock.set(&format!("+{}h", self.clock_hours));
                 None
             }
             Fault::RestartDocker | Fault::RestartDockerCold => {

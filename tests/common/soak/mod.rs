@@ -14,8 +14,10 @@ pub mod traffic;
 use std::time::{Duration, Instant};
 
 use super::engine::Engine;
+use super::faketime::FakeClock;
 use super::host::TestHost;
 use super::process::Daemon;
+use super::tmpfs::Tmpfs;
 use super::{app_image_version, failing_app_image, free_port, git_in, unique, DockerGuard};
 use faults::Fault;
 use model::{Action, File, Rng};
@@ -42,6 +44,8 @@ pub struct Config {
     /// Runs the services on a dockerd of the soak's own (live-restore on),
     /// which the schedule restarts; the machine's engine is never restarted.
     pub own_engine: bool,
+    /// How long `state_dir` stays full.
+    pub full_for: Duration,
 }
 
 impl Config {
@@ -71,6 +75,7 @@ impl Config {
             bound: Duration::from_secs(60),
             outage: Duration::from_secs(5),
             own_engine: false,
+            full_for: Duration::from_secs(5),
         }
     }
 }
@@ -85,6 +90,11 @@ pub struct Svc {
 
 pub struct Soak {
     pub cfg: Config,
+    /// The tmpfs `state_dir` is on; unmounted before the host's directory goes.
+    pub state_fs: Tmpfs,
+    /// teal's wall clock, and how many hours it has been stepped.
+    pub clock: FakeClock,
+    clock_hours: u32,
     pub host: TestHost,
     pub daemon: Daemon,
     pub services: Vec<Svc>,
@@ -93,12 +103,17 @@ pub struct Soak {
     pub receiver: Receiver,
     pub images: Vec<String>,
     pub failing: String,
+    /// The fixture whose health checks never pass.
+    pub unhealthy: String,
     pub violations: Vec<String>,
     pub figures: Figures,
     /// The soak's own dockerd, with `own_engine`.
     pub engine: Option<Engine>,
     /// The service and file before the last commit, when it was a good bump.
     last_bump: Option<(usize, File)>,
+    /// (service, commit) of every good commit that changed a service:
+    /// each must have its deploy line in the event log.
+    deploys: Vec<(String, String)>,
     /// The faults left in the current bag.
     faults: Vec<Fault>,
     step: String,
@@ -132,6 +147,7 @@ impl Soak {
             images.push(app_image_version(&host.docker, v, true).await);
         }
         let failing = failing_app_image(&host.docker, "9.0", 50).await;
+        let unhealthy = app_image_version(&host.docker, model::UNHEALTHY, false).await;
         let services: Vec<Svc> = (0..cfg.services)
             .map(|i| {
                 let name = unique("soak");
@@ -159,7 +175,7 @@ impl Soak {
         let mut text = std::fs::read_to_string(&host.config).unwrap();
         let engine = cfg.own_engine.then(|| {
             let e = Engine::start_live_restore();
-            for image in images.iter().chain([&failing]) {
+            for image in images.iter().chain([&failing, &unhealthy]) {
                 e.load(image);
             }
             let at = format!("docker: {{network: {}}}", host.network);
@@ -173,19 +189,26 @@ impl Soak {
         text.push_str(&format!("notify:\n  - url: http://127.0.0.1:{}/hook\n", receiver.port));
         std::fs::write(&host.config, text).unwrap();
         let loaded: Vec<String> = services[..cfg.loaded].iter().map(|s| s.good.host.clone()).collect();
+        let state_fs = Tmpfs::mount(&host.state, 64 << 20);
+        let clock = FakeClock::new(host.state.parent().unwrap());
         let mut soak = Soak {
             rng: Rng::new(cfg.seed),
-            daemon: host.start_daemon(),
+            daemon: host.start_daemon_with(&clock.env()),
+            state_fs,
+            clock,
+            clock_hours: 0,
             load: Load::start(&host.listen, &[], 0),
             host,
             services,
             receiver,
             images,
             failing,
+            unhealthy,
             violations: vec![],
             figures: Figures::default(),
             engine,
             last_bump: None,
+            deploys: vec![],
             faults: vec![],
             step: "cold start".into(),
             _guard: guard,
@@ -200,6 +223,11 @@ impl Soak {
         assert!(soak.violations.is_empty(), "cold start: {:?}", soak.violations);
         soak.load = Load::start(&soak.host.listen, &loaded, soak.cfg.conns);
         soak
+    }
+
+    /// Starts teal (again), on the soak's clock.
+    pub fn start_daemon(&self) -> Daemon {
+        self.host.start_daemon_with(&self.clock.env())
     }
 
     pub fn violation(&mut self, what: String) {
@@ -283,8 +311,8 @@ impl Soak {
     }
 
     fn pick_action(&mut self) -> Action {
-        // bump, canary pass, revert, canary fail, broken image, invalid YAML
-        let weights = [25, 20, if self.last_bump.is_some() { 15 } else { 0 }, 10, 10, 8];
+        // bump, canary pass, revert, canary fail, broken image, invalid YAML, unhealthy
+        let weights = [25, 20, if self.last_bump.is_some() { 15 } else { 0 }, 10, 10, 8, 8];
         Action::ALL[self.rng.weighted(&weights)]
     }
 
@@ -292,7 +320,7 @@ impl Soak {
     fn push(&mut self, action: Action) -> usize {
         let svc = match action {
             Action::Revert => self.last_bump.as_ref().unwrap().0,
-            Action::CanaryFail | Action::CanaryPass => self.rng.below(self.cfg.loaded),
+            Action::CanaryFail | Action::CanaryPass | Action::Unhealthy => self.rng.below(self.cfg.loaded),
             Action::Bump => self.cfg.loaded + self.rng.below(self.services.len() - self.cfg.loaded),
             _ => self.rng.below(self.services.len()),
         };
@@ -307,6 +335,7 @@ impl Soak {
                 self.set(svc, next.clone(), next);
                 self.last_bump = Some((svc, good));
                 self.commit(&format!("bump {} to {}", self.services[svc].name, version(&image)));
+                self.deployed(svc);
                 return svc;
             }
             Action::Revert => {
@@ -314,10 +343,12 @@ impl Soak {
                 self.services[svc].head = before.clone();
                 self.services[svc].good = before;
                 self.revert();
+                self.deployed(svc);
                 return svc;
             }
             Action::CanaryFail => self.services[svc].head = good.bumped(&self.failing.clone()),
             Action::BrokenImage => self.services[svc].head = good.bumped(model::BROKEN),
+            Action::Unhealthy => self.services[svc].head = good.bumped(&self.unhealthy.clone()),
             Action::InvalidYaml => {}
         }
         self.last_bump = None;
@@ -330,6 +361,12 @@ impl Soak {
         }
         self.commit(&format!("{} for {}", action.name(), s.name));
         svc
+    }
+
+    /// The head commit changed `svc` for good: it must get a deploy line.
+    fn deployed(&mut self, svc: usize) {
+        let head = git_in(&self.host.work, &["rev-parse", "HEAD"]);
+        self.deploys.push((self.services[svc].name.clone(), head));
     }
 
     fn set(&mut self, svc: usize, head: File, good: File) {

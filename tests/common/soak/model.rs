@@ -123,22 +123,29 @@ pub enum Action {
     BrokenImage,
     /// A service file that does not parse.
     InvalidYaml,
+    /// A version whose health checks never pass (loaded services): no
+    /// request may reach it.
+    Unhealthy,
 }
 
 impl Action {
-    pub const ALL: [Action; 6] = [
+    pub const ALL: [Action; 7] = [
         Action::Bump,
         Action::CanaryPass,
         Action::Revert,
         Action::CanaryFail,
         Action::BrokenImage,
         Action::InvalidYaml,
+        Action::Unhealthy,
     ];
 
     /// Bad commits: the host must keep serving the last good state and say
     /// why; the schedule then reverts them.
     pub fn bad(self) -> bool {
-        matches!(self, Action::CanaryFail | Action::BrokenImage | Action::InvalidYaml)
+        matches!(
+            self,
+            Action::CanaryFail | Action::BrokenImage | Action::InvalidYaml | Action::Unhealthy
+        )
     }
 
     pub fn name(self) -> &'static str {
@@ -149,9 +156,14 @@ impl Action {
             Action::CanaryFail => "canary that fails analysis",
             Action::BrokenImage => "broken image tag",
             Action::InvalidYaml => "invalid YAML",
+            Action::Unhealthy => "unhealthy version",
         }
     }
 }
+
+/// The version of the image whose health checks never pass: an answer
+/// from it is traffic on a color whose checks had not passed.
+pub const UNHEALTHY: &str = "8.0";
 
 /// The YAML a broken commit writes.
 pub const INVALID_YAML: &str = "active: blue\nblue:\n  imgae: x\n";

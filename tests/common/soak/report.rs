@@ -38,6 +38,13 @@ impl Soak {
         self.figures.requests = load.stop().await;
         self.figures.webhooks = self.receiver.got.load(std::sync::atomic::Ordering::Relaxed);
         for (window, c) in &self.figures.requests.clone() {
+            if c.unchecked > 0 {
+                self.violations.push(format!(
+                    "{} answers from a version whose checks never passed, with {window} (last: {})",
+                    c.unchecked,
+                    c.last_failure.as_deref().unwrap_or("")
+                ));
+            }
             let may = Fault::ALL.iter().any(|f| f.name() == *window && f.may_fail_requests());
             if c.failed > 0 && !may {
                 self.violations.push(format!(
@@ -110,10 +117,11 @@ pub fn render(cfg: &Config, f: &Figures, violations: &[String]) -> String {
     );
     for (window, c) in &f.requests {
         s += &format!(
-            "  requests with {window}: {} ok, {} failed, {} intended 500s of failing canaries{}\n",
+            "  requests with {window}: {} ok, {} failed, {} intended 500s of failing canaries, {} from an unchecked color{}\n",
             c.ok,
             c.failed,
             c.intended,
+            c.unchecked,
             c.last_failure
                 .as_ref()
                 .map(|l| format!(" (last failure: {l})"))
@@ -121,11 +129,11 @@ pub fn render(cfg: &Config, f: &Figures, violations: &[String]) -> String {
         );
     }
     s += &format!(
-        "  event log: {} lines, all well-formed: {}; webhooks received: {}\n",
+        "  event log: {} lines, all well-formed and none lost: {}; webhooks received: {}\n",
         f.event_lines,
         !violations
             .iter()
-            .any(|v| v.contains("not an event") || v.contains("torn")),
+            .any(|v| v.contains("not an event") || v.contains("torn") || v.contains("no deploy line")),
         f.webhooks
     );
     s += &format!("  invariants broken: {}\n", violations.len());

@@ -16,6 +16,9 @@ pub struct Count {
     /// Any other status, connection errors and timeouts.
     pub failed: u64,
     pub last_failure: Option<String>,
+    /// Answers of the version whose checks never pass (`model::UNHEALTHY`):
+    /// traffic on an unchecked color, which must never happen.
+    pub unchecked: u64,
 }
 
 /// The window answers are counted in, and the counts per window.
@@ -87,6 +90,14 @@ async fn client(url: String, host: String, stop: Arc<AtomicBool>, w: Arc<Windows
                 let status = r.status().as_u16();
                 let body = r.text().await.unwrap_or_default();
                 match status {
+                    200 if body.starts_with(&format!("{} ", super::model::UNHEALTHY)) => {
+                        let f = format!("{}: {host} answered {}", w.step.lock().unwrap(), body.trim());
+                        w.add(|c| {
+                            c.unchecked += 1;
+                            c.last_failure = Some(f);
+                        });
+                        continue;
+                    }
                     200 => None,
                     500 if body.ends_with(" failing\n") => {
                         w.add(|c| c.intended += 1);
@@ -95,7 +106,7 @@ async fn client(url: String, host: String, stop: Arc<AtomicBool>, w: Arc<Windows
                     _ => Some(format!("{host}: {status} {}", body.trim())),
                 }
             }
-            Err(e) => Some(format!("{host}: {e}")),
+            Err(e) => Some(format!("{host}: {}", chain(&e))),
         };
         match failure {
             None => w.add(|c| c.ok += 1),
@@ -110,6 +121,19 @@ async fn client(url: String, host: String, stop: Arc<AtomicBool>, w: Arc<Windows
             }
         }
     }
+}
+
+/// An error and its sources: reqwest's own text ("error sending
+/// request") does not say whether the connection was refused, reset or
+/// timed out.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
 }
 
 /// A webhook receiver on a fixed loopback port that answers 200 and
