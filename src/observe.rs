@@ -35,8 +35,35 @@ pub async fn observe(
     records: &Records,
     desired: &Desired,
 ) -> Result<Observed, ObserveError> {
+    observe_with(docker, proxy, records, desired, false).await
+}
+
+/// `observe` at the start of a pass: Docker's last listing is reused while
+/// no container event came since (`Runtime::observe_idle`).
+pub async fn observe_idle(
+    docker: &Runtime,
+    proxy: &ProxyDriver,
+    records: &Records,
+    desired: &Desired,
+) -> Result<Observed, ObserveError> {
+    observe_with(docker, proxy, records, desired, true).await
+}
+
+async fn observe_with(
+    docker: &Runtime,
+    proxy: &ProxyDriver,
+    records: &Records,
+    desired: &Desired,
+    idle: bool,
+) -> Result<Observed, ObserveError> {
+    let containers = async {
+        match idle {
+            true => docker.observe_idle().await,
+            false => docker.observe().await,
+        }
+    };
     // Both at once: at hundreds of services each takes tens of ms.
-    let ((containers, docker_ms), (routes, proxy_ms)) = tokio::join!(timed(docker.observe()), timed(proxy.observe()));
+    let ((containers, docker_ms), (routes, proxy_ms)) = tokio::join!(timed(containers), timed(proxy.observe()));
     tracing::debug!(docker_ms, proxy_ms, "observed");
     let (containers, routes) = (containers?, routes?);
     let mut rolled_back = records.rolled_back();

@@ -114,7 +114,7 @@ impl Daemon {
         let interrupted = interrupted::open_runs(log.path());
         Ok(Daemon {
             peers: waves::Peers::new(token),
-            host: Host::connect(config).await?,
+            host: Host::connect(config).await?.with_watch(),
             log,
             last_good: None,
             read_cache: Default::default(),
@@ -205,7 +205,7 @@ impl Daemon {
             return outage;
         };
         let new_commit = previous.as_deref() != Some(rev.commit.as_str());
-        let observed = match self.host.observe(&rev.desired).await {
+        let observed = match self.host.observe_idle(&rev.desired).await {
             Ok(o) => o,
             Err(e) => {
                 // A swarm without a leader heals when its managers come

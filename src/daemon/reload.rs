@@ -34,7 +34,7 @@ pub async fn reload(daemon: &mut Daemon, load: &Loader) -> bool {
     match Host::connect(config).await {
         Ok(host) => {
             info!(repo = %host.config.repo.url, branch = %host.config.repo.branch, "SIGHUP: host config reloaded");
-            daemon.replace_host(host);
+            daemon.replace_host(host.with_watch());
             true
         }
         Err(e) => {

@@ -44,6 +44,24 @@ impl Runtime {
         }
     }
 
+    /// `observe` for an idle pass: an engine's last listing while no
+    /// container event came since (`DockerDriver::observe_idle`).
+    pub async fn observe_idle(&self) -> Result<Containers, DockerError> {
+        match self {
+            Runtime::Engine(d) => d.observe_idle().await,
+            Runtime::Swarm(s) => s.observe().await,
+        }
+    }
+
+    /// Follows the engine's container events for `observe_idle` (engine
+    /// mode; Swarm lists its tasks each pass).
+    pub fn with_watch(self) -> Runtime {
+        match self {
+            Runtime::Engine(d) => Runtime::Engine(d.with_watch()),
+            swarm => swarm,
+        }
+    }
+
     /// Pulls `image` on this engine. In swarm mode each node pulls what its
     /// tasks need; the manager's pull only fails early on a bad reference.
     pub async fn pull(&self, image: &str, on_progress: impl FnMut(String)) -> Result<(), DockerError> {

@@ -176,6 +176,18 @@ impl Host {
         observe(&self.docker, &self.proxy, &self.records, desired).await
     }
 
+    /// `observe` at the start of a daemon's pass: Docker's last listing is
+    /// reused while no container event came since (`with_watch`).
+    pub async fn observe_idle(&self, desired: &Desired) -> Result<Observed, ObserveError> {
+        crate::observe::observe_idle(&self.docker, &self.proxy, &self.records, desired).await
+    }
+
+    /// Follows Docker's container events, for `observe_idle` (the daemon's).
+    pub fn with_watch(mut self) -> Host {
+        self.docker = self.docker.with_watch();
+        self
+    }
+
     /// Observes the host and plans `desired` against it.
     pub async fn plan(&self, desired: &Desired) -> Result<Plan, ObserveError> {
         let observed = self.observe(desired).await?;

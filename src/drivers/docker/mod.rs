@@ -21,6 +21,7 @@ mod pull;
 mod release;
 mod replace;
 mod secrets;
+mod watch;
 
 pub(crate) use lifecycle::env;
 pub use mounts::MountRules;
@@ -123,6 +124,9 @@ pub struct DockerDriver {
     env_key: EnvKey,
     /// Whose credentials pulls send, and how long they may take.
     pulls: std::sync::Arc<PullSettings>,
+    /// The daemon's: Docker's events, which let an idle pass reuse the
+    /// last listing (`watch`).
+    watch: Option<std::sync::Arc<watch::Watch>>,
 }
 
 /// How many containers are created at the same time.
@@ -225,7 +229,16 @@ impl DockerDriver {
             mounts: std::sync::Arc::new(MountRules::default()),
             env_key: EnvKey::default(),
             pulls: std::sync::Arc::new(PullSettings::default()),
+            watch: None,
         })
+    }
+
+    /// Follows Docker's events for teal's containers, so that an idle pass
+    /// (`observe_idle`) reuses the last listing while nothing changed.
+    pub fn with_watch(mut self) -> DockerDriver {
+        let owner = format!("{}={}", crate::spec::container::labels::OWNER, self.network);
+        self.watch = Some(watch::Watch::start(self.client.clone(), owner));
+        self
     }
 
     /// Reads labels with the host's key (`state_dir/env.key`).

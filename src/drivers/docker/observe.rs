@@ -13,8 +13,9 @@ use crate::spec::container::{labels, read_labels};
 use crate::spec::Color;
 
 impl DockerDriver {
-    /// Every container teal labelled, in any state.
+    /// Every container teal labelled, in any state, as Docker lists them now.
     pub async fn observe(&self) -> Result<Containers, DockerError> {
+        let generation = self.watch.as_ref().map(|w| w.generation());
         let mut out = Containers::new();
         for c in self.list(&[]).await? {
             if let Some((service, color, obs)) = self.observed(&c) {
@@ -25,7 +26,19 @@ impl DockerDriver {
             per.blue.sort_by_key(|c| c.replica);
             per.green.sort_by_key(|c| c.replica);
         }
+        if let (Some(w), Some(g)) = (&self.watch, generation) {
+            w.keep(g, &out);
+        }
         Ok(out)
+    }
+
+    /// `observe`, or the last listing while no event of teal's containers
+    /// came since and it is under a minute old (with `with_watch`).
+    pub async fn observe_idle(&self) -> Result<Containers, DockerError> {
+        match self.watch.as_ref().and_then(|w| w.reuse()) {
+            Some(listed) => Ok(listed),
+            None => self.observe().await,
+        }
     }
 
     /// teal-labelled containers matching extra `label=value` filters.
