@@ -15,7 +15,7 @@ use crate::spec::Color;
 impl DockerDriver {
     /// Every container teal labelled, in any state, as Docker lists them now.
     pub async fn observe(&self) -> Result<Containers, DockerError> {
-        let generation = self.watch.as_ref().map(|w| w.generation());
+        let mark = self.watch.as_ref().map(|w| w.mark());
         let mut out = Containers::new();
         for c in self.list(&[]).await? {
             if let Some((service, color, obs)) = self.observed(&c) {
@@ -26,8 +26,8 @@ impl DockerDriver {
             per.blue.sort_by_key(|c| c.replica);
             per.green.sort_by_key(|c| c.replica);
         }
-        if let (Some(w), Some(g)) = (&self.watch, generation) {
-            w.keep(g, &out);
+        if let (Some(w), Some(m)) = (&self.watch, mark) {
+            w.keep(m, &out);
         }
         Ok(out)
     }

@@ -26,19 +26,33 @@ pub const REFRESH: Duration = Duration::from_secs(60);
 /// taken again once it does.
 const SETTLE: Duration = Duration::from_millis(500);
 
+/// How long after an event a listing is still not trusted: dockerd can
+/// send an event (`die`) before its listing shows the change (still
+/// `running`), and a listing reused from then on would hide a dead
+/// replica until `REFRESH` (the soak found this).
+const QUIET: Duration = Duration::from_secs(1);
+
 /// The event stream's state and the listing it guards.
 #[derive(Debug, Default)]
 pub(super) struct Watch {
     /// Changed by every event and every change of the stream's state.
     generation: AtomicU64,
     following: AtomicBool,
+    /// When the last event came.
+    event_at: Mutex<Option<Instant>>,
     listing: Mutex<Option<Listing>>,
+}
+
+/// When a listing began, and the generation then.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Mark {
+    generation: u64,
+    at: Instant,
 }
 
 #[derive(Debug)]
 struct Listing {
-    generation: u64,
-    at: Instant,
+    mark: Mark,
     containers: Containers,
 }
 
@@ -58,35 +72,45 @@ impl Watch {
         watch
     }
 
-    /// The generation to record a listing under: read before listing, so
-    /// an event during the listing makes it stale at once.
-    pub(super) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
+    /// Taken before listing: an event during the listing makes it stale
+    /// at once.
+    pub(super) fn mark(&self) -> Mark {
+        Mark {
+            generation: self.generation.load(Ordering::SeqCst),
+            at: Instant::now(),
+        }
     }
 
-    /// The last listing, if nothing happened since and it is recent.
+    /// The last listing, if nothing happened since, it began at least
+    /// `QUIET` after the last event, and it is under `REFRESH` old.
     pub(super) fn reuse(&self) -> Option<Containers> {
         if !self.following.load(Ordering::SeqCst) {
             return None;
         }
-        let now = self.generation();
+        let now = self.mark();
+        let event_at = *self.event_at.lock().unwrap_or_else(|e| e.into_inner());
         let listing = self.listing.lock().unwrap_or_else(|e| e.into_inner());
         listing
             .as_ref()
-            .filter(|l| l.generation == now && l.at.elapsed() < REFRESH)
+            .filter(|l| l.mark.generation == now.generation && l.mark.at.elapsed() < REFRESH)
+            .filter(|l| event_at.is_none_or(|e| l.mark.at >= e + QUIET))
             .map(|l| l.containers.clone())
     }
 
-    pub(super) fn keep(&self, generation: u64, containers: &Containers) {
+    pub(super) fn keep(&self, mark: Mark, containers: &Containers) {
         *self.listing.lock().unwrap_or_else(|e| e.into_inner()) = Some(Listing {
-            generation,
-            at: Instant::now(),
+            mark,
             containers: containers.clone(),
         });
     }
 
     fn changed(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn event(&self) {
+        *self.event_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        self.changed();
     }
 }
 
@@ -110,10 +134,12 @@ async fn follow(client: &Docker, owner: &str, weak: &std::sync::Weak<Watch>) {
                 let Some(w) = weak.upgrade() else { return };
                 w.following.store(true, Ordering::SeqCst);
                 w.changed();
+                tracing::debug!("docker events: following");
             }
             event = events.next() => {
                 let Some(w) = weak.upgrade() else { return };
-                w.changed();
+                w.event();
+                tracing::trace!(?event, "docker events: an event");
                 if !matches!(event, Some(Ok(_))) {
                     w.following.store(false, Ordering::SeqCst);
                     if let Some(Err(e)) = event {
@@ -134,19 +160,26 @@ mod tests {
     fn a_listing_is_reused_only_while_following_and_nothing_happened() {
         let w = Watch::default();
         let listed = Containers::from([("web".to_string(), Default::default())]);
-        w.keep(w.generation(), &listed);
+        w.keep(w.mark(), &listed);
         assert!(w.reuse().is_none(), "not following yet: every pass lists");
         w.following.store(true, Ordering::SeqCst);
         assert_eq!(w.reuse(), Some(listed.clone()));
-        w.changed();
+        w.event();
         assert!(w.reuse().is_none(), "an event: the next pass lists");
         // A listing taken while an event came stays stale.
-        let g = w.generation();
-        w.changed();
-        w.keep(g, &listed);
+        let m = w.mark();
+        w.event();
+        w.keep(m, &listed);
         assert!(w.reuse().is_none());
-        w.keep(w.generation(), &listed);
-        w.listing.lock().unwrap().as_mut().unwrap().at -= REFRESH;
+        // One taken right after an event is not trusted either.
+        w.keep(w.mark(), &listed);
+        assert!(w.reuse().is_none(), "dockerd may not list what it just said");
+        *w.event_at.lock().unwrap() = Some(Instant::now() - QUIET);
+        w.keep(w.mark(), &listed);
+        assert_eq!(w.reuse(), Some(listed.clone()));
+        let mut old = w.mark();
+        old.at -= REFRESH;
+        w.keep(old, &listed);
         assert!(w.reuse().is_none(), "a minute old: the next pass lists");
     }
 }
