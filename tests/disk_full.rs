@@ -17,16 +17,9 @@ use teal::events::{read_checked, Event, EventLog};
 fn event(step: &str, note: usize) -> Event {
     Event {
         time: "2026-12-07T02:00:00.000Z".into(),
-        commit: "abc".into(),
-        service: "web".into(),
         step: step.into(),
-        result: "ok".into(),
-        duration_ms: 5,
-        error: None,
-        color: None,
-        from: None,
-        image: None,
         note: (note > 0).then(|| "n".repeat(note)),
+        ..Event::outcome("web", "abc", "ok", 5, None)
     }
 }
 
