@@ -20,7 +20,7 @@ use super::process::Daemon;
 use super::tmpfs::Tmpfs;
 use super::{app_image_version, failing_app_image, free_port, git_in, unique, DockerGuard};
 use faults::Fault;
-use model::{Action, File, Rng};
+use model::{Action, Bag, File, Rng};
 pub use report::{Figures, Report};
 use traffic::{Load, Receiver};
 
@@ -114,8 +114,9 @@ pub struct Soak {
     /// (service, commit) of every good commit that changed a service:
     /// each must have its deploy line in the event log.
     deploys: Vec<(String, String)>,
-    /// The faults left in the current bag.
-    faults: Vec<Fault>,
+    /// The faults and actions left in their current bags.
+    faults: Bag<Fault>,
+    actions: Bag<Action>,
     step: String,
     _guard: DockerGuard,
 }
@@ -209,7 +210,8 @@ impl Soak {
             engine,
             last_bump: None,
             deploys: vec![],
-            faults: vec![],
+            faults: Bag::default(),
+            actions: Bag::default(),
             step: "cold start".into(),
             _guard: guard,
             cfg,
@@ -296,24 +298,19 @@ impl Soak {
 
     /// Faults come from a shuffled bag, so even a short run injects each.
     fn next_fault(&mut self) -> Fault {
-        if self.faults.is_empty() {
-            let own = self.engine.is_some();
-            self.faults = Fault::ALL
-                .into_iter()
-                .filter(|f| own || !f.needs_own_engine())
-                .collect();
-            for i in (1..self.faults.len()).rev() {
-                let j = self.rng.below(i + 1);
-                self.faults.swap(i, j);
-            }
-        }
-        self.faults.pop().unwrap()
+        let own = self.engine.is_some();
+        let all = Fault::ALL.into_iter().filter(|f| own || !f.needs_own_engine());
+        self.faults.draw(&mut self.rng, all, |_| true)
     }
 
+    /// Actions come from a shuffled bag of them all, bumps and passing
+    /// canaries more than once, so even CI's short run draws each; a
+    /// revert is drawn only right after a bump.
     fn pick_action(&mut self) -> Action {
-        // bump, canary pass, revert, canary fail, broken image, invalid YAML, unhealthy
-        let weights = [25, 20, if self.last_bump.is_some() { 15 } else { 0 }, 10, 10, 8, 8];
-        Action::ALL[self.rng.weighted(&weights)]
+        let bumped = self.last_bump.is_some();
+        let all = Action::ALL.into_iter().flat_map(|a| std::iter::repeat_n(a, a.in_bag()));
+        self.actions
+            .draw(&mut self.rng, all, |a| bumped || *a != Action::Revert)
     }
 
     /// Commits `action` and returns the service it touched.

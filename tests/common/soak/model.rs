@@ -27,18 +27,33 @@ impl Rng {
     pub fn chance(&mut self, percent: u64) -> bool {
         self.next() % 100 < percent
     }
+}
 
-    /// Picks by weight: the index of the chosen entry.
-    pub fn weighted(&mut self, weights: &[u32]) -> usize {
-        let total: u32 = weights.iter().sum();
-        let mut x = (self.next() % u64::from(total)) as u32;
-        for (i, w) in weights.iter().enumerate() {
-            if x < *w {
-                return i;
+/// A shuffled bag: each draw takes one of what is left, and an empty bag
+/// is filled again, so every kind comes up within one bag's length.
+#[derive(Debug)]
+pub struct Bag<T>(Vec<T>);
+
+impl<T> Default for Bag<T> {
+    fn default() -> Bag<T> {
+        Bag(vec![])
+    }
+}
+
+impl<T: Copy> Bag<T> {
+    /// The next item that `ok` allows (one it does not stays in the bag
+    /// for a later draw); the bag is filled from `all` when it holds
+    /// none that `ok` allows.
+    pub fn draw(&mut self, rng: &mut Rng, all: impl Iterator<Item = T>, ok: impl Fn(&T) -> bool) -> T {
+        if !self.0.iter().any(&ok) {
+            self.0.extend(all);
+            for i in (1..self.0.len()).rev() {
+                let j = rng.below(i + 1);
+                self.0.swap(i, j);
             }
-            x -= w;
         }
-        weights.len() - 1
+        let at = self.0.iter().rposition(&ok).expect("the bag holds an allowed item");
+        self.0.remove(at)
     }
 }
 
@@ -138,6 +153,15 @@ impl Action {
         Action::InvalidYaml,
         Action::Unhealthy,
     ];
+
+    /// How many of it a bag of actions holds.
+    pub fn in_bag(self) -> usize {
+        match self {
+            Action::Bump => 3,
+            Action::CanaryPass | Action::Revert => 2,
+            _ => 1,
+        }
+    }
 
     /// Bad commits: the host must keep serving the last good state and say
     /// why; the schedule then reverts them.
