@@ -57,9 +57,10 @@ async fn observe_with(
     idle: bool,
 ) -> Result<Observed, ObserveError> {
     let containers = async {
-        match idle {
-            true => docker.observe_idle().await,
-            false => docker.observe().await,
+        if idle {
+            docker.observe_idle().await
+        } else {
+            docker.observe().await
         }
     };
     // Both at once: at hundreds of services each takes tens of ms.

@@ -214,10 +214,10 @@ impl TestHost {
         let child = Command::new(teal_bin())
             .args(["daemon", "--config", self.config.to_str().unwrap()])
             .env("NO_COLOR", "1")
-            // `SOAK_TEAL_LOG=info,teal::drivers::docker=trace` etc. to look closer.
+            // `TEAL_TEST_LOG=info,teal::observe=debug` etc. to look closer.
             .env(
                 "TEAL_LOG",
-                std::env::var("SOAK_TEAL_LOG").unwrap_or_else(|_| "info".into()),
+                std::env::var("TEAL_TEST_LOG").unwrap_or_else(|_| "info".into()),
             )
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stderr(f)

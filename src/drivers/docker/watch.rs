@@ -139,7 +139,6 @@ async fn follow(client: &Docker, owner: &str, weak: &std::sync::Weak<Watch>) {
             event = events.next() => {
                 let Some(w) = weak.upgrade() else { return };
                 w.event();
-                tracing::trace!(?event, "docker events: an event");
                 if !matches!(event, Some(Ok(_))) {
                     w.following.store(false, Ordering::SeqCst);
                     if let Some(Err(e)) = event {
