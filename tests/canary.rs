@@ -242,11 +242,7 @@ async fn a_step_without_enough_traffic_is_aborted() {
     // reports the move (20 answers in a row of the old version come by
     // chance in one try of eight while 10 % still go to the new one),
     // then check every answer.
-    let start = Instant::now();
-    while h.status().await["services"][&h.svc]["weights"]["green"] != 0 {
-        assert!(start.elapsed() < Duration::from_secs(10), "{}", h.status().await);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    h.until_weight("green", 0, 10).await;
     h.until_only_serves("1.0 blue\n", 10).await;
 }
 

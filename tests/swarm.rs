@@ -121,6 +121,31 @@ async fn swarm_colors_are_services_and_the_proxy_follows_their_tasks() {
     h.push("web on no node", &nowhere);
     h.until_logged("no suitable node", 60).await;
     all_serve(&h, "1.0 blue\n", 10).await;
+    // Scaled by hand while teal awaits its tasks: the wait ends at once
+    // with why (it could never settle), not at the 60 s deadline.
+    // (another image than the commits around it: a placement alone is
+    // applied with the color's next spec change only)
+    let awaited = h.service_checked(
+        "green",
+        &v1,
+        Some(&bad),
+        &common::host::Checks {
+            deadline: "60s",
+            ..Default::default()
+        },
+        "replicas: 2\nlabels: {team: shop}\nplacement: {teal-test-nowhere: y}\n",
+    );
+    h.push("web on no node, awaited", &awaited);
+    until("green set to the new placement", 30, &h, || {
+        inspect(&green, "{{.Spec.TaskTemplate.Placement.Constraints}}").contains("teal-test-nowhere==y")
+    })
+    .await;
+    docker(&["service", "scale", "--detach", &format!("{green}=1")]);
+    let start = Instant::now();
+    h.until_logged("set to 1 replicas (not 2) while its tasks were awaited", 20)
+        .await;
+    assert!(start.elapsed() < Duration::from_secs(20));
+    all_serve(&h, "1.0 blue\n", 10).await;
     h.push("back to 1.0", &file("blue", &v1, Some(&v2), ""));
 
     // A killed task: Swarm replaces it on a new port; the proxy follows
@@ -279,6 +304,7 @@ async fn a_canary_over_two_task_sets_walks_its_steps_and_a_bad_one_is_rolled_bac
         seen.contains("1.0 blue\n") && seen.contains("2.0 green\n"),
         "both task sets served during the steps: {seen:?}"
     );
+    h.until_weight("green", 100, 20).await;
     until_only(&h, "2.0 green\n", 20).await;
     all_serve(&h, "2.0 green\n", 20).await;
 
@@ -296,7 +322,9 @@ async fn a_canary_over_two_task_sets_walks_its_steps_and_a_bad_one_is_rolled_bac
         );
         let _ = try_get_via(&h.listen, &h.host, "/").await;
     }
-    // The rollback is recorded before traffic moves back.
+    // The rollback is recorded before traffic moves back (10 answers in
+    // a row from green come by chance one time in ten at a 20 % step).
+    h.until_weight("blue", 0, 20).await;
     until_only(&h, "2.0 green\n", 20).await;
     all_serve(&h, "2.0 green\n", 20).await;
 }

@@ -330,6 +330,26 @@ impl TestHost {
     }
 
     /// `GET /status` of the daemon, as JSON.
+    /// Waits (at most `secs`) until `/status` reports `color` holding
+    /// `percent` of the service's traffic, as the proxy says. A rollout's
+    /// record is written before traffic moves: checking every answer
+    /// right after it may meet the old split.
+    pub async fn until_weight(&self, color: &str, percent: u64, secs: u64) {
+        let start = Instant::now();
+        loop {
+            let st = self.status().await;
+            if st["services"][&self.svc]["weights"][color] == percent {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(secs),
+                "{color} never held {percent} % of the traffic: {st}\nlog:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn status(&self) -> serde_json::Value {
         let (code, body) = try_get_via(&self.api, "localhost", "/status")
             .await

@@ -134,6 +134,22 @@ impl SwarmDriver {
             if ready == replicas as usize && have.len() == replicas as usize {
                 return Ok(());
             }
+            // Scaled by hand while we wait: it would never settle, so
+            // say so now and let the next pass put it back.
+            let found = self.color_services(service, color).await?;
+            let set = if twin { found.twin } else { found.rest }.map(|s| s.replicas);
+            if set != Some(replicas) {
+                return Err(DockerError::Swarm {
+                    service: service.to_string(),
+                    color: color.to_string(),
+                    message: match set {
+                        Some(n) => format!(
+                            "set to {n} replicas (not {replicas}) while its tasks were awaited: changed by hand; the next pass puts it back"
+                        ),
+                        None => "its Swarm service was removed while its tasks were awaited".to_string(),
+                    },
+                });
+            }
             if tokio::time::Instant::now() >= until {
                 let found = self.color_services(service, color).await?;
                 let name = if twin { found.twin } else { found.rest }.map(|s| s.name);
