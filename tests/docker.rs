@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::{app_image, docker_or_fail, unique, DockerGuard};
 use teal::drivers::docker::{DockerDriver, DockerError};
+use teal::plan::ObservedContainer;
 use teal::spec::container::ContainerSpec;
 use teal::spec::{Color, RestartPolicy};
 
@@ -26,7 +27,7 @@ async fn fixture() -> Fixture {
     docker.ensure_network().await.unwrap();
     let image = app_image(&docker).await;
     let guard = DockerGuard {
-        services: vec![service.clone()],
+        services: vec![service.clone(), format!("{service}-other")],
         network,
     };
     Fixture {
@@ -119,6 +120,19 @@ async fn ensure_color_runs_labelled_replicas_that_serve_and_is_idempotent() {
     let observed = f.docker.observe().await.unwrap();
     assert_eq!(observed[&f.service].green.len(), 2);
     assert!(observed[&f.service].blue.is_empty());
+    // A step reads its own service alone, as the whole listing has it.
+    let other = ContainerSpec {
+        service: format!("{}-other", f.service),
+        ..spec.clone()
+    };
+    f.docker.ensure_color(&other, 1, "abc123").await.unwrap();
+    let names = |cs: &[ObservedContainer]| cs.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+    let one = f.docker.observe_service(&f.service).await.unwrap();
+    let all = f.docker.observe().await.unwrap();
+    assert_eq!(names(&one.green), names(&all[&f.service].green));
+    assert!(one.blue.is_empty());
+    assert_eq!(all[&other.service].green.len(), 1, "{all:?}");
+    assert!(names(&one.green).iter().all(|n| !n.contains("-other-")), "{one:?}");
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use super::swarm::SwarmDriver;
 use crate::config::DockerMode;
 use crate::plan::ObservedContainer;
 use crate::spec::container::ContainerSpec;
-use crate::spec::{Color, Service};
+use crate::spec::{Color, PerColor, Service};
 
 /// The replicas' driver of one host.
 #[derive(Debug, Clone)]
@@ -41,6 +41,14 @@ impl Runtime {
         match self {
             Runtime::Engine(d) => d.observe().await,
             Runtime::Swarm(s) => s.observe().await,
+        }
+    }
+
+    /// One service's replicas, per color, fresh: what a step needs.
+    pub async fn observe_service(&self, service: &str) -> Result<PerColor<Vec<ObservedContainer>>, DockerError> {
+        match self {
+            Runtime::Engine(d) => d.observe_service(service).await,
+            Runtime::Swarm(s) => s.observe_service(service).await,
         }
     }
 
@@ -128,11 +136,11 @@ impl Runtime {
     /// The running replicas of `color` at rest (no `-next` twins), below
     /// `replicas`: what takes checks and traffic.
     pub async fn serving(&self, svc: &Service, color: Color) -> Result<Vec<ObservedContainer>, DockerError> {
-        let all = self.observe().await?;
-        Ok(all
-            .get(&svc.name)
-            .map(|p| p.get(color).clone())
-            .unwrap_or_default()
+        Ok(self
+            .observe_service(&svc.name)
+            .await?
+            .get(color)
+            .clone()
             .into_iter()
             .filter(|c| c.running && c.replica < svc.replicas && c.at_rest(&svc.name, color))
             .collect())

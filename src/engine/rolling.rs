@@ -162,8 +162,7 @@ impl Engine<'_> {
 
     /// Every container of one color, fresh from Docker.
     async fn containers(&self, svc: &Service, color: Color) -> Result<Vec<ObservedContainer>, StepError> {
-        let all = self.docker.observe().await?;
-        Ok(all.get(&svc.name).map(|p| p.get(color).clone()).unwrap_or_default())
+        Ok(self.docker.observe_service(&svc.name).await?.get(color).clone())
     }
 
     /// All traffic of the service on exactly `addrs` of `color`.

@@ -191,8 +191,7 @@ impl Engine<'_> {
         svc: &Service,
         color: Color,
     ) -> Result<(Vec<ObservedContainer>, Vec<ObservedContainer>), StepError> {
-        let all = self.docker.observe().await?;
-        let tasks = all.get(&svc.name).map(|p| p.get(color).clone()).unwrap_or_default();
+        let tasks = self.docker.observe_service(&svc.name).await?.get(color).clone();
         Ok(tasks.into_iter().filter(|t| t.running).partition(|t| !t.twin))
     }
 }

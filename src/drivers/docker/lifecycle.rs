@@ -102,8 +102,7 @@ impl DockerDriver {
         }
         let svc = spec.service.as_str();
         self.sweep_secrets(svc).await?;
-        let all = self.observe().await?;
-        Ok(all.get(svc).map(|p| p.get(spec.color).clone()).unwrap_or_default())
+        Ok(self.observe_service(svc).await?.get(spec.color).clone())
     }
 
     async fn create(&self, spec: &ContainerSpec, n: u32, hash: &str, commit: &str) -> Result<(), DockerError> {

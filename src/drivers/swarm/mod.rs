@@ -119,11 +119,11 @@ impl SwarmDriver {
     ) -> Result<(), DockerError> {
         let until = tokio::time::Instant::now() + deadline;
         loop {
-            let all = self.observe().await?;
-            let have: Vec<_> = all
-                .get(service)
-                .map(|p| p.get(color).clone())
-                .unwrap_or_default()
+            let have: Vec<_> = self
+                .observe_service(service)
+                .await?
+                .get(color)
+                .clone()
                 .into_iter()
                 .filter(|t| t.twin == twin)
                 .collect();

@@ -16,7 +16,7 @@ use crate::drivers::docker::{call, Containers, DockerError};
 use crate::plan::ObservedContainer;
 use crate::spec::container::{labels, read_labels};
 use crate::spec::env_seal::EnvKey;
-use crate::spec::Color;
+use crate::spec::{Color, PerColor};
 
 /// A node's name and the address its published ports answer on.
 struct NodeAddr {
@@ -30,18 +30,37 @@ impl SwarmDriver {
     /// order, so a hand-scaled service reads as extra or missing replicas.
     /// A color scaled to 0 reads as its former replicas, stopped.
     pub async fn observe(&self) -> Result<Containers, DockerError> {
-        let services = self.services(None).await?;
-        if let Err(e) = self.sweep_secrets(&services).await {
-            tracing::warn!(error = %e, "could not remove unused Swarm secrets");
+        self.observe_of(None).await
+    }
+
+    /// One service's tasks, as `observe` reads them: what a step needs,
+    /// without listing every other service's.
+    pub async fn observe_service(&self, service: &str) -> Result<PerColor<Vec<ObservedContainer>>, DockerError> {
+        Ok(self
+            .observe_of(Some(service))
+            .await?
+            .remove(service)
+            .unwrap_or_default())
+    }
+
+    async fn observe_of(&self, service: Option<&str>) -> Result<Containers, DockerError> {
+        let services = self.services(service).await?;
+        if service.is_none() {
+            if let Err(e) = self.sweep_secrets(&services).await {
+                tracing::warn!(error = %e, "could not remove unused Swarm secrets");
+            }
         }
         let mut out = Containers::new();
         if services.is_empty() {
             return Ok(out);
         }
         let nodes = self.nodes().await?;
-        let opts = ListTasksOptions {
-            filters: Some([("desired-state".to_string(), vec!["running".to_string()])].into()),
-        };
+        let mut filters = HashMap::from([("desired-state".to_string(), vec!["running".to_string()])]);
+        if service.is_some() {
+            let ids = services.iter().filter_map(|s| s.id.clone()).collect();
+            filters.insert("service".to_string(), ids);
+        }
+        let opts = ListTasksOptions { filters: Some(filters) };
         let tasks = call(
             "list tasks",
             "of teal's services",
