@@ -20,11 +20,11 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use super::batch::Batch;
-use super::reload::{config_token, persist, read_opt, run, wait_for_config};
+use super::reload::{config_token, persist, run, wait_for_config};
 use super::route::{Counters, Counts, ObservedRoute, ProxyError, RouteSpec};
 use crate::spec::{Color, PerColor};
 use names::backend;
-use render::{backend_names, skeleton, switch_commands, PLACEHOLDER};
+use render::{backend_names, same_skeleton, switch_commands, PLACEHOLDER};
 
 pub use render::{render, HaproxyConfig};
 pub use runtime::Runtime;
@@ -109,14 +109,13 @@ impl Haproxy {
     }
 
     async fn apply_all(&self, batch: Vec<RouteSpec>) -> Result<(), ProxyError> {
-        let (mut routes, _) = self.read_routes()?;
+        let ((mut routes, _), text) = self.parsed.read_text(&self.config.config)?;
         let previous: Vec<RouteSpec> = batch.iter().filter_map(|r| routes.get(&r.service).cloned()).collect();
-        let text = read_opt(&self.config.config)?.unwrap_or_default();
         for r in &batch {
             routes.insert(r.service.clone(), r.clone());
         }
         let after = render(&routes, &self.config, &config_token());
-        if skeleton(&text) != skeleton(&after) {
+        if !same_skeleton(&text, &after) {
             let names: Vec<&str> = batch.iter().map(|r| r.service.as_str()).collect();
             return self.write(&names.join(", "), &routes).await;
         }

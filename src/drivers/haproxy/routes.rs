@@ -34,17 +34,22 @@ struct Version {
 impl Parsed {
     /// The routes of the file at `path` as it is now (none when missing).
     pub(super) fn read(&self, path: &Path) -> Result<Routes, ProxyError> {
+        Ok(self.read_text(path)?.0)
+    }
+
+    /// `read`, and the file's text as read (empty when missing).
+    pub(super) fn read_text(&self, path: &Path) -> Result<(Routes, String), ProxyError> {
         let io = |source| ProxyError::Io {
             path: path.display().to_string(),
             source,
         };
         let meta = match std::fs::metadata(path) {
             Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((BTreeMap::new(), false)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(((BTreeMap::new(), false), String::new())),
             Err(e) => return Err(io(e)),
         };
         let Some(text) = read_opt(path)? else {
-            return Ok((BTreeMap::new(), false));
+            return Ok(((BTreeMap::new(), false), String::new()));
         };
         let (header, body) = text.split_once('\n').unwrap_or(("", ""));
         let version = Version {
@@ -58,7 +63,7 @@ impl Parsed {
         let same_len = meta.len() == version.len;
         let mut last = self.last.lock().expect("routes lock");
         if let Some((_, routes)) = last.as_ref().filter(|(v, _)| same_len && *v == version) {
-            return Ok(routes.clone());
+            return Ok((routes.clone(), text));
         }
         let drifted = header.rsplit("sha256=").next().map(str::trim) != Some(sha256(body).as_str());
         let routes: BTreeMap<String, RouteSpec> = text
@@ -71,7 +76,7 @@ impl Parsed {
         if same_len {
             *last = Some((version, parsed.clone()));
         }
-        Ok(parsed)
+        Ok((parsed, text))
     }
 }
 
