@@ -141,10 +141,8 @@ async fn swarm_colors_are_services_and_the_proxy_follows_their_tasks() {
     })
     .await;
     docker(&["service", "scale", "--detach", &format!("{green}=1")]);
-    let start = Instant::now();
     h.until_logged("set to 1 replicas (not 2) while its tasks were awaited", 20)
         .await;
-    assert!(start.elapsed() < Duration::from_secs(20));
     all_serve(&h, "1.0 blue\n", 10).await;
     h.push("back to 1.0", &file("blue", &v1, Some(&v2), ""));
 

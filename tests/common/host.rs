@@ -329,7 +329,6 @@ impl TestHost {
         );
     }
 
-    /// `GET /status` of the daemon, as JSON.
     /// Waits (at most `secs`) until `/status` reports `color` holding
     /// `percent` of the service's traffic, as the proxy says. A rollout's
     /// record is written before traffic moves: checking every answer
@@ -350,6 +349,7 @@ impl TestHost {
         }
     }
 
+    /// `GET /status` of the daemon, as JSON.
     pub async fn status(&self) -> serde_json::Value {
         let (code, body) = try_get_via(&self.api, "localhost", "/status")
             .await

@@ -137,7 +137,8 @@ impl SwarmDriver {
             // Scaled by hand while we wait: it would never settle, so
             // say so now and let the next pass put it back.
             let found = self.color_services(service, color).await?;
-            let set = if twin { found.twin } else { found.rest }.map(|s| s.replicas);
+            let side = if twin { found.twin } else { found.rest };
+            let set = side.as_ref().map(|s| s.replicas);
             if set != Some(replicas) {
                 return Err(DockerError::Swarm {
                     service: service.to_string(),
@@ -151,9 +152,7 @@ impl SwarmDriver {
                 });
             }
             if tokio::time::Instant::now() >= until {
-                let found = self.color_services(service, color).await?;
-                let name = if twin { found.twin } else { found.rest }.map(|s| s.name);
-                let why = match name {
+                let why = match side.map(|s| s.name) {
                     Some(n) => self.task_errors(&n).await,
                     None => String::new(),
                 };
