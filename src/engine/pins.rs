@@ -25,8 +25,7 @@ impl Engine<'_> {
             self.docker.pull(&pinned(image, &digest), progress).await?;
             return Ok(Some(format!("pinned to {digest}")));
         }
-        self.docker.pull(image, progress).await?;
-        let Some(digest) = self.docker.docker().repo_digest(image).await? else {
+        let Some(digest) = self.docker.pull(image, progress).await? else {
             return Ok(None);
         };
         if let Err(e) = pins.set(image, &digest) {

@@ -127,6 +127,9 @@ pub struct DockerDriver {
     /// The daemon's: Docker's events, which let an idle pass reuse the
     /// last listing (`watch`).
     watch: Option<std::sync::Arc<watch::Watch>>,
+    /// The engine's platform, read once (`docker info` lists every
+    /// container: at hundreds, a pull's check paid for it each time).
+    platform: std::sync::Arc<tokio::sync::OnceCell<String>>,
 }
 
 /// How many containers are created at the same time.
@@ -230,6 +233,7 @@ impl DockerDriver {
             env_key: EnvKey::default(),
             pulls: std::sync::Arc::new(PullSettings::default()),
             watch: None,
+            platform: Default::default(),
         })
     }
 

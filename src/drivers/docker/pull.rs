@@ -30,6 +30,12 @@ impl Default for PullSettings {
     }
 }
 
+/// What a local image is.
+struct Local {
+    platform: String,
+    digest: Option<String>,
+}
+
 impl DockerDriver {
     /// Pulls with these credentials and timeout.
     pub fn with_pulls(mut self, settings: PullSettings) -> DockerDriver {
@@ -46,6 +52,12 @@ impl DockerDriver {
     /// The registry digest (`sha256:...`) the local `image` was pulled at,
     /// if it came from a registry (an image built here has none).
     pub async fn repo_digest(&self, image: &str) -> Result<Option<String>, DockerError> {
+        Ok(self.local(image).await?.and_then(|l| l.digest))
+    }
+
+    /// The local `image`'s platform and registry digest, or None when it
+    /// is absent: one inspect.
+    async fn local(&self, image: &str) -> Result<Option<Local>, DockerError> {
         let i = match self.client.inspect_image(image).await {
             Ok(i) => i,
             Err(e) if is_not_found(&e) => return Ok(None),
@@ -57,54 +69,52 @@ impl DockerDriver {
                 })
             }
         };
-        let repo = crate::pins::repo_of(image);
-        Ok(i.repo_digests
-            .unwrap_or_default()
-            .into_iter()
-            .find_map(|d| d.strip_prefix(&format!("{repo}@")).map(String::from)))
-    }
-
-    /// The image's platform (`linux/amd64`), or None when it is absent.
-    async fn image_platform(&self, image: &str) -> Result<Option<String>, DockerError> {
-        match self.client.inspect_image(image).await {
-            Ok(i) => Ok(Some(format!(
+        let repo = format!("{}@", crate::pins::repo_of(image));
+        Ok(Some(Local {
+            platform: format!(
                 "{}/{}",
                 i.os.unwrap_or_default(),
                 arch(&i.architecture.unwrap_or_default())
-            ))),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(DockerError::Api {
-                action: "inspect image",
-                target: image.to_string(),
-                message: message(&e),
-            }),
+            ),
+            digest: i
+                .repo_digests
+                .unwrap_or_default()
+                .into_iter()
+                .find_map(|d| d.strip_prefix(&repo).map(String::from)),
+        }))
+    }
+
+    /// The engine's platform, as images name theirs (read once).
+    async fn engine_platform(&self) -> Option<String> {
+        let read = self.platform.get_or_try_init(|| async {
+            let info = self.client.info().await?;
+            Ok::<_, bollard::errors::Error>(format!(
+                "{}/{}",
+                info.os_type.unwrap_or_default(),
+                arch(&info.architecture.unwrap_or_default())
+            ))
+        });
+        match read.await {
+            Ok(p) => Some(p.clone()),
+            Err(e) => {
+                tracing::warn!(error = %message(&e), "cannot read the engine's platform; images are not checked against it");
+                None
+            }
         }
     }
 
-    /// The engine's platform, as images name theirs.
-    async fn engine_platform(&self) -> Option<String> {
-        let info = match self.client.info().await {
-            Ok(i) => i,
-            Err(e) => {
-                tracing::warn!(error = %message(&e), "cannot read the engine's platform; images are not checked against it");
-                return None;
-            }
-        };
-        Some(format!(
-            "{}/{}",
-            info.os_type.unwrap_or_default(),
-            arch(&info.architecture.unwrap_or_default())
-        ))
-    }
-
     /// Pulls `image` unless it is present, reporting progress lines, then
-    /// makes sure it is built for this engine's platform.
-    pub async fn pull(&self, image: &str, mut on_progress: impl FnMut(String)) -> Result<(), DockerError> {
+    /// makes sure it is built for this engine's platform. Returns the
+    /// registry digest the local image was pulled at (`repo_digest`).
+    pub async fn pull(&self, image: &str, mut on_progress: impl FnMut(String)) -> Result<Option<String>, DockerError> {
         let failed = |message: String| DockerError::Pull {
             image: image.to_string(),
             message,
         };
-        if self.image_platform(image).await?.is_none() {
+        // A present image is inspected once; a pulled one again after.
+        let local = if let Some(l) = self.local(image).await? {
+            l
+        } else {
             let found = self.pulls.auth.for_image(image).await.map_err(|e| {
                 failed(format!(
                     "the credentials for {} cannot be read: {e}",
@@ -131,15 +141,17 @@ impl DockerDriver {
                 progress.summary(),
                 started.elapsed().as_secs_f64()
             ));
-        }
-        let Some(platform) = self.image_platform(image).await? else {
-            return Err(failed("the pull ended without the image".into()));
+            let Some(l) = self.local(image).await? else {
+                return Err(failed("the pull ended without the image".into()));
+            };
+            l
         };
         match self.engine_platform().await {
-            Some(host) if host != platform => Err(failed(format!(
-                "the image is built for {platform} and this host runs {host}: push a build for {host} (or a multi-platform image)"
+            Some(host) if host != local.platform => Err(failed(format!(
+                "the image is built for {} and this host runs {host}: push a build for {host} (or a multi-platform image)",
+                local.platform
             ))),
-            _ => Ok(()),
+            _ => Ok(local.digest),
         }
     }
 
