@@ -133,6 +133,24 @@ async fn ensure_color_runs_labelled_replicas_that_serve_and_is_idempotent() {
     assert!(one.blue.is_empty());
     assert_eq!(all[&other.service].green.len(), 1, "{all:?}");
     assert!(names(&one.green).iter().all(|n| !n.contains("-other-")), "{one:?}");
+    // By name, as the listing has them, and only below the count asked.
+    assert_eq!(f.docker.replicas(&f.service, 2).await.unwrap(), one);
+    let first = f.docker.replicas(&f.service, 1).await.unwrap();
+    assert_eq!(names(&first.green), names(&one.green[..1]));
+    // A container of another owner under a replica's name is not teal's.
+    let foreign = format!("teal-{}-blue-0", f.service);
+    let created = Command::new("docker")
+        .args(["create", "--name", &foreign, "--label"])
+        .arg(format!("teal.service={}", f.service))
+        .args(["--label", "teal.color=blue", "--label", "teal.replica=0", "--label"])
+        .arg("teal.owner=someone-else")
+        .arg(&f.image)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let seen = f.docker.replicas(&f.service, 2).await.unwrap();
+    assert!(seen.blue.is_empty(), "{seen:?}");
+    assert_eq!(seen, one);
 }
 
 #[tokio::test]

@@ -136,13 +136,21 @@ impl Runtime {
     /// The running replicas of `color` at rest (no `-next` twins), below
     /// `replicas`: what takes checks and traffic.
     pub async fn serving(&self, svc: &Service, color: Color) -> Result<Vec<ObservedContainer>, DockerError> {
-        Ok(self
-            .observe_service(&svc.name)
-            .await?
-            .get(color)
-            .clone()
-            .into_iter()
-            .filter(|c| c.running && c.replica < svc.replicas && c.at_rest(&svc.name, color))
-            .collect())
+        Ok(std::mem::take(self.serving_both(svc).await?.get_mut(color)))
+    }
+
+    /// `serving` of both colors: an engine's replicas inspected by name,
+    /// a Swarm service's tasks from one listing.
+    pub async fn serving_both(&self, svc: &Service) -> Result<PerColor<Vec<ObservedContainer>>, DockerError> {
+        let mut observed = match self {
+            Runtime::Engine(d) => d.replicas(&svc.name, svc.replicas).await?,
+            Runtime::Swarm(s) => s.observe_service(&svc.name).await?,
+        };
+        for c in Color::ALL {
+            observed
+                .get_mut(c)
+                .retain(|o| o.running && o.replica < svc.replicas && o.at_rest(&svc.name, c));
+        }
+        Ok(observed)
     }
 }

@@ -174,8 +174,16 @@ impl Engine<'_> {
                 if !checked.contains(to) {
                     return Err(StepError::Unchecked(*to));
                 }
+                let started = std::time::Instant::now();
                 let route = self.route(need()?, &all_on(*to), to.other()).await?;
+                let listed = started.elapsed();
                 self.proxy.apply(&route).await?;
+                tracing::debug!(
+                    service = name,
+                    list_ms = listed.as_secs_f64() * 1e3,
+                    proxy_ms = (started.elapsed() - listed).as_secs_f64() * 1e3,
+                    "switch"
+                );
             }
             Step::Canary { to, .. } => {
                 if !checked.contains(to) {
@@ -226,12 +234,14 @@ impl Engine<'_> {
     /// replicas.
     async fn route(&self, svc: &Service, weights: &PerColor<u32>, preview: Color) -> Result<RouteSpec, StepError> {
         let mut backends = PerColor::<Backend>::default();
+        let serving = self.docker.serving_both(svc).await?;
         for c in Color::ALL {
-            let targets = self.targets(svc, c).await?;
             *backends.get_mut(c) = Backend {
                 weight: *weights.get(c),
-                addrs: targets
-                    .into_iter()
+                addrs: serving
+                    .get(c)
+                    .iter()
+                    .filter_map(target)
                     .map(|t| SocketAddr::new(t.addr, t.port.unwrap_or(svc.port)))
                     .collect(),
             };

@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use bollard::models::ContainerSummary;
-use bollard::query_parameters::ListContainersOptions;
+use bollard::models::{ContainerSummary, EndpointSettings};
+use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
 
-use super::{call, Containers, DockerDriver, DockerError};
+use super::{call, is_not_found, message, Containers, DockerDriver, DockerError};
 use crate::plan::ObservedContainer;
-use crate::spec::container::{labels, read_labels};
+use crate::spec::container::{container_name, labels, read_labels};
 use crate::spec::{Color, PerColor};
 
 /// Each color's replicas in replica order.
@@ -79,22 +79,80 @@ impl DockerDriver {
     }
 
     pub(super) fn observed(&self, c: &ContainerSummary) -> Option<(String, Color, ObservedContainer)> {
-        let l = c.labels.as_ref()?;
+        let name = c.names.as_ref()?.first()?;
+        let networks = c.network_settings.as_ref().and_then(|n| n.networks.as_ref());
+        let running = c.state.as_ref().is_some_and(|s| s.to_string() == "running");
+        self.read(c.labels.as_ref()?, name, networks, running, c.image.as_ref())
+    }
+
+    /// The replicas `0..replicas` of each color of `service` that exist,
+    /// inspected by name: Docker finds a name at once, where a listing
+    /// (even filtered) goes over every container (at 500 services, most
+    /// of a switch's time). Containers of other owners are left out.
+    pub async fn replicas(
+        &self,
+        service: &str,
+        replicas: u32,
+    ) -> Result<PerColor<Vec<ObservedContainer>>, DockerError> {
+        let names = Color::ALL
+            .iter()
+            .flat_map(|c| (0..replicas).map(move |n| container_name(service, *c, n)));
+        let found = futures_util::future::join_all(names.map(|name| async move {
+            match self
+                .client
+                .inspect_container(&name, None::<InspectContainerOptions>)
+                .await
+            {
+                Ok(c) => Ok(Some(c)),
+                Err(e) if is_not_found(&e) => Ok(None),
+                Err(e) => Err(DockerError::Api {
+                    action: "inspect container",
+                    target: name,
+                    message: message(&e),
+                }),
+            }
+        }))
+        .await;
+        let mut out = PerColor::<Vec<ObservedContainer>>::default();
+        for c in found.into_iter().collect::<Result<Vec<_>, _>>()?.into_iter().flatten() {
+            let (Some(labels), Some(name)) = (c.config.as_ref().and_then(|c| c.labels.as_ref()), c.name.as_ref())
+            else {
+                continue;
+            };
+            let networks = c.network_settings.as_ref().and_then(|n| n.networks.as_ref());
+            let running = c.state.as_ref().and_then(|s| s.running).unwrap_or(false);
+            let owned = labels.get(labels::OWNER) == Some(&self.network);
+            if let Some((_, color, obs)) = self
+                .read(labels, name, networks, running, c.image.as_ref())
+                .filter(|(s, _, _)| owned && s == service)
+            {
+                out.get_mut(color).push(obs);
+            }
+        }
+        by_replica(&mut out);
+        Ok(out)
+    }
+
+    /// A container as observed data, from its labels, name, networks and state.
+    fn read(
+        &self,
+        l: &HashMap<String, String>,
+        name: &str,
+        networks: Option<&HashMap<String, EndpointSettings>>,
+        running: bool,
+        image: Option<&String>,
+    ) -> Option<(String, Color, ObservedContainer)> {
         let service = l.get(labels::SERVICE)?.clone();
         let color: Color = l.get(labels::COLOR)?.parse().ok()?;
         let replica = l.get(labels::REPLICA).and_then(|r| r.parse().ok()).unwrap_or(u32::MAX);
-        let name = c.names.as_ref()?.first()?.trim_start_matches('/').to_string();
-        let addr = c
-            .network_settings
-            .as_ref()
-            .and_then(|n| n.networks.as_ref())
+        let name = name.trim_start_matches('/').to_string();
+        let addr = networks
             .and_then(|n| {
                 // The managed network, else the one the spec named.
-                let ip = |e: &bollard::models::EndpointSettings| e.ip_address.clone().filter(|ip| !ip.is_empty());
+                let ip = |e: &EndpointSettings| e.ip_address.clone().filter(|ip| !ip.is_empty());
                 n.get(&self.network).and_then(ip).or_else(|| n.values().find_map(ip))
             })
             .and_then(|ip| ip.parse::<IpAddr>().ok());
-        let running = c.state.as_ref().is_some_and(|s| s.to_string() == "running");
         let (spec_hash, spec) = read_labels(
             l.get(labels::SPEC_JSON),
             l.get(labels::SPEC).map_or("", |h| h),
@@ -103,11 +161,7 @@ impl DockerDriver {
         let obs = ObservedContainer {
             name,
             replica,
-            image: l
-                .get(labels::IMAGE)
-                .cloned()
-                .or_else(|| c.image.clone())
-                .unwrap_or_default(),
+            image: l.get(labels::IMAGE).or(image).cloned().unwrap_or_default(),
             spec_hash,
             running,
             commit: l.get(labels::COMMIT).cloned(),
