@@ -149,7 +149,7 @@ async fn main() {
     );
 
     // Where an idle pass spends its time, when the daemon logs it
-    // (`TEAL_LOG=info,teal::daemon=debug,teal::observe=debug`).
+    // (`TEAL_TEST_LOG=info,teal::daemon=debug,teal::observe=debug`).
     let log = h.log_text();
     let timings: Vec<&str> = log
         .lines()
@@ -195,6 +195,16 @@ async fn main() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         switches.push(switch as f64);
+    }
+    // Where a switch spends its time, when the daemon logs it
+    // (`TEAL_TEST_LOG=info,teal::engine=debug,teal::drivers::haproxy=debug`).
+    let log = h.log_text();
+    let timings: Vec<&str> = log
+        .lines()
+        .filter(|l| (l.contains("service=\"s0\"") && l.contains("list_ms=")) || l.contains("render_ms="))
+        .collect();
+    for l in &timings[timings.len().saturating_sub(10)..] {
+        println!("  {l}");
     }
     let most = switches.iter().cloned().fold(0.0, f64::max);
     println!(

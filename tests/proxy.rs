@@ -240,6 +240,22 @@ async fn haproxy_switches_colors_without_a_reload() {
         before,
         "the same HAProxy worker serves: no reload happened"
     );
+    // Each switch was recorded in the file (spliced into it): a restarted
+    // HAProxy would serve green from both servers, and the file's hash
+    // still says it is teal's own.
+    let file = ManagedSpec::haproxy(p.dir.path(), &p.listen).config_path();
+    let text = std::fs::read_to_string(&file).unwrap();
+    for (i, app) in green.iter().enumerate() {
+        assert!(
+            text.contains(&format!("server green_{i} {} weight 128\n", app.addr)),
+            "{text}"
+        );
+    }
+    assert!(text.contains("server blue_0 127.0.0.1:1 disabled\n"), "{text}");
+    assert!(text.contains("\"commit\":\"c0ffee\""), "{text}");
+    let obs = p.driver.observe().await.unwrap();
+    assert!(!obs["web"].drifted, "{obs:?}");
+    assert_eq!(obs["web"].live(), Some(Green));
 }
 
 #[tokio::test]

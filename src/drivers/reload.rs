@@ -49,9 +49,9 @@ pub(crate) fn write_atomic(path: &Path, text: &str) -> Result<(), ProxyError> {
 /// `write_atomic` off the async runtime: a rename can wait seconds on the
 /// filesystem's journal (seen on ext4 under load), which must stall
 /// neither the reconcile loop nor a switch that already happened.
-pub(crate) async fn persist(path: &Path, text: String) -> Result<(), ProxyError> {
+pub(crate) async fn persist(path: &Path, text: impl AsRef<str> + Send + 'static) -> Result<(), ProxyError> {
     let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || write_atomic(&path, &text))
+    tokio::task::spawn_blocking(move || write_atomic(&path, text.as_ref()))
         .await
         .map_err(|e| ProxyError::Other(format!("writing a proxy file: {e}")))?
 }

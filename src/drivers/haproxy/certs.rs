@@ -113,7 +113,7 @@ impl Haproxy {
                 .lines()
                 .filter(|l| l.split_whitespace().next() != Some(path.as_str()))
                 .collect();
-            persist(&f.crt_list(), kept.iter().map(|l| format!("{l}\n")).collect()).await?;
+            persist(&f.crt_list(), kept.iter().map(|l| format!("{l}\n")).collect::<String>()).await?;
         }
         Store::new(&f.dir).remove(service).map_err(tls_err)
     }
@@ -143,7 +143,7 @@ impl Haproxy {
         }
         if !cmds.is_empty() {
             self.runtime.call(&cmds).await?;
-            persist(&map, kept.iter().map(|l| format!("{l}\n")).collect()).await?;
+            persist(&map, kept.iter().map(|l| format!("{l}\n")).collect::<String>()).await?;
         }
         Ok(())
     }

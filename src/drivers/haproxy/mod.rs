@@ -13,11 +13,13 @@ mod pause;
 mod render;
 mod routes;
 mod runtime;
+mod splice;
 mod tls;
 mod traffic;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use super::batch::Batch;
 use super::reload::{config_token, persist, run, wait_for_config};
@@ -109,27 +111,41 @@ impl Haproxy {
     }
 
     async fn apply_all(&self, batch: Vec<RouteSpec>) -> Result<(), ProxyError> {
-        let ((mut routes, _), text) = self.parsed.read_text(&self.config.config)?;
+        let started = std::time::Instant::now();
+        let file = self.parsed.read_text(&self.config.config)?;
+        let mut routes = file.routes;
         let previous: Vec<RouteSpec> = batch.iter().filter_map(|r| routes.get(&r.service).cloned()).collect();
+        // Into the file this teal wrote, a switch splices its routes;
+        // otherwise the whole file is rendered and compared.
+        let spliced = match file.own {
+            true => splice::splice(&file.text, &routes, &batch, &self.config),
+            false => None,
+        };
         for r in &batch {
             routes.insert(r.service.clone(), r.clone());
         }
-        let after = render(&routes, &self.config, &config_token());
-        if !same_skeleton(&text, &after) {
-            let names: Vec<&str> = batch.iter().map(|r| r.service.as_str()).collect();
-            return self.write(&names.join(", "), &routes).await;
-        }
+        let after = match spliced {
+            Some(text) => text,
+            None => {
+                let after = render(&routes, &self.config, &config_token());
+                if !same_skeleton(&file.text, &after) {
+                    let names: Vec<&str> = batch.iter().map(|r| r.service.as_str()).collect();
+                    return self.write(&names.join(", "), &routes).await;
+                }
+                after
+            }
+        };
+        let after: Arc<str> = Arc::from(after);
         // Traffic moves through the runtime API first; then the file that a
         // restarted HAProxy would load records it. A rename can stall on
         // the filesystem's journal for seconds (seen on ext4 under load:
         // the cause of the rare multi-second switch), a switch must not.
+        let rendered = started.elapsed();
         self.set_servers(&batch).await?;
-        let mut recorded = Ok(());
-        for (path, text) in traffic::map_files(routes.values(), &self.config.tls) {
-            recorded = recorded.and(persist(&path, text).await);
-        }
+        let switched = started.elapsed();
+        let mut recorded = self.record_maps(&routes).await;
         if recorded.is_ok() {
-            recorded = persist(&self.config.config, after).await;
+            recorded = persist(&self.config.config, after.clone()).await;
         }
         if let Err(e) = recorded {
             // Unrecorded (a full disk), the switch would be undone by the
@@ -140,6 +156,14 @@ impl Haproxy {
                 Err(back) => ProxyError::Other(format!("{e}; putting traffic back failed too: {back}")),
             });
         }
+        self.parsed.wrote(&self.config.config, after, routes);
+        tracing::debug!(
+            routes = batch.len(),
+            render_ms = rendered.as_secs_f64() * 1e3,
+            runtime_ms = (switched - rendered).as_secs_f64() * 1e3,
+            record_ms = (started.elapsed() - switched).as_secs_f64() * 1e3,
+            "switched through the runtime API"
+        );
         Ok(())
     }
 
@@ -193,9 +217,10 @@ impl Haproxy {
         // The maps the frontend's traffic rules read, before the check.
         self.write_maps(routes)?;
         self.write_pause(routes)?;
-        let text = render(routes, &self.config, &token);
+        let text: Arc<str> = Arc::from(render(routes, &self.config, &token));
         self.check(service, &text).await?;
-        persist(&self.config.config, text).await?;
+        persist(&self.config.config, text.clone()).await?;
+        self.parsed.wrote(&self.config.config, text, routes.clone());
         run(&self.config.reload)
             .await
             .map_err(|(command, output)| ProxyError::Command { command, output })?;

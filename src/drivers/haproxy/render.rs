@@ -186,13 +186,32 @@ fn server_lines(out: &mut String, colors: &[Backend; 2], slots: usize) {
     }
 }
 
+/// The line recording `r` in the file (its service comes first).
+pub(super) fn record_line(r: &RouteSpec) -> String {
+    format!("{ROUTE}{}", serde_json::to_string(r).expect("route serialises"))
+}
+
+/// The backend sections of `r`, one after the other; returns how many.
+pub(super) fn backend_blocks(b: &mut String, r: &RouteSpec) -> usize {
+    let n = slots(r);
+    let all = backends(r);
+    for (be, colors) in &all {
+        let _ = writeln!(b, "backend {be}");
+        // Only a refused connection is retried for a request that may
+        // change something: it never reached the server.
+        b.push_str("    http-request disable-l7-retry if !METH_GET !METH_OPTIONS\n");
+        server_lines(b, colors, n);
+    }
+    all.len()
+}
+
 /// The whole managed config. It records every route and holds the current
 /// addresses and weights too, so a restarted HAProxy serves as before.
 /// `token` is served on the reserved config host so a reload can be awaited.
 pub fn render(routes: &BTreeMap<String, RouteSpec>, cfg: &HaproxyConfig, token: &str) -> String {
     let mut b = String::new();
     for r in routes.values() {
-        let _ = writeln!(b, "{ROUTE}{}", serde_json::to_string(r).expect("route serialises"));
+        let _ = writeln!(b, "{}", record_line(r));
     }
     let _ = writeln!(
         b,
@@ -239,14 +258,7 @@ pub fn render(routes: &BTreeMap<String, RouteSpec>, cfg: &HaproxyConfig, token: 
     }
     b.push_str("    default_backend teal_no_route\nbackend teal_no_route\n    http-request return status 404 content-type text/plain string \"no teal route for this host\"\n");
     for r in routes.values() {
-        let n = slots(r);
-        for (be, colors) in backends(r) {
-            let _ = writeln!(b, "backend {be}");
-            // Only a refused connection is retried for a request that may
-            // change something: it never reached the server.
-            b.push_str("    http-request disable-l7-retry if !METH_GET !METH_OPTIONS\n");
-            server_lines(&mut b, &colors, n);
-        }
+        backend_blocks(&mut b, r);
     }
     format!("# teal: managed by teal; do not edit. sha256={}\n{b}", sha256(&b))
 }

@@ -1,15 +1,14 @@
 //! The routes teal's config file records, parsed once per version of the
-//! file: at 500 services the file is 3.6 MiB, and hashing its body (to
-//! see a hand edit) and parsing 500 route records took a good part of
-//! each pass. A version is known by its first line (which carries its
-//! body's hash and the token of its render), its length, inode and
-//! mtime: teal's own writes replace the file (a new inode and header), and
-//! a hand edit moves the mtime.
+//! file: at 500 services hashing its body (to see a hand edit) and
+//! parsing 500 route records took a good part of each pass. A version is
+//! known by its length, inode and mtime: teal's own writes replace the
+//! file (a new inode), and a hand edit moves the mtime. What teal wrote
+//! itself is kept as written, not read back.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::render::ROUTE;
 use crate::drivers::reload::{read_opt, sha256};
@@ -20,63 +19,149 @@ pub(crate) type Routes = (BTreeMap<String, RouteSpec>, bool);
 
 #[derive(Debug, Default)]
 pub(super) struct Parsed {
-    last: Mutex<Option<(Version, Routes)>>,
+    last: Mutex<Option<Cached>>,
+}
+
+/// One version of the file: its routes and text, and whether this teal
+/// wrote it (then a switch may splice into it: `splice`).
+#[derive(Debug, Clone)]
+struct Cached {
+    version: Version,
+    routes: Routes,
+    text: Arc<str>,
+    own: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Version {
+    /// The first line: the body's hash (and so a new header for each of
+    /// teal's renders), where inode and mtime could repeat (an inode
+    /// reused, two writes within one tick of the file clock).
     header: String,
     len: u64,
     ino: u64,
     mtime: (i64, i64),
 }
 
+impl Version {
+    fn of(meta: &std::fs::Metadata, header: &str) -> Version {
+        Version {
+            header: header.to_string(),
+            len: meta.len(),
+            ino: meta.ino(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+        }
+    }
+}
+
+/// The first line of the file at `path` (its first 256 bytes at most).
+fn first_line(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut head = [0u8; 256];
+    let mut f = std::fs::File::open(path)?;
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    let head = String::from_utf8_lossy(&head[..n]);
+    Ok(head.split('\n').next().unwrap_or_default().to_string())
+}
+
+/// The file as read: its routes, its text, and whether this teal wrote it.
+pub(super) struct Read {
+    pub routes: BTreeMap<String, RouteSpec>,
+    pub drifted: bool,
+    pub text: Arc<str>,
+    pub own: bool,
+}
+
 impl Parsed {
     /// The routes of the file at `path` as it is now (none when missing).
     pub(super) fn read(&self, path: &Path) -> Result<Routes, ProxyError> {
-        Ok(self.read_text(path)?.0)
+        let r = self.read_text(path)?;
+        Ok((r.routes, r.drifted))
     }
 
-    /// `read`, and the file's text as read (empty when missing).
-    pub(super) fn read_text(&self, path: &Path) -> Result<(Routes, String), ProxyError> {
+    /// `read`, with the file's text (empty when missing).
+    pub(super) fn read_text(&self, path: &Path) -> Result<Read, ProxyError> {
         let io = |source| ProxyError::Io {
             path: path.display().to_string(),
             source,
         };
+        let none = || Read {
+            routes: BTreeMap::new(),
+            drifted: false,
+            text: Arc::from(""),
+            own: false,
+        };
         let meta = match std::fs::metadata(path) {
             Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(((BTreeMap::new(), false), String::new())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(none()),
             Err(e) => return Err(io(e)),
         };
-        let Some(text) = read_opt(path)? else {
-            return Ok(((BTreeMap::new(), false), String::new()));
+        let header = match first_line(path) {
+            Ok(h) => h,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(none()),
+            Err(e) => return Err(io(e)),
         };
-        let (header, body) = text.split_once('\n').unwrap_or(("", ""));
-        let version = Version {
-            header: header.to_string(),
-            len: text.len() as u64,
-            ino: meta.ino(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-        };
-        // The metadata was read first: a file replaced in between has
-        // other metadata at the next read, which parses it again.
-        let same_len = meta.len() == version.len;
+        let version = Version::of(&meta, &header);
         let mut last = self.last.lock().expect("routes lock");
-        if let Some((_, routes)) = last.as_ref().filter(|(v, _)| same_len && *v == version) {
-            return Ok((routes.clone(), text));
+        if let Some(c) = last.as_ref().filter(|c| c.version == version) {
+            return Ok(Read {
+                routes: c.routes.0.clone(),
+                drifted: c.routes.1,
+                text: c.text.clone(),
+                own: c.own,
+            });
         }
-        let drifted = header.rsplit("sha256=").next().map(str::trim) != Some(sha256(body).as_str());
+        let Some(text) = read_opt(path)? else {
+            return Ok(none());
+        };
+        let (first, body) = text.split_once('\n').unwrap_or(("", ""));
+        let drifted = first.rsplit("sha256=").next().map(str::trim) != Some(sha256(body).as_str());
+        let same = version.len == text.len() as u64 && first == header;
         let routes: BTreeMap<String, RouteSpec> = text
             .lines()
             .filter_map(|l| l.strip_prefix(ROUTE))
             .filter_map(|j| serde_json::from_str::<RouteSpec>(j).ok())
             .map(|r| (r.service.clone(), r))
             .collect();
-        let parsed = (routes, drifted);
-        if same_len {
-            *last = Some((version, parsed.clone()));
+        let text: Arc<str> = Arc::from(text);
+        // The metadata was read first: a file replaced in between has
+        // other metadata at the next read, which parses it again.
+        if same {
+            *last = Some(Cached {
+                version,
+                routes: (routes.clone(), drifted),
+                text: text.clone(),
+                own: false,
+            });
         }
-        Ok((parsed, text))
+        Ok(Read {
+            routes,
+            drifted,
+            text,
+            own: false,
+        })
+    }
+
+    /// Remembers what this teal just wrote to `path`: `text`, recording
+    /// `routes`. The next read takes them without reading the file, as long
+    /// as the file is still that version.
+    pub(super) fn wrote(&self, path: &Path, text: Arc<str>, routes: BTreeMap<String, RouteSpec>) {
+        let mut last = self.last.lock().expect("routes lock");
+        *last = match std::fs::metadata(path) {
+            Ok(meta) if meta.len() == text.len() as u64 => Some(Cached {
+                version: Version::of(&meta, text.split('\n').next().unwrap_or_default()),
+                routes: (routes, false),
+                text,
+                own: true,
+            }),
+            _ => None,
+        };
     }
 }
 
@@ -108,8 +193,8 @@ mod tests {
         assert_eq!(routes.keys().collect::<Vec<_>>(), ["a"]);
         assert!(!drifted);
         // The same version is not parsed again: an edit that kept the
-        // header, length, inode and mtime (the mtime put back by hand)
-        // goes unseen, which is what the version stands for.
+        // length, inode and mtime (the mtime put back by hand) goes
+        // unseen, which is what the version stands for.
         let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
         let same = std::fs::read_to_string(&path).unwrap().replace("a.test", "z.test");
         std::fs::write(&path, same).unwrap();
@@ -129,5 +214,25 @@ mod tests {
         let (routes, drifted) = parsed.read(&path).unwrap();
         assert!(drifted, "the edit is seen");
         assert_eq!(routes["a"].host, "x.test");
+    }
+
+    #[test]
+    fn what_teal_wrote_is_its_own_until_someone_else_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("teal.cfg");
+        let parsed = Parsed::default();
+        let text = file(&["a"]);
+        crate::drivers::reload::write_atomic(&path, &text).unwrap();
+        assert!(!parsed.read_text(&path).unwrap().own, "read, not written");
+        let routes = parsed.read(&path).unwrap().0;
+        parsed.wrote(&path, Arc::from(text.as_str()), routes);
+        let r = parsed.read_text(&path).unwrap();
+        assert!(r.own && !r.drifted);
+        assert_eq!(&*r.text, text.as_str());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&path, text.replace("a.test", "x.test")).unwrap();
+        let r = parsed.read_text(&path).unwrap();
+        assert!(!r.own && r.drifted, "a hand edit is nobody's to splice into");
+        assert_eq!(r.routes["a"].host, "x.test");
     }
 }

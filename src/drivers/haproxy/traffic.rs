@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use super::names::backend;
 use super::tls::TlsFiles;
 use super::Haproxy;
-use crate::drivers::reload::write_atomic;
+use crate::drivers::reload::{persist, read_opt, write_atomic};
 use crate::drivers::route::{Backend, ProxyError, RouteSpec};
 use crate::spec::{Color, Match, Traffic};
 
@@ -55,6 +55,18 @@ impl Haproxy {
         })?;
         for (path, text) in map_files(routes.values(), &self.config.tls) {
             write_atomic(&path, &text)?;
+        }
+        Ok(())
+    }
+
+    /// Records the maps a switch set through the runtime API, so that a
+    /// restarted HAProxy loads them: only those whose text changed (most
+    /// switches change none).
+    pub(super) async fn record_maps(&self, routes: &BTreeMap<String, RouteSpec>) -> Result<(), ProxyError> {
+        for (path, text) in map_files(routes.values(), &self.config.tls) {
+            if read_opt(&path)?.as_deref() != Some(text.as_str()) {
+                persist(&path, text).await?;
+            }
         }
         Ok(())
     }

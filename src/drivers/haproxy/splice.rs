@@ -1,0 +1,161 @@
+//! A switch's record without rendering the whole file: when the routes of
+//! a change keep their structure, the file teal wrote last differs from
+//! the new one only in those routes' record lines and server lines (and
+//! the header's hash). At 500 routes rendering and comparing the whole
+//! file was most of what a switch cost over one with a single route.
+//! Splicing is only done on the file this teal wrote itself (`Parsed`
+//! knows), so a file of an older teal or a hand edit always takes the
+//! full render, which sees what needs a reload.
+
+use std::collections::BTreeMap;
+
+use super::names::backend;
+use super::render::{backend_blocks, record_line, render, same_skeleton, HaproxyConfig};
+use crate::drivers::reload::sha256;
+use crate::drivers::route::RouteSpec;
+
+/// `text` (teal's own render of `recorded`) with the routes of `batch` in
+/// place of their records, or None when one of them is new or changes the
+/// structure (then only a full render and a reload will do).
+pub(super) fn splice(
+    text: &str,
+    recorded: &BTreeMap<String, RouteSpec>,
+    batch: &[RouteSpec],
+    cfg: &HaproxyConfig,
+) -> Option<String> {
+    let mut out = text.to_string();
+    for r in batch {
+        let old = recorded.get(&r.service)?;
+        let alone = |r: &RouteSpec| render(&BTreeMap::from([(r.service.clone(), r.clone())]), cfg, "");
+        if !same_skeleton(&alone(old), &alone(r)) {
+            return None;
+        }
+        out = replace_record(&out, r)?;
+        out = replace_backends(&out, r)?;
+    }
+    let (_, body) = out.split_once('\n')?;
+    let header = text.split_once('\n')?.0;
+    let (kept, _) = header.rsplit_once("sha256=")?;
+    Some(format!("{kept}sha256={}\n{body}", sha256(body)))
+}
+
+/// `text` with the record line of `r`'s service replaced.
+fn replace_record(text: &str, r: &RouteSpec) -> Option<String> {
+    let line = record_line(r);
+    let (key, _) = line.split_once(',')?;
+    let start = text.find(&format!("\n{key},"))? + 1;
+    let end = start + text[start..].find('\n')? + 1;
+    Some(format!("{}{}\n{}", &text[..start], record_line(r), &text[end..]))
+}
+
+/// `text` with the backend sections of `r` (contiguous, in render order)
+/// rendered again.
+fn replace_backends(text: &str, r: &RouteSpec) -> Option<String> {
+    let start = text.find(&format!("\nbackend {}\n", backend(&r.service)))? + 1;
+    let mut block = String::new();
+    let sections = backend_blocks(&mut block, r);
+    let mut end = start;
+    for _ in 0..sections {
+        end = match text[end + 1..].find("\nbackend ") {
+            Some(i) => end + 1 + i + 1,
+            None => text.len(),
+        };
+    }
+    Some(format!("{}{block}{}", &text[..start], &text[end..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drivers::haproxy::tls::TlsFiles;
+    use crate::drivers::route::{Backend, PreviewRoute};
+    use crate::spec::{Color, PerColor, Traffic};
+
+    fn cfg() -> HaproxyConfig {
+        HaproxyConfig {
+            config: "/x/teal.cfg".into(),
+            socket: "/x/admin.sock".into(),
+            reload: vec![],
+            listen: "127.0.0.1:80".into(),
+            binary: "haproxy".into(),
+            global: vec![],
+            https: "127.0.0.1:443".into(),
+            tls: TlsFiles { dir: "/x/tls".into() },
+        }
+    }
+
+    fn route(service: &str, blue: &[&str], green: &[&str], on_green: u32) -> RouteSpec {
+        let addrs = |a: &[&str]| a.iter().map(|a| a.parse().unwrap()).collect();
+        RouteSpec {
+            service: service.into(),
+            host: format!("{service}.test"),
+            aliases: vec![],
+            tls: None,
+            path: "/".into(),
+            backends: PerColor {
+                blue: Backend {
+                    weight: 100 - on_green,
+                    addrs: addrs(blue),
+                },
+                green: Backend {
+                    weight: on_green,
+                    addrs: addrs(green),
+                },
+            },
+            preview: None,
+            commit: "c1".into(),
+            traffic: Traffic::default(),
+            next: None,
+            route_hash: "h".into(),
+        }
+    }
+
+    fn routes(rs: Vec<RouteSpec>) -> BTreeMap<String, RouteSpec> {
+        rs.into_iter().map(|r| (r.service.clone(), r)).collect()
+    }
+
+    #[test]
+    fn a_switch_spliced_in_is_the_file_a_full_render_gives() {
+        let mut web = route("web", &["10.0.0.1:80"], &["10.0.0.2:80"], 0);
+        web.preview = Some(PreviewRoute {
+            host: "next.web.test".into(),
+            allow: vec![],
+            color: Color::Green,
+        });
+        web.traffic.sticky = true;
+        let before = routes(vec![
+            route("api", &["10.0.1.1:80", "10.0.1.2:80"], &[], 0),
+            web.clone(),
+            route("zz", &["10.0.2.1:80"], &[], 0),
+        ]);
+        let text = render(&before, &cfg(), "t1");
+        // Traffic moves to green with a new commit; addresses change, the
+        // slot count does not.
+        let mut moved = web.clone();
+        moved.backends.green.weight = 100;
+        moved.backends.blue.weight = 0;
+        moved.backends.green.addrs = vec!["10.0.0.9:80".parse().unwrap(), "10.0.0.2:80".parse().unwrap()];
+        moved.commit = "c2".into();
+        let mut api = before["api"].clone();
+        api.backends.blue.addrs.pop();
+        let after = routes(vec![api.clone(), moved.clone(), before["zz"].clone()]);
+        let spliced = splice(&text, &before, &[moved, api], &cfg()).expect("the structure is kept");
+        assert_eq!(spliced, render(&after, &cfg(), "t1"));
+    }
+
+    #[test]
+    fn a_new_route_or_a_change_of_structure_is_not_spliced() {
+        let before = routes(vec![route("web", &["10.0.0.1:80"], &[], 0)]);
+        let text = render(&before, &cfg(), "t1");
+        let new = route("api", &["10.0.1.1:80"], &[], 0);
+        assert_eq!(splice(&text, &before, &[new], &cfg()), None);
+        // Five replicas need eight slots: a reload.
+        let five: Vec<String> = (1..=5).map(|i| format!("10.0.0.{i}:80")).collect();
+        let five: Vec<&str> = five.iter().map(String::as_str).collect();
+        let grown = route("web", &five, &[], 0);
+        assert_eq!(splice(&text, &before, &[grown], &cfg()), None);
+        let mut moved = before["web"].clone();
+        moved.path = "/shop".into();
+        assert_eq!(splice(&text, &before, &[moved], &cfg()), None);
+    }
+}
