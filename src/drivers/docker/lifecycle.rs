@@ -36,7 +36,7 @@ pub(crate) fn env(spec: &ContainerSpec) -> Vec<String> {
 impl DockerDriver {
     /// Makes replicas `0..replicas` of `spec` exist and run: creates missing
     /// ones, replaces those whose `teal.spec` differs, starts stopped ones.
-    /// Idempotent. Returns the color's containers afterwards.
+    /// Idempotent. Returns the color's replicas `0..replicas` afterwards.
     pub async fn ensure_color(
         &self,
         spec: &ContainerSpec,
@@ -102,7 +102,7 @@ impl DockerDriver {
         }
         let svc = spec.service.as_str();
         self.sweep_secrets(svc).await?;
-        Ok(self.observe_service(svc).await?.get(spec.color).clone())
+        Ok(std::mem::take(self.replicas(svc, replicas).await?.get_mut(spec.color)))
     }
 
     async fn create(&self, spec: &ContainerSpec, n: u32, hash: &str, commit: &str) -> Result<(), DockerError> {

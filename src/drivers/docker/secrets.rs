@@ -82,6 +82,12 @@ impl DockerDriver {
         let Some(root) = self.mounts.secrets_dir.clone() else {
             return Ok(());
         };
+        let dir = root.join(service);
+        // No secrets ever given to the service: nothing to sweep, and no
+        // listing of its containers (one per start of a color).
+        if !dir.exists() {
+            return Ok(());
+        }
         let used: BTreeSet<PathBuf> = self
             .list(&[(labels::SERVICE, service)])
             .await?
@@ -90,7 +96,6 @@ impl DockerDriver {
             .filter_map(|m| m.source.map(PathBuf::from))
             .filter_map(|s| s.parent().map(Path::to_path_buf))
             .collect();
-        let dir = root.join(service);
         tokio::task::spawn_blocking(move || sweep(&dir, &used))
             .await
             .expect("sweeping secret dirs does not panic");
