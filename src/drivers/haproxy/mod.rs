@@ -112,9 +112,11 @@ impl Haproxy {
 
     async fn apply_all(&self, batch: Vec<RouteSpec>) -> Result<(), ProxyError> {
         let started = std::time::Instant::now();
-        let file = self.parsed.read_text(&self.config.config)?;
+        let file = self.parsed.take_text(&self.config.config)?;
         let mut routes = file.routes;
         let previous: Vec<RouteSpec> = batch.iter().filter_map(|r| routes.get(&r.service).cloned()).collect();
+        let maps_kept =
+            batch.len() == previous.len() && batch.iter().zip(&previous).all(|(r, p)| traffic::same_maps(p, r));
         // Into the file this teal wrote, a switch splices its routes;
         // otherwise the whole file is rendered and compared.
         let spliced = match file.own {
@@ -143,7 +145,10 @@ impl Haproxy {
         let rendered = started.elapsed();
         self.set_servers(&batch).await?;
         let switched = started.elapsed();
-        let mut recorded = self.record_maps(&routes).await;
+        let mut recorded = match maps_kept {
+            true => Ok(()),
+            false => self.record_maps(&routes).await,
+        };
         if recorded.is_ok() {
             recorded = persist(&self.config.config, after.clone()).await;
         }
@@ -217,15 +222,26 @@ impl Haproxy {
         // The maps the frontend's traffic rules read, before the check.
         self.write_maps(routes)?;
         self.write_pause(routes)?;
+        let started = std::time::Instant::now();
         let text: Arc<str> = Arc::from(render(routes, &self.config, &token));
         self.check(service, &text).await?;
+        let checked = started.elapsed();
         persist(&self.config.config, text.clone()).await?;
         self.parsed.wrote(&self.config.config, text, routes.clone());
         run(&self.config.reload)
             .await
             .map_err(|(command, output)| ProxyError::Command { command, output })?;
+        let reloaded = started.elapsed();
         wait_for_config(&self.config.listen, &token).await?;
-        self.runtime.wait_ready().await
+        self.runtime.wait_ready().await?;
+        tracing::debug!(
+            routes = routes.len(),
+            check_ms = checked.as_secs_f64() * 1e3,
+            reload_ms = (reloaded - checked).as_secs_f64() * 1e3,
+            serving_ms = (started.elapsed() - reloaded).as_secs_f64() * 1e3,
+            "reloaded"
+        );
+        Ok(())
     }
 
     /// `haproxy -c` on a copy of the new file.

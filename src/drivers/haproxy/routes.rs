@@ -87,6 +87,16 @@ impl Parsed {
 
     /// `read`, with the file's text (empty when missing).
     pub(super) fn read_text(&self, path: &Path) -> Result<Read, ProxyError> {
+        self.load(path, false)
+    }
+
+    /// `read_text` for a change that will write the file (and say so with
+    /// `wrote`): the routes are moved out of the cache, not copied.
+    pub(super) fn take_text(&self, path: &Path) -> Result<Read, ProxyError> {
+        self.load(path, true)
+    }
+
+    fn load(&self, path: &Path, take: bool) -> Result<Read, ProxyError> {
         let io = |source| ProxyError::Io {
             path: path.display().to_string(),
             source,
@@ -109,11 +119,15 @@ impl Parsed {
         };
         let version = Version::of(&meta, &header);
         let mut last = self.last.lock().expect("routes lock");
-        if let Some(c) = last.as_ref().filter(|c| c.version == version) {
+        if last.as_ref().is_some_and(|c| c.version == version) {
+            let c = match take {
+                true => last.take().expect("checked above"),
+                false => last.clone().expect("checked above"),
+            };
             return Ok(Read {
-                routes: c.routes.0.clone(),
+                routes: c.routes.0,
                 drifted: c.routes.1,
-                text: c.text.clone(),
+                text: c.text,
                 own: c.own,
             });
         }
@@ -132,7 +146,7 @@ impl Parsed {
         let text: Arc<str> = Arc::from(text);
         // The metadata was read first: a file replaced in between has
         // other metadata at the next read, which parses it again.
-        if same {
+        if same && !take {
             *last = Some(Cached {
                 version,
                 routes: (routes.clone(), drifted),
@@ -229,6 +243,13 @@ mod tests {
         let r = parsed.read_text(&path).unwrap();
         assert!(r.own && !r.drifted);
         assert_eq!(&*r.text, text.as_str());
+        // A change takes the routes out; until it says what it wrote, the
+        // file is read again and is nobody's own.
+        let taken = parsed.take_text(&path).unwrap();
+        assert!(taken.own && taken.routes.contains_key("a"));
+        assert!(!parsed.read_text(&path).unwrap().own);
+        parsed.wrote(&path, taken.text, taken.routes);
+        assert!(parsed.read_text(&path).unwrap().own);
         std::thread::sleep(std::time::Duration::from_millis(20));
         std::fs::write(&path, text.replace("a.test", "x.test")).unwrap();
         let r = parsed.read_text(&path).unwrap();

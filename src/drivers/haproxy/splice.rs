@@ -23,34 +23,56 @@ pub(super) fn splice(
     batch: &[RouteSpec],
     cfg: &HaproxyConfig,
 ) -> Option<String> {
-    let mut out = text.to_string();
+    let alone = |r: &RouteSpec| render(&BTreeMap::from([(r.service.clone(), r.clone())]), cfg, "");
+    let mut edits = vec![];
     for r in batch {
         let old = recorded.get(&r.service)?;
-        let alone = |r: &RouteSpec| render(&BTreeMap::from([(r.service.clone(), r.clone())]), cfg, "");
         if !same_skeleton(&alone(old), &alone(r)) {
             return None;
         }
-        out = replace_record(&out, r)?;
-        out = replace_backends(&out, r)?;
+        edits.push(record(text, r)?);
+        edits.push(backends(text, r)?);
     }
-    let (_, body) = out.split_once('\n')?;
-    let header = text.split_once('\n')?.0;
+    edits.sort_by_key(|e| e.0);
+    // Each range is one route's own; ranges that overlap (the same route
+    // twice in a batch) are left to the full render.
+    if edits.windows(2).any(|w| w[0].1 > w[1].0) {
+        return None;
+    }
+    let (header, _) = text.split_once('\n')?;
     let (kept, _) = header.rsplit_once("sha256=")?;
-    Some(format!("{kept}sha256={}\n{body}", sha256(body)))
+    let mut out = String::with_capacity(text.len() + 1024);
+    out.push_str(kept);
+    out.push_str("sha256=");
+    let hash_at = out.len();
+    out.push_str(&"0".repeat(64));
+    out.push('\n');
+    let body_at = out.len();
+    let mut at = header.len() + 1;
+    for (start, end, with) in edits {
+        out.push_str(&text[at..start]);
+        out.push_str(&with);
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    let hash = sha256(&out[body_at..]);
+    out.replace_range(hash_at..hash_at + hash.len(), &hash);
+    Some(out)
 }
 
-/// `text` with the record line of `r`'s service replaced.
-fn replace_record(text: &str, r: &RouteSpec) -> Option<String> {
-    let line = record_line(r);
+/// The range of `r`'s record line in `text`, and the line that replaces it.
+fn record(text: &str, r: &RouteSpec) -> Option<(usize, usize, String)> {
+    let mut line = record_line(r);
     let (key, _) = line.split_once(',')?;
     let start = text.find(&format!("\n{key},"))? + 1;
     let end = start + text[start..].find('\n')? + 1;
-    Some(format!("{}{}\n{}", &text[..start], record_line(r), &text[end..]))
+    line.push('\n');
+    Some((start, end, line))
 }
 
-/// `text` with the backend sections of `r` (contiguous, in render order)
-/// rendered again.
-fn replace_backends(text: &str, r: &RouteSpec) -> Option<String> {
+/// The range of `r`'s backend sections in `text` (contiguous, in render
+/// order), and those sections rendered again.
+fn backends(text: &str, r: &RouteSpec) -> Option<(usize, usize, String)> {
     let start = text.find(&format!("\nbackend {}\n", backend(&r.service)))? + 1;
     let mut block = String::new();
     let sections = backend_blocks(&mut block, r);
@@ -61,7 +83,7 @@ fn replace_backends(text: &str, r: &RouteSpec) -> Option<String> {
             None => text.len(),
         };
     }
-    Some(format!("{}{block}{}", &text[..start], &text[end..]))
+    Some((start, end, block))
 }
 
 #[cfg(test)]

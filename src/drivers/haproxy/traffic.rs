@@ -192,6 +192,11 @@ fn values(r: &RouteSpec) -> [(&'static str, Option<String>); 4] {
     ]
 }
 
+/// Whether two versions of a route set the same map entries.
+pub(super) fn same_maps(a: &RouteSpec, b: &RouteSpec) -> bool {
+    values(a) == values(b)
+}
+
 fn map_path(files: &TlsFiles, which: &str) -> PathBuf {
     match which {
         "weights" => files.weights_map(),
