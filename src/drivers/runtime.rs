@@ -72,6 +72,7 @@ impl Runtime {
 
     /// Pulls `image` on this engine. In swarm mode each node pulls what its
     /// tasks need; the manager's pull only fails early on a bad reference.
+    /// Returns the registry digest the local image was pulled at, if any.
     pub async fn pull(&self, image: &str, on_progress: impl FnMut(String)) -> Result<Option<String>, DockerError> {
         self.docker().pull(image, on_progress).await
     }
