@@ -264,8 +264,22 @@ pub fn render(routes: &BTreeMap<String, RouteSpec>, cfg: &HaproxyConfig, token: 
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+
+    /// A config for tests that render without a proxy.
+    pub(in crate::drivers::haproxy) fn config() -> HaproxyConfig {
+        HaproxyConfig {
+            config: "/x/teal.cfg".into(),
+            socket: "/x/admin.sock".into(),
+            reload: vec![],
+            listen: "127.0.0.1:80".into(),
+            binary: "haproxy".into(),
+            global: vec![],
+            https: "127.0.0.1:443".into(),
+            tls: TlsFiles { dir: "/x/tls".into() },
+        }
+    }
 
     #[test]
     fn addresses_keep_their_slots_and_new_ones_take_free_slots() {
@@ -283,16 +297,7 @@ mod tests {
 
     #[test]
     fn only_what_the_runtime_api_cannot_set_forces_a_reload() {
-        let cfg = HaproxyConfig {
-            config: "/x/teal.cfg".into(),
-            socket: "/x/admin.sock".into(),
-            reload: vec![],
-            listen: "127.0.0.1:80".into(),
-            binary: "haproxy".into(),
-            global: vec![],
-            https: "127.0.0.1:443".into(),
-            tls: TlsFiles { dir: "/x/tls".into() },
-        };
+        let cfg = config();
         let route = |svc: &str, addr: &str, weight: u32| {
             let backends = crate::spec::PerColor::<Backend> {
                 blue: Backend {

@@ -89,21 +89,11 @@ fn backends(text: &str, r: &RouteSpec) -> Option<(usize, usize, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::drivers::haproxy::tls::TlsFiles;
     use crate::drivers::route::{Backend, PreviewRoute};
     use crate::spec::{Color, PerColor, Traffic};
 
     fn cfg() -> HaproxyConfig {
-        HaproxyConfig {
-            config: "/x/teal.cfg".into(),
-            socket: "/x/admin.sock".into(),
-            reload: vec![],
-            listen: "127.0.0.1:80".into(),
-            binary: "haproxy".into(),
-            global: vec![],
-            https: "127.0.0.1:443".into(),
-            tls: TlsFiles { dir: "/x/tls".into() },
-        }
+        crate::drivers::haproxy::render::tests::config()
     }
 
     fn route(service: &str, blue: &[&str], green: &[&str], on_green: u32) -> RouteSpec {
