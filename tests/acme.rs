@@ -152,7 +152,10 @@ async fn a_second_order_reuses_the_stored_account_with_a_new_certificate_key() {
     assert_eq!(mode(&t.account_file()), 0o600);
     assert_eq!(mode(&t.state.path().join("acme")), 0o700);
 
-    let second = t.issue_ok(&["api.teal.test"]).await;
+    // A name of its own: pebble (Debian's 2.4.0) sometimes hands a second
+    // order for the same name the first one's valid authorization, even
+    // with PEBBLE_AUTHZREUSE=0, and then nothing is validated again.
+    let second = t.issue_ok(&["api2.teal.test"]).await;
     assert_eq!(std::fs::read(t.account_file()).unwrap(), account, "no new account");
     assert_eq!(mode(&t.account_file()), 0o600);
     assert_ne!(first.key_pem, second.key_pem, "a fresh key per order");
@@ -162,7 +165,7 @@ async fn a_second_order_reuses_the_stored_account_with_a_new_certificate_key() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(leftovers, ["account.json"], "no temp files");
-    assert_eq!(t.published(), 2, "the second order validated again");
+    assert_eq!(t.published(), 2, "the second order validated its name");
     assert_eq!(t.still_served(), 0);
 }
 
