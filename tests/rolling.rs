@@ -45,7 +45,13 @@ async fn a_rolling_update_under_load(kind: &str) {
     h.until_logged("rolling: 3 of 3 replicas run", 60).await;
     let r = load.stop();
     let most = watch.most();
-    assert_eq!(r.failed(), 0, "{kind}: {r:?}");
+    assert_eq!(
+        r.failed(),
+        0,
+        "{kind}: {r:?}\nproxy log:\n{}\ndaemon log:\n{}",
+        h.proxy_log_tail(),
+        h.log_text()
+    );
     assert!(most <= 4, "{kind}: {} containers at once", most);
     assert!(most >= 3);
     let want: Vec<(String, String)> = (0..3)

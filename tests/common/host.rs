@@ -382,6 +382,19 @@ impl TestHost {
         self.state.join("proxy")
     }
 
+    /// The last lines of the managed proxy's own log (nginx's error.log or
+    /// HAProxy's log), for a failure message.
+    #[allow(dead_code)]
+    pub fn proxy_log_tail(&self) -> String {
+        let text = ["error.log", "haproxy.log"]
+            .iter()
+            .filter_map(|f| std::fs::read_to_string(self.proxy_dir().join(f)).ok())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
     /// The pid recorded for the managed proxy.
     pub fn proxy_pid(&self) -> Option<u32> {
         let text = std::fs::read_to_string(self.proxy_dir().join("managed.json")).ok()?;

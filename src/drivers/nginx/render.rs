@@ -141,7 +141,7 @@ fn location(out: &mut String, l: &Loc<'_>, balanced: bool, hsts: Option<u64>) {
     }
     let _ = writeln!(out, "        proxy_pass http://{};", l.upstream);
     out.push_str(
-        "        proxy_connect_timeout 2s;\n        proxy_http_version 1.1;\n        proxy_set_header Connection \"\";\n        proxy_set_header Host $host;\n        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n        proxy_next_upstream error timeout http_502 http_503;\n    }\n",
+        "        proxy_connect_timeout 1s;\n        proxy_http_version 1.1;\n        proxy_set_header Connection \"\";\n        proxy_set_header Host $host;\n        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n        proxy_next_upstream error timeout http_502 http_503;\n    }\n",
     );
 }
 
