@@ -208,16 +208,24 @@ async fn body_contains(mut resp: reqwest::Response, want: &str) -> Result<(), St
     Err(format!("body does not contain {want:?}{within}"))
 }
 
-/// A client for probes: no proxy from the environment (probes go straight
-/// to the container), no connection reuse (each probe is a fresh connect,
-/// as a new client of the app would be).
+/// The client for probes: no proxy from the environment (probes go
+/// straight to the container), no connection reuse (each probe is a fresh
+/// connect, as a new client of the app would be). One per process: making
+/// a client loads the system's CA store, which at 500 services was a
+/// tenth of an idle daemon's CPU (a probe round every 30 s, a health wait
+/// per deploy); with no pooled connection it holds no state between uses.
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .pool_max_idle_per_host(0)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("static reqwest client configuration")
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .no_proxy()
+                .pool_max_idle_per_host(0)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("static reqwest client configuration")
+        })
+        .clone()
 }
 
 #[cfg(test)]
