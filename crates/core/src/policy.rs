@@ -79,9 +79,12 @@ pub fn check(desired: &Desired, files: &RepoFiles, policy: &Policy, host: &Host<
     let mut out = vec![];
     let mut binds = vec![];
     for svc in desired.services.values() {
-        let loc = Locator::new(files.files.get(&svc.file).map_or("", String::as_str));
+        // Parsed for positions only when something is to be located: a
+        // daemon checks every service of the commit at each poll.
+        let parsed = std::cell::OnceCell::new();
+        let loc = || parsed.get_or_init(|| Locator::new(files.files.get(&svc.file).map_or("", String::as_str)));
         let at = |path: &[&str], msg: String| {
-            let (line, col) = loc.pos(path);
+            let (line, col) = loc().pos(path);
             Diagnostic::new(&svc.file, line, col, msg)
         };
         for c in Color::ALL {
@@ -102,13 +105,13 @@ pub fn check(desired: &Desired, files: &RepoFiles, policy: &Policy, host: &Host<
             let n = i.to_string();
             match volume(v, &svc.name, policy, host) {
                 Some(why) => out.push(at(&["volumes", &n], why)),
-                None => binds.extend(overlap::Bind::of(svc, i, &loc, host)),
+                None => binds.extend(overlap::Bind::of(svc, i, loc, host)),
             }
         }
         for (name, secret) in &svc.secrets {
             if let SecretSource::File { path } = &secret.source {
                 if let Some(why) = secret_file_refusal(path, policy, host) {
-                    let field = if loc.node(&["env_from_files", name]).is_some() {
+                    let field = if loc().node(&["env_from_files", name]).is_some() {
                         "env_from_files"
                     } else {
                         "secrets"

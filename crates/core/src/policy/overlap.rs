@@ -29,7 +29,8 @@ pub(super) struct Bind {
 
 impl Bind {
     /// Volume `i` of `svc`, when it is a bind mount (a host path).
-    pub(super) fn of(svc: &Service, i: usize, loc: &Locator, host: &Host<'_>) -> Option<Bind> {
+    /// `loc` parses the service's file for the position, when asked.
+    pub(super) fn of<'l>(svc: &Service, i: usize, loc: impl FnOnce() -> &'l Locator, host: &Host<'_>) -> Option<Bind> {
         let v = svc.volumes.get(i)?;
         let mut parts = v.split(':');
         let source = parts.next()?;
@@ -38,7 +39,7 @@ impl Bind {
         }
         let read_write = parts.nth(1) != Some("ro");
         let lexical = normalize(std::path::Path::new(source));
-        let (line, col) = loc.pos(&["volumes", &i.to_string()]);
+        let (line, col) = loc().pos(&["volumes", &i.to_string()]);
         Some(Bind {
             service: svc.name.clone(),
             file: svc.file.clone(),
