@@ -67,7 +67,11 @@ impl Haproxy {
             return Ok(BTreeMap::new());
         }
         let state = self.runtime.call(&["show servers state".to_string()]).await?;
-        let running = running_servers(&state);
+        // By backend, so 500 routes do not each go over every server.
+        let mut running: BTreeMap<String, Vec<Running>> = BTreeMap::new();
+        for s in running_servers(&state) {
+            running.entry(s.backend.clone()).or_default().push(s);
+        }
         let mut out = BTreeMap::new();
         for (service, route) in routes {
             let be = backend(&service);
@@ -77,7 +81,7 @@ impl Haproxy {
                 ..Default::default()
             };
             let mut weight = PerColor::<u32>::default();
-            for s in running.iter().filter(|s| s.backend == be) {
+            for s in running.get(&be).into_iter().flatten() {
                 let Some(c) = color_of(&s.server) else { continue };
                 obs.addrs.get_mut(c).push(s.addr);
                 *weight.get_mut(c) += s.weight;
