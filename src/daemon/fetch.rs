@@ -26,26 +26,34 @@ impl Daemon {
             Ok(rev)
         })
         .await;
-        let mut status = self.shared.status.write().expect("status lock").clone();
+        // The status is edited in place: cloning it (every service's
+        // entry) at each poll was a share of an idle daemon's time.
+        let shared = self.shared.clone();
         let problem = match fetched {
             Ok(Ok(rev)) => {
                 if self.last_good.as_ref().map(|r| &r.commit) != Some(&rev.commit) {
                     info!(commit = %short(&rev.commit), services = rev.desired.services.len(), "new commit");
-                    self.shared.metrics.write().expect("metrics lock").last_applied_unix = Some(unix_now());
+                    shared.metrics.write().expect("metrics lock").last_applied_unix = Some(unix_now());
                 }
-                status.fetched_commit = Some(rev.commit.clone());
-                status.applied_commit = Some(rev.commit.clone());
-                status.config_errors.clear();
-                status.refused = None;
-                self.last_good = Some(rev);
+                {
+                    let mut status = shared.status.write().expect("status lock");
+                    status.fetched_commit = Some(rev.commit.clone());
+                    status.applied_commit = Some(rev.commit.clone());
+                    status.config_errors.clear();
+                    status.refused = None;
+                }
+                self.last_good = Some(std::sync::Arc::new(rev));
                 None
             }
             Ok(Err(DesiredError::Refused { commit, reason })) => {
-                status.fetched_commit = Some(commit.clone());
-                status.refused = Some(status::RefusedCommit {
-                    commit: commit.clone(),
-                    reason: reason.clone(),
-                });
+                {
+                    let mut status = shared.status.write().expect("status lock");
+                    status.fetched_commit = Some(commit.clone());
+                    status.refused = Some(status::RefusedCommit {
+                        commit: commit.clone(),
+                        reason: reason.clone(),
+                    });
+                }
                 self.refused_commit(&commit, &reason);
                 Some(Problem::said(format!(
                     "refused {}: {reason}",
@@ -53,8 +61,11 @@ impl Daemon {
                 )))
             }
             Ok(Err(DesiredError::Invalid { commit, diagnostics })) => {
-                status.fetched_commit = Some(commit.clone());
-                status.config_errors = diagnostics.0.iter().map(|d| d.to_string()).collect();
+                {
+                    let mut status = shared.status.write().expect("status lock");
+                    status.fetched_commit = Some(commit.clone());
+                    status.config_errors = diagnostics.0.iter().map(|d| d.to_string()).collect();
+                }
                 Some(Problem::said(format!(
                     "commit {} has an invalid config, not applied:\n{diagnostics}",
                     short(&commit)
@@ -64,9 +75,8 @@ impl Daemon {
             Err(e) => Some(Problem::outage(format!("fetch task: {e}"))),
         };
         if problem.is_some() {
-            self.shared.metrics.write().expect("metrics lock").fetch_errors += 1;
+            shared.metrics.write().expect("metrics lock").fetch_errors += 1;
         }
-        *self.shared.status.write().expect("status lock") = status;
         problem
     }
 
