@@ -4,7 +4,7 @@
 //! cold by `teal daemon` (release build) with a 5 s poll, then measured:
 //! 1. the cold converge, push -> every service serving;
 //! 2. idle: the pass time (teal's own `teal_reconcile_last_duration_seconds`),
-//!    RSS and CPU over 60 s;
+//!    RSS and CPU over 60 s (`TEAL_SCALE_IDLE_SECS`);
 //! 3. the proxy's config on disk (bytes), and one service's switch with N
 //!    routes present (its `switch` step from the event log, 5 times);
 //! 4. `GET /status` and the dashboard `GET /`: median and max of 20.
@@ -118,13 +118,19 @@ async fn main() {
     }
     println!("{kind}, {n} services: cold converge {:.1} s", t.elapsed().as_secs_f64());
 
-    // Idle: let the last pass settle, then a minute of 5 s polls.
+    // Idle: let the last pass settle, then a minute of 5 s polls
+    // (`TEAL_SCALE_IDLE_SECS` sets it: time to attach a profiler).
+    let idle = std::env::var("TEAL_SCALE_IDLE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
     tokio::time::sleep(Duration::from_secs(15)).await;
     let pid = daemon.pid();
+    println!("{kind}, {n} services: idle for {idle} s from now, daemon pid {pid}");
     let (t0, _) = proc_stat(pid);
     let start = Instant::now();
     let (mut max_kib, mut passes) = (0, vec![]);
-    while start.elapsed() < Duration::from_secs(60) {
+    while start.elapsed() < Duration::from_secs(idle) {
         max_kib = max_kib.max(proc_stat(pid).1);
         if let Ok((_, m)) = try_get_via(&h.api, "localhost", "/metrics").await {
             if let Some(v) = m
@@ -141,7 +147,7 @@ async fn main() {
     let cpu = (t1 - t0) as f64 / 100.0 / start.elapsed().as_secs_f64() * 100.0;
     passes.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "{kind}, {n} services idle, 5 s poll, over 60 s: pass {:.1} ms median ({:.1} max), RSS {:.1} MiB (max {:.1}), CPU {cpu:.2} % of one core",
+        "{kind}, {n} services idle, 5 s poll, over {idle} s: pass {:.1} ms median ({:.1} max), RSS {:.1} MiB (max {:.1}), CPU {cpu:.2} % of one core",
         passes[passes.len() / 2],
         passes[passes.len() - 1],
         kib as f64 / 1024.0,
