@@ -165,10 +165,34 @@ async fn main() {
         println!("  {l}");
     }
 
-    let conf_bytes: u64 = walk(&h.proxy_dir()).iter().map(|(_, len)| len).sum();
+    // The proxy's own log (a line per reload and server change) is not
+    // config: counted apart, it varies with the reloads of the run.
+    let files = walk(&h.proxy_dir());
+    let is_log = |p: &std::path::Path| p.extension().is_some_and(|e| e == "log");
+    let kib = |log: bool| {
+        files
+            .iter()
+            .filter(|(p, _)| is_log(p) == log)
+            .map(|(_, len)| len)
+            .sum::<u64>() as f64
+            / 1024.0
+    };
+    let largest = files
+        .iter()
+        .filter(|(p, _)| !is_log(p))
+        .max_by_key(|(_, len)| *len)
+        .map(|(p, len)| {
+            format!(
+                "{} {:.1} KiB",
+                p.file_name().unwrap_or_default().to_string_lossy(),
+                *len as f64 / 1024.0
+            )
+        })
+        .unwrap_or_default();
     println!(
-        "{kind}, {n} services: proxy files on disk {:.1} KiB",
-        conf_bytes as f64 / 1024.0
+        "{kind}, {n} services: proxy config on disk {:.1} KiB (largest {largest}), the proxy's log {:.1} KiB",
+        kib(false),
+        kib(true)
     );
 
     for path in ["/status", "/"] {
