@@ -42,8 +42,9 @@ impl Soak {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        let scene = self.scene(&last).await;
         self.violation(format!(
-            "did not hold {head:.8} at the last good state with a reason within {:?}: {last}",
+            "did not hold {head:.8} at the last good state with a reason within {:?}: {last}\n{scene}",
             self.cfg.bound
         ));
         None
@@ -80,34 +81,9 @@ impl Soak {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let scene = self.scene().await;
+        let scene = self.scene(&last).await;
         self.violation(format!("not converged within {:?}: {last}\n{scene}", self.cfg.bound));
         None
-    }
-
-    /// What the proxy runs and holds, for a failure to be read afterwards:
-    /// its processes (pid, group, parent) and, for HAProxy, the servers
-    /// its runtime API reports.
-    async fn scene(&self) -> String {
-        let ps = std::process::Command::new("ps")
-            .args(["-eo", "pid,pgid,ppid,lstart,args"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-            .unwrap_or_default();
-        let dir = self.host.proxy_dir().display().to_string();
-        let mut out: Vec<String> = ps
-            .lines()
-            .filter(|l| l.contains(&dir))
-            .map(|l| format!("    process: {}", l.trim()))
-            .collect();
-        if self.cfg.kind == "haproxy" {
-            let rt = teal::drivers::haproxy::Runtime::new(&self.host.proxy_dir().join("admin.sock"));
-            match rt.call(&["show servers state".to_string()]).await {
-                Ok(state) => out.extend(state.lines().map(|l| format!("    server: {l}"))),
-                Err(e) => out.push(format!("    runtime API: {e}")),
-            }
-        }
-        out.join("\n")
     }
 
     async fn converged(&self) -> Result<(), String> {

@@ -9,6 +9,7 @@ mod check;
 pub mod faults;
 pub mod model;
 mod report;
+mod scene;
 pub mod traffic;
 
 use std::time::{Duration, Instant};

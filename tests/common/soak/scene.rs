@@ -1,0 +1,99 @@
+//! What the host runs when an invariant breaks, printed with the
+//! violation so a failure in CI (where the temp dirs are gone) can be read
+//! afterwards: the proxy's processes, the servers HAProxy holds for the
+//! service at fault, every container of teal's with its addresses (a
+//! stale or reused address shows), and teal's last words on that service.
+
+use super::Soak;
+
+impl Soak {
+    /// The scene around `failure`, focused on the service it names.
+    pub(super) async fn scene(&self, failure: &str) -> String {
+        let service = self
+            .services
+            .iter()
+            .map(|s| s.name.as_str())
+            .filter(|n| failure.contains(n))
+            .max_by_key(|n| n.len());
+        let mut out = self.proxy_processes();
+        if self.cfg.kind == "haproxy" {
+            let rt = teal::drivers::haproxy::Runtime::new(&self.host.proxy_dir().join("admin.sock"));
+            match rt.call(&["show servers state".to_string()]).await {
+                Ok(state) => out.extend(
+                    state
+                        .lines()
+                        .filter(|l| service.is_none_or(|s| of_backend(l, s)))
+                        .map(|l| format!("    server: {l}")),
+                ),
+                Err(e) => out.push(format!("    runtime API: {e}")),
+            }
+        }
+        out.extend(self.container_addresses());
+        if let Some(s) = service {
+            let log = self.host.log_text();
+            let lines: Vec<&str> = log.lines().filter(|l| l.contains(s)).collect();
+            out.extend(
+                lines[lines.len().saturating_sub(25)..]
+                    .iter()
+                    .map(|l| format!("    teal: {l}")),
+            );
+        }
+        out.join("\n")
+    }
+
+    /// The proxy's processes: pid, group, parent, start, command.
+    fn proxy_processes(&self) -> Vec<String> {
+        let ps = std::process::Command::new("ps")
+            .args(["-eo", "pid,pgid,ppid,lstart,args"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default();
+        let dir = self.host.proxy_dir().display().to_string();
+        ps.lines()
+            .filter(|l| l.contains(&dir))
+            .map(|l| format!("    process: {}", l.trim()))
+            .collect()
+    }
+
+    /// Every container of teal's: name, state, start, restarts, addresses.
+    fn container_addresses(&self) -> Vec<String> {
+        let ids = self.docker(&["ps", "-aq", "--filter", "label=teal.service"]);
+        let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        if ids.is_empty() {
+            return vec!["    container: none".into()];
+        }
+        let mut args = vec![
+            "inspect",
+            "-f",
+            "{{.Name}} {{.State.Status}} started {{.State.StartedAt}} restarts {{.RestartCount}} at {{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+        ];
+        args.extend(ids.iter().map(String::as_str));
+        let out = self.docker(&args);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines: Vec<String> = text.lines().map(|l| format!("    container: {l}")).collect();
+        // Two running containers at one address: Docker's fault, not teal's.
+        let mut seen = std::collections::BTreeMap::<&str, &str>::new();
+        for l in text.lines().filter(|l| l.split(' ').nth(1) == Some("running")) {
+            let name = l.split(' ').next().unwrap_or("");
+            for ip in l.rsplit_once(" at ").map(|(_, a)| a).unwrap_or("").split_whitespace() {
+                if let Some(other) = seen.insert(ip, name) {
+                    lines.push(format!("    container: {name} and {other} both run at {ip}"));
+                }
+            }
+        }
+        lines
+    }
+}
+
+/// Whether a `show servers state` line is of `service`'s backends (its
+/// own and its per-color ones), or the header.
+fn of_backend(line: &str, service: &str) -> bool {
+    let be = format!("teal_{service}");
+    match line.split_whitespace().nth(1) {
+        Some(b) => line.starts_with('#') || b == be || b.strip_prefix(&be).is_some_and(|r| r.starts_with('_')),
+        None => false,
+    }
+}
