@@ -179,7 +179,7 @@ async fn main() {
     let _ = Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "docker rm -f $(docker ps -aq --filter label=teal.owner={network}) >/dev/null 2>&1"
+            "docker ps -aq --filter label=teal.owner={network} | xargs -r -n 10 docker rm -f >/dev/null 2>&1"
         ))
         .status();
     let _ = docker.remove_network().await;

@@ -269,7 +269,7 @@ async fn latency(docker: &DockerDriver, images: &[String; 2]) {
         let _ = Command::new("sh")
             .arg("-c")
             .arg(format!(
-                "docker rm -f $(docker ps -aq --filter label=teal.service={name}) >/dev/null 2>&1"
+                "docker ps -aq --filter label=teal.service={name} | xargs -r -n 10 docker rm -f >/dev/null 2>&1"
             ))
             .status();
         let _ = s.bare.exists();
@@ -329,7 +329,7 @@ async fn idle(docker: &DockerDriver, image: &str) {
     let _ = Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "docker rm -f $(docker ps -aq --filter label=teal.owner={}) >/dev/null",
+            "docker ps -aq --filter label=teal.owner={} | xargs -r -n 10 docker rm -f >/dev/null",
             s.network
         ))
         .status();

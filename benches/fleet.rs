@@ -55,7 +55,7 @@ fn raw_runs(image: &str, network: &str, n: usize, parallel: usize) -> f64 {
     let _ = Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "docker rm -f $(docker ps -aq --filter label=raw={network}) >/dev/null"
+            "docker ps -aq --filter label=raw={network} | xargs -r -n 10 docker rm -f >/dev/null"
         ))
         .status();
     secs
@@ -96,7 +96,7 @@ async fn cold() -> (f64, f64) {
     let _ = Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "docker rm -f $(docker ps -aq --filter label=teal.owner={}) >/dev/null",
+            "docker ps -aq --filter label=teal.owner={} | xargs -r -n 10 docker rm -f >/dev/null",
             h.network
         ))
         .status();

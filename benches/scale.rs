@@ -64,7 +64,7 @@ impl Drop for Cleanup {
         let _ = std::process::Command::new("sh")
             .arg("-c")
             .arg(format!(
-                "docker rm -f $(docker ps -aq --filter label=teal.owner={}) >/dev/null 2>&1",
+                "docker ps -aq --filter label=teal.owner={} | xargs -r -n 10 docker rm -f >/dev/null 2>&1",
                 self.0
             ))
             .status();
