@@ -28,15 +28,14 @@ impl Daemon {
         .await;
         // The status is edited in place: cloning it (every service's
         // entry) at each poll was a share of an idle daemon's time.
-        let shared = self.shared.clone();
         let problem = match fetched {
             Ok(Ok(rev)) => {
                 if self.last_good.as_ref().map(|r| &r.commit) != Some(&rev.commit) {
                     info!(commit = %short(&rev.commit), services = rev.desired.services.len(), "new commit");
-                    shared.metrics.write().expect("metrics lock").last_applied_unix = Some(unix_now());
+                    self.shared.metrics.write().expect("metrics lock").last_applied_unix = Some(unix_now());
                 }
                 {
-                    let mut status = shared.status.write().expect("status lock");
+                    let mut status = self.shared.status.write().expect("status lock");
                     status.fetched_commit = Some(rev.commit.clone());
                     status.applied_commit = Some(rev.commit.clone());
                     status.config_errors.clear();
@@ -47,7 +46,7 @@ impl Daemon {
             }
             Ok(Err(DesiredError::Refused { commit, reason })) => {
                 {
-                    let mut status = shared.status.write().expect("status lock");
+                    let mut status = self.shared.status.write().expect("status lock");
                     status.fetched_commit = Some(commit.clone());
                     status.refused = Some(status::RefusedCommit {
                         commit: commit.clone(),
@@ -62,7 +61,7 @@ impl Daemon {
             }
             Ok(Err(DesiredError::Invalid { commit, diagnostics })) => {
                 {
-                    let mut status = shared.status.write().expect("status lock");
+                    let mut status = self.shared.status.write().expect("status lock");
                     status.fetched_commit = Some(commit.clone());
                     status.config_errors = diagnostics.0.iter().map(|d| d.to_string()).collect();
                 }
@@ -75,7 +74,7 @@ impl Daemon {
             Err(e) => Some(Problem::outage(format!("fetch task: {e}"))),
         };
         if problem.is_some() {
-            shared.metrics.write().expect("metrics lock").fetch_errors += 1;
+            self.shared.metrics.write().expect("metrics lock").fetch_errors += 1;
         }
         problem
     }

@@ -228,11 +228,11 @@ impl Daemon {
         plan.services
             .retain(|sp| !sp.steps.is_empty() && backoff.allows(&sp.service, &rev.commit, now));
         let mut deploy_problem = None;
-        if !plan.services.is_empty() {
+        let executed = !plan.services.is_empty();
+        if executed {
             deploy_problem = self.execute(&plan, &rev, new_commit, backoff).await;
             self.images_due = true;
         }
-        let executed = !plan.services.is_empty();
         let fresh = if !executed {
             Ok(observed)
         } else {
@@ -242,7 +242,7 @@ impl Daemon {
         let mut converged = false;
         if let Ok(o) = fresh {
             self.update_services(&o);
-            let changed = new_commit || !plan.services.is_empty();
+            let changed = new_commit || executed;
             if figures::probe_due(changed, self.probed_at, Instant::now()) {
                 figures::probe_health(&self.shared, &self.host.docker, &rev.desired, &o);
                 self.probed_at = Some(Instant::now());

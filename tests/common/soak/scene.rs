@@ -74,7 +74,7 @@ impl Soak {
         let out = self.docker(&args);
         let text = String::from_utf8_lossy(&out.stdout);
         let mut lines: Vec<String> = text.lines().map(|l| format!("    container: {l}")).collect();
-        // Two running containers at one address: Docker's fault, not teal's.
+        // Two running containers at one address: Docker gave it out twice.
         let mut seen = std::collections::BTreeMap::<&str, &str>::new();
         for l in text.lines().filter(|l| l.split(' ').nth(1) == Some("running")) {
             let name = l.split(' ').next().unwrap_or("");
