@@ -6,6 +6,7 @@
 //! (`check`) and at the end prints the figures; the seed replays a run.
 
 mod check;
+pub mod counted;
 pub mod faults;
 pub mod model;
 mod report;
@@ -20,6 +21,7 @@ use super::host::TestHost;
 use super::process::Daemon;
 use super::tmpfs::Tmpfs;
 use super::{app_image_version, failing_app_image, free_port, git_in, unique, DockerGuard};
+use counted::Counted;
 use faults::Fault;
 use model::{Action, Bag, File, Rng};
 pub use report::{Figures, Report};
@@ -101,6 +103,8 @@ pub struct Soak {
     pub services: Vec<Svc>,
     pub rng: Rng,
     pub load: Load,
+    /// The proxy's own response counters, followed.
+    pub counted: Counted,
     pub receiver: Receiver,
     pub images: Vec<String>,
     pub failing: String,
@@ -200,6 +204,7 @@ impl Soak {
             clock,
             clock_hours: 0,
             load: Load::start(&host.listen, &[], 0),
+            counted: Counted::start(cfg.kind, &host.proxy_dir()),
             host,
             services,
             receiver,
@@ -262,6 +267,12 @@ impl Soak {
         let action = self.pick_action();
         let fault = self.rng.chance(75).then(|| self.next_fault());
         let delay = Duration::from_millis(self.rng.below(1500) as u64);
+        // A bad commit (but a canary's, whose traffic is intended) must
+        // not give its idle color one request: counted by the proxy.
+        let idle_counted = match action.bad() && action != Action::CanaryFail {
+            true => Some(self.counted.totals().await),
+            false => None,
+        };
         let svc = self.push(action);
         self.step = format!(
             "step {} ({} of {}{})",
@@ -294,6 +305,9 @@ impl Soak {
             self.figures.converge.push(took.max(since.elapsed()));
         }
         self.check_invariants();
+        if let Some(before) = idle_counted {
+            self.check_idle_counted(svc, before).await;
+        }
         self.load.windows.set("no fault");
     }
 

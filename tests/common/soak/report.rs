@@ -23,6 +23,14 @@ pub struct Figures {
     pub event_lines: usize,
     pub webhooks: u64,
     pub requests: BTreeMap<&'static str, Count>,
+    /// Steps of bad commits (but failing canaries) whose idle color the
+    /// proxy's counters were read for, and the responses they counted
+    /// there (must be 0).
+    pub idle_windows: u32,
+    pub idle_counted: u64,
+    /// ... and from the active color over those steps (more than 0, or
+    /// the counters are not read right).
+    pub active_counted: u64,
 }
 
 /// The outcome: the figures printed, and every invariant broken.
@@ -128,6 +136,10 @@ pub fn render(cfg: &Config, f: &Figures, violations: &[String]) -> String {
                 .unwrap_or_default()
         );
     }
+    s += &format!(
+        "  responses the proxy counted over {} steps of bad commits: {} from the idle color, {} from the active one\n",
+        f.idle_windows, f.idle_counted, f.active_counted
+    );
     s += &format!(
         "  event log: {} lines, all well-formed and none lost: {}; webhooks received: {}\n",
         f.event_lines,
