@@ -231,10 +231,30 @@ async fn main() {
     let log = h.log_text();
     let timings: Vec<&str> = log
         .lines()
-        .filter(|l| (l.contains("service=\"s0\"") && l.contains("list_ms=")) || l.contains("render_ms="))
+        .filter(|l| (l.contains("service=\"s0\"") && l.contains("list_ms=")) || l.contains("prepare_ms="))
         .collect();
     for l in &timings[timings.len().saturating_sub(10)..] {
         println!("  {l}");
+    }
+    // When traffic had moved: the step's replicas and proxy call, less
+    // the record after the runtime call (splice and file write).
+    let last5 = |what: &str, keys: &[&str]| -> Vec<f64> {
+        let v: Vec<f64> = log
+            .lines()
+            .filter(|l| l.contains(what))
+            .filter_map(|l| keys.iter().map(|k| field(l, k)).sum::<Option<f64>>())
+            .collect();
+        v[v.len().saturating_sub(5)..].to_vec()
+    };
+    let steps = last5("service=\"s0\"", &["list_ms=", "proxy_ms="]);
+    let records = last5("switched through the runtime API", &["record_ms="]);
+    if steps.len() == 5 && records.len() == 5 {
+        let moved: Vec<f64> = steps.iter().zip(&records).map(|(s, r)| s - r).collect();
+        println!(
+            "{kind}, {n} services: traffic moved {:.2} ms into the switch (median of 5, {moved:.2?}), then its record {:.2} ms ({records:.2?})",
+            median(moved.clone()),
+            median(records.clone())
+        );
     }
     let most = switches.iter().cloned().fold(0.0, f64::max);
     println!(
@@ -243,6 +263,15 @@ async fn main() {
         t.elapsed().as_secs_f64()
     );
     drop(daemon);
+}
+
+/// The number after `key` in a log line (`record_ms=1.25`).
+fn field(line: &str, key: &str) -> Option<f64> {
+    let rest = &line[line.find(key)? + key.len()..];
+    rest.split(|c: char| c != '.' && !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Files under `dir` (recursively) and their sizes; sockets and pid files

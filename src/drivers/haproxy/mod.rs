@@ -26,7 +26,7 @@ use super::reload::{config_token, persist, run, wait_for_config};
 use super::route::{Counters, Counts, ObservedRoute, ProxyError, RouteSpec};
 use crate::spec::{Color, PerColor};
 use names::backend;
-use render::{backend_names, same_skeleton, switch_commands, PLACEHOLDER};
+use render::{backend_names, switch_commands, PLACEHOLDER};
 
 pub use render::{render, HaproxyConfig};
 pub use runtime::Runtime;
@@ -121,34 +121,38 @@ impl Haproxy {
         let previous: Vec<RouteSpec> = batch.iter().filter_map(|r| routes.get(&r.service).cloned()).collect();
         let maps_kept =
             batch.len() == previous.len() && batch.iter().zip(&previous).all(|(r, p)| traffic::same_maps(p, r));
-        // Into the file this teal wrote, a switch splices its routes;
-        // otherwise the whole file is rendered and compared.
-        let spliced = match file.own {
-            true => splice::splice(&file.text, &routes, &batch, &self.config),
-            false => None,
-        };
+        // A switch that keeps the structure of the file this teal wrote
+        // moves traffic first and splices its routes into the file after:
+        // what it costs to record grows with the file, moving traffic must
+        // not. Otherwise the whole file is rendered and compared.
+        let fits = file.own && splice::fits(&routes, &batch, &self.config);
         for r in &batch {
             routes.insert(r.service.clone(), r.clone());
         }
-        let after = match spliced {
-            Some(text) => text,
-            None => {
-                let after = render(&routes, &self.config, &config_token());
-                if !same_skeleton(&file.text, &after) {
-                    let names: Vec<&str> = batch.iter().map(|r| r.service.as_str()).collect();
-                    return self.write(&names.join(", "), &routes).await;
-                }
-                after
+        let names = || batch.iter().map(|r| r.service.as_str()).collect::<Vec<_>>().join(", ");
+        let mut after = None;
+        if !fits {
+            match splice::rendered_alike(&file.text, &routes, &self.config) {
+                Some(full) => after = Some(full),
+                None => return self.write(&names(), &routes).await,
             }
-        };
-        let after: Arc<str> = Arc::from(after);
+        }
         // Traffic moves through the runtime API first; then the file that a
         // restarted HAProxy would load records it. A rename can stall on
         // the filesystem's journal for seconds (seen on ext4 under load:
         // the cause of the rare multi-second switch), a switch must not.
-        let rendered = started.elapsed();
+        let prepared = started.elapsed();
         self.set_servers(&batch).await?;
         let switched = started.elapsed();
+        // A route not found in a file this teal wrote (a bug, or the file
+        // changed under it) takes the full render, reloaded if need be.
+        let after = after
+            .or_else(|| splice::splice(&file.text, &batch))
+            .or_else(|| splice::rendered_alike(&file.text, &routes, &self.config));
+        let Some(after) = after else {
+            return self.write(&names(), &routes).await;
+        };
+        let after: Arc<str> = Arc::from(after);
         let mut recorded = match maps_kept {
             true => Ok(()),
             false => self.record_maps(&routes).await,
@@ -168,8 +172,8 @@ impl Haproxy {
         self.parsed.wrote(&self.config.config, after, routes);
         tracing::debug!(
             routes = batch.len(),
-            render_ms = rendered.as_secs_f64() * 1e3,
-            runtime_ms = (switched - rendered).as_secs_f64() * 1e3,
+            prepare_ms = prepared.as_secs_f64() * 1e3,
+            runtime_ms = (switched - prepared).as_secs_f64() * 1e3,
             record_ms = (started.elapsed() - switched).as_secs_f64() * 1e3,
             "switched through the runtime API"
         );

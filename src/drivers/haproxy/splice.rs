@@ -11,25 +11,28 @@ use std::collections::BTreeMap;
 
 use super::names::backend;
 use super::render::{backend_blocks, record_line, render, same_skeleton, HaproxyConfig};
-use crate::drivers::reload::sha256;
+use crate::drivers::reload::{config_token, sha256};
 use crate::drivers::route::RouteSpec;
 
-/// `text` (teal's own render of `recorded`) with the routes of `batch` in
-/// place of their records, or None when one of them is new or changes the
-/// structure (then only a full render and a reload will do).
-pub(super) fn splice(
-    text: &str,
-    recorded: &BTreeMap<String, RouteSpec>,
-    batch: &[RouteSpec],
-    cfg: &HaproxyConfig,
-) -> Option<String> {
+/// Whether `batch` keeps the structure of `recorded`: each of its routes
+/// is there already and, rendered alone, has the same skeleton. It looks
+/// at the routes only, not at the file, so a switch asks it before it
+/// moves traffic and splices the file after.
+pub(super) fn fits(recorded: &BTreeMap<String, RouteSpec>, batch: &[RouteSpec], cfg: &HaproxyConfig) -> bool {
     let alone = |r: &RouteSpec| render(&BTreeMap::from([(r.service.clone(), r.clone())]), cfg, "");
+    batch.iter().all(|r| {
+        recorded
+            .get(&r.service)
+            .is_some_and(|old| same_skeleton(&alone(old), &alone(r)))
+    })
+}
+
+/// `text` (teal's own render of routes that `batch` [`fits`]) with the
+/// routes of `batch` in place of their records, or None when one of them
+/// is not found in it (then only a full render will do).
+pub(super) fn splice(text: &str, batch: &[RouteSpec]) -> Option<String> {
     let mut edits = vec![];
     for r in batch {
-        let old = recorded.get(&r.service)?;
-        if !same_skeleton(&alone(old), &alone(r)) {
-            return None;
-        }
         edits.push(record(text, r)?);
         edits.push(backends(text, r)?);
     }
@@ -58,6 +61,13 @@ pub(super) fn splice(
     let hash = sha256(&out[body_at..]);
     out.replace_range(hash_at..hash_at + hash.len(), &hash);
     Some(out)
+}
+
+/// The whole file rendered again for `routes`, when it has the skeleton of
+/// `text`; None when only a reload can make it serve.
+pub(super) fn rendered_alike(text: &str, routes: &BTreeMap<String, RouteSpec>, cfg: &HaproxyConfig) -> Option<String> {
+    let full = render(routes, cfg, &config_token());
+    same_skeleton(text, &full).then_some(full)
 }
 
 /// The range of `r`'s record line in `text`, and the line that replaces it.
@@ -151,23 +161,28 @@ mod tests {
         let mut api = before["api"].clone();
         api.backends.blue.addrs.pop();
         let after = routes(vec![api.clone(), moved.clone(), before["zz"].clone()]);
-        let spliced = splice(&text, &before, &[moved, api], &cfg()).expect("the structure is kept");
+        assert!(
+            fits(&before, &[moved.clone(), api.clone()], &cfg()),
+            "the structure is kept"
+        );
+        let spliced = splice(&text, &[moved, api]).expect("both routes are in the file");
         assert_eq!(spliced, render(&after, &cfg(), "t1"));
     }
 
     #[test]
-    fn a_new_route_or_a_change_of_structure_is_not_spliced() {
+    fn a_new_route_or_a_change_of_structure_does_not_fit() {
         let before = routes(vec![route("web", &["10.0.0.1:80"], &[], 0)]);
         let text = render(&before, &cfg(), "t1");
         let new = route("api", &["10.0.1.1:80"], &[], 0);
-        assert_eq!(splice(&text, &before, &[new], &cfg()), None);
+        assert!(!fits(&before, std::slice::from_ref(&new), &cfg()));
+        assert_eq!(splice(&text, &[new]), None, "not in the file");
         // Five replicas need eight slots: a reload.
         let five: Vec<String> = (1..=5).map(|i| format!("10.0.0.{i}:80")).collect();
         let five: Vec<&str> = five.iter().map(String::as_str).collect();
         let grown = route("web", &five, &[], 0);
-        assert_eq!(splice(&text, &before, &[grown], &cfg()), None);
+        assert!(!fits(&before, &[grown], &cfg()));
         let mut moved = before["web"].clone();
         moved.path = "/shop".into();
-        assert_eq!(splice(&text, &before, &[moved], &cfg()), None);
+        assert!(!fits(&before, &[moved], &cfg()));
     }
 }
