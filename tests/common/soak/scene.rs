@@ -2,7 +2,9 @@
 //! violation so a failure in CI (where the temp dirs are gone) can be read
 //! afterwards: the proxy's processes, the servers HAProxy holds for the
 //! service at fault, every container of teal's with its addresses (a
-//! stale or reused address shows), and teal's last words on that service.
+//! stale or reused address shows), Docker's endpoints against the ports
+//! and addresses its bridge holds (a leaked endpoint shows), and teal's
+//! last words on that service.
 
 use super::Soak;
 
@@ -29,6 +31,7 @@ impl Soak {
             }
         }
         out.extend(self.container_addresses());
+        out.extend(self.bridge_ports());
         if let Some(s) = service {
             let log = self.host.log_text();
             let lines: Vec<&str> = log.lines().filter(|l| l.contains(s)).collect();
@@ -85,6 +88,58 @@ impl Soak {
             }
         }
         lines
+    }
+}
+
+impl Soak {
+    /// Docker's endpoints on teal's network against the ports its bridge
+    /// has and the addresses the bridge has learnt: an endpoint Docker
+    /// dropped but whose port stayed on the bridge takes the frames of the
+    /// next container given its address (Docker derives a container's
+    /// MAC from its IP), and shows as more ports than endpoints.
+    fn bridge_ports(&self) -> Vec<String> {
+        let net = &self.host.network;
+        let out = self.docker(&[
+            "network",
+            "inspect",
+            net,
+            "-f",
+            "{{.Id}} {{index .Options \"com.docker.network.bridge.name\"}}{{range .Containers}}\n{{.Name}} {{.IPv4Address}} {{.MacAddress}}{{end}}",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let mut lines = text.lines();
+        let Some((id, name)) = lines.next().and_then(|l| l.split_once(' ')) else {
+            return vec![format!(
+                "    network {net}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )];
+        };
+        let bridge = match name {
+            "" | "<no value>" => format!("br-{}", &id[..id.len().min(12)]),
+            n => n.to_string(),
+        };
+        let endpoints: Vec<String> = lines.map(|l| format!("    endpoint: {l}")).collect();
+        let run = |args: &[&str]| {
+            std::process::Command::new(args[0])
+                .args(&args[1..])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+                .unwrap_or_default()
+        };
+        let ports = run(&["ip", "-o", "link", "show", "master", &bridge]);
+        let fdb = run(&["bridge", "fdb", "show", "br", &bridge]);
+        let mut out = vec![format!(
+            "    bridge {bridge}: {} ports for {} endpoints",
+            ports.lines().count(),
+            endpoints.len()
+        )];
+        out.extend(endpoints);
+        out.extend(
+            fdb.lines()
+                .filter(|l| !l.contains("permanent"))
+                .map(|l| format!("    learnt: {l}")),
+        );
+        out
     }
 }
 
