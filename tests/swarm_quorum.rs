@@ -157,7 +157,14 @@ async fn a_swarm_without_quorum_keeps_serving_is_reported_and_the_deploy_follows
         "the daemon kept running: {}",
         h.log_text()
     );
-    let st = h.status().await;
+    // Two managers may elect once more right after one rejoins: a pass
+    // then meets "no leader" again and says so, and the next clears it.
+    let cleared = Instant::now();
+    let mut st = h.status().await;
+    while !st["last_error"].is_null() && cleared.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        st = h.status().await;
+    }
     assert!(st["last_error"].is_null(), "the problem cleared: {st:#}");
     assert!(h.log_text()[reported..].contains("recovered"), "{}", h.log_text());
 }
