@@ -9,9 +9,13 @@
 //! at most what came between the last sample and the kill.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use teal::drivers::haproxy::{Haproxy, HaproxyConfig, TlsFiles};
+use teal::drivers::nginx::balancer::Balancer;
+use teal::spec::Color;
 
 use super::Soak;
 
@@ -38,8 +42,7 @@ impl Totals {
 }
 
 pub struct Counted {
-    kind: &'static str,
-    dir: PathBuf,
+    reader: Arc<Reader>,
     totals: Arc<Mutex<Totals>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -48,28 +51,24 @@ impl Counted {
     /// Follows the counters of the managed proxy in `dir`, every 200 ms.
     pub fn start(kind: &'static str, dir: &Path) -> Counted {
         let totals = Arc::new(Mutex::new(Totals::default()));
-        let (t, d) = (totals.clone(), dir.to_path_buf());
+        let reader = Arc::new(Reader::of(kind, dir));
+        let (t, r) = (totals.clone(), reader.clone());
         let task = tokio::spawn(async move {
             loop {
                 // While the proxy is down there is nothing to count.
-                if let Ok(now) = read(kind, &d).await {
+                if let Ok(now) = r.read().await {
                     t.lock().unwrap().add(now);
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });
-        Counted {
-            kind,
-            dir: dir.to_path_buf(),
-            totals,
-            task,
-        }
+        Counted { reader, totals, task }
     }
 
     /// The responses of each service's colors since the soak began,
     /// counted from a fresh sample.
     pub async fn totals(&self) -> Result<Counts, String> {
-        let now = read(self.kind, &self.dir).await?;
+        let now = self.reader.read().await?;
         let mut t = self.totals.lock().unwrap();
         t.add(now);
         Ok(t.sum.clone())
@@ -120,85 +119,44 @@ impl Soak {
     }
 }
 
-async fn read(kind: &str, dir: &Path) -> Result<Counts, String> {
-    match kind {
-        "haproxy" => {
-            let rt = teal::drivers::haproxy::Runtime::new(&dir.join("admin.sock"));
-            let stat = rt.call(&["show stat".to_string()]).await.map_err(|e| e.to_string())?;
-            Ok(haproxy_counts(&stat))
-        }
-        _ => nginx_counts(&dir.join("balancer.sock")).await,
-    }
+/// The proxy's counters, read as teal's analysis reads them: HAProxy's
+/// `show stat` by the backends its file records, the nginx balancer's
+/// `/counters`.
+enum Reader {
+    Haproxy(Box<Haproxy>),
+    Nginx(Balancer),
 }
 
-/// HAProxy's `show stat` CSV: every response of the servers `<color>_<n>`
-/// of the backends `teal_<service>` (and its per-color backends), by class.
-pub fn haproxy_counts(stat: &str) -> Counts {
-    let mut lines = stat.lines();
-    let header: Vec<&str> = lines
-        .next()
-        .unwrap_or_default()
-        .trim_start_matches("# ")
-        .split(',')
-        .collect();
-    let at = |name: &str| header.iter().position(|h| *h == name);
-    let classes: Vec<usize> = ["hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other"]
-        .into_iter()
-        .filter_map(at)
-        .collect();
-    let (Some(px), Some(sv)) = (at("pxname"), at("svname")) else {
-        return Counts::new();
-    };
-    let mut out = Counts::new();
-    for line in lines {
-        let f: Vec<&str> = line.split(',').collect();
-        let (Some(backend), Some(server)) = (f.get(px), f.get(sv)) else {
-            continue;
-        };
-        let Some(service) = backend.strip_prefix("teal_") else {
-            continue;
-        };
-        let service = service
-            .strip_suffix("_blue")
-            .or_else(|| service.strip_suffix("_green"))
-            .unwrap_or(service);
-        let Some((color, _)) = server.split_once('_') else {
-            continue;
-        };
-        if service.contains('_') || !matches!(color, "blue" | "green") {
-            continue;
+impl Reader {
+    fn of(kind: &str, dir: &Path) -> Reader {
+        match kind {
+            "haproxy" => Reader::Haproxy(Box::new(Haproxy::new(HaproxyConfig {
+                config: dir.join("teal.cfg"),
+                socket: dir.join("admin.sock"),
+                reload: vec![],
+                listen: String::new(),
+                binary: "haproxy".into(),
+                global: vec![],
+                https: String::new(),
+                tls: TlsFiles { dir: dir.join("tls") },
+            }))),
+            _ => Reader::Nginx(Balancer::in_dir(dir)),
         }
-        let n: u64 = classes.iter().filter_map(|i| f.get(*i)?.parse::<u64>().ok()).sum();
-        *out.entry((service.to_string(), color.to_string())).or_default() += n;
     }
-    out
-}
 
-/// The balancer's `GET /counters`: lines `<pool> <color> <class> <n>`.
-async fn nginx_counts(socket: &Path) -> Result<Counts, String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let talk = async {
-        let mut s = tokio::net::UnixStream::connect(socket).await?;
-        s.write_all(b"GET /counters HTTP/1.0\r\nHost: teal\r\n\r\n").await?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).await?;
-        Ok::<String, std::io::Error>(out)
-    };
-    let text = tokio::time::timeout(Duration::from_secs(5), talk)
-        .await
-        .map_err(|_| format!("{}: no answer within 5 s", socket.display()))?
-        .map_err(|e| format!("{}: {e}", socket.display()))?;
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
-        return Err(format!("{}: {}", socket.display(), head.lines().next().unwrap_or("")));
-    }
-    let mut out = Counts::new();
-    for line in body.lines() {
-        if let [pool, color, _class, n] = line.split_whitespace().collect::<Vec<_>>()[..] {
-            if let Ok(n) = n.parse::<u64>() {
-                *out.entry((pool.to_string(), color.to_string())).or_default() += n;
+    /// Totals per service and color.
+    async fn read(&self) -> Result<Counts, String> {
+        let counters = match self {
+            Reader::Haproxy(h) => h.counters().await,
+            Reader::Nginx(b) => b.counters().await,
+        }
+        .map_err(|e| e.to_string())?;
+        let mut out = Counts::new();
+        for (service, colors) in counters {
+            for color in Color::ALL {
+                out.insert((service.clone(), color.to_string()), colors.get(color).total());
             }
         }
+        Ok(out)
     }
-    Ok(out)
 }
