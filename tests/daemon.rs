@@ -5,7 +5,7 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::host::{Checks, TestHost};
 use common::{app_image_version, get_via, git_in, promtool_check, proxy_or_fail, teal_bin};
@@ -160,5 +160,42 @@ async fn sighup_reloads_the_host_config() {
     assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
     h.until_serves("2.0 green\n", 60).await;
     h.until_logged("SIGHUP: host config reloaded", 10).await;
+    drop(proxy);
+}
+
+/// CI once read a bump as deployed in `/status` while `live` still named
+/// the old color: the pass wrote the deploy line before it observed what
+/// the deploy left running. Read as fast as the API answers through the
+/// deploy, the first status that shows the deploy done shows its traffic.
+#[tokio::test]
+async fn a_deploy_the_status_shows_done_comes_with_its_traffic() {
+    proxy_or_fail("haproxy");
+    let h = TestHost::new("s").await;
+    let v1 = app_image_version(&h.docker, "1.0", true).await;
+    let v2 = app_image_version(&h.docker, "2.0", true).await;
+    h.push("web 1.0", &h.service("blue", &v1, None, ""));
+    let proxy = h.operator_haproxy().await;
+    h.write_config(&proxy.yaml);
+    let _daemon = h.start_daemon();
+    h.until_serves("1.0 blue\n", 60).await;
+
+    h.push("web 2.0", &h.service("green", &v1, Some(&v2), ""));
+    let head = git_in(&h.work, &["rev-parse", "HEAD"]);
+    let start = Instant::now();
+    for reads in 1.. {
+        let st = h.status().await;
+        let web = &st["services"][&h.svc];
+        if web["history"][0]["commit"] == head.trim() && web["history"][0]["result"] == "ok" {
+            let seen = (&web["live"], &web["versions"]["green"], &web["running"]["green"]);
+            assert_eq!(seen, (&"green".into(), &"2.0".into(), &1.into()), "read {reads}: {st}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "2.0 never deployed: {st}\nlog:\n{}",
+            h.log_text()
+        );
+    }
+    assert_eq!(get_via(&h.listen, &h.host, "/").await.1, "2.0 green\n");
     drop(proxy);
 }

@@ -228,9 +228,10 @@ impl Daemon {
         plan.services
             .retain(|sp| !sp.steps.is_empty() && backoff.allows(&sp.service, &rev.commit, now));
         let mut deploy_problem = None;
+        let mut unrecorded = vec![];
         let executed = !plan.services.is_empty();
         if executed {
-            deploy_problem = self.execute(&plan, &rev, new_commit, backoff).await;
+            deploy_problem = self.execute(&plan, &rev, new_commit, backoff, &mut unrecorded).await;
             self.images_due = true;
         }
         let fresh = if !executed {
@@ -256,6 +257,7 @@ impl Daemon {
                 !had_changes
             };
         }
+        self.record_runs(&rev.commit, unrecorded);
         self.certificates(&rev).await;
         self.moved(&rev).await;
         self.images(&rev, converged && deploy_problem.is_none()).await;

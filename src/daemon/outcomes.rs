@@ -47,6 +47,7 @@ impl Daemon {
         rev: &Revision,
         new_commit: bool,
         backoff: &mut Backoff,
+        unrecorded: &mut Vec<Unrecorded>,
     ) -> Option<String> {
         let mut problem = None;
         let log = self.log.clone();
@@ -92,16 +93,30 @@ impl Daemon {
             if !new_commit {
                 self.count(&run.service, |m| &mut m.drift_corrections);
             }
-            problem = self.ran(outcome::ran(&run), rev, backoff).or(problem);
+            problem = self.ran(outcome::ran(&run), rev, backoff, unrecorded).or(problem);
         }
         problem
     }
 
     /// Acts on what came of one service's run: backoff, what peers read,
-    /// the log, the metrics, and the deploy line. Returns the problem to
-    /// report when the swarm lost quorum.
-    fn ran(&mut self, o: ServiceOutcome, rev: &Revision, backoff: &mut Backoff) -> Option<String> {
+    /// the log and the metrics; the deploy line goes to `unrecorded`.
+    /// Returns the problem to report when the swarm lost quorum.
+    fn ran(
+        &mut self,
+        o: ServiceOutcome,
+        rev: &Revision,
+        backoff: &mut Backoff,
+        unrecorded: &mut Vec<Unrecorded>,
+    ) -> Option<String> {
         let ms = o.duration.as_millis() as u64;
+        let mut record = |result, error| {
+            unrecorded.push(Unrecorded {
+                service: o.service.clone(),
+                result,
+                ms,
+                error,
+            })
+        };
         let commit = short(&rev.commit);
         match &o.outcome {
             Outcome::Deployed => {
@@ -111,12 +126,12 @@ impl Daemon {
                     warn!(service = %o.service, error = %e, "cannot remove the rolled-back record");
                 }
                 info!(service = %o.service, commit = %commit, took = %crate::spec::duration::format(round(o.duration)), "converged");
-                self.record(&o.service, &rev.commit, EventResult::Ok, ms, None);
+                record(EventResult::Ok, None);
             }
             Outcome::RolledBack(f) => {
                 self.mark(&o.service, None, Some(&rev.commit));
                 rollouts::count(&self.shared, &o.service, f);
-                self.record(&o.service, &rev.commit, EventResult::RolledBack, ms, o.reason.clone());
+                record(EventResult::RolledBack, o.reason.clone());
             }
             Outcome::Failed {
                 retry: Retry::NextPass, ..
@@ -124,7 +139,7 @@ impl Daemon {
                 self.mark(&o.service, None, Some(&rev.commit));
                 let e = o.error.clone().unwrap_or_default();
                 error!(service = %o.service, commit = %commit, error = %e, "deploy stopped: the swarm lost quorum; traffic stays where it was, tried again next poll");
-                self.record(&o.service, &rev.commit, EventResult::Failed, ms, o.error.clone());
+                record(EventResult::Failed, o.error.clone());
                 return Some(e);
             }
             Outcome::Failed {
@@ -138,7 +153,7 @@ impl Daemon {
                 if *step == StepKind::WaitHealthy {
                     self.count(&o.service, |m| &mut m.failed_checks);
                 }
-                self.record(&o.service, &rev.commit, EventResult::Failed, ms, o.error.clone());
+                record(EventResult::Failed, o.error.clone());
             }
             Outcome::Waiting => {
                 // Said once per commit: the wait goes on pass after pass.
@@ -254,6 +269,24 @@ impl Daemon {
                     })
                     .collect();
             }
+        }
+    }
+}
+
+/// A run's deploy line, held until the status shows what the run left
+/// running: whoever reads a deploy as done then reads its traffic too.
+pub(super) struct Unrecorded {
+    service: String,
+    result: EventResult,
+    ms: u64,
+    error: Option<String>,
+}
+
+impl Daemon {
+    /// Writes the deploy lines the runs of this pass left.
+    pub(super) fn record_runs(&self, commit: &str, unrecorded: Vec<Unrecorded>) {
+        for u in unrecorded {
+            self.record(&u.service, commit, u.result, u.ms, u.error);
         }
     }
 }

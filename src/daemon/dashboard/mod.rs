@@ -60,14 +60,16 @@ impl Context {
     }
 
     /// The status as the loop has it, joined with the event log and git.
+    /// The log is read first: the loop records a deploy only after the
+    /// status shows what it runs, so a deploy read as done comes with it.
     pub async fn snapshot(&self) -> Snapshot {
-        let mut status = self.shared.status.read().expect("status lock").clone();
         let path = self.state_dir.join("events.jsonl");
         let log = tokio::task::spawn_blocking(move || crate::events::read_tail(&path, TAIL_BYTES))
             .await
             .ok()
             .and_then(Result::ok)
             .unwrap_or_default();
+        let mut status = self.shared.status.read().expect("status lock").clone();
         add_history(&mut status, &log.events);
         let infos = self.commit_infos(&wanted(&status)).await;
         add_commits(&mut status, &infos);
