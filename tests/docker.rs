@@ -319,3 +319,74 @@ async fn a_stopped_container_that_cannot_start_is_created_again() {
     assert!(after[0].running);
     assert_eq!(get(after[0].addr.unwrap()).await, "1.0 blue\n");
 }
+
+/// The fault soak found it: dockerd stopped in the middle of a start left
+/// containerd's task of the container behind (a shim and its `runc
+/// init`), which Docker no longer saw and `docker rm -f` did not end. It
+/// kept the container's address on the bridge, Docker gave the address to
+/// a later replica, and the proxy answered 503 for that replica. Here a
+/// stand-in shim names the container's id (a process called
+/// `containerd-shim-runc-v2` with `-id <id>`, and a child as its task),
+/// and another names a different id: when the container that cannot
+/// start is created again, its shim and task end and the other's do not.
+#[tokio::test]
+async fn the_task_docker_lost_of_a_container_created_again_is_ended() {
+    let f = fixture().await;
+    let spec = f.spec(Color::Blue, "1.0");
+    let before = f.docker.ensure_color(&spec, 1, "c1").await.unwrap();
+    let id = ids(&before).remove(0);
+    let other = "0123456789abcdef".repeat(4);
+    let shim = |id: &str| {
+        Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "exec -a containerd-shim-runc-v2 bash -c 'sleep 300 & wait' shim -namespace moby -id {id} -address /run/none.sock"
+            ))
+            .spawn()
+            .unwrap()
+    };
+    let (mut lost, mut kept) = (shim(&id), shim(&other));
+    let task_of = |pid: u32| {
+        for _ in 0..100 {
+            if let Some(t) = teal::drivers::managed::process::children(pid).first() {
+                return *t;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the stand-in shim {pid} started no task");
+    };
+    let (lost_task, kept_task) = (task_of(lost.id()), task_of(kept.id()));
+
+    // A stopped container no start can run (here: its network is new).
+    let docker = |args: &[&str]| Command::new("docker").args(args).output().unwrap();
+    assert!(docker(&["stop", "-t", "1", &before[0].name]).status.success());
+    assert!(docker(&["network", "rm", &f._guard.network]).status.success());
+    f.docker.ensure_network().await.unwrap();
+    let after = f.docker.ensure_color(&spec, 1, "c1").await.unwrap();
+    assert_ne!(ids(&after)[0], id, "created again");
+    assert_eq!(get(after[0].addr.unwrap()).await, "1.0 blue\n");
+
+    let mut status = None;
+    for _ in 0..100 {
+        status = lost.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let Some(status) = status else {
+        let _ = lost.kill();
+        panic!("the shim naming {id} still runs");
+    };
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL),
+        "the shim naming {id} ended"
+    );
+    assert!(!teal::drivers::managed::process::alive(lost_task), "its task ended");
+    assert!(kept.try_wait().unwrap().is_none(), "the shim naming another id lives");
+    assert!(teal::drivers::managed::process::alive(kept_task));
+    let _ = kept.kill();
+    let _ = kept.wait();
+    teal::drivers::managed::process::signal(kept_task as i32, libc::SIGKILL);
+}

@@ -91,6 +91,9 @@ impl DockerDriver {
                             // evidence.
                             Err(e @ DockerError::Api { .. }) => {
                                 tracing::warn!(container = %name, error = %e, "cannot start it: creating it again");
+                                if e.to_string().contains("id already in use") {
+                                    lost_task_hint(&name, c.id.as_deref());
+                                }
                                 self.remove(&name).await?;
                                 self.create(spec, n, &hash, commit).await?;
                             }
@@ -173,7 +176,23 @@ impl DockerDriver {
         self.start_checked(&name).await
     }
 
+    /// Removes a container, and the task Docker lost of it if it has
+    /// one (`lost_task`: only a container Docker says does not run can).
     pub(super) async fn remove(&self, name: &str) -> Result<(), DockerError> {
+        let inspected = self
+            .client
+            .inspect_container(name, None::<bollard::query_parameters::InspectContainerOptions>)
+            .await;
+        if let Ok(c) = inspected {
+            let running = c.state.as_ref().and_then(|s| s.running).unwrap_or(false);
+            let ended = match c.id.as_deref() {
+                Some(id) if !running => super::lost_task::end(id),
+                _ => vec![],
+            };
+            if !ended.is_empty() {
+                tracing::warn!(container = %name, pids = ?ended, "ended the task Docker lost of it (left by a dockerd stopped mid-start): it held the container's network address, which Docker gives to the next container");
+            }
+        }
         let opts = RemoveContainerOptions {
             force: true,
             ..Default::default()
@@ -267,5 +286,13 @@ impl DockerDriver {
             ..Default::default()
         };
         call("stop container", name, self.client.stop_container(name, Some(opts))).await
+    }
+}
+
+/// Docker refused a start with `id already in use`: it keeps a task of the
+/// container it no longer sees. Said when teal could not end it.
+fn lost_task_hint(name: &str, id: Option<&str>) {
+    if id.is_some_and(|id| !super::lost_task::is_visible(id)) {
+        tracing::warn!(container = %name, id = id.unwrap_or(""), "Docker keeps a task of it that it no longer sees ('id already in use'), with its network address, and teal cannot see that task from here: end the containerd-shim with this -id (or restart containerd), or the next container given that address gets none of its traffic");
     }
 }

@@ -13,6 +13,7 @@ mod exec;
 pub mod gc;
 mod image;
 mod lifecycle;
+mod lost_task;
 mod mounts;
 mod network;
 mod observe;
