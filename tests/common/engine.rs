@@ -272,6 +272,44 @@ impl Engine {
         let _ = self.child.wait();
     }
 
+    /// Tasks this engine's containerd runs that Docker does not: a shim
+    /// with processes for a container Docker does not say runs (what a
+    /// dockerd stopped mid-start leaves, holding the container's
+    /// address). One line each: shim pid, container id, its processes.
+    pub fn lost_tasks(&self) -> Vec<String> {
+        let out = self.docker(&["ps", "-q", "--no-trunc", "--filter", "status=running"]);
+        let running = String::from_utf8_lossy(&out.stdout).to_string();
+        self.processes()
+            .into_iter()
+            .filter_map(|(pid, argv)| {
+                let id = argv.windows(2).find(|w| w[0] == "-id").map(|w| w[1].clone())?;
+                let tasks = teal::drivers::managed::process::children(pid);
+                (argv[0].contains("containerd-shim") && !tasks.is_empty() && !running.contains(&id))
+                    .then(|| format!("shim {pid} of container {id} with processes {tasks:?}"))
+            })
+            .collect()
+    }
+
+    /// This engine's processes (dockerd, containerd, shims): pid and argv.
+    fn processes(&self) -> Vec<(u32, Vec<String>)> {
+        let root = self.exec_root.display().to_string();
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter_map(|pid| {
+                let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+                let argv: Vec<String> = raw
+                    .split(|b| *b == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                argv.iter().any(|a| a.contains(&root)).then_some((pid, argv))
+            })
+            .collect()
+    }
+
     /// The bridge's name, to check it is gone after drop.
     pub fn bridge(&self) -> &str {
         &self.bridge
@@ -299,6 +337,13 @@ impl Drop for Engine {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // What outlives dockerd: containerd's shims (of tasks Docker
+        // lost, or of containers a cold restart left) and their processes.
+        for (pid, _) in self.processes() {
+            for p in teal::drivers::managed::process::children(pid).into_iter().chain([pid]) {
+                teal::drivers::managed::process::signal(p as i32, libc::SIGKILL);
+            }
+        }
         let _ = Command::new("ip").args(["link", "del", &self.bridge]).output();
         let _ = std::fs::remove_dir_all(&self.exec_root);
     }

@@ -219,6 +219,11 @@ impl Soak {
         if groups != 1 {
             self.violation(format!("{groups} proxy process groups run, want 1"));
         }
+        // teal ends such a task when it removes its container.
+        let lost = self.engine.as_ref().map(|e| e.lost_tasks()).unwrap_or_default();
+        for task in lost {
+            self.violation(format!("a task Docker lost still runs: {task}"));
+        }
         for i in 0..self.services.len() {
             let (name, live) = (self.services[i].name.clone(), self.services[i].good.active);
             let path = state.join(format!("rollouts/{name}.json"));
