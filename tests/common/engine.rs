@@ -299,12 +299,7 @@ impl Engine {
             .flatten()
             .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
             .filter_map(|pid| {
-                let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-                let argv: Vec<String> = raw
-                    .split(|b| *b == 0)
-                    .filter(|a| !a.is_empty())
-                    .map(|a| String::from_utf8_lossy(a).into_owned())
-                    .collect();
+                let argv = teal::drivers::managed::process::argv(pid)?;
                 argv.iter().any(|a| a.contains(&root)).then_some((pid, argv))
             })
             .collect()

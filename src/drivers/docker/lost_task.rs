@@ -67,15 +67,7 @@ fn same_namespace() -> Vec<(u32, Vec<String>)> {
     dir.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| ns(&pid.to_string()).as_ref() == Some(&mine))
-        .filter_map(|pid| {
-            let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let argv = raw
-                .split(|b| *b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            Some((pid, argv))
-        })
+        .filter_map(|pid| Some((pid, process::argv(pid)?)))
         .collect()
 }
 

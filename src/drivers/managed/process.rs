@@ -36,13 +36,18 @@ pub fn alive(pid: u32) -> bool {
 /// The command line, arguments joined by spaces (nginx rewrites its own
 /// to e.g. `nginx: master process /usr/sbin/nginx -c ...`).
 pub fn cmdline(pid: u32) -> Option<String> {
+    Some(argv(pid)?.join(" "))
+}
+
+/// The arguments, from `/proc/<pid>/cmdline`.
+pub fn argv(pid: u32) -> Option<Vec<String>> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let text: Vec<String> = raw
-        .split(|b| *b == 0)
-        .filter(|a| !a.is_empty())
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
-    Some(text.join(" "))
+    Some(
+        raw.split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect(),
+    )
 }
 
 /// Field `n` (1-based, as in proc(5)) of `/proc/<pid>/stat`.
