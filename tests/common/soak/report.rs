@@ -22,6 +22,8 @@ pub struct Figures {
     pub steps: u32,
     pub event_lines: usize,
     pub webhooks: u64,
+    /// Tasks Docker lost (a dockerd stopped mid-start) that teal ended.
+    pub lost_tasks: usize,
     pub requests: BTreeMap<&'static str, Count>,
     /// Steps of bad commits (but failing canaries) whose idle color the
     /// proxy's counters were read for, and the responses they counted
@@ -45,6 +47,7 @@ impl Soak {
         let load = std::mem::replace(&mut self.load, Load::start(&self.host.listen, &[], 0));
         self.figures.requests = load.stop().await;
         self.figures.webhooks = self.receiver.got.load(std::sync::atomic::Ordering::Relaxed);
+        self.figures.lost_tasks = self.host.log_text().matches("ended the task Docker lost").count();
         for (window, c) in &self.figures.requests.clone() {
             if c.unchecked > 0 {
                 self.violations.push(format!(
@@ -147,6 +150,10 @@ pub fn render(cfg: &Config, f: &Figures, violations: &[String]) -> String {
             .iter()
             .any(|v| v.contains("not an event") || v.contains("torn") || v.contains("no deploy line")),
         f.webhooks
+    );
+    s += &format!(
+        "  tasks Docker lost in a restart mid-start, ended by teal: {}\n",
+        f.lost_tasks
     );
     s += &format!("  invariants broken: {}\n", violations.len());
     for v in violations {
