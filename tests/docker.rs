@@ -336,15 +336,20 @@ async fn the_task_docker_lost_of_a_container_created_again_is_ended() {
     let before = f.docker.ensure_color(&spec, 1, "c1").await.unwrap();
     let id = ids(&before).remove(0);
     let other = "0123456789abcdef".repeat(4);
-    let shim = |id: &str| {
-        Command::new("bash")
-            .arg("-c")
+    // As root (Docker's shims are), or as nobody: another user's process
+    // naming the id is not one.
+    let shim_as = |user: &str, id: &str| {
+        Command::new("setpriv")
+            .args([&format!("--reuid={user}"), &format!("--regid={user}"), "--clear-groups", "bash", "-c"])
             .arg(format!(
                 "exec -a containerd-shim-runc-v2 bash -c 'sleep 300 & wait' shim -namespace moby -id {id} -address /run/none.sock"
             ))
             .spawn()
             .unwrap()
     };
+    let shim = |id: &str| shim_as("0", id);
+    // nobody's first: a search that took the first process naming the id would take it.
+    let mut spoof = shim_as("65534", &id);
     let (mut lost, mut kept) = (shim(&id), shim(&other));
     let task_of = |pid: u32| {
         for _ in 0..100 {
@@ -355,7 +360,7 @@ async fn the_task_docker_lost_of_a_container_created_again_is_ended() {
         }
         panic!("the stand-in shim {pid} started no task");
     };
-    let (lost_task, kept_task) = (task_of(lost.id()), task_of(kept.id()));
+    let (lost_task, kept_task, spoof_task) = (task_of(lost.id()), task_of(kept.id()), task_of(spoof.id()));
 
     // A stopped container no start can run (here: its network is new).
     let docker = |args: &[&str]| Command::new("docker").args(args).output().unwrap();
@@ -385,8 +390,14 @@ async fn the_task_docker_lost_of_a_container_created_again_is_ended() {
     );
     assert!(!teal::drivers::managed::process::alive(lost_task), "its task ended");
     assert!(kept.try_wait().unwrap().is_none(), "the shim naming another id lives");
-    assert!(teal::drivers::managed::process::alive(kept_task));
-    let _ = kept.kill();
-    let _ = kept.wait();
-    teal::drivers::managed::process::signal(kept_task as i32, libc::SIGKILL);
+    assert!(
+        spoof.try_wait().unwrap().is_none(),
+        "nobody's process naming the id lives"
+    );
+    for (mut child, task) in [(kept, kept_task), (spoof, spoof_task)] {
+        assert!(teal::drivers::managed::process::alive(task));
+        let _ = child.kill();
+        let _ = child.wait();
+        teal::drivers::managed::process::signal(task as i32, libc::SIGKILL);
+    }
 }

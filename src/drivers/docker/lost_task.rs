@@ -11,9 +11,10 @@
 //!
 //! When teal creates such a container again it ends the lost task first,
 //! as `docker rm -f` would have: the shim's processes, then the shim.
-//! Only a shim in teal's own pid namespace that names the container's
-//! full id counts: a container's process cannot pass for one, and teal
-//! in a container of its own sees none (it then says so).
+//! Only a shim in teal's own pid namespace, run by teal's user, that
+//! names the container's full id counts: a container's process, or
+//! another user's, cannot pass for one; and teal in a container of its
+//! own sees none (it then says so).
 
 use crate::drivers::managed::process;
 
@@ -55,18 +56,19 @@ pub fn is_visible(id: &str) -> bool {
     shim_of(id, &same_namespace()).is_some()
 }
 
-/// Every process in teal's pid namespace, with its argv.
+/// Every process in teal's pid namespace and of teal's user, with its argv.
 fn same_namespace() -> Vec<(u32, Vec<String>)> {
     let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
     let Some(mine) = ns("self") else {
         return vec![];
     };
+    let me = process::euid(std::process::id());
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return vec![];
     };
     dir.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| ns(&pid.to_string()).as_ref() == Some(&mine))
+        .filter(|pid| ns(&pid.to_string()).as_ref() == Some(&mine) && process::euid(*pid) == me)
         .filter_map(|pid| Some((pid, process::argv(pid)?)))
         .collect()
 }
