@@ -1,11 +1,12 @@
 //! The proxy's master killed at points spread over deploys, as the soak
 //! kills it (the master only: its workers live on until teal ends them).
-//! The soak once saw, in the step after such a kill cut a switch short, a
-//! service answer HAProxy's 503 for over a minute while teal said it had
-//! converged. Here each kill is followed by: one proxy process group, and
-//! the service answering the commit's version 20 times in a row on fresh
-//! connections (a second process on the port, or a stale server, would
-//! answer some of them). `TEAL_TEST_ROUNDS` sets the number of deploys.
+//! The soak's one unexplained 503 first came in the step after such a
+//! kill (its cause was a task Docker lost, `tests/docker.rs`); this pins
+//! what the soak relies on. Each kill is followed by: the service
+//! answering only the commit's version on fresh connections
+//! (`until_only_serves`: a second process on the port, or a stale
+//! server, would answer some of them), and one proxy process group.
+//! `TEAL_TEST_ROUNDS` sets the number of deploys.
 
 mod common;
 
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::host::TestHost;
 use common::process::processes_of;
-use common::{app_image_version, get_via, proxy_or_fail};
+use common::{app_image_version, proxy_or_fail};
 
 async fn the_master_killed_during_deploys(kind: &str) {
     proxy_or_fail(kind);
@@ -52,17 +53,7 @@ async fn the_master_killed_during_deploys(kind: &str) {
             assert!(start.elapsed() < Duration::from_secs(30), "round {round}: no new proxy");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        h.until_serves(&want, 60).await;
-        for i in 0..20 {
-            let (status, body) = get_via(&h.listen, &h.host, "/").await;
-            assert_eq!(
-                (status, body.as_str()),
-                (200, want.as_str()),
-                "{kind}, round {round}, answer {i}: processes {:?}\n{}",
-                processes_of(&h.proxy_dir()),
-                h.log_text()
-            );
-        }
+        h.until_only_serves(&want, 60).await;
         let mut groups: Vec<Option<u32>> = processes_of(&h.proxy_dir())
             .iter()
             .map(|(p, _)| teal::drivers::managed::process::group(*p))

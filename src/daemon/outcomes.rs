@@ -239,6 +239,13 @@ impl Daemon {
             .or_default() += 1;
     }
 
+    /// Writes the deploy lines the runs of this pass left.
+    pub(super) fn record_runs(&self, commit: &str, unrecorded: Vec<Unrecorded>) {
+        for u in unrecorded {
+            self.record(&u.service, commit, u.result, u.ms, u.error);
+        }
+    }
+
     /// Live color, images and running replicas from an observation.
     pub(super) fn update_services(&self, o: &crate::plan::Observed) {
         let pins = crate::pins::Pins::new(&self.host.config.state_dir).all();
@@ -280,15 +287,6 @@ pub(super) struct Unrecorded {
     result: EventResult,
     ms: u64,
     error: Option<String>,
-}
-
-impl Daemon {
-    /// Writes the deploy lines the runs of this pass left.
-    pub(super) fn record_runs(&self, commit: &str, unrecorded: Vec<Unrecorded>) {
-        for u in unrecorded {
-            self.record(&u.service, commit, u.result, u.ms, u.error);
-        }
-    }
 }
 
 /// The pull in flight of `service` in the status (the dashboard shows it).

@@ -91,8 +91,9 @@ impl DockerDriver {
                             // evidence.
                             Err(e @ DockerError::Api { .. }) => {
                                 tracing::warn!(container = %name, error = %e, "cannot start it: creating it again");
-                                if e.to_string().contains("id already in use") {
-                                    lost_task_hint(&name, c.id.as_deref());
+                                let ended = c.id.as_deref().is_some_and(|id| end_lost_task(&name, id));
+                                if !ended && e.to_string().contains("id already in use") {
+                                    tracing::warn!(container = %name, id = c.id.as_deref().unwrap_or(""), "Docker keeps a task of it that it no longer sees ('id already in use'), with its network address, and teal cannot see that task from here: end the containerd-shim with this -id (or restart containerd), or the next container given that address gets none of its traffic");
                                 }
                                 self.remove(&name).await?;
                                 self.create(spec, n, &hash, commit).await?;
@@ -185,12 +186,8 @@ impl DockerDriver {
             .await;
         if let Ok(c) = inspected {
             let running = c.state.as_ref().and_then(|s| s.running).unwrap_or(false);
-            let ended = match c.id.as_deref() {
-                Some(id) if !running => super::lost_task::end(id),
-                _ => vec![],
-            };
-            if !ended.is_empty() {
-                tracing::warn!(container = %name, pids = ?ended, "ended the task Docker lost of it (left by a dockerd stopped mid-start): it held the container's network address, which Docker gives to the next container");
+            if let Some(id) = c.id.as_deref().filter(|_| !running) {
+                end_lost_task(name, id);
             }
         }
         let opts = RemoveContainerOptions {
@@ -289,10 +286,12 @@ impl DockerDriver {
     }
 }
 
-/// Docker refused a start with `id already in use`: it keeps a task of the
-/// container it no longer sees. Said when teal could not end it.
-fn lost_task_hint(name: &str, id: Option<&str>) {
-    if id.is_some_and(|id| !super::lost_task::is_visible(id)) {
-        tracing::warn!(container = %name, id = id.unwrap_or(""), "Docker keeps a task of it that it no longer sees ('id already in use'), with its network address, and teal cannot see that task from here: end the containerd-shim with this -id (or restart containerd), or the next container given that address gets none of its traffic");
+/// Ends the task Docker lost of container `id` (`lost_task`), saying so;
+/// whether there was one teal could see.
+fn end_lost_task(name: &str, id: &str) -> bool {
+    let ended = super::lost_task::end(id);
+    if !ended.is_empty() {
+        tracing::warn!(container = %name, pids = ?ended, "ended the task Docker lost of it (left by a dockerd stopped mid-start): it held the container's network address, which Docker gives to the next container");
     }
+    !ended.is_empty()
 }

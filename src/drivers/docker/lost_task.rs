@@ -9,8 +9,10 @@
 //! container's traffic to the lost task, and the proxy answers 503 for a
 //! replica Docker says runs (the fault soak found it so).
 //!
-//! When teal creates such a container again it ends the lost task first,
-//! as `docker rm -f` would have: the shim's processes, then the shim.
+//! When teal removes a container Docker says does not run (one no start
+//! could run, before it is created again; an idle color's), it ends such
+//! a task as `docker rm -f` would have: the shim's processes, then the
+//! shim.
 //! Only a shim in teal's own pid namespace, run by teal's user, that
 //! names the container's full id counts: a container's process, or
 //! another user's, cannot pass for one; and teal in a container of its
@@ -49,11 +51,6 @@ pub fn end(id: &str) -> Vec<u32> {
         process::signal(*pid as i32, libc::SIGKILL);
     }
     ended
-}
-
-/// Whether teal sees the shim of container `id` (it can end it then).
-pub fn is_visible(id: &str) -> bool {
-    shim_of(id, &same_namespace()).is_some()
 }
 
 /// Every process in teal's pid namespace and of teal's user, with its argv.
